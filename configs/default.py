@@ -1,0 +1,98 @@
+"""Base configuration: every field the pipeline knows, with its default.
+
+Other config files start from ``get_config()`` here and override fields, so a
+field name means the same thing in every config and on the command line
+(``--config.train.steps=200``).
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+
+    # --- ingest -------------------------------------------------------------
+    config.data = ml_collections.ConfigDict()
+    # idx:<dir> | folder:<dir> | tfds:<name>[/<config>] | digits
+    config.data.source = "idx:/usr/share/datasets/fashion-mnist"
+    config.data.resolution = 28
+    config.data.channels = 1
+    # Used only when the source has no split of its own.
+    config.data.eval_fraction = 0.1
+    # Decompression-bomb guard: images with more pixels are rejected.
+    config.data.max_pixels = 50_000_000
+    config.data.max_reject_fraction = 0.01
+    config.data.tfds_data_dir = ""
+    # 0 lets the ingest stage choose from the dataset size.
+    config.data.num_shards = 0
+    # Extra Apache Beam options, passed unchanged to PipelineOptions.
+    config.data.beam_pipeline_args = ""
+
+    # --- networks -----------------------------------------------------------
+    config.model = ml_collections.ConfigDict()
+    config.model.latent_dim = 100
+    config.model.g_width = 64
+    config.model.d_width = 64
+    # 'batch' | 'none' for G; 'batch' | 'layer' | 'none' for D.
+    config.model.g_norm = "batch"
+    config.model.d_norm = "batch"
+    config.model.sync_batch_norm = False
+    config.model.spectral_norm = False
+    config.model.conditional = False
+    # 'embedding' | 'conditional_batch_norm'
+    config.model.conditioning = "embedding"
+    # 0: take the number of classes from the ingested data.
+    config.model.num_classes = 0
+
+    # --- training -----------------------------------------------------------
+    config.train = ml_collections.ConfigDict()
+    config.train.steps = 3000
+    config.train.batch_size = 64  # global, across all replicas
+    config.train.g_learning_rate = 2e-4
+    config.train.d_learning_rate = 2e-4
+    config.train.beta_1 = 0.5
+    config.train.beta_2 = 0.999
+    # non_saturating | minimax | hinge | wgan_gp | least_squares
+    config.train.loss = "non_saturating"
+    config.train.n_critic = 1
+    config.train.gp_weight = 10.0
+    config.train.r1_gamma = 0.0
+    # 0 disables the exponential moving average of G's weights.
+    config.train.ema_decay = 0.0
+    # Comma-separated subset of translation,cutout,color ('' = off).
+    config.train.diffaugment = ""
+    # mirrored | multi_worker | default
+    config.train.strategy = "mirrored"
+    config.train.jit_compile = False
+    config.train.mixed_precision = False
+    config.train.seed = 0
+    config.train.shuffle_buffer = 10_000
+    config.train.checkpoint_every = 500
+    config.train.keep_checkpoints = 3
+    config.train.sample_every = 500
+    config.train.log_every = 50
+    config.train.num_sample_images = 64
+
+    # --- evaluation ---------------------------------------------------------
+    config.evaluate = ml_collections.ConfigDict()
+    config.evaluate.num_samples = 10_000
+    # domain_classifier | inception_v3
+    config.evaluate.extractor = "domain_classifier"
+    config.evaluate.inception_weights = ""
+    config.evaluate.classifier_epochs = 3
+    config.evaluate.classifier_batch_size = 128
+    config.evaluate.kid_subsets = 10
+    config.evaluate.kid_subset_size = 1000
+    config.evaluate.pr_k = 3
+    config.evaluate.seed = 0
+    # The gate: the model is blessed when `gate_metric` <= threshold (lower is
+    # better for every gate metric) and not worse than the last export's.
+    config.evaluate.gate_metric = "frechet_distance"
+    config.evaluate.threshold = float("inf")
+
+    # --- export -------------------------------------------------------------
+    config.export = ml_collections.ConfigDict()
+    # Bypasses the evaluator's gate (also settable with --force_export).
+    config.export.force = False
+
+    return config

@@ -1,0 +1,21 @@
+"""The default demo: full Fashion-MNIST (70,000 28x28 images) from Debian's
+dataset-fashion-mnist package, a DCGAN trained for a few minutes on a CPU."""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.data.source = "idx:/usr/share/datasets/fashion-mnist"
+    config.data.resolution = 28
+    config.data.channels = 1
+    config.model.latent_dim = 64
+    config.model.g_width = 32
+    config.model.d_width = 32
+    config.train.steps = 2500
+    config.train.batch_size = 64
+    config.train.checkpoint_every = 500
+    config.train.sample_every = 500
+    config.train.ema_decay = 0.999
+    config.evaluate.num_samples = 5000
+    return config

@@ -1,0 +1,28 @@
+"""Smoke test: scikit-learn's bundled 8x8 digits upscaled to 16x16, a tiny
+model, the whole pipeline in well under two minutes on a CPU."""
+
+from configs import default
+
+
+def get_config():
+    config = default.get_config()
+    config.data.source = "digits"
+    config.data.resolution = 16
+    config.data.channels = 1
+    config.data.eval_fraction = 0.2
+    config.data.num_shards = 2
+    config.model.latent_dim = 16
+    config.model.g_width = 8
+    config.model.d_width = 8
+    config.train.steps = 60
+    config.train.batch_size = 32
+    config.train.shuffle_buffer = 2000
+    config.train.checkpoint_every = 20
+    config.train.sample_every = 30
+    config.train.log_every = 10
+    config.train.num_sample_images = 16
+    config.evaluate.num_samples = 500
+    config.evaluate.classifier_epochs = 2
+    config.evaluate.kid_subsets = 5
+    config.evaluate.kid_subset_size = 100
+    return config

@@ -1,0 +1,60 @@
+"""Conversions between model outputs and viewable images, and sample grids."""
+
+import io
+import math
+
+import numpy as np
+from PIL import Image
+
+from gan_keras import io_utils
+
+
+def to_uint8(images) -> np.ndarray:
+    """Maps float images in [-1, 1] to uint8 in [0, 255] (rounding, clipping)."""
+    images = np.asarray(images, dtype=np.float32)
+    return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def to_float(images) -> np.ndarray:
+    """Maps uint8 images to float32 in [-1, 1]."""
+    return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
+
+
+def make_grid(images, rows: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tiles uint8 images [N, H, W, C] into one [H', W', C] image.
+
+    `rows` defaults to a near-square layout; the grid is filled row by row.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4:
+        raise ValueError(f"make_grid expects [N, H, W, C] images, got shape {images.shape}")
+    n, h, w, c = images.shape
+    if n == 0:
+        raise ValueError("make_grid needs at least one image")
+    if rows is None:
+        rows = max(1, int(math.floor(math.sqrt(n))))
+    cols = int(math.ceil(n / rows))
+    grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding, c), images.dtype)
+    for i, image in enumerate(images):
+        r, col = divmod(i, cols)
+        if r >= rows:
+            break
+        top, left = padding + r * (h + padding), padding + col * (w + padding)
+        grid[top:top + h, left:left + w] = image
+    return grid
+
+
+def encode_png(image) -> bytes:
+    """PNG bytes of a uint8 [H, W, 1|3] image."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        raise ValueError(f"encode_png expects uint8, got {image.dtype}")
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_png(path, image) -> None:
+    io_utils.atomic_write_bytes(path, encode_png(image))

@@ -1,0 +1,1 @@
+"""TFX-style pipeline stages (ingest, train, evaluate, export) and their runner."""

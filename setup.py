@@ -1,0 +1,46 @@
+"""Packaging for the GAN image-generation pipeline.
+
+TensorFlow is chosen by extra (as tensorflow-datasets and Keras do) so a CPU
+machine never pulls the CUDA build: ``pip install -e .[cpu]`` or ``.[gpu]``.
+"""
+
+import setuptools
+
+TF_VERSION = "2.21.0"
+
+setuptools.setup(
+    name="gan-pipeline",
+    version="0.1.0",
+    description="A TFX-style GAN image-generation pipeline on TensorFlow/Keras.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "gan_keras", "gan_keras.*", "configs"]),
+    install_requires=[
+        "keras==3.15.0",
+        "apache-beam==2.77.0",
+        "tensorflow-datasets==4.9.10",
+        "importlib_resources",
+        "tensorboard==2.21.0",
+        "absl-py>=2.1",
+        "ml-collections==1.1.0",
+        "pillow>=10",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "scikit-learn>=1.4",
+        "flask>=3.0",
+        "waitress>=3.0",
+    ],
+    extras_require={
+        "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
+        "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "requests>=2.31"],
+    },
+    entry_points={
+        "console_scripts": [
+            "gan-pipeline=pipeline.run:console_main",
+            "gan-serve=gan_keras.serve:console_main",
+            "gan-generate=pipeline.generate:console_main",
+        ],
+    },
+)
