@@ -1,0 +1,106 @@
+"""Export stage: writes the trained generator under ``<workdir>/export/generator``.
+
+The evaluator's gate decides: a model whose ``evaluate/metrics.json`` says
+``"blessed": false`` (or that was never evaluated) is not exported unless the
+run is forced (``--force_export`` or ``config.export.force``). Versions are
+written atomically (see gan_keras.export), so the stage writes in place and a
+model server watching the directory picks the new version up.
+
+The evaluation that let a model through is kept with it in
+``<version>/assets.extra/evaluation.json``.
+"""
+
+import json
+import logging
+import pathlib
+
+from gan_keras import export as gan_export
+from gan_keras import io_utils
+
+GENERATOR_DIR = "generator"
+EVALUATION_ASSET = "evaluation.json"
+
+
+def validate_config(config) -> None:
+    """Raises ValueError naming the first bad field the export stage reads."""
+    latent_dim = config.model.latent_dim
+    if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
+        raise ValueError(f"config.model.latent_dim must be a positive int, got {latent_dim!r}")
+    num_classes = config.model.num_classes
+    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 0:
+        raise ValueError(f"config.model.num_classes must be an int >= 0, got {num_classes!r}")
+    if not isinstance(config.model.conditional, bool):
+        raise ValueError(
+            f"config.model.conditional must be a bool, got {config.model.conditional!r}")
+    if not isinstance(config.export.force, bool):
+        raise ValueError(f"config.export.force must be a bool, got {config.export.force!r}")
+
+
+def _num_classes(config, workdir: pathlib.Path) -> int:
+    if not config.model.conditional:
+        return 0
+    if config.model.num_classes > 0:
+        return int(config.model.num_classes)
+    labels_path = workdir / "ingest" / "labels.json"
+    try:
+        labels = io_utils.read_json(labels_path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{labels_path} is missing: a conditional model (config.model.conditional=True) "
+            "with config.model.num_classes=0 takes its classes from the ingest stage") from None
+    if not isinstance(labels, list) or not labels:
+        raise ValueError(
+            f"{labels_path} must be a non-empty list of class names for a conditional model, "
+            f"got {labels!r}")
+    return len(labels)
+
+
+def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
+               force_export: bool = False) -> dict:
+    """Exports the generator if the evaluator blessed it (or when forced).
+
+    Returns {"exported": True, "version": v, "path": str} or
+    {"exported": False, "reason": str}.
+    """
+    validate_config(config)
+    workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
+    forced = bool(force_export or config.export.force)
+    metrics_path = workdir / "evaluate" / "metrics.json"
+
+    metrics_bytes = None
+    if metrics_path.exists():
+        metrics_bytes = metrics_path.read_bytes()
+        try:
+            metrics = json.loads(metrics_bytes)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{metrics_path} is not valid JSON: {e}") from e
+        blessed = metrics.get("blessed") if isinstance(metrics, dict) else None
+        if blessed is not True:
+            reason = (f"the evaluator did not bless this model ({metrics_path}: "
+                      f"blessed={blessed!r})")
+            if not forced:
+                logging.warning("Not exporting: %s. Use --force_export or "
+                                "--config.export.force=True to export anyway.", reason)
+                return {"exported": False, "reason": reason}
+            logging.warning("Exporting although %s, because the export is forced.", reason)
+    else:
+        reason = (f"{metrics_path} is missing: run the evaluate stage first so the gate can "
+                  "decide")
+        if not forced:
+            logging.warning("Not exporting: %s (or force with --force_export).", reason)
+            return {"exported": False, "reason": reason}
+        logging.warning("Exporting an unevaluated model because the export is forced (%s).",
+                        reason)
+
+    num_classes = _num_classes(config, workdir)
+    from pipeline import train  # lazily: importing the trainer is slow and not needed to validate
+
+    generator = train.load_generator(config, workdir)
+    extra_assets = {EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
+    version, path = gan_export.export_generator(
+        generator, out_dir / GENERATOR_DIR,
+        latent_dim=int(config.model.latent_dim), num_classes=num_classes,
+        extra_assets=extra_assets)
+    logging.info("Exported generator version %d to %s", version, path)
+    return {"exported": True, "version": version, "path": str(path), "forced": forced,
+            "num_classes": num_classes}
