@@ -85,10 +85,20 @@ def get_config() -> ml_collections.ConfigDict:
     config.evaluate.kid_subset_size = 1000
     config.evaluate.pr_k = 3
     config.evaluate.seed = 0
+    # Inception-Score-style splits for the classifier score (mean/std).
+    config.evaluate.classifier_score_splits = 10
+    # Generator batch size while sampling.
+    config.evaluate.sample_batch_size = 256
+    # At most this many real images per split are read (classifier training,
+    # real reference sets), bounding memory on large datasets.
+    config.evaluate.max_real_examples = 60_000
     # The gate: the model is blessed when `gate_metric` <= threshold (lower is
     # better for every gate metric) and not worse than the last export's.
     config.evaluate.gate_metric = "frechet_distance"
     config.evaluate.threshold = float("inf")
+    # Relative slack when comparing with the exported version's metric
+    # (0.05: up to 5% worse still passes), since sample metrics are noisy.
+    config.evaluate.baseline_tolerance = 0.0
 
     # --- export -------------------------------------------------------------
     config.export = ml_collections.ConfigDict()

@@ -1,0 +1,623 @@
+"""EVALUATE stage: offline sample-quality metrics and the export gate.
+
+Samples `config.evaluate.num_samples` images from the trained generator and
+compares them with the real eval split in the feature space of an extractor
+(`gan_keras.feature_extractors`): Frechet distance, KID, classifier score and
+improved precision/recall, next to two reference points computed the same
+way: the real floor (real train images vs real eval) and a noise ceiling
+(uniform noise vs real eval). Conditional models also get per-class Frechet
+distances (intra-FID) and the classifier's accuracy on the requested labels.
+
+The gate (TFX Evaluator's "blessing"): the model is blessed when
+`gate_metric` <= `threshold` (lower is better) and it is not worse than the
+currently exported version (export/generator/<highest>/assets.extra/
+evaluation.json), compared only when both were measured with the same
+feature extractor (same fingerprint).
+
+Library: `run_evaluate(config, workdir, out_dir)`, `compute_metrics(...)` for
+any `sample_fn`, `check_blessing(workdir)`, `validate_config(config)`.
+
+Standalone scoring of an exported generator:
+
+    python -m pipeline.evaluate --model_base_path=<workdir>/export/generator \\
+        --workdir=<workdir> [--config=configs/smoke.py] [--output=metrics.json]
+"""
+
+import hashlib
+import math
+import pathlib
+import shutil
+import time
+from collections.abc import Callable
+
+import numpy as np
+from absl import logging
+
+from gan_keras import feature_extractors, images, io_utils
+from gan_keras import metrics as metrics_lib
+
+STAGE_DIR = "evaluate"
+METRICS_FILE = "metrics.json"
+EXPORT_EVALUATION = ("assets.extra", "evaluation.json")
+# Lower is better for every gate metric.
+GATE_METRICS = ("frechet_distance", "kid_mean", "intra_frechet_distance")
+
+# sample_fn(num, seed, labels or None) -> uint8 [num, H, W, C]
+SampleFn = Callable[[int, int, "np.ndarray | None"], np.ndarray]
+
+
+# --------------------------------------------------------------------------
+# Config
+# --------------------------------------------------------------------------
+
+def validate_config(config) -> None:
+    """Raises ValueError naming the bad `config.evaluate` field; does no work."""
+    ev = config.evaluate
+
+    def need(cond, field, msg):
+        if not cond:
+            raise ValueError(f"config.evaluate.{field}={getattr(ev, field, None)!r}: {msg}")
+
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    need(ev.extractor in feature_extractors.EXTRACTORS, "extractor",
+         f"unknown extractor; expected one of {feature_extractors.EXTRACTORS}")
+    need(is_int(ev.num_samples) and ev.num_samples >= 2, "num_samples", "must be an integer >= 2")
+    need(isinstance(ev.inception_weights, str), "inception_weights", "must be a path string ('' = skip)")
+    need(is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1, "classifier_epochs", "must be an integer >= 1")
+    need(is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1, "classifier_batch_size",
+         "must be an integer >= 1")
+    need(is_int(ev.kid_subsets) and ev.kid_subsets >= 1, "kid_subsets", "must be an integer >= 1")
+    need(is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2, "kid_subset_size", "must be an integer >= 2")
+    need(is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
+    need(ev.num_samples > ev.pr_k, "num_samples", f"must exceed pr_k={ev.pr_k} (k-NN radii need k+1 samples)")
+    need(is_int(ev.seed), "seed", "must be an integer")
+    need(is_int(ev.sample_batch_size) and ev.sample_batch_size >= 1, "sample_batch_size", "must be an integer >= 1")
+    need(is_int(ev.max_real_examples) and ev.max_real_examples >= 2, "max_real_examples",
+         "must be an integer >= 2")
+    need(is_int(ev.classifier_score_splits) and 1 <= ev.classifier_score_splits <= ev.num_samples,
+         "classifier_score_splits", "must be an integer in [1, num_samples]")
+    need(ev.gate_metric in GATE_METRICS, "gate_metric", f"unknown gate metric; expected one of {GATE_METRICS}")
+    need(ev.gate_metric != "intra_frechet_distance" or bool(config.model.conditional), "gate_metric",
+         "intra_frechet_distance needs a conditional model (config.model.conditional=True)")
+    need(isinstance(ev.threshold, (int, float)) and not isinstance(ev.threshold, bool)
+         and not math.isnan(ev.threshold), "threshold", "must be a number (inf = no threshold)")
+    need(isinstance(ev.baseline_tolerance, (int, float)) and ev.baseline_tolerance >= 0, "baseline_tolerance",
+         "must be a number >= 0")
+
+
+# --------------------------------------------------------------------------
+# Real data (workdir/ingest)
+# --------------------------------------------------------------------------
+
+def ingest_files(workdir, split: str) -> list[pathlib.Path]:
+    files = sorted((pathlib.Path(workdir) / "ingest").glob(f"{split}-*.tfrecord.gz"))
+    if not files:
+        raise FileNotFoundError(f"no {split} data: {pathlib.Path(workdir) / 'ingest'}/{split}-*.tfrecord.gz "
+                                "matched nothing (run the ingest stage first)")
+    return files
+
+
+def read_split(workdir, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 images [N, H, W, C], int64 labels [N]) of an ingested split, in file order."""
+    import tensorflow as tf
+
+    spec = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/height": tf.io.FixedLenFeature([], tf.int64),
+        "image/width": tf.io.FixedLenFeature([], tf.int64),
+        "image/channels": tf.io.FixedLenFeature([], tf.int64),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    }
+
+    def parse(serialized):
+        f = tf.io.parse_single_example(serialized, spec)
+        image = tf.io.decode_png(f["image/encoded"])
+        declared = tf.stack([f["image/height"], f["image/width"], f["image/channels"]])
+        return image, f["image/class/label"], declared, tf.shape(image, out_type=tf.int64)
+
+    all_images, all_labels = [], []
+    total = 0
+    for path in ingest_files(workdir, split):
+        if limit is not None and total >= limit:
+            break
+        ds = tf.data.TFRecordDataset(str(path), compression_type="GZIP")
+        if limit is not None:
+            ds = ds.take(limit - total)
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+        try:
+            for image, label, declared, actual in ds.as_numpy_iterator():
+                bad = np.flatnonzero(np.any(declared != actual, axis=1))
+                if bad.size:
+                    raise ValueError(f"{path}: record {total + bad[0]} declares shape {declared[bad[0]].tolist()} "
+                                     f"but its PNG decodes to {actual[bad[0]].tolist()}")
+                all_images.append(image)
+                all_labels.append(label)
+                total += len(image)
+        except tf.errors.OpError as e:
+            raise ValueError(f"{path}: cannot read records after {total} images (corrupt file or images of "
+                             f"different shapes): {e.message}") from e
+    if not all_images:
+        raise ValueError(f"the {split} split in {pathlib.Path(workdir) / 'ingest'} has no records")
+    shapes = {x.shape[1:] for x in all_images}
+    if len(shapes) > 1:
+        raise ValueError(f"the {split} split mixes image shapes {sorted(shapes)}")
+    return np.concatenate(all_images), np.concatenate(all_labels).astype(np.int64)
+
+
+def ingest_fingerprint(workdir) -> str:
+    """Content hash of the ingested data: the classifier is retrained when it changes."""
+    ingest = pathlib.Path(workdir) / "ingest"
+    digest = hashlib.sha256()
+    paths = ingest_files(workdir, "train") + ingest_files(workdir, "eval")
+    paths += [p for p in (ingest / "labels.json",) if p.exists()]
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + feature_extractors.sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _class_names(workdir) -> list:
+    path = pathlib.Path(workdir) / "ingest" / "labels.json"
+    if not path.exists():
+        return []
+    names = io_utils.read_json(path)
+    if not isinstance(names, list):
+        raise ValueError(f"{path} must hold a list of class names, got {type(names).__name__}")
+    return names
+
+
+def _num_classes(config, workdir, eval_labels) -> int:
+    if config.model.num_classes:
+        return int(config.model.num_classes)
+    names = _class_names(workdir)
+    if names:
+        return len(names)
+    if eval_labels.size and eval_labels.min() >= 0:
+        return int(eval_labels.max()) + 1
+    raise ValueError("a conditional model needs class labels: config.model.num_classes is 0, "
+                     f"{pathlib.Path(workdir) / 'ingest' / 'labels.json'} is empty or missing and "
+                     "the eval split is unlabelled")
+
+
+# --------------------------------------------------------------------------
+# Generators
+# --------------------------------------------------------------------------
+
+def balanced_labels(num: int, num_classes: int, seed: int) -> np.ndarray:
+    """Labels uniform over classes: each class num/K times (+-1), in a seeded random order."""
+    labels = np.arange(num) % num_classes
+    return np.random.default_rng([seed, 1]).permutation(labels).astype(np.int32)
+
+
+def _latents(num: int, latent_dim: int, seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0]).standard_normal((num, latent_dim)).astype(np.float32)
+
+
+def keras_sample_fn(generator, latent_dim: int, conditional: bool, batch_size: int = 256) -> SampleFn:
+    """sample_fn for a Keras generator returning float images in [-1, 1]."""
+
+    def sample_fn(num, seed, labels=None):
+        if conditional and labels is None:
+            raise ValueError("a conditional generator needs labels")
+        z = _latents(num, latent_dim, seed)
+        out = []
+        for start in range(0, num, batch_size):
+            zb = z[start:start + batch_size]
+            inputs = [zb, np.asarray(labels[start:start + batch_size], np.int32)] if conditional else zb
+            out.append(images.to_uint8(np.asarray(generator(inputs, training=False))))
+        return np.concatenate(out)
+
+    return sample_fn
+
+
+def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, dict]:
+    """sample_fn for an exported SavedModel's `serving_default` signature, and its description."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir))
+    if "serving_default" not in loaded.signatures:
+        raise ValueError(f"{model_dir} has no serving_default signature (has {list(loaded.signatures)})")
+    signature = loaded.signatures["serving_default"]
+    _, input_specs = signature.structured_input_signature
+    if "z" not in input_specs:
+        raise ValueError(f"{model_dir}: serving_default has no 'z' input (inputs: {sorted(input_specs)})")
+    latent_dim = input_specs["z"].shape[-1]
+    if latent_dim is None:
+        raise ValueError(f"{model_dir}: serving_default's z input has an unknown latent size")
+    conditional = "label" in input_specs
+
+    def sample_fn(num, seed, labels=None):
+        if conditional and labels is None:
+            raise ValueError("this exported generator is conditional and needs labels")
+        z = _latents(num, int(latent_dim), seed)
+        out = []
+        for start in range(0, num, batch_size):
+            kwargs = {"z": tf.constant(z[start:start + batch_size])}
+            if conditional:
+                kwargs["label"] = tf.constant(labels[start:start + batch_size], input_specs["label"].dtype)
+            result = signature(**kwargs)
+            if "images" in result:
+                out.append(result["images"].numpy().astype(np.uint8))
+            elif "images_float" in result:
+                out.append(images.to_uint8(result["images_float"].numpy()))
+            else:
+                raise ValueError(f"{model_dir}: serving_default returns {sorted(result)}, not 'images'")
+        return np.concatenate(out)
+
+    # Keep the loaded object alive as long as the function.
+    sample_fn.loaded = loaded
+    return sample_fn, {"latent_dim": int(latent_dim), "conditional": conditional, "path": str(model_dir)}
+
+
+def weights_fingerprint(model) -> str:
+    digest = hashlib.sha256()
+    for w in model.weights:
+        digest.update(np.asarray(w).tobytes())
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Metrics
+# --------------------------------------------------------------------------
+
+def _uniform_noise(num: int, shape, seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, 2]).integers(0, 256, size=(num, *shape), dtype=np.uint8)
+
+
+def _score(config, fake_features, real_features, fake_probs) -> dict:
+    ev = config.evaluate
+    kid_mean, kid_std = metrics_lib.kernel_inception_distance(
+        fake_features, real_features, ev.kid_subsets, ev.kid_subset_size, seed=ev.seed)
+    precision, recall = metrics_lib.precision_recall(real_features, fake_features, k=ev.pr_k)
+    result = {
+        "frechet_distance": metrics_lib.frechet_distance(fake_features, real_features),
+        "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall,
+        "classifier_score": None, "classifier_score_std": None,
+    }
+    if fake_probs is not None:
+        splits = min(ev.classifier_score_splits, len(fake_probs))
+        result["classifier_score"], result["classifier_score_std"] = metrics_lib.classifier_score(
+            fake_probs, splits=splits)
+    return result
+
+
+def _domain_classifier(config, workdir, cache_dir, train_images, train_labels, eval_images, eval_labels):
+    ev = config.evaluate
+    return feature_extractors.DomainClassifier.train_or_load(
+        cache_dir, train_images, train_labels, eval_images, eval_labels,
+        data_fingerprint=ingest_fingerprint(workdir), epochs=ev.classifier_epochs,
+        batch_size=ev.classifier_batch_size, seed=ev.seed, log=logging.info)
+
+
+def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, classifier_dir,
+                    num_classes: int | None = None, model_info: dict | None = None,
+                    return_samples: bool = False):
+    """Scores `sample_fn` against workdir's real eval split (no gate, no files but the classifier cache).
+
+    Returns the metrics dict (and the generated uint8 samples if `return_samples`).
+    """
+    ev = config.evaluate
+    start_time = time.time()
+    train_images, train_labels = read_split(workdir, "train", limit=ev.max_real_examples)
+    eval_images, eval_labels = read_split(workdir, "eval", limit=ev.max_real_examples)
+    image_shape = eval_images.shape[1:]
+    if train_images.shape[1:] != image_shape:
+        raise ValueError(f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs {image_shape}")
+    if len(eval_images) <= ev.pr_k:
+        raise ValueError(f"the eval split has {len(eval_images)} images; precision/recall needs more than "
+                         f"config.evaluate.pr_k={ev.pr_k}")
+
+    classifier = _domain_classifier(config, workdir, classifier_dir, train_images, train_labels,
+                                    eval_images, eval_labels)
+    skipped = {}
+    extractor = classifier
+    if ev.extractor == "inception_v3":
+        try:
+            extractor = feature_extractors.InceptionV3Extractor(ev.inception_weights)
+        except feature_extractors.ExtractorUnavailable as e:
+            logging.warning("%s. Falling back to the domain classifier's features.", e)
+            skipped["inception_v3"] = str(e)
+
+    labels = None
+    if conditional:
+        if eval_labels.min() < 0:
+            raise ValueError("a conditional model is evaluated per class, but the eval split is unlabelled")
+        num_classes = num_classes or _num_classes(config, workdir, eval_labels)
+        labels = balanced_labels(ev.num_samples, num_classes, ev.seed)
+    logging.info("Sampling %d images from the generator", ev.num_samples)
+    fake_images = np.asarray(sample_fn(ev.num_samples, ev.seed, labels))
+    if fake_images.dtype != np.uint8 or fake_images.shape != (ev.num_samples, *image_shape):
+        raise ValueError(f"the generator produced {fake_images.dtype} images of shape {fake_images.shape}; "
+                         f"expected uint8 {(ev.num_samples, *image_shape)} like the ingested data")
+
+    def probs_of(x):
+        return classifier.predict(x)[1] if classifier.has_class_probs else None
+
+    def features_of(x):
+        return extractor.predict(x)[0]
+
+    real_features = features_of(eval_images)
+    fake_features = features_of(fake_images)
+    fake_probs = probs_of(fake_images)
+    result = _score(config, fake_features, real_features, fake_probs)
+
+    # Reference points, same extractor, same sample count where possible.
+    floor_idx = np.random.default_rng([ev.seed, 3]).permutation(len(train_images))[:ev.num_samples]
+    floor_images = train_images[floor_idx]
+    noise_images = _uniform_noise(ev.num_samples, image_shape, ev.seed)
+    references = {
+        "real_floor": {"description": "real train subset vs real eval",
+                       "num_samples": len(floor_images),
+                       **_score(config, features_of(floor_images), real_features, probs_of(floor_images))},
+        "noise_ceiling": {"description": "uniform noise images vs real eval",
+                          "num_samples": len(noise_images),
+                          **_score(config, features_of(noise_images), real_features, probs_of(noise_images))},
+    }
+
+    result.update({
+        "extractor": extractor.name,
+        "extractor_fingerprint": extractor.fingerprint,
+        "extractor_info": extractor.info,
+        "skipped_extractors": skipped,
+        "num_samples": int(ev.num_samples),
+        "num_real": int(len(eval_images)),
+        "num_real_train": int(len(train_images)),
+        "image_shape": list(image_shape),
+        "classifier": classifier.info,
+        "classifier_eval_accuracy": classifier.eval_accuracy,
+        "references": references,
+        "conditional": bool(conditional),
+        "model": model_info or {},
+        "seed": int(ev.seed),
+    })
+    if not classifier.has_class_probs:
+        result["classifier_score_note"] = (
+            "not computed: the data is unlabelled, so the domain classifier was trained on rotation "
+            "prediction (0/90/180/270 degrees) instead of classes; its features are used for the distances")
+    if conditional:
+        result.update(_conditional_metrics(classifier, fake_features, real_features, fake_images, labels,
+                                           eval_labels, num_classes, _class_names(workdir)))
+    result["seconds"] = round(time.time() - start_time, 3)
+    return (result, fake_images) if return_samples else result
+
+
+def _conditional_metrics(classifier, fake_features, real_features, fake_images, labels, eval_labels,
+                         num_classes, class_names) -> dict:
+    per_class, skipped = {}, {}
+    for c in range(num_classes):
+        name = str(class_names[c]) if c < len(class_names) else str(c)
+        fake_c, real_c = fake_features[labels == c], real_features[eval_labels == c]
+        if len(fake_c) < 2 or len(real_c) < 2:
+            skipped[name] = f"{len(fake_c)} generated and {len(real_c)} real eval images (need >= 2 each)"
+            continue
+        per_class[name] = metrics_lib.frechet_distance(fake_c, real_c)
+    out = {
+        "intra_frechet_distance": float(np.mean(list(per_class.values()))) if per_class else None,
+        "per_class_frechet_distance": per_class,
+        "per_class_skipped": skipped,
+        "generated_label_accuracy": None,
+    }
+    if classifier.has_class_probs:
+        predicted = np.argmax(classifier.class_probs(fake_images), axis=1)
+        out["generated_label_accuracy"] = float(np.mean(predicted == labels))
+    return out
+
+
+# --------------------------------------------------------------------------
+# Gate
+# --------------------------------------------------------------------------
+
+def latest_export_version(workdir) -> int | None:
+    base = pathlib.Path(workdir) / "export" / "generator"
+    if not base.is_dir():
+        return None
+    # Only integer names are versions (TF Serving's rule); temp dirs are dot-prefixed.
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions) if versions else None
+
+
+def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
+    version = latest_export_version(workdir)
+    if version is None:
+        return None, "no exported version to compare with"
+    path = pathlib.Path(workdir, "export", "generator", str(version), *EXPORT_EVALUATION)
+    if not path.exists():
+        return None, f"exported version {version} has no {path.name}; compared with the threshold only"
+    try:
+        previous = io_utils.read_json(path)
+    except (OSError, ValueError) as e:
+        return None, f"cannot read {path} ({e}); compared with the threshold only"
+    if (previous.get("extractor"), previous.get("extractor_fingerprint")) != (
+            metrics.get("extractor"), metrics.get("extractor_fingerprint")):
+        return None, (f"exported version {version} was measured with another feature extractor "
+                      f"({previous.get('extractor')}); not comparable, compared with the threshold only")
+    value = previous.get(metric)
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None, f"exported version {version} has no {metric}; compared with the threshold only"
+    return {"version": version, "value": float(value), "path": str(path)}, ""
+
+
+def decide_gate(metrics: dict, metric: str, threshold: float, workdir, tolerance: float = 0.0) -> dict:
+    """{'blessed', 'metric', 'value', 'threshold', 'baseline', 'reason'} (lower is better)."""
+    value = metrics.get(metric)
+    gate = {"metric": metric, "value": value, "threshold": float(threshold), "baseline": None,
+            "baseline_tolerance": float(tolerance)}
+    if not isinstance(value, (int, float)) or not math.isfinite(value):
+        return {**gate, "blessed": False, "reason": f"{metric} is {value!r}, not a finite number"}
+    if value > threshold:
+        return {**gate, "blessed": False, "reason": f"{metric}={value:.6g} is above the threshold {threshold:.6g}"}
+    baseline, note = _baseline(workdir, metric, metrics)
+    gate["baseline"] = baseline
+    if baseline is not None:
+        allowed = baseline["value"] + tolerance * abs(baseline["value"])
+        if value > allowed:
+            return {**gate, "blessed": False,
+                    "reason": (f"{metric}={value:.6g} is worse than exported version {baseline['version']} "
+                               f"({baseline['value']:.6g}, tolerance {tolerance:g})")}
+        note = f"not worse than exported version {baseline['version']} ({baseline['value']:.6g})"
+    return {**gate, "blessed": True,
+            "reason": f"{metric}={value:.6g} <= threshold {threshold:.6g}; {note}"}
+
+
+def check_blessing(workdir) -> tuple[bool, str]:
+    """(blessed, reason) for the model evaluated in workdir/evaluate/metrics.json.
+
+    The comparison with the exported version is redone now, so a version
+    exported after the evaluation is taken into account.
+    """
+    path = pathlib.Path(workdir) / STAGE_DIR / METRICS_FILE
+    if not path.exists():
+        return False, f"{path} is missing: run the evaluate stage first"
+    try:
+        metrics = io_utils.read_json(path)
+        gate = metrics["gate"]
+        metric, threshold = gate["metric"], float(gate["threshold"])
+        tolerance = float(gate.get("baseline_tolerance", 0.0))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        return False, f"{path} is unreadable or has no gate ({type(e).__name__}: {e})"
+    decision = decide_gate(metrics, metric, threshold, workdir, tolerance)
+    return decision["blessed"], decision["reason"]
+
+
+# --------------------------------------------------------------------------
+# The stage
+# --------------------------------------------------------------------------
+
+_SCALARS = ("frechet_distance", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
+            "intra_frechet_distance", "generated_label_accuracy", "classifier_eval_accuracy")
+
+
+def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: int) -> None:
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default(step=step):
+        for prefix, values in [("evaluate", metrics), *[(f"evaluate/{k}", v) for k, v in
+                                                       metrics.get("references", {}).items()]]:
+            for key in _SCALARS:
+                value = values.get(key)
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    tf.summary.scalar(f"{prefix}/{key}", value)
+        if "gate" in metrics:
+            tf.summary.scalar("evaluate/blessed", float(metrics["blessed"]))
+        if samples is not None and len(samples):
+            tf.summary.image("evaluate/samples", images.make_grid(samples[:64])[None])
+    writer.close()
+
+
+def _prepare_classifier_cache(workdir, out_dir) -> pathlib.Path:
+    """The classifier cache lives in workdir/evaluate/classifier. When the runner
+    gives a staging out_dir that will replace workdir/evaluate, the cache is
+    carried into it so it survives the replacement."""
+    cache = pathlib.Path(workdir) / STAGE_DIR / "classifier"
+    target = pathlib.Path(out_dir) / "classifier"
+    if target.resolve() != cache.resolve() and cache.is_dir() and not target.exists():
+        shutil.copytree(cache, target)
+    return target
+
+
+def run_evaluate(config, workdir, out_dir) -> dict:
+    """Scores the trained generator, decides the gate, writes out_dir/metrics.json and TensorBoard logs."""
+    validate_config(config)
+    workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    from pipeline import train  # written by the train stage; imported lazily
+
+    generator = train.load_generator(config, workdir)
+    conditional = bool(config.model.conditional)
+    latent_dim = _latent_dim(generator, config)
+    sample_fn = keras_sample_fn(generator, latent_dim, conditional, config.evaluate.sample_batch_size)
+    model_info = {"source": "pipeline.train.load_generator", "weights_sha256": weights_fingerprint(generator),
+                  "latent_dim": latent_dim}
+    metrics, samples = compute_metrics(
+        config, workdir, sample_fn, conditional=conditional,
+        classifier_dir=_prepare_classifier_cache(workdir, out_dir),
+        num_classes=int(config.model.num_classes) or None, model_info=model_info, return_samples=True)
+    ev = config.evaluate
+    gate = decide_gate(metrics, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
+    metrics["blessed"] = gate.pop("blessed")
+    metrics["gate"] = gate
+    (logging.info if metrics["blessed"] else logging.warning)(
+        "Gate: %s (%s)", "BLESSED" if metrics["blessed"] else "NOT blessed", gate["reason"])
+    write_summaries(out_dir / "logs", metrics, samples, step=int(config.train.steps))
+    io_utils.atomic_write_json(out_dir / METRICS_FILE, metrics)
+    logging.info("Evaluation: %s", {k: metrics.get(k) for k in _SCALARS if metrics.get(k) is not None})
+    return metrics
+
+
+def _latent_dim(generator, config) -> int:
+    try:
+        shape = generator.inputs[0].shape
+        if shape[-1] is not None:
+            return int(shape[-1])
+    except (AttributeError, IndexError, TypeError, ValueError):
+        pass  # subclassed models have no symbolic inputs
+    return int(config.model.latent_dim)
+
+
+# --------------------------------------------------------------------------
+# Standalone command
+# --------------------------------------------------------------------------
+
+def evaluate_export(config, model_base_path, workdir, output=None, version: int | None = None) -> dict:
+    """Scores an exported generator (highest version unless `version`) and writes the metrics JSON."""
+    validate_config(config)
+    base, workdir = pathlib.Path(model_base_path), pathlib.Path(workdir)
+    if version is None:
+        versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+        if not versions:
+            raise FileNotFoundError(f"--model_base_path={base}: no integer version directories")
+        version = max(versions)
+    model_dir = base / str(version)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir} does not exist")
+    sample_fn, info = saved_model_sample_fn(model_dir, config.evaluate.sample_batch_size)
+    num_classes = None
+    model_info_path = model_dir / "assets.extra" / "model_info.json"
+    if info["conditional"] and model_info_path.exists():
+        num_classes = io_utils.read_json(model_info_path).get("num_classes") or None
+    metrics = compute_metrics(config, workdir, sample_fn, conditional=info["conditional"],
+                              classifier_dir=workdir / STAGE_DIR / "classifier", num_classes=num_classes,
+                              model_info={**info, "version": version})
+    output = pathlib.Path(output) if output else workdir / STAGE_DIR / f"standalone_{version}.json"
+    io_utils.atomic_write_json(output, metrics)
+    metrics["output"] = str(output)
+    return metrics
+
+
+def main(argv):
+    del argv
+    from absl import flags
+
+    from configs import default
+
+    flags_ = flags.FLAGS
+    config = flags_.config if flags_.config is not None else default.get_config()
+    metrics = evaluate_export(config, flags_.model_base_path, flags_.workdir, flags_.output or None,
+                              flags_.version)
+    summary = {k: metrics.get(k) for k in ("extractor", "num_samples", "num_real", *_SCALARS)
+               if metrics.get(k) is not None}
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print(f"written to {metrics['output']}")
+
+
+def _define_flags():
+    from absl import flags
+    from ml_collections import config_flags
+
+    flags.DEFINE_string("model_base_path", None, "Exported generator base path (integer version dirs).")
+    flags.DEFINE_string("workdir", None, "Pipeline workdir with ingest/ (the real data).")
+    flags.DEFINE_string("output", "", "Metrics JSON path (default workdir/evaluate/standalone_<version>.json).")
+    flags.DEFINE_integer("version", None, "Version to score (default: the highest).")
+    config_flags.DEFINE_config_file("config", None, "Config file (default: configs/default.py).",
+                                    lock_config=True)
+    flags.mark_flags_as_required(["model_base_path", "workdir"])
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _define_flags()
+    app.run(main)
