@@ -23,8 +23,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.max_pixels = 50_000_000
     config.data.max_reject_fraction = 0.01
     config.data.tfds_data_dir = ""
-    # 0 lets the ingest stage choose from the dataset size.
+    # Shards of the train split (eval gets proportionally fewer, at least 1);
+    # 0 lets the ingest stage choose from the dataset size (~15k records each).
     config.data.num_shards = 0
+    # Comma-separated class names, index = label. '' keeps the source's names
+    # (folder names, TFDS ClassLabel names, '0'..'9' for digits and IDX files,
+    # whose format has no names: set it for Fashion-MNIST).
+    config.data.label_names = ""
     # Extra Apache Beam options, passed unchanged to PipelineOptions.
     config.data.beam_pipeline_args = ""
 
