@@ -168,7 +168,11 @@ class ModelRegistry:
         """Serves the highest loadable version on disk; returns the served one."""
         with self._refresh_lock:
             current = self.current()
-            for version in self._versions_on_disk():
+            on_disk = self._versions_on_disk()
+            with self._lock:
+                for version in set(self._failed) - set(on_disk):
+                    del self._failed[version]
+            for version in on_disk:
                 path = self.model_base_path / str(version)
                 if current is not None and current.version == version:
                     return current

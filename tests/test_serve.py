@@ -1,0 +1,325 @@
+"""The TF-Serving-compatible REST server: endpoints, formats, errors, hot version pickup."""
+
+import concurrent.futures
+import io
+import json
+import shutil
+import time
+
+import keras
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from gan_keras import export as gan_export
+from gan_keras import serve
+
+LATENT = 8
+CLASSES = 3
+
+
+def tiny_generator(conditional: bool, seed: int = 0) -> keras.Model:
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((LATENT,))
+    inputs, h = z, z
+    if conditional:
+        label = keras.Input((), dtype="int32")
+        emb = keras.layers.Flatten()(keras.layers.Embedding(CLASSES, LATENT)(label))
+        h = keras.layers.Concatenate()([z, emb])
+        inputs = [z, label]
+    h = keras.layers.Reshape((4, 4, 8))(keras.layers.Dense(4 * 4 * 8)(h))
+    out = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="tanh")(h)
+    return keras.Model(inputs, out)
+
+
+@pytest.fixture(scope="module")
+def bases(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    gan_export.export_generator(tiny_generator(False), root / "uncond", latent_dim=LATENT)
+    gan_export.export_generator(tiny_generator(True), root / "cond", latent_dim=LATENT,
+                                num_classes=CLASSES)
+    return root
+
+
+@pytest.fixture(scope="module")
+def uncond(bases):
+    app = serve.create_app(bases / "uncond", "generator", max_batch=16, poll_seconds=0)
+    yield app.test_client()
+    app.config["REGISTRY"].stop()
+
+
+@pytest.fixture(scope="module")
+def cond(bases):
+    app = serve.create_app(bases / "cond", "gen", max_batch=16, poll_seconds=0)
+    yield app.test_client()
+    app.config["REGISTRY"].stop()
+
+
+def _ok_status(version="1"):
+    return {"model_version_status": [{"version": version, "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+def test_status_endpoints(uncond):
+    r = uncond.get("/v1/models/generator")
+    assert r.status_code == 200 and r.get_json() == _ok_status()
+    r = uncond.get("/v1/models/generator/versions/1")
+    assert r.status_code == 200 and r.get_json() == _ok_status()
+    r = uncond.get("/v1/models/generator/versions/2")
+    assert r.status_code == 404 and "version 2" in r.get_json()["error"]
+    r = uncond.get("/v1/models/other")
+    assert r.status_code == 404 and "other" in r.get_json()["error"]
+
+
+def test_metadata(cond):
+    for url in ("/v1/models/gen/metadata", "/v1/models/gen/versions/1/metadata"):
+        r = cond.get(url)
+        assert r.status_code == 200
+        body = r.get_json()
+        assert body["model_spec"] == {"name": "gen", "signature_name": "", "version": "1"}
+        sigs = body["metadata"]["signature_def"]["signature_def"]
+        assert {"serving_default", "sample"} <= set(sigs)
+        z = sigs["serving_default"]["inputs"]["z"]
+        assert z["dtype"] == "DT_FLOAT"
+        assert [d["size"] for d in z["tensor_shape"]["dim"]] == ["-1", str(LATENT)]
+        assert sigs["serving_default"]["method_name"] == "tensorflow/serving/predict"
+        assert set(sigs["sample"]["inputs"]) == {"num_samples", "seed", "label"}
+        assert sigs["sample"]["outputs"]["images"]["dtype"] == "DT_UINT8"
+    assert cond.get("/v1/models/gen/versions/9/metadata").status_code == 404
+
+
+def _z(n, seed=0):
+    return np.random.default_rng(seed).standard_normal((n, LATENT)).astype(np.float32)
+
+
+def test_predict_row_and_columnar_formats_agree(uncond):
+    z = _z(3)
+    rows_bare = uncond.post("/v1/models/generator:predict", json={"instances": z.tolist()})
+    rows_named = uncond.post("/v1/models/generator/versions/1:predict",
+                             json={"instances": [{"z": v} for v in z.tolist()],
+                                   "signature_name": "serving_default"})
+    cols_bare = uncond.post("/v1/models/generator:predict", json={"inputs": z.tolist()})
+    cols_named = uncond.post("/v1/models/generator:predict", json={"inputs": {"z": z.tolist()}})
+    for r in (rows_bare, rows_named, cols_bare, cols_named):
+        assert r.status_code == 200, r.get_json()
+    predictions = rows_bare.get_json()["predictions"]
+    assert rows_named.get_json()["predictions"] == predictions
+    # Several outputs: one dict per row in the row format, a dict of lists in columnar.
+    assert len(predictions) == 3 and set(predictions[0]) == {"images", "images_float"}
+    outputs = cols_bare.get_json()["outputs"]
+    assert cols_named.get_json()["outputs"] == outputs
+    images = np.array(outputs["images"])
+    images_float = np.array(outputs["images_float"])
+    assert images.shape == (3, 8, 8, 1) and images_float.shape == (3, 8, 8, 1)
+    assert images.min() >= 0 and images.max() <= 255
+    assert np.all(np.abs(images_float) <= 1.0)
+    np.testing.assert_array_equal(np.array([p["images"] for p in predictions]), images)
+
+
+def test_predict_conditional(cond):
+    z = _z(2)
+    instances = [{"z": z[0].tolist(), "label": 0}, {"z": z[1].tolist(), "label": 2}]
+    r = cond.post("/v1/models/gen:predict", json={"instances": instances})
+    assert r.status_code == 200, r.get_json()
+    rows = r.get_json()["predictions"]
+    r = cond.post("/v1/models/gen:predict",
+                  json={"inputs": {"z": z.tolist(), "label": [0, 2]}})
+    assert r.status_code == 200
+    np.testing.assert_allclose(np.array(r.get_json()["outputs"]["images_float"]),
+                               np.array([row["images_float"] for row in rows]), atol=1e-6)
+
+
+def test_predict_sample_signature_columnar(cond, uncond):
+    body = {"signature_name": "sample", "inputs": {"num_samples": 4, "seed": 3, "label": []}}
+    a = cond.post("/v1/models/gen:predict", json=body).get_json()["outputs"]
+    b = cond.post("/v1/models/gen:predict", json=body).get_json()["outputs"]
+    assert np.array(a["images"]).shape == (4, 8, 8, 1)
+    assert a == b  # same seed, same images
+    body["inputs"]["seed"] = 4
+    assert cond.post("/v1/models/gen:predict", json=body).get_json()["outputs"] != a
+    body = {"signature_name": "sample", "inputs": {"num_samples": 2, "seed": 3, "label": [1]}}
+    assert cond.post("/v1/models/gen:predict", json=body).status_code == 200
+    body = {"signature_name": "sample", "inputs": {"num_samples": 2, "seed": 3}}
+    r = uncond.post("/v1/models/generator:predict", json=body)
+    assert r.status_code == 200 and np.array(r.get_json()["outputs"]["images"]).shape[0] == 2
+
+
+BAD_REQUESTS = [
+    # (url suffix, body, status, fragment of the error)
+    (":predict", b"{not json", 400, "JSON Parse error"),
+    (":predict", b"[1, 2]", 400, "not an object"),
+    (":predict", b"{}", 400, "Missing 'inputs' or 'instances'"),
+    (":predict", json.dumps({"instances": [[0.0] * LATENT], "inputs": [[0.0] * LATENT]}), 400,
+     "not both"),
+    (":predict", json.dumps({"instances": [[0.0] * (LATENT - 1)]}), 400, "shape"),
+    (":predict", json.dumps({"instances": [[0.0] * LATENT, [0.0]]}), 400, "rectangular"),
+    (":predict", json.dumps({"instances": [["a"] * LATENT]}), 400, "expected numbers"),
+    (":predict", json.dumps({"instances": []}), 400, "non-empty"),
+    (":predict", json.dumps({"instances": [{"x": [0.0] * LATENT}]}), 400, "expects ['z']"),
+    (":predict", json.dumps({"instances": [[0.0] * LATENT] * 17}), 400, "max_batch"),
+    (":predict", json.dumps({"signature_name": "nope", "instances": [[0.0] * LATENT]}), 400,
+     "nope"),
+    (":predict", json.dumps({"signature_name": "sample",
+                             "instances": [{"num_samples": 1, "seed": 0}]}), 400, "columnar"),
+    (":predict", json.dumps({"signature_name": "sample",
+                             "inputs": {"num_samples": 17, "seed": 0}}), 400, "max_batch"),
+    (":predict", json.dumps({"signature_name": "sample",
+                             "inputs": {"num_samples": 0, "seed": 0}}), 400, "num_samples"),
+    (":predict", json.dumps({"signature_name": "sample",
+                             "inputs": {"num_samples": 1.5, "seed": 0}}), 400, "integers"),
+    (":predict", json.dumps({"signature_name": "sample", "inputs": {"num_samples": 2}}), 400,
+     "expects"),
+    ("/versions/5:predict", json.dumps({"instances": [[0.0] * LATENT]}), 404, "5"),
+    (":classify", json.dumps({"examples": []}), 400, "not supported"),
+]
+
+
+@pytest.mark.parametrize("suffix,body,status,fragment", BAD_REQUESTS)
+def test_bad_requests(uncond, suffix, body, status, fragment):
+    r = uncond.post(f"/v1/models/generator{suffix}", data=body,
+                    content_type="application/json")
+    assert r.status_code == status, r.get_data(as_text=True)
+    assert fragment in r.get_json()["error"]
+    # ...and the server still answers.
+    ok = uncond.post("/v1/models/generator:predict", json={"instances": [[0.0] * LATENT]})
+    assert ok.status_code == 200
+
+
+@pytest.mark.parametrize("body,fragment", [
+    ({"instances": [{"z": [0.0] * LATENT, "label": 3}]}, "out of range"),
+    ({"instances": [{"z": [0.0] * LATENT, "label": -1}]}, "out of range"),
+    ({"instances": [{"z": [0.0] * LATENT, "label": 0.5}]}, "integers"),
+    ({"instances": [{"z": [0.0] * LATENT}]}, "expects"),
+    ({"inputs": {"z": [[0.0] * LATENT] * 2, "label": [1]}}, "same batch size"),
+    ({"signature_name": "sample", "inputs": {"num_samples": 3, "seed": 0, "label": [0, 1]}},
+     "one per sample"),
+    ({"signature_name": "sample", "inputs": {"num_samples": 3, "seed": 0, "label": [7]}},
+     "out of range"),
+])
+def test_bad_conditional_requests(cond, body, fragment):
+    r = cond.post("/v1/models/gen:predict", json=body)
+    assert r.status_code == 400
+    assert fragment in r.get_json()["error"]
+    assert cond.get("/v1/models/gen").status_code == 200
+
+
+def test_unknown_paths_and_methods(uncond):
+    assert uncond.get("/v1/models/generator:predict").status_code == 405
+    assert uncond.post("/v1/models/generator").status_code == 405
+    r = uncond.get("/v1/models/generator/versions/x")
+    assert r.status_code == 400 and "error" in r.get_json()
+    r = uncond.get("/v1/models/generator/labels/stable")
+    assert r.status_code == 404 and "error" in r.get_json()
+    r = uncond.get("/nothing/here")
+    assert r.status_code == 404 and "error" in r.get_json()
+    r = uncond.post("/v1/models/other:predict", json={"instances": [[0.0] * LATENT]})
+    assert r.status_code == 404 and "other" in r.get_json()["error"]
+
+
+def _png(response):
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.mimetype == "image/png"
+    return np.array(Image.open(io.BytesIO(response.data)))
+
+
+def test_sample_png(cond, uncond):
+    a = _png(cond.get("/v1/models/gen:sample?n=4&seed=1&label=2"))
+    b = _png(cond.get("/v1/models/gen:sample?n=4&seed=1&label=2"))
+    np.testing.assert_array_equal(a, b)
+    # A 2x2 grid of 8x8 images with 2-pixel padding.
+    assert a.shape == (2 * 10 + 2, 2 * 10 + 2)
+    c = _png(cond.get("/v1/models/gen:sample?n=4&seed=1&label=0"))
+    assert not np.array_equal(a, c)
+    _png(cond.get("/v1/models/gen:sample"))  # defaults, random labels
+    wide = _png(uncond.get("/v1/models/generator/versions/1:sample?n=3&rows=1"))
+    assert wide.shape == (12, 3 * 10 + 2)
+    for url, fragment in [("/v1/models/gen:sample?n=17", "max_batch"),
+                          ("/v1/models/gen:sample?n=2&label=3", "out of range"),
+                          ("/v1/models/gen:sample?n=two", "not an integer"),
+                          ("/v1/models/gen:sample?size=2", "unknown query")]:
+        r = cond.get(url)
+        assert r.status_code == 400 and fragment in r.get_json()["error"], url
+    r = uncond.get("/v1/models/generator:sample?label=1")
+    assert r.status_code == 400 and "unconditional" in r.get_json()["error"]
+
+
+def test_hot_pickup_rollback_and_failed_version(tmp_path):
+    base = tmp_path / "generator"
+    app = serve.create_app(base, "generator", poll_seconds=0)
+    client = app.test_client()
+    registry = app.config["REGISTRY"]
+    z = {"instances": [[0.5] * LATENT]}
+    # Nothing exported yet: the server runs and says so.
+    r = client.get("/v1/models/generator")
+    assert r.status_code == 404 and "Could not find any versions" in r.get_json()["error"]
+    assert client.post("/v1/models/generator:predict", json=z).status_code == 404
+
+    gan_export.export_generator(tiny_generator(False, seed=1), base, latent_dim=LATENT)
+    registry.refresh()
+    v1 = client.post("/v1/models/generator:predict", json=z).get_json()["predictions"]
+    gan_export.export_generator(tiny_generator(False, seed=2), base, latent_dim=LATENT)
+    registry.refresh()
+    assert client.get("/v1/models/generator").get_json() == _ok_status("2")
+    v2 = client.post("/v1/models/generator:predict", json=z).get_json()["predictions"]
+    assert v1 != v2
+    assert client.post("/v1/models/generator/versions/1:predict", json=z).status_code == 404
+
+    # A broken version 3 is reported, and version 2 keeps serving.
+    (base / "3").mkdir()
+    (base / "3" / "saved_model.pb").write_bytes(b"garbage")
+    registry.refresh()
+    status = client.get("/v1/models/generator").get_json()["model_version_status"]
+    assert [(s["version"], s["state"]) for s in status] == [("3", "END"), ("2", "AVAILABLE")]
+    assert status[0]["status"]["error_message"]
+    assert client.post("/v1/models/generator:predict", json=z).get_json()["predictions"] == v2
+
+    # Removing versions rolls back to the highest one left, then unloads.
+    shutil.rmtree(base / "3")
+    shutil.rmtree(base / "2")
+    registry.refresh()
+    assert client.get("/v1/models/generator").get_json() == _ok_status("1")
+    assert client.post("/v1/models/generator:predict", json=z).get_json()["predictions"] == v1
+    shutil.rmtree(base / "1")
+    registry.refresh()
+    assert client.get("/v1/models/generator").status_code == 404
+
+
+def test_real_server_polls_and_serves_concurrently(tmp_path):
+    """Over loopback with waitress: polling picks up a new version with no restart."""
+    base = tmp_path / "generator"
+    gan_export.export_generator(tiny_generator(False, seed=1), base, latent_dim=LATENT)
+    app = serve.create_app(base, "generator", poll_seconds=0.2)
+    try:
+        with serve.ServerThread(app, threads=4) as server:
+            url = f"{server.url}/v1/models/generator"
+            assert requests.get(url, timeout=10).json() == _ok_status("1")
+            body = {"instances": _z(2).tolist()}
+
+            def predict(_):
+                r = requests.post(url + ":predict", json=body, timeout=30)
+                return r.status_code, r.json()
+
+            with concurrent.futures.ThreadPoolExecutor(8) as pool:
+                results = list(pool.map(predict, range(24)))
+            assert all(code == 200 for code, _ in results)
+            assert all(out == results[0][1] for _, out in results)
+
+            r = requests.post(url + ":predict", data=b"{oops", timeout=10)
+            assert r.status_code == 400 and "JSON" in r.json()["error"]
+
+            gan_export.export_generator(tiny_generator(False, seed=2), base, latent_dim=LATENT)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if requests.get(url, timeout=10).json() == _ok_status("2"):
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("the server did not pick up version 2")
+            new = requests.post(url + ":predict", json=body, timeout=30).json()
+            assert new != results[0][1]
+            png = requests.get(url + ":sample?n=4&seed=0", timeout=30)
+            assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
+            assert png.headers["X-Model-Version"] == "2"
+    finally:
+        app.config["REGISTRY"].stop()
