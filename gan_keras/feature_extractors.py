@@ -45,6 +45,18 @@ def _check_images(images) -> np.ndarray:
     return images
 
 
+def _fixed_batches(images, batch_size):
+    """Yields (float32 batch, real size); the last batch is zero-padded so every
+    call has the same shape and the predict function is traced once."""
+    batch_size = min(batch_size, len(images))
+    for start in range(0, len(images), batch_size):
+        batch = images[start:start + batch_size].astype(np.float32)
+        n = len(batch)
+        if n < batch_size:
+            batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), np.float32)])
+        yield batch, n
+
+
 def sha256_file(path, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -159,10 +171,10 @@ class DomainClassifier(FeatureExtractor):
         if images.shape[1:] != expected:
             raise ValueError(f"classifier was trained on images of shape {expected}, got {images.shape[1:]}")
         feats, probs = [], []
-        for start in range(0, len(images), batch_size):
-            f, p = self._feature_model.predict_on_batch(images[start:start + batch_size].astype(np.float32))
-            feats.append(np.asarray(f, np.float64))
-            probs.append(np.asarray(p, np.float64))
+        for batch, n in _fixed_batches(images, batch_size):
+            f, p = self._feature_model.predict_on_batch(batch)
+            feats.append(np.asarray(f, np.float64)[:n])
+            probs.append(np.asarray(p, np.float64)[:n])
         feats, probs = np.concatenate(feats), np.concatenate(probs)
         return feats, (probs if self.has_class_probs else None)
 
@@ -183,7 +195,7 @@ class DomainClassifier(FeatureExtractor):
     @classmethod
     def train_or_load(cls, cache_dir, train_images, train_labels, eval_images, eval_labels, *,
                       data_fingerprint: str, epochs: int, batch_size: int, seed: int,
-                      log=print) -> "DomainClassifier":
+                      min_steps: int = 0, log=print) -> "DomainClassifier":
         """Loads the cached classifier when it was trained on the same data with
         the same recipe; otherwise trains one and caches it (atomically)."""
         train_images, eval_images = _check_images(train_images), _check_images(eval_images)
@@ -196,6 +208,10 @@ class DomainClassifier(FeatureExtractor):
         # Class labels only when every example has one; otherwise rotation prediction.
         labelled = bool(len(train_labels)) and bool(np.all(train_labels >= 0)) and bool(np.all(eval_labels >= 0))
         mode = "labels" if labelled else "rotation"
+        # Small datasets get at least `min_steps` optimizer steps: a few epochs
+        # of a thousand images leave the classifier (and its features) untrained.
+        steps_per_epoch = -(-len(train_images) // batch_size)
+        epochs = max(int(epochs), -(-int(min_steps) // max(steps_per_epoch, 1)))
         recipe = {
             "version": CLASSIFIER_VERSION, "data": data_fingerprint, "epochs": int(epochs),
             "batch_size": int(batch_size), "seed": int(seed), "mode": mode,
@@ -239,7 +255,7 @@ class DomainClassifier(FeatureExtractor):
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         train_ds = _make_dataset(train_images, train_labels, recipe["batch_size"], recipe["seed"],
                                  num_rotations, training=True)
-        history = model.fit(train_ds, epochs=recipe["epochs"], verbose=0)
+        history = model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=0)
         eval_accuracy = _eval_accuracy(model, eval_images, eval_labels, num_rotations)
         info = {
             **recipe, "fingerprint": fingerprint, "num_classes": num_classes,
@@ -261,10 +277,11 @@ def _eval_accuracy(model, images, labels, num_rotations, batch_size=256) -> floa
         # Every eval image in every rotation: a deterministic accuracy.
         images = np.concatenate([_rotate(images, k, num_rotations) for k in range(num_rotations)])
         labels = np.repeat(np.arange(num_rotations), len(images) // num_rotations)
-    correct = 0
-    for start in range(0, len(images), batch_size):
-        probs = model.predict_on_batch(images[start:start + batch_size].astype(np.float32))
-        correct += int(np.sum(np.argmax(probs, axis=1) == labels[start:start + batch_size]))
+    correct, start = 0, 0
+    for batch, n in _fixed_batches(images, batch_size):
+        probs = np.asarray(model.predict_on_batch(batch))[:n]
+        correct += int(np.sum(np.argmax(probs, axis=1) == labels[start:start + n]))
+        start += n
     return correct / len(images)
 
 

@@ -68,6 +68,8 @@ def validate_config(config) -> None:
     need(is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1, "classifier_epochs", "must be an integer >= 1")
     need(is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1, "classifier_batch_size",
          "must be an integer >= 1")
+    need(is_int(ev.classifier_min_steps) and ev.classifier_min_steps >= 0, "classifier_min_steps",
+         "must be an integer >= 0")
     need(is_int(ev.kid_subsets) and ev.kid_subsets >= 1, "kid_subsets", "must be an integer >= 1")
     need(is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2, "kid_subset_size", "must be an integer >= 2")
     need(is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
@@ -287,7 +289,8 @@ def _domain_classifier(config, workdir, cache_dir, train_images, train_labels, e
     return feature_extractors.DomainClassifier.train_or_load(
         cache_dir, train_images, train_labels, eval_images, eval_labels,
         data_fingerprint=ingest_fingerprint(workdir), epochs=ev.classifier_epochs,
-        batch_size=ev.classifier_batch_size, seed=ev.seed, log=logging.info)
+        batch_size=ev.classifier_batch_size, seed=ev.seed, min_steps=ev.classifier_min_steps,
+        log=logging.info)
 
 
 def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, classifier_dir,

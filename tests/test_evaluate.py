@@ -1,0 +1,445 @@
+"""The evaluate stage on a tiny synthetic ingest dir (sklearn digits, 16x16)."""
+
+import json
+import os
+import pathlib
+import shutil
+import socket
+import subprocess
+import sys
+import types
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn import datasets
+
+from configs import default
+from gan_keras import feature_extractors, images
+from pipeline import evaluate
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NUM_SAMPLES = 300
+
+
+# ----------------------------------------------------------------------------
+# Fixtures: ingest dirs written directly as GZIP TFRecords
+# ----------------------------------------------------------------------------
+
+def _example(image, label, index):
+    def int64(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
+
+    def bytes_(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        "image/encoded": bytes_(images.encode_png(image)),
+        "image/height": int64(image.shape[0]), "image/width": int64(image.shape[1]),
+        "image/channels": int64(image.shape[2]), "image/class/label": int64(label),
+        "image/source_id": bytes_(f"digits:{index}".encode()),
+    })).SerializeToString()
+
+
+def _digits():
+    d = datasets.load_digits()
+    x = np.kron(d.images, np.ones((2, 2)))  # 8x8 -> 16x16
+    x = np.clip(np.round(x * 255.0 / 16.0), 0, 255).astype(np.uint8)[..., None]
+    return x, d.target.astype(np.int64)
+
+
+def write_ingest(workdir, labelled=True, num_train=1200):
+    x, y = _digits()
+    if not labelled:
+        y = np.full_like(y, -1)
+    ingest = pathlib.Path(workdir) / "ingest"
+    ingest.mkdir(parents=True, exist_ok=True)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    splits = {"train": (x[:num_train], y[:num_train]), "eval": (x[num_train:], y[num_train:])}
+    for split, (xs, ys) in splits.items():
+        shards = 2 if split == "train" else 1
+        for s in range(shards):
+            path = ingest / f"{split}-{s:05d}-of-{shards:05d}.tfrecord.gz"
+            with tf.io.TFRecordWriter(str(path), options) as w:
+                for i in range(s, len(xs), shards):
+                    w.write(_example(xs[i], ys[i], i))
+    (ingest / "labels.json").write_text(json.dumps([str(i) for i in range(10)] if labelled else []))
+    return x[:num_train], y[:num_train], x[num_train:], y[num_train:]
+
+
+def small_config(conditional=False):
+    config = default.get_config()
+    config.model.latent_dim = 8
+    config.model.conditional = conditional
+    ev = config.evaluate
+    ev.num_samples = NUM_SAMPLES
+    ev.classifier_epochs = 1
+    ev.classifier_min_steps = 300
+    ev.classifier_batch_size = 64
+    ev.kid_subsets = 5
+    ev.kid_subset_size = 100
+    ev.classifier_score_splits = 5
+    return config
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("labelled")
+    data = write_ingest(workdir)
+    return workdir, data
+
+
+# ----------------------------------------------------------------------------
+# Fake generators
+# ----------------------------------------------------------------------------
+
+def real_plus_noise_fn(train_x, train_y):
+    """A 'good' generator: real train images (not the eval ones) with slight noise."""
+
+    def sample_fn(num, seed, labels=None):
+        rng = np.random.default_rng(seed)
+        if labels is None:
+            idx = rng.integers(0, len(train_x), num)
+        else:
+            idx = np.array([rng.choice(np.flatnonzero(train_y == c)) for c in labels])
+        noisy = train_x[idx].astype(np.int32) + rng.integers(-8, 9, size=(num, *train_x.shape[1:]))
+        return np.clip(noisy, 0, 255).astype(np.uint8)
+
+    return sample_fn
+
+
+def noise_fn(num, seed, labels=None):
+    return np.random.default_rng(seed + 100).integers(0, 256, size=(num, 16, 16, 1), dtype=np.uint8)
+
+
+def collapsed_fn(train_x):
+    def sample_fn(num, seed, labels=None):
+        return np.repeat(train_x[:1], num, axis=0)
+
+    return sample_fn
+
+
+class Memorizer(keras.layers.Layer):
+    """Picks a stored image per sample from z (and the label): a tiny Keras 'generator'."""
+
+    def __init__(self, bank, **kwargs):
+        super().__init__(**kwargs)
+        self.bank = np.asarray(bank, np.float32)  # [K, M, H, W, C] in [-1, 1]
+        self.scale = self.add_weight(shape=(), initializer="ones", trainable=False, name="scale")
+
+    def call(self, z, label=None):
+        k, m = self.bank.shape[:2]
+        idx = keras.ops.cast(keras.ops.floor(keras.ops.sigmoid(z[:, 0]) * (m - 1e-3)), "int32")
+        if label is not None:
+            idx = keras.ops.cast(label, "int32") * m + idx
+        flat = keras.ops.reshape(keras.ops.convert_to_tensor(self.bank), (k * m, *self.bank.shape[2:]))
+        return keras.ops.take(flat, idx, axis=0) * self.scale
+
+
+def memorizer_generator(train_x, train_y, conditional, latent_dim=8, per_class=40):
+    bank = np.stack([images.to_float(train_x[train_y == c][:per_class]) for c in range(10)])
+    z = keras.Input((latent_dim,), name="z")
+    if conditional:
+        label = keras.Input((), dtype="int32", name="label")
+        return keras.Model([z, label], Memorizer(bank)(z, label))
+    return keras.Model(z, Memorizer(bank.reshape(1, -1, *bank.shape[2:]))(z))
+
+
+@pytest.fixture
+def fake_train(monkeypatch):
+    """Installs a pipeline.train.load_generator returning `holder['generator']`."""
+    holder = {}
+
+    def load_generator(config, workdir):
+        return holder["generator"]
+
+    try:
+        from pipeline import train
+        monkeypatch.setattr(train, "load_generator", load_generator)
+    except ImportError:
+        import pipeline
+        module = types.ModuleType("pipeline.train")
+        module.load_generator = load_generator
+        monkeypatch.setitem(sys.modules, "pipeline.train", module)
+        monkeypatch.setattr(pipeline, "train", module, raising=False)
+    return holder
+
+
+# ----------------------------------------------------------------------------
+# Tests
+# ----------------------------------------------------------------------------
+
+def test_read_split_decodes_ingested_records(labelled):
+    workdir, (train_x, train_y, eval_x, eval_y) = labelled
+    x, y = evaluate.read_split(workdir, "eval")
+    np.testing.assert_array_equal(x, eval_x)
+    np.testing.assert_array_equal(y, eval_y)
+    x, _ = evaluate.read_split(workdir, "train", limit=700)
+    assert x.shape == (700, 16, 16, 1) and x.dtype == np.uint8
+    with pytest.raises(FileNotFoundError, match="ingest"):
+        evaluate.read_split(workdir / "nowhere", "train")
+
+
+def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
+    workdir, (train_x, train_y, _, _) = labelled
+    config = small_config()
+    cache = workdir / "evaluate" / "classifier"
+    kw = {"conditional": False, "classifier_dir": cache}
+    good = evaluate.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), **kw)
+    noise = evaluate.compute_metrics(config, workdir, noise_fn, **kw)
+    collapsed = evaluate.compute_metrics(config, workdir, collapsed_fn(train_x), **kw)
+
+    assert good["extractor"] == "domain_classifier"
+    assert good["classifier_eval_accuracy"] > 0.8  # digits are easy: the features are meaningful
+    floor = good["references"]["real_floor"]
+    ceiling = good["references"]["noise_ceiling"]
+    # Real-vs-real is the best score; the good generator (real train images
+    # plus slight noise) ties with it up to sampling noise.
+    assert floor["frechet_distance"] < 1.2 * good["frechet_distance"]
+    assert good["frechet_distance"] < 2 * floor["frechet_distance"]
+    assert floor["frechet_distance"] < min(collapsed["frechet_distance"], noise["frechet_distance"]) / 5
+    assert good["frechet_distance"] < collapsed["frechet_distance"]
+    assert good["frechet_distance"] < noise["frechet_distance"]
+    assert noise["frechet_distance"] == pytest.approx(ceiling["frechet_distance"], rel=0.3)
+    assert good["kid_mean"] < collapsed["kid_mean"] and good["kid_mean"] < noise["kid_mean"]
+    assert good["precision"] > 0.7 and good["recall"] > 0.7
+    assert collapsed["recall"] < 0.05
+    assert noise["precision"] < 0.05
+    # Confident and diverse predictions on good samples; one class for collapse.
+    assert good["classifier_score"] > 5.0
+    assert collapsed["classifier_score"] == pytest.approx(1.0, abs=0.05)
+    assert good["num_samples"] == NUM_SAMPLES and good["num_real"] == 597
+
+
+def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path):
+    workdir, (train_x, train_y, _, _) = labelled
+    config = small_config()
+    cache = workdir / "evaluate" / "classifier"
+    sample_fn = real_plus_noise_fn(train_x, train_y)
+    first = evaluate.compute_metrics(config, workdir, sample_fn, conditional=False, classifier_dir=cache)
+    mtime = (cache / feature_extractors.CLASSIFIER_MODEL_FILE).stat().st_mtime_ns
+    second = evaluate.compute_metrics(config, workdir, sample_fn, conditional=False, classifier_dir=cache)
+    assert (cache / feature_extractors.CLASSIFIER_MODEL_FILE).stat().st_mtime_ns == mtime
+    assert second["frechet_distance"] == pytest.approx(first["frechet_distance"], rel=1e-6)
+    assert second["extractor_fingerprint"] == first["extractor_fingerprint"]
+
+    # Same cache, changed ingest data: the stale classifier is not reused.
+    other = tmp_path / "work"
+    shutil.copytree(workdir / "ingest", other / "ingest")
+    shutil.copytree(cache, other / "evaluate" / "classifier")
+    write_ingest(other, num_train=1000)
+    third = evaluate.compute_metrics(config, other, sample_fn, conditional=False,
+                                     classifier_dir=other / "evaluate" / "classifier")
+    assert third["extractor_fingerprint"] != first["extractor_fingerprint"]
+    info = json.loads((other / "evaluate" / "classifier" / "classifier.json").read_text())
+    assert info["num_train"] == 1000
+
+
+def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_path):
+    workdir, (train_x, train_y, _, _) = labelled
+    fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
+    config = small_config()
+    out = workdir / "evaluate"
+    metrics = evaluate.run_evaluate(config, workdir, out)
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["frechet_distance"] == pytest.approx(metrics["frechet_distance"])
+    for key in ("frechet_distance", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
+                "extractor", "num_samples", "num_real", "references", "classifier_eval_accuracy"):
+        assert key in on_disk, key
+    assert on_disk["blessed"] is True
+    assert on_disk["gate"]["metric"] == "frechet_distance"
+    assert on_disk["gate"]["baseline"] is None
+    assert list((out / "logs").glob("events.out.tfevents.*"))
+    assert evaluate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
+
+    # Threshold below the measured value: rejected, and the export gate agrees.
+    config.evaluate.threshold = metrics["frechet_distance"] / 2
+    rejected = evaluate.run_evaluate(config, workdir, out)
+    assert rejected["blessed"] is False
+    assert "above the threshold" in rejected["gate"]["reason"]
+    blessed, reason = evaluate.check_blessing(workdir)
+    assert not blessed and "above the threshold" in reason
+
+
+def _export_evaluation(workdir, version, metrics):
+    path = pathlib.Path(workdir, "export", "generator", str(version), "assets.extra", "evaluation.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(metrics))
+
+
+def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path):
+    src, (train_x, train_y, _, _) = labelled
+    workdir = tmp_path / "work"
+    shutil.copytree(src / "ingest", workdir / "ingest")
+    if (src / "evaluate" / "classifier").exists():
+        shutil.copytree(src / "evaluate" / "classifier", workdir / "evaluate" / "classifier")
+    fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
+    config = small_config()
+    out = workdir / "evaluate"
+    current = evaluate.run_evaluate(config, workdir, out)
+    fd = current["frechet_distance"]
+    same_space = {"extractor": current["extractor"], "extractor_fingerprint": current["extractor_fingerprint"]}
+
+    # The exported version (highest = 3) was better: not blessed.
+    _export_evaluation(workdir, 1, {**same_space, "frechet_distance": fd * 10})
+    _export_evaluation(workdir, 3, {**same_space, "frechet_distance": fd / 2})
+    (workdir / "export" / "generator" / ".3.tmp-x").mkdir()  # temp dirs are not versions
+    worse = evaluate.run_evaluate(config, workdir, out)
+    assert worse["blessed"] is False
+    assert worse["gate"]["baseline"]["version"] == 3
+    assert "worse than exported version 3" in worse["gate"]["reason"]
+    assert evaluate.check_blessing(workdir)[0] is False
+
+    # A tolerance large enough lets it through.
+    config.evaluate.baseline_tolerance = 1.5
+    assert evaluate.run_evaluate(config, workdir, out)["blessed"] is True
+    config.evaluate.baseline_tolerance = 0.0
+
+    # Exported version worse than the current model: blessed.
+    _export_evaluation(workdir, 4, {**same_space, "frechet_distance": fd * 2})
+    better = evaluate.run_evaluate(config, workdir, out)
+    assert better["blessed"] is True and better["gate"]["baseline"]["version"] == 4
+
+    # check_blessing re-reads the exports: a better version exported after the evaluation wins.
+    _export_evaluation(workdir, 5, {**same_space, "frechet_distance": fd / 3})
+    blessed, reason = evaluate.check_blessing(workdir)
+    assert not blessed and "version 5" in reason
+
+    # A different feature space is never compared.
+    _export_evaluation(workdir, 6, {"extractor": "inception_v3", "extractor_fingerprint": "x",
+                                    "frechet_distance": 0.0})
+    other = evaluate.run_evaluate(config, workdir, out)
+    assert other["blessed"] is True and other["gate"]["baseline"] is None
+    assert "not comparable" in other["gate"]["reason"]
+
+
+def test_check_blessing_without_evaluation(tmp_path):
+    blessed, reason = evaluate.check_blessing(tmp_path)
+    assert not blessed and "run the evaluate stage" in reason
+
+
+def test_conditional_model_gets_intra_fid_and_label_accuracy(labelled, fake_train, tmp_path):
+    workdir, (train_x, train_y, _, _) = labelled
+    config = small_config(conditional=True)
+    config.evaluate.gate_metric = "intra_frechet_distance"
+    fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=True)
+    metrics = evaluate.run_evaluate(config, workdir, tmp_path / "evaluate")
+    assert set(metrics["per_class_frechet_distance"]) == {str(c) for c in range(10)}
+    assert metrics["intra_frechet_distance"] == pytest.approx(
+        np.mean(list(metrics["per_class_frechet_distance"].values())))
+    # The memorizer returns real images of the requested class.
+    assert metrics["generated_label_accuracy"] > 0.8
+    assert metrics["gate"]["metric"] == "intra_frechet_distance" and metrics["blessed"] is True
+
+    # Ignoring the label (wrong class images) is caught by the label accuracy.
+    wrong = memorizer_generator(train_x, (train_y + 1) % 10, conditional=True)
+    fake_train["generator"] = wrong
+    bad = evaluate.run_evaluate(config, workdir, tmp_path / "evaluate")
+    assert bad["generated_label_accuracy"] < 0.3
+    assert bad["intra_frechet_distance"] > metrics["intra_frechet_distance"]
+
+
+def test_unlabelled_data_uses_a_rotation_classifier(tmp_path):
+    train_x, _, _, _ = write_ingest(tmp_path, labelled=False)
+    config = small_config()
+    metrics = evaluate.compute_metrics(config, tmp_path, real_plus_noise_fn(train_x, np.zeros(len(train_x))),
+                                       conditional=False, classifier_dir=tmp_path / "evaluate" / "classifier")
+    assert metrics["classifier"]["mode"] == "rotation"
+    assert "rotation" in metrics["classifier"]["task"]
+    assert metrics["classifier_score"] is None and "rotation" in metrics["classifier_score_note"]
+    assert metrics["classifier_eval_accuracy"] > 0.5  # 4-way chance is 0.25
+    assert metrics["frechet_distance"] < metrics["references"]["noise_ceiling"]["frechet_distance"]
+
+
+def test_validate_config_names_the_field():
+    for field, value, match in [
+        ("extractor", "vgg", "config.evaluate.extractor"),
+        ("num_samples", 1, "config.evaluate.num_samples"),
+        ("gate_metric", "precision", "config.evaluate.gate_metric"),
+        ("threshold", float("nan"), "config.evaluate.threshold"),
+        ("kid_subset_size", 1, "config.evaluate.kid_subset_size"),
+    ]:
+        config = default.get_config()
+        setattr(config.evaluate, field, value)
+        with pytest.raises(ValueError, match=match):
+            evaluate.validate_config(config)
+    config = default.get_config()
+    config.evaluate.gate_metric = "intra_frechet_distance"
+    with pytest.raises(ValueError, match="conditional"):
+        evaluate.validate_config(config)
+    evaluate.validate_config(default.get_config())
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(keras.utils, "get_file", refuse)
+    import keras.src.utils.file_utils as file_utils
+    monkeypatch.setattr(file_utils, "get_file", refuse)
+
+
+def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_network, tmp_path):
+    workdir, (train_x, train_y, _, _) = labelled
+    with pytest.raises(feature_extractors.ExtractorUnavailable, match="never downloaded"):
+        feature_extractors.InceptionV3Extractor("")
+    with pytest.raises(FileNotFoundError, match="inception_weights"):
+        feature_extractors.InceptionV3Extractor(str(tmp_path / "missing.h5"))
+    config = small_config()
+    config.evaluate.extractor = "inception_v3"
+    metrics = evaluate.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False,
+                                       classifier_dir=workdir / "evaluate" / "classifier")
+    assert metrics["extractor"] == "domain_classifier"
+    assert "inception_v3" in metrics["skipped_extractors"]
+
+
+def test_inception_from_a_local_weights_file(no_network, tmp_path):
+    # Random weights written locally stand in for the ImageNet file.
+    weights = tmp_path / "inception_notop.weights.h5"
+    keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(299, 299, 3),
+                                   pooling="avg").save_weights(weights)
+    extractor = feature_extractors.InceptionV3Extractor(str(weights), batch_size=2)
+    gray = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
+    features, probs = extractor.predict(gray)
+    assert features.shape == (3, 2048) and features.dtype == np.float64 and probs is None
+    assert np.all(np.isfinite(features))
+    # Grayscale is replicated to RGB: the same image in RGB gives the same features.
+    np.testing.assert_allclose(extractor.features(np.repeat(gray, 3, axis=-1)), features, rtol=1e-5, atol=1e-6)
+    assert extractor.info["name"] == "inception_v3" and len(extractor.fingerprint) == 64
+
+
+class _Exported(tf.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="z")])
+    def serve(self, z):
+        x = self.generator(z, training=False)
+        return {"images": tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0, 255), tf.uint8),
+                "images_float": x}
+
+
+def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_path):
+    src, (train_x, train_y, _, _) = labelled
+    workdir = tmp_path / "work"
+    shutil.copytree(src / "ingest", workdir / "ingest")
+    base = workdir / "export" / "generator"
+    good = _Exported(memorizer_generator(train_x, train_y, conditional=False))
+    tf.saved_model.save(good, str(base / "2"), signatures={"serving_default": good.serve})
+    (base / "1").mkdir(parents=True)  # lower version: must not be picked
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "pipeline.evaluate", f"--model_base_path={base}", f"--workdir={workdir}",
+           f"--config={REPO / 'configs' / 'default.py'}", f"--config.evaluate.num_samples={NUM_SAMPLES}",
+           "--config.evaluate.classifier_epochs=2", "--config.evaluate.kid_subset_size=100",
+           "--config.evaluate.classifier_score_splits=5"]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "frechet_distance:" in proc.stdout
+    written = json.loads((workdir / "evaluate" / "standalone_2.json").read_text())
+    assert written["model"]["version"] == 2 and written["model"]["latent_dim"] == 8
+    assert written["num_samples"] == NUM_SAMPLES
+    assert written["frechet_distance"] < written["references"]["noise_ceiling"]["frechet_distance"]
