@@ -1,0 +1,321 @@
+"""The GAN as a subclassed `keras.Model` whose `train_step` does one
+adversarial update: `n_critic` discriminator updates, then one generator update.
+
+The same `train_step` serves `GAN.fit` and the pipeline's distributed loop
+(`strategy.run(gan.train_step, ...)`), so both paths train identically.
+
+Distribution notes:
+- Losses are per-example and averaged over the *global* batch
+  (`tf.nn.compute_average_loss`); Keras optimizers then sum gradients across
+  replicas, giving the gradient of the global-batch mean.
+- Noise is drawn per replica from stateless RNG keyed by (seed, step, purpose):
+  every replica computes the global batch's noise and keeps its own slice, so
+  one replica at batch B and N replicas at batch B/N see the same noise, and a
+  restored run continues the exact noise stream.
+"""
+
+import keras
+import tensorflow as tf
+
+from gan_keras import diffaugment, losses
+
+# Stream ids that make the noise of each random draw in a step distinct.
+_Z, _LABEL, _GP_EPS, _AUG_REAL, _AUG_FAKE = range(5)
+_DRAWS_PER_CRITIC = 8
+
+
+@keras.saving.register_keras_serializable(package="gan_keras")
+class GAN(keras.Model):
+    """Holds G, D (and an EMA copy of G) and their two optimizers."""
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        *,
+        latent_dim: int,
+        num_classes: int = 0,
+        ema_decay: float = 0.0,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= ema_decay < 1.0:
+            raise ValueError(f"train.ema_decay must be in [0, 1), got {ema_decay}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.num_classes = int(num_classes)
+        self.ema_decay = float(ema_decay)
+        self.seed = int(seed)
+        self.ema_generator = None
+        if self.ema_decay > 0:
+            self.ema_generator = keras.models.clone_model(generator)
+            self.ema_generator.set_weights(generator.get_weights())
+        self.g_optimizer = None
+        self.d_optimizer = None
+
+    # ------------------------------------------------------------------ setup
+    def compile(
+        self,
+        g_optimizer: keras.optimizers.Optimizer,
+        d_optimizer: keras.optimizers.Optimizer,
+        loss: str = "non_saturating",
+        *,
+        n_critic: int = 1,
+        gp_weight: float = 10.0,
+        r1_gamma: float = 0.0,
+        diffaugment_policy: str = "",
+        jit_compile=False,
+    ):
+        if loss not in losses.LOSSES:
+            raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {loss!r}")
+        if n_critic < 1:
+            raise ValueError(f"train.n_critic must be >= 1, got {n_critic}")
+        # Keras drives callbacks from `self.optimizer.iterations`; G's optimizer
+        # steps once per train_step, so it is the step counter.
+        super().compile(optimizer=g_optimizer, jit_compile=jit_compile)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.loss_name = loss
+        self.n_critic = int(n_critic)
+        self.gp_weight = float(gp_weight)
+        self.r1_gamma = float(r1_gamma)
+        self.augment_policy = diffaugment.parse_policy(diffaugment_policy)
+        # Optimizers must be built under the same strategy scope as the model
+        # variables, before the first (traced) step.
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
+
+        mean = keras.metrics.Mean
+        self.trackers = {
+            "d_loss": mean(name="d_loss"),
+            "g_loss": mean(name="g_loss"),
+            "d_real_logit": mean(name="d_real_logit"),
+            "d_fake_logit": mean(name="d_fake_logit"),
+            "d_grad_norm": mean(name="d_grad_norm"),
+            "g_grad_norm": mean(name="g_grad_norm"),
+        }
+        if loss == "wgan_gp":
+            self.trackers["gradient_penalty"] = mean(name="gradient_penalty")
+        if self.r1_gamma > 0:
+            self.trackers["r1_penalty"] = mean(name="r1_penalty")
+
+    @property
+    def metrics(self):
+        return list(getattr(self, "trackers", {}).values())
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator that samples and exports use (the EMA one when on)."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
+    @property
+    def step(self):
+        return self.g_optimizer.iterations
+
+    def call(self, inputs, training=False):
+        return self.sampling_generator(inputs, training=training)
+
+    # ------------------------------------------------------------ randomness
+    def _replica_slice(self, draw, local_batch):
+        """Draws the global batch with `draw(global_batch)` and keeps this replica's rows."""
+        ctx = tf.distribute.get_replica_context()
+        num_replicas = ctx.num_replicas_in_sync
+        replica_id = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+        full = draw(local_batch * num_replicas)
+        return full[replica_id * local_batch:(replica_id + 1) * local_batch]
+
+    def _seed(self, step, critic, stream):
+        counter = tf.cast(step, tf.int64) * 64 + critic * _DRAWS_PER_CRITIC + stream
+        return tf.stack([tf.constant(self.seed, tf.int64), counter])
+
+    def _latents(self, step, critic, local_batch):
+        seed = self._seed(step, critic, _Z)
+        return self._replica_slice(
+            lambda n: tf.random.stateless_normal([n, self.latent_dim], seed), local_batch)
+
+    def _fake_labels(self, step, critic, local_batch):
+        seed = self._seed(step, critic, _LABEL)
+        return self._replica_slice(
+            lambda n: tf.random.stateless_uniform([n], seed, 0, self.num_classes, dtype=tf.int32),
+            local_batch)
+
+    def _augment(self, images, step, critic, stream):
+        if not self.augment_policy:
+            return images
+        local_batch = tf.shape(images)[0]
+        base_seed = self._seed(step, critic, stream)
+
+        def random_fn(key, shape, minval, maxval, dtype):
+            seed = tf.random.experimental.stateless_fold_in(base_seed, key)
+            return self._replica_slice(
+                lambda n: tf.random.stateless_uniform([n, *shape], seed, minval, maxval, dtype=dtype),
+                local_batch)
+
+        return diffaugment.diff_augment(images, self.augment_policy, random_fn)
+
+    # -------------------------------------------------------------- networks
+    def _generate(self, z, labels, training):
+        inputs = [z, labels] if self.num_classes else z
+        return self.generator(inputs, training=training)
+
+    def _discriminate(self, images, labels, training):
+        inputs = [images, labels] if self.num_classes else images
+        return tf.cast(self.discriminator(inputs, training=training), tf.float32)
+
+    # ------------------------------------------------------------ train step
+    def train_step(self, data):
+        if isinstance(data, (tuple, list)):
+            real_images, real_labels = data[0], data[1]
+        else:
+            real_images, real_labels = data, None
+        if self.num_classes:
+            if real_labels is None:
+                raise ValueError("a conditional GAN needs (images, labels) batches")
+            real_labels = tf.cast(real_labels, tf.int32)
+        real_images = tf.cast(real_images, self.compute_dtype)
+        local_batch = tf.shape(real_images)[0]
+        ctx = tf.distribute.get_replica_context()
+        global_batch = local_batch * ctx.num_replicas_in_sync
+        step = tf.cast(self.g_optimizer.iterations, tf.int64)
+
+        d_out = {}
+        for critic in range(self.n_critic):
+            # Each update must finish before the next starts: replicas have to
+            # issue their collectives (gradient sums, synchronised BatchNorm)
+            # in the same order, and data flow alone does not impose one.
+            with tf.control_dependencies(list(d_out.values())):
+                d_out = self._discriminator_update(
+                    real_images, real_labels, step, critic, local_batch, global_batch)
+        with tf.control_dependencies(list(d_out.values())):
+            g_out = self._generator_update(step, local_batch, global_batch)
+        if self.ema_generator is not None:
+            with tf.control_dependencies(list(g_out.values())):
+                self._update_ema()
+
+        self.trackers["d_loss"].update_state(d_out["d_loss"])
+        self.trackers["g_loss"].update_state(g_out["g_loss"])
+        self.trackers["d_real_logit"].update_state(d_out["d_real_logit"])
+        self.trackers["d_fake_logit"].update_state(d_out["d_fake_logit"])
+        self.trackers["d_grad_norm"].update_state(d_out["d_grad_norm"])
+        self.trackers["g_grad_norm"].update_state(g_out["g_grad_norm"])
+        if "gradient_penalty" in self.trackers:
+            self.trackers["gradient_penalty"].update_state(d_out["gradient_penalty"])
+        if "r1_penalty" in self.trackers:
+            self.trackers["r1_penalty"].update_state(d_out["r1_penalty"])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def _discriminator_update(self, real_images, real_labels, step, critic, local_batch, global_batch):
+        z = self._latents(step, critic, local_batch)
+        fake_labels = self._fake_labels(step, critic, local_batch) if self.num_classes else None
+        fake_images = tf.stop_gradient(self._generate(z, fake_labels, training=True))
+        real_in = self._augment(real_images, step, critic, _AUG_REAL)
+        fake_in = self._augment(fake_images, step, critic, _AUG_FAKE)
+        out = {}
+        with tf.GradientTape() as tape:
+            if self.r1_gamma > 0:
+                with tf.GradientTape() as r1_tape:
+                    r1_tape.watch(real_in)
+                    real_logits = self._discriminate(real_in, real_labels, training=True)
+                r1_grads = r1_tape.gradient(real_logits, real_in)
+                r1 = 0.5 * self.r1_gamma * tf.reduce_sum(tf.square(tf.cast(r1_grads, tf.float32)), axis=[1, 2, 3])
+            else:
+                real_logits = self._discriminate(real_in, real_labels, training=True)
+            fake_logits = self._discriminate(fake_in, fake_labels, training=True)
+            per_example = losses.discriminator_loss(self.loss_name, real_logits, fake_logits)
+            total = per_example
+            if self.loss_name == "wgan_gp":
+                gp = self._gradient_penalty(real_images, fake_images, real_labels, step, critic, local_batch)
+                total = total + self.gp_weight * gp
+                out["gradient_penalty"] = tf.reduce_mean(gp)
+            if self.r1_gamma > 0:
+                total = total + r1
+                out["r1_penalty"] = tf.reduce_mean(r1)
+            loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
+            scaled_loss = self.d_optimizer.scale_loss(loss)
+        variables = self.discriminator.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        out["d_grad_norm"] = self._apply(self.d_optimizer, grads, variables)
+        # Trackers get replica-local means; their variables sum over replicas
+        # and count replicas, so results are global-batch means.
+        out["d_loss"] = tf.reduce_mean(total)
+        out["d_real_logit"] = tf.reduce_mean(real_logits)
+        out["d_fake_logit"] = tf.reduce_mean(fake_logits)
+        return out
+
+    def _gradient_penalty(self, real_images, fake_images, labels, step, critic, local_batch):
+        seed = self._seed(step, critic, _GP_EPS)
+        eps = self._replica_slice(lambda n: tf.random.stateless_uniform([n, 1, 1, 1], seed), local_batch)
+        eps = tf.cast(eps, real_images.dtype)
+        mixed = eps * real_images + (1.0 - eps) * fake_images
+        with tf.GradientTape() as tape:
+            tape.watch(mixed)
+            logits = self._discriminate(mixed, labels, training=True)
+        grads = tf.cast(tape.gradient(logits, mixed), tf.float32)
+        norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
+        return tf.square(norms - 1.0)
+
+    def _generator_update(self, step, local_batch, global_batch):
+        # Noise for G's update comes from its own stream, after the critics'.
+        z = self._latents(step, self.n_critic, local_batch)
+        labels = self._fake_labels(step, self.n_critic, local_batch) if self.num_classes else None
+        with tf.GradientTape() as tape:
+            fake_images = self._generate(z, labels, training=True)
+            fake_in = self._augment(fake_images, step, self.n_critic, _AUG_FAKE)
+            fake_logits = self._discriminate(fake_in, labels, training=True)
+            per_example = losses.generator_loss(self.loss_name, fake_logits)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            scaled_loss = self.g_optimizer.scale_loss(loss)
+        variables = self.generator.trainable_variables
+        grads = tape.gradient(scaled_loss, variables)
+        grad_norm = self._apply(self.g_optimizer, grads, variables)
+        return {"g_loss": tf.reduce_mean(per_example), "g_grad_norm": grad_norm}
+
+    def _apply(self, optimizer, grads, variables):
+        """Applies gradients; returns the global norm of the global-batch gradient."""
+        ctx = tf.distribute.get_replica_context()
+        num_replicas = ctx.num_replicas_in_sync
+        if num_replicas > 1:
+            # Sum once here to measure the true gradient norm, then hand the
+            # optimizer 1/N of it: its own cross-replica sum restores the total.
+            grads = ctx.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        norm = tf.linalg.global_norm([tf.cast(g, tf.float32) for g in grads])
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            norm = norm / tf.cast(optimizer.dynamic_scale, tf.float32)
+        if num_replicas > 1:
+            grads = [g / num_replicas for g in grads]
+        optimizer.apply_gradients(zip(grads, variables))
+        # Reading the iteration counter after the update ties `norm` to it.
+        with tf.control_dependencies([optimizer.iterations.value]):
+            return tf.identity(norm)
+
+    def _update_ema(self):
+        # Runs in replica context: every replica holds identical G weights
+        # after the (all-reduced) update, so each updates its own EMA copy and
+        # the copies stay identical without another collective.
+        decay = self.ema_decay
+        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
+            if ema_var.trainable:
+                ema_var.assign(decay * ema_var.value + (1.0 - decay) * var.value)
+            else:
+                # BatchNorm statistics are copied, not averaged.
+                ema_var.assign(var.value)
+
+    # --------------------------------------------------------------- sampling
+    def sample(self, z, labels=None):
+        """Float images in [-1, 1] from the sampling generator, inference mode."""
+        inputs = [z, labels] if self.num_classes else z
+        return self.sampling_generator(inputs, training=False)
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Everything training state consists of, for tf.train.CheckpointManager."""
+        items = dict(
+            generator=self.generator,
+            discriminator=self.discriminator,
+            g_optimizer=self.g_optimizer,
+            d_optimizer=self.d_optimizer,
+        )
+        if self.ema_generator is not None:
+            items["ema_generator"] = self.ema_generator
+        return tf.train.Checkpoint(**items)

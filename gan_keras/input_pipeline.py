@@ -1,0 +1,158 @@
+"""tf.data input from the ingest stage's TFRecords.
+
+Records hold lossless uint8 PNGs; normalisation to [-1, 1] happens here, when
+the trainer reads. Every replica layout sees the same global batches: the
+global stream is built deterministically, batched to the global batch with
+`drop_remainder=True`, and each input pipeline keeps its own slice.
+"""
+
+import json
+import pathlib
+
+import tensorflow as tf
+
+FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+    "image/height": tf.io.FixedLenFeature([], tf.int64),
+    "image/width": tf.io.FixedLenFeature([], tf.int64),
+    "image/channels": tf.io.FixedLenFeature([], tf.int64),
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    "image/source_id": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+}
+
+
+class DataError(ValueError):
+    """The ingested records are missing, corrupt, or disagree with the config."""
+
+
+def list_shards(ingest_dir, split: str) -> list[str]:
+    shards = sorted(str(p) for p in pathlib.Path(ingest_dir).glob(f"{split}-*.tfrecord.gz"))
+    if not shards:
+        raise DataError(f"no {split} records: {ingest_dir}/{split}-*.tfrecord.gz matched nothing "
+                        "(run the ingest stage first)")
+    return shards
+
+
+def read_stats(ingest_dir) -> dict:
+    path = pathlib.Path(ingest_dir) / "stats.json"
+    if not path.exists():
+        raise DataError(f"{path} is missing (run the ingest stage first)")
+    return json.loads(path.read_text())
+
+
+def read_label_names(ingest_dir) -> list[str]:
+    path = pathlib.Path(ingest_dir) / "labels.json"
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def split_count(stats: dict, split: str) -> int:
+    return int(stats["splits"][split]["count"])
+
+
+def check_records_match_config(ingest_dir, resolution: int, channels: int) -> dict:
+    """Fails fast, naming both sides, when the records' shape differs from the config."""
+    stats = read_stats(ingest_dir)
+    got = (stats.get("resolution"), stats.get("channels"))
+    if got != (resolution, channels):
+        raise DataError(
+            f"{pathlib.Path(ingest_dir) / 'stats.json'}: records are {got[0]}x{got[0]}x{got[1]} "
+            f"but the config asks for data.resolution={resolution}, data.channels={channels}; "
+            "re-run ingest with this config or fix the config")
+    return stats
+
+
+def verify_shards(ingest_dir, split: str, expected_count: int | None = None) -> int:
+    """Reads every record of a split once; names the shard that is corrupt.
+
+    A corrupt GZIP stream otherwise surfaces mid-training as a DataLossError
+    that does not say which file it came from.
+    """
+    total = 0
+    for shard in list_shards(ingest_dir, split):
+        count = 0
+        try:
+            for _ in tf.data.TFRecordDataset(shard, compression_type="GZIP"):
+                count += 1
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+            raise DataError(f"{shard}: corrupt after {count} records ({e.message.splitlines()[0]})") from None
+        total += count
+    if expected_count is not None and total != expected_count:
+        raise DataError(f"{ingest_dir}: {split} shards hold {total} records but stats.json says {expected_count}")
+    return total
+
+
+def _parse(filename, serialized, resolution, channels):
+    ex = tf.io.parse_single_example(serialized, FEATURES)
+    image = tf.io.decode_png(ex["image/encoded"], channels=0)
+    shape = tf.shape(image, out_type=tf.int64)
+    ok = tf.reduce_all(tf.stack([
+        shape[0] == resolution, shape[1] == resolution, shape[2] == channels,
+        ex["image/height"] == resolution, ex["image/width"] == resolution,
+        ex["image/channels"] == channels]))
+    check = tf.debugging.Assert(ok, [
+        "record shape differs from the config; file:", filename, "source_id:", ex["image/source_id"],
+        "decoded HxWxC:", shape, f"expected {resolution}x{resolution}x{channels}"])
+    with tf.control_dependencies([check]):
+        image = tf.ensure_shape(tf.identity(image), [resolution, resolution, channels])
+    image = tf.cast(image, tf.float32) / 127.5 - 1.0
+    return image, tf.cast(ex["image/class/label"], tf.int32)
+
+
+def make_dataset(
+    ingest_dir,
+    split: str,
+    *,
+    resolution: int,
+    channels: int,
+    global_batch_size: int,
+    shuffle_buffer: int = 10_000,
+    seed: int = 0,
+    repeat: bool = True,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """(images float32 [b, R, R, C] in [-1, 1], labels int32 [b]) batches.
+
+    Without `input_context`, b is the global batch. With one (from
+    `strategy.distribute_datasets_from_function`), this pipeline yields the
+    per-replica batches of its own replicas, cut from the same global batches
+    a single process would see.
+    """
+    shards = list_shards(ingest_dir, split)
+    files = tf.data.Dataset.from_tensor_slices(shards)
+    if repeat:
+        files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
+    ds = files.interleave(
+        lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP").map(lambda r: (f, r)),
+        cycle_length=min(len(shards), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda f, r: _parse(f, r, resolution, channels), num_parallel_calls=tf.data.AUTOTUNE,
+                deterministic=True)
+    if repeat:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(global_batch_size, drop_remainder=True)
+    if input_context is not None and input_context.num_replicas_in_sync > 1:
+        per_replica = input_context.get_per_replica_batch_size(global_batch_size)
+        replicas_here = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+        start = input_context.input_pipeline_id * replicas_here * per_replica
+        ds = ds.map(lambda x, y: (x[start:start + replicas_here * per_replica],
+                                  y[start:start + replicas_here * per_replica]))
+        ds = ds.rebatch(per_replica)
+    options = tf.data.Options()
+    options.deterministic = True
+    # Every pipeline reads the whole stream and keeps its slice; tf.distribute
+    # must not shard it again.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def load_images(ingest_dir, split: str, limit: int | None = None, *, resolution: int, channels: int):
+    """The first `limit` images of a split as uint8 [N, R, R, C] and labels [N] (numpy)."""
+    ds = make_dataset(ingest_dir, split, resolution=resolution, channels=channels,
+                      global_batch_size=1, repeat=False).unbatch()
+    if limit is not None:
+        ds = ds.take(limit)
+    images, labels = [], []
+    for batch_images, batch_labels in ds.batch(1024):
+        images.append(tf.cast(tf.round((batch_images + 1.0) * 127.5), tf.uint8).numpy())
+        labels.append(batch_labels.numpy())
+    import numpy as np
+    return np.concatenate(images), np.concatenate(labels)

@@ -1,0 +1,218 @@
+"""DCGAN generator and discriminator (Radford et al., 2015), built for the data.
+
+Resolutions: 28 (MNIST-like: 7 -> 14 -> 28) and every power of two from 16 to
+256 (4 -> 8 -> ... -> R). The classic DCGAN code's generator emits 32x32 while
+its data is 64x64; here both networks are built from the data's resolution and
+channels, and `check_image_shape` fails clearly when records and config differ.
+
+Conditional models: G takes a label through an embedding concatenated to z or
+through conditional BatchNorm; D is a projection discriminator (Miyato &
+Koyama, 2018): logit = psi(h) + <embed(y), h>.
+"""
+
+import keras
+from keras import layers, ops
+
+SUPPORTED_RESOLUTIONS = (16, 28, 32, 64, 128, 256)
+MAX_WIDTH_MULTIPLIER = 8
+# DCGAN's initialisation: N(0, 0.02) for conv and dense weights.
+WEIGHT_INIT = keras.initializers.RandomNormal(stddev=0.02)
+
+
+def _geometry(resolution: int) -> tuple[int, int]:
+    """(starting spatial size, number of 2x upsamplings) for a resolution."""
+    if resolution not in SUPPORTED_RESOLUTIONS:
+        raise ValueError(
+            f"model resolution {resolution} is not supported; use one of {SUPPORTED_RESOLUTIONS}"
+        )
+    if resolution == 28:
+        return 7, 2
+    n_up = resolution.bit_length() - 1 - 2  # log2(R) - log2(4)
+    return 4, n_up
+
+
+def _width(base: int, level: int) -> int:
+    return base * min(2**level, MAX_WIDTH_MULTIPLIER)
+
+
+@keras.saving.register_keras_serializable(package="gan_keras")
+class ConditionalBatchNormalization(layers.Layer):
+    """BatchNorm whose scale and offset are looked up from the class label."""
+
+    def __init__(self, num_classes, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.synchronized = synchronized
+        self.norm = layers.BatchNormalization(center=False, scale=False, synchronized=synchronized)
+
+    def build(self, input_shape):
+        x_shape, _ = input_shape
+        channels = x_shape[-1]
+        self.norm.build(x_shape)
+        self.gamma = layers.Embedding(self.num_classes, channels, embeddings_initializer="ones")
+        self.beta = layers.Embedding(self.num_classes, channels, embeddings_initializer="zeros")
+        self.gamma.build((None,))
+        self.beta.build((None,))
+
+    def call(self, inputs, training=None):
+        x, label = inputs
+        x = self.norm(x, training=training)
+        gamma = self.gamma(label)[:, None, None, :]
+        beta = self.beta(label)[:, None, None, :]
+        return x * ops.cast(gamma, x.dtype) + ops.cast(beta, x.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "synchronized": self.synchronized}
+
+
+@keras.saving.register_keras_serializable(package="gan_keras")
+class ProjectionLogit(layers.Layer):
+    """<embed(y), h>, the class term of a projection discriminator."""
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def build(self, input_shape):
+        h_shape, _ = input_shape
+        self.embedding = layers.Embedding(self.num_classes, h_shape[-1], embeddings_initializer=WEIGHT_INIT)
+        self.embedding.build((None,))
+
+    def call(self, inputs):
+        h, label = inputs
+        return ops.sum(ops.cast(self.embedding(label), h.dtype) * h, axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0][0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def build_generator(
+    *,
+    resolution: int,
+    channels: int,
+    latent_dim: int,
+    width: int = 64,
+    norm: str = "batch",
+    sync_batch_norm: bool = False,
+    num_classes: int = 0,
+    conditioning: str = "embedding",
+    name: str = "generator",
+) -> keras.Model:
+    """z [B, latent_dim] (and label [B] when num_classes > 0) -> images in [-1, 1]."""
+    if norm not in ("batch", "none"):
+        raise ValueError(f"model.g_norm must be 'batch' or 'none', got {norm!r}")
+    if conditioning not in ("embedding", "conditional_batch_norm"):
+        raise ValueError(
+            f"model.conditioning must be 'embedding' or 'conditional_batch_norm', got {conditioning!r}"
+        )
+    start, n_up = _geometry(resolution)
+    z_in = keras.Input((latent_dim,), name="z")
+    inputs = [z_in]
+    label_in = None
+    x = z_in
+    if num_classes:
+        label_in = keras.Input((), dtype="int32", name="label")
+        inputs.append(label_in)
+        if conditioning == "embedding":
+            embedded = layers.Embedding(num_classes, latent_dim, name="label_embedding")(label_in)
+            x = layers.Concatenate()([z_in, embedded])
+    use_cbn = bool(num_classes) and conditioning == "conditional_batch_norm"
+
+    def normalize(h):
+        if norm == "none":
+            return h
+        if use_cbn:
+            return ConditionalBatchNormalization(num_classes, synchronized=sync_batch_norm)([h, label_in])
+        return layers.BatchNormalization(synchronized=sync_batch_norm)(h)
+
+    channels0 = _width(width, n_up - 1)
+    x = layers.Dense(start * start * channels0, use_bias=norm == "none", kernel_initializer=WEIGHT_INIT)(x)
+    x = layers.Reshape((start, start, channels0))(x)
+    x = layers.ReLU()(normalize(x))
+    for level in reversed(range(n_up - 1)):
+        x = layers.Conv2DTranspose(
+            _width(width, level), 4, strides=2, padding="same",
+            use_bias=norm == "none", kernel_initializer=WEIGHT_INIT,
+        )(x)
+        x = layers.ReLU()(normalize(x))
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=WEIGHT_INIT)(x)
+    # tanh in float32 so mixed-precision samples still span [-1, 1] exactly.
+    images = layers.Activation("tanh", dtype="float32", name="images")(x)
+    return keras.Model(inputs if num_classes else z_in, images, name=name)
+
+
+def build_discriminator(
+    *,
+    resolution: int,
+    channels: int,
+    width: int = 64,
+    norm: str = "batch",
+    sync_batch_norm: bool = False,
+    spectral_norm: bool = False,
+    num_classes: int = 0,
+    name: str = "discriminator",
+) -> keras.Model:
+    """images [B, R, R, C] (and label [B]) -> one logit per image, float32."""
+    if norm not in ("batch", "layer", "none"):
+        raise ValueError(f"model.d_norm must be 'batch', 'layer' or 'none', got {norm!r}")
+    _, n_down = _geometry(resolution)
+
+    def sn(layer):
+        return layers.SpectralNormalization(layer) if spectral_norm else layer
+
+    def normalize(h):
+        if norm == "batch":
+            return layers.BatchNormalization(synchronized=sync_batch_norm)(h)
+        if norm == "layer":
+            return layers.LayerNormalization(axis=[1, 2, 3])(h)
+        return h
+
+    image_in = keras.Input((resolution, resolution, channels), name="images")
+    inputs = [image_in]
+    # DCGAN: no normalisation on the first layer.
+    x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=WEIGHT_INIT))(image_in)
+    x = layers.LeakyReLU(0.2)(x)
+    for level in range(1, n_down):
+        x = sn(layers.Conv2D(
+            _width(width, level), 4, strides=2, padding="same",
+            use_bias=norm == "none", kernel_initializer=WEIGHT_INIT,
+        ))(x)
+        x = layers.LeakyReLU(0.2)(normalize(x))
+    h = layers.Flatten()(x)
+    logit = sn(layers.Dense(1, kernel_initializer=WEIGHT_INIT))(h)
+    if num_classes:
+        label_in = keras.Input((), dtype="int32", name="label")
+        inputs.append(label_in)
+        logit = layers.Add()([logit, ProjectionLogit(num_classes)([h, label_in])])
+    logit = layers.Activation("linear", dtype="float32", name="logit")(logit)
+    return keras.Model(inputs if num_classes else image_in, logit, name=name)
+
+
+def build_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
+    """(generator, discriminator) from the `model` config section."""
+    generator = build_generator(
+        resolution=resolution,
+        channels=channels,
+        latent_dim=model_config.latent_dim,
+        width=model_config.g_width,
+        norm=model_config.g_norm,
+        sync_batch_norm=model_config.sync_batch_norm,
+        num_classes=num_classes,
+        conditioning=model_config.conditioning,
+    )
+    discriminator = build_discriminator(
+        resolution=resolution,
+        channels=channels,
+        width=model_config.d_width,
+        norm=model_config.d_norm,
+        sync_batch_norm=model_config.sync_batch_norm,
+        spectral_norm=model_config.spectral_norm,
+        num_classes=num_classes,
+    )
+    return generator, discriminator
