@@ -212,7 +212,7 @@ def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
     assert good["num_samples"] == NUM_SAMPLES and good["num_real"] == 597
 
 
-def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path):
+def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path, monkeypatch):
     workdir, (train_x, train_y, _, _) = labelled
     config = small_config()
     cache = workdir / "evaluate" / "classifier"
@@ -225,15 +225,30 @@ def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path
     assert second["extractor_fingerprint"] == first["extractor_fingerprint"]
 
     # Same cache, changed ingest data: the stale classifier is not reused.
+    # (Retraining is intercepted: the decision is what is tested, not training.)
     other = tmp_path / "work"
     shutil.copytree(workdir / "ingest", other / "ingest")
     shutil.copytree(cache, other / "evaluate" / "classifier")
     write_ingest(other, num_train=1000)
-    third = evaluate.compute_metrics(config, other, sample_fn, conditional=False,
-                                     classifier_dir=other / "evaluate" / "classifier")
-    assert third["extractor_fingerprint"] != first["extractor_fingerprint"]
-    info = json.loads((other / "evaluate" / "classifier" / "classifier.json").read_text())
-    assert info["num_train"] == 1000
+    retrained = []
+
+    def spy(cls, cache_dir, train_images, *args, **kwargs):
+        retrained.append(len(train_images))
+        raise _Retrained()
+
+    monkeypatch.setattr(feature_extractors.DomainClassifier, "_train", classmethod(spy))
+    with pytest.raises(_Retrained):
+        evaluate.compute_metrics(config, other, sample_fn, conditional=False,
+                                 classifier_dir=other / "evaluate" / "classifier")
+    assert retrained == [1000]
+    # A changed recipe (here: more epochs) retrains too.
+    config.evaluate.classifier_epochs = 50
+    with pytest.raises(_Retrained):
+        evaluate.compute_metrics(config, workdir, sample_fn, conditional=False, classifier_dir=cache)
+
+
+class _Retrained(Exception):
+    pass
 
 
 def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_path):
@@ -341,8 +356,9 @@ def test_conditional_model_gets_intra_fid_and_label_accuracy(labelled, fake_trai
 
 
 def test_unlabelled_data_uses_a_rotation_classifier(tmp_path):
-    train_x, _, _, _ = write_ingest(tmp_path, labelled=False)
+    train_x, _, _, _ = write_ingest(tmp_path, labelled=False, num_train=800)
     config = small_config()
+    config.evaluate.classifier_min_steps = 150
     metrics = evaluate.compute_metrics(config, tmp_path, real_plus_noise_fn(train_x, np.zeros(len(train_x))),
                                        conditional=False, classifier_dir=tmp_path / "evaluate" / "classifier")
     assert metrics["classifier"]["mode"] == "rotation"
@@ -397,10 +413,19 @@ def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_networ
 
 
 def test_inception_from_a_local_weights_file(no_network, tmp_path):
-    # Random weights written locally stand in for the ImageNet file.
-    weights = tmp_path / "inception_notop.weights.h5"
-    keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(299, 299, 3),
-                                   pooling="avg").save_weights(weights)
+    # Random weights written locally stand in for the ImageNet file, in the
+    # same legacy HDF5 layout as inception_v3_weights_..._notop.h5.
+    model = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(299, 299, 3),
+                                           pooling="avg")
+    weights = tmp_path / "inception_v3_notop.h5"
+    try:
+        import h5py
+        from keras.src.legacy.saving import legacy_h5_format
+        with h5py.File(weights, "w") as f:
+            legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    except ImportError:  # private API moved: the Keras 3 format exercises the same path
+        weights = tmp_path / "inception_v3_notop.weights.h5"
+        model.save_weights(weights)
     extractor = feature_extractors.InceptionV3Extractor(str(weights), batch_size=2)
     gray = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
     features, probs = extractor.predict(gray)
@@ -427,6 +452,8 @@ def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_pa
     src, (train_x, train_y, _, _) = labelled
     workdir = tmp_path / "work"
     shutil.copytree(src / "ingest", workdir / "ingest")
+    if (src / "evaluate" / "classifier").exists():  # same data and recipe: reused, not retrained
+        shutil.copytree(src / "evaluate" / "classifier", workdir / "evaluate" / "classifier")
     base = workdir / "export" / "generator"
     good = _Exported(memorizer_generator(train_x, train_y, conditional=False))
     tf.saved_model.save(good, str(base / "2"), signatures={"serving_default": good.serve})
@@ -434,8 +461,9 @@ def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_pa
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "pipeline.evaluate", f"--model_base_path={base}", f"--workdir={workdir}",
            f"--config={REPO / 'configs' / 'default.py'}", f"--config.evaluate.num_samples={NUM_SAMPLES}",
-           "--config.evaluate.classifier_epochs=2", "--config.evaluate.kid_subset_size=100",
-           "--config.evaluate.classifier_score_splits=5"]
+           "--config.evaluate.classifier_epochs=1", "--config.evaluate.classifier_min_steps=300",
+           "--config.evaluate.classifier_batch_size=64", "--config.evaluate.kid_subsets=5",
+           "--config.evaluate.kid_subset_size=100", "--config.evaluate.classifier_score_splits=5"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "frechet_distance:" in proc.stdout
