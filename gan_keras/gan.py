@@ -285,7 +285,7 @@ class GAN(keras.Model):
             norm = norm / tf.cast(optimizer.dynamic_scale, tf.float32)
         if num_replicas > 1:
             grads = [g / num_replicas for g in grads]
-        optimizer.apply_gradients(zip(grads, variables))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         # Reading the iteration counter after the update ties `norm` to it.
         with tf.control_dependencies([optimizer.iterations.value]):
             return tf.identity(norm)
@@ -295,7 +295,7 @@ class GAN(keras.Model):
         # after the (all-reduced) update, so each updates its own EMA copy and
         # the copies stay identical without another collective.
         decay = self.ema_decay
-        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
+        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights, strict=True):
             if ema_var.trainable:
                 ema_var.assign(decay * ema_var.value + (1.0 - decay) * var.value)
             else:
@@ -307,6 +307,10 @@ class GAN(keras.Model):
         """Float images in [-1, 1] from the sampling generator, inference mode."""
         inputs = [z, labels] if self.num_classes else z
         return self.sampling_generator(inputs, training=False)
+
+    def discriminate(self, images, labels=None):
+        """D's logits in inference mode."""
+        return self._discriminate(images, labels, training=False)
 
     def checkpoint(self) -> tf.train.Checkpoint:
         """Everything training state consists of, for tf.train.CheckpointManager."""

@@ -1,0 +1,62 @@
+r"""Runs the GAN pipeline: ingest -> train -> evaluate -> export.
+
+  python -m pipeline.run --config=configs/fashion_mnist.py --workdir=runs/fmnist
+  python -m pipeline.run --config=configs/smoke.py --workdir=/tmp/smoke \
+      --stages=ingest,train --config.train.steps=200
+
+Any config field can be overridden as --config.<section>.<field>=<value>; an
+unknown field or a value of the wrong type fails before any work starts.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from pipeline import runner
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding every stage's artifacts.")
+_STAGES = flags.DEFINE_list("stages", list(runner.STAGES),
+                            f"Stages to run, a subset of {','.join(runner.STAGES)}; earlier stages' "
+                            "outputs are reused from the workdir.")
+_FORCE = flags.DEFINE_bool("force", False, "Rerun the selected stages even if they are up to date.")
+_FORCE_EXPORT = flags.DEFINE_bool("force_export", False, "Export even if the evaluator's gate says no.")
+_BEAM_ARGS = flags.DEFINE_string(
+    "beam_pipeline_args", "",
+    "Apache Beam options for the ingest stage, passed unchanged to PipelineOptions, e.g. "
+    "'--runner=FlinkRunner --flink_master=host:8081' or "
+    "'--direct_num_workers=2 --direct_running_mode=multi_processing'.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    import shlex
+
+    unknown = [s for s in _STAGES.value if s not in runner.STAGES]
+    if unknown:
+        raise app.UsageError(f"--stages: unknown stage(s) {', '.join(unknown)}; "
+                             f"choose from {', '.join(runner.STAGES)}")
+    pipeline_runner = runner.Runner(
+        _CONFIG.value, _WORKDIR.value, force=_FORCE.value, force_export=_FORCE_EXPORT.value,
+        beam_pipeline_args=shlex.split(_BEAM_ARGS.value))
+    try:
+        pipeline_runner.run(_STAGES.value)
+    except (runner.PipelineError, ValueError, FileNotFoundError) as e:
+        logging.error("%s", e)
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    print(runner.artifact_report(_WORKDIR.value))
+
+
+def console_main():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    app.run(main)
+
+
+if __name__ == "__main__":
+    console_main()

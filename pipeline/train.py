@@ -1,0 +1,354 @@
+"""Train stage: the GAN under a tf.distribute strategy, fed by tf.data from the
+ingest stage's records, logging to TensorBoard and checkpointing.
+
+One loop serves every strategy: `strategy.run(gan.train_step, ...)` inside a
+`tf.function` over `strategy.distribute_datasets_from_function`. (Keras 3's
+`Model.fit` fails under MultiWorkerMirroredStrategy, keras-team/keras#20585;
+`GAN.fit` still works for library users on one machine.)
+
+Outputs under <workdir>/train/: checkpoints/ (G, D, both optimizers, the EMA
+generator and the step, via tf.train.CheckpointManager), logs/ (TensorBoard)
+and samples/step_NNNNNNN.png.
+"""
+
+import pathlib
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gan_keras import gan as gan_lib
+from gan_keras import images as image_utils
+from gan_keras import input_pipeline, losses, networks
+from gan_keras.diffaugment import parse_policy
+
+STRATEGIES = ("mirrored", "multi_worker", "default")
+
+
+class TrainingDivergedError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def validate_config(config) -> None:
+    """Checks the model and train sections without doing any work."""
+    t, m, d = config.train, config.model, config.data
+    if t.strategy not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {t.strategy!r}")
+    if t.loss not in losses.LOSSES:
+        raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {t.loss!r}")
+    for field in ("steps", "batch_size", "n_critic", "checkpoint_every", "keep_checkpoints",
+                  "sample_every", "log_every", "num_sample_images", "shuffle_buffer"):
+        if int(t[field]) < 1:
+            raise ValueError(f"train.{field} must be >= 1, got {t[field]}")
+    for field in ("g_learning_rate", "d_learning_rate"):
+        if not t[field] > 0:
+            raise ValueError(f"train.{field} must be > 0, got {t[field]}")
+    for field in ("beta_1", "beta_2"):
+        if not 0 <= t[field] < 1:
+            raise ValueError(f"train.{field} must be in [0, 1), got {t[field]}")
+    if not 0 <= t.ema_decay < 1:
+        raise ValueError(f"train.ema_decay must be in [0, 1) (0 turns EMA off), got {t.ema_decay}")
+    if t.r1_gamma < 0 or t.gp_weight < 0:
+        raise ValueError("train.r1_gamma and train.gp_weight must be >= 0")
+    parse_policy(t.diffaugment)
+    if t.loss == "wgan_gp" and m.d_norm == "batch":
+        # The gradient penalty is per example; BatchNorm couples the examples
+        # of a batch and invalidates it (Gulrajani et al., 2017, section 4).
+        raise ValueError("train.loss='wgan_gp' needs model.d_norm 'layer' or 'none', not 'batch'")
+    if m.latent_dim < 1 or m.g_width < 1 or m.d_width < 1:
+        raise ValueError("model.latent_dim, model.g_width and model.d_width must be >= 1")
+    if d.resolution not in networks.SUPPORTED_RESOLUTIONS:
+        raise ValueError(f"data.resolution={d.resolution}: the DCGAN networks support "
+                         f"{networks.SUPPORTED_RESOLUTIONS}")
+    if m.g_norm not in ("batch", "none"):
+        raise ValueError(f"model.g_norm must be 'batch' or 'none', got {m.g_norm!r}")
+    if m.d_norm not in ("batch", "layer", "none"):
+        raise ValueError(f"model.d_norm must be 'batch', 'layer' or 'none', got {m.d_norm!r}")
+    if m.conditioning not in ("embedding", "conditional_batch_norm"):
+        raise ValueError(f"model.conditioning must be 'embedding' or 'conditional_batch_norm', "
+                         f"got {m.conditioning!r}")
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        # The cluster comes from the TF_CONFIG environment variable.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {name!r}")
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def resolve_num_classes(config, ingest_dir) -> int:
+    """0 for unconditional models, else the number of classes to condition on."""
+    if not config.model.conditional:
+        return 0
+    if config.model.num_classes > 0:
+        return int(config.model.num_classes)
+    names = input_pipeline.read_label_names(ingest_dir)
+    if not names:
+        raise ValueError("model.conditional=True but the ingested data has no labels "
+                         f"({ingest_dir}/labels.json is empty or missing); set model.num_classes "
+                         "or use an unconditional model")
+    return len(names)
+
+
+def _mixed_precision_policy() -> str:
+    # float16 needs loss scaling and fast fp16 kernels (GPUs); bfloat16 is the
+    # safe choice on CPUs and TPUs.
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
+def build_gan(config, *, resolution: int, channels: int, num_classes: int) -> gan_lib.GAN:
+    """Networks, optimizers and the compiled GAN; call under the strategy scope."""
+    keras.utils.set_random_seed(config.train.seed)
+    generator, discriminator = networks.build_networks(
+        config.model, resolution=resolution, channels=channels, num_classes=num_classes)
+    model = gan_lib.GAN(generator, discriminator, latent_dim=config.model.latent_dim,
+                        num_classes=num_classes, ema_decay=config.train.ema_decay,
+                        seed=config.train.seed)
+    t = config.train
+
+    def adam(lr):
+        opt = keras.optimizers.Adam(learning_rate=lr, beta_1=t.beta_1, beta_2=t.beta_2)
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        return opt
+
+    model.compile(adam(t.g_learning_rate), adam(t.d_learning_rate), loss=t.loss, n_critic=t.n_critic,
+                  gp_weight=t.gp_weight, r1_gamma=t.r1_gamma, diffaugment_policy=t.diffaugment)
+    return model
+
+
+def _restore_generator(config, workdir, *, use_ema: bool = True) -> keras.Model:
+    workdir = pathlib.Path(workdir)
+    ingest_dir, ckpt_dir = workdir / "ingest", workdir / "train" / "checkpoints"
+    stats = input_pipeline.read_stats(ingest_dir)
+    num_classes = resolve_num_classes(config, ingest_dir)
+    generator, _ = networks.build_networks(
+        config.model, resolution=stats["resolution"], channels=stats["channels"], num_classes=num_classes)
+    latest = tf.train.latest_checkpoint(str(ckpt_dir))
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (run the train stage first)")
+    key = "ema_generator" if use_ema and config.train.ema_decay > 0 else "generator"
+    tf.train.Checkpoint(**{key: generator}).restore(latest).expect_partial().assert_existing_objects_matched()
+    logging.info("Restored %s from %s", key, latest)
+    return generator
+
+
+def load_generator(config, workdir) -> keras.Model:
+    """The trained generator (the EMA one when train.ema_decay > 0) from the workdir."""
+    return _restore_generator(config, workdir)
+
+
+class _Sampler:
+    """Fixed noise for sample grids, so grids are comparable across steps."""
+
+    def __init__(self, config, num_classes: int):
+        n = config.train.num_sample_images
+        self.num_classes = num_classes
+        if num_classes:
+            # One row per class.
+            cols = max(1, n // num_classes)
+            self.rows = num_classes
+            self.labels = tf.constant(np.repeat(np.arange(num_classes), cols), tf.int32)
+            n = num_classes * cols
+        else:
+            self.rows = None
+            self.labels = None
+        self.z = tf.random.stateless_normal([n, config.model.latent_dim], seed=[config.train.seed, 7919])
+
+    def grid(self, model: gan_lib.GAN) -> np.ndarray:
+        fake = model.sample(self.z, self.labels)
+        return image_utils.make_grid(image_utils.to_uint8(fake), rows=self.rows)
+
+
+def _flat_hparams(config) -> dict:
+    flat = {}
+    for section in ("data", "model", "train"):
+        for key, value in config[section].items():
+            if isinstance(value, (bool, int, float, str)):
+                flat[f"{section}.{key}"] = value
+    return flat
+
+
+def run_train(config, workdir) -> dict:
+    """Trains until `train.steps`, resuming from the last checkpoint if any."""
+    validate_config(config)
+    workdir = pathlib.Path(workdir)
+    t = config.train
+    # MultiWorkerMirroredStrategy must exist before other TF work.
+    strategy = make_strategy(t.strategy)
+    chief = is_chief(strategy)
+    ingest_dir = workdir / "ingest"
+    train_dir = workdir / "train"
+    stats = input_pipeline.check_records_match_config(ingest_dir, config.data.resolution, config.data.channels)
+    train_count = input_pipeline.split_count(stats, "train")
+    if train_count < t.batch_size:
+        raise ValueError(f"train.batch_size={t.batch_size} exceeds the {train_count} training records; "
+                         "batches drop their remainder, so no full batch could be formed")
+    if t.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(f"train.batch_size={t.batch_size} (global) is not divisible by the "
+                         f"{strategy.num_replicas_in_sync} replicas")
+    input_pipeline.verify_shards(ingest_dir, "train", train_count)
+    num_classes = resolve_num_classes(config, ingest_dir)
+
+    # Non-chief workers write to a scratch directory they delete afterwards.
+    scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix="gan-worker-"))
+    out_dir = train_dir if chief else scratch
+    ckpt_dir, logs_dir, samples_dir = out_dir / "checkpoints", out_dir / "logs", out_dir / "samples"
+    for d in (ckpt_dir, logs_dir, samples_dir):
+        d.mkdir(parents=True, exist_ok=True)
+
+    previous_policy = keras.mixed_precision.global_policy()
+    if t.mixed_precision:
+        keras.mixed_precision.set_global_policy(_mixed_precision_policy())
+    try:
+        with strategy.scope():
+            model = build_gan(config, resolution=config.data.resolution, channels=config.data.channels,
+                              num_classes=num_classes)
+        checkpoint = model.checkpoint()
+        manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=t.keep_checkpoints,
+                                             checkpoint_name="ckpt")
+        if chief and manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        elif not chief:
+            chief_latest = tf.train.latest_checkpoint(str(train_dir / "checkpoints"))
+            if chief_latest:
+                checkpoint.restore(chief_latest).assert_existing_objects_matched()
+        start = int(model.step.numpy())
+        if start:
+            logging.info("Resuming from step %d (checkpoint %s)", start,
+                         manager.latest_checkpoint or "of the chief")
+        summary = _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir,
+                              num_classes, start, chief)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    summary.update(num_classes=num_classes, replicas=strategy.num_replicas_in_sync, chief=chief)
+    return summary
+
+
+def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir, num_classes,
+                start, chief) -> dict:
+    t = config.train
+    total_steps = t.steps
+    writer = tf.summary.create_file_writer(str(logs_dir)) if chief else tf.summary.create_noop_writer()
+    sampler = _Sampler(config, num_classes)
+
+    def dataset_fn(input_context):
+        # Reseeding with the start step keeps a resumed run from replaying the
+        # order it already trained on.
+        return input_pipeline.make_dataset(
+            ingest_dir, "train", resolution=config.data.resolution, channels=config.data.channels,
+            global_batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer, seed=t.seed + start,
+            input_context=input_context)
+
+    dataset = strategy.distribute_datasets_from_function(dataset_fn)
+    iterator = iter(dataset)
+
+    def replica_step(batch):
+        results = model.train_step(batch)
+        finite = tf.math.is_finite(results["d_loss"]) & tf.math.is_finite(results["g_loss"])
+        return tf.cast(tf.logical_not(finite), tf.int32)
+
+    if t.jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def run_steps(iterator, num_steps):
+        bad_step = tf.constant(-1, tf.int64)
+        for _ in tf.range(num_steps):
+            nonfinite = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                        strategy.run(replica_step, args=(next(iterator),)), axis=None)
+            if nonfinite > 0:
+                bad_step = tf.cast(model.step, tf.int64)
+                break
+        return bad_step
+
+    fixed_real, fixed_labels = input_pipeline.load_images(ingest_dir, "train", t.num_sample_images,
+                                               resolution=config.data.resolution,
+                                               channels=config.data.channels)
+    fixed_real_float = tf.constant(image_utils.to_float(fixed_real))
+    fixed_labels = tf.constant(np.clip(fixed_labels, 0, None), tf.int32) if num_classes else None
+    with writer.as_default():
+        if start == 0:
+            from tensorboard.plugins.hparams import api as hp
+            hp.hparams(_flat_hparams(config))
+            real_grid = image_utils.make_grid(fixed_real)
+            tf.summary.image("real", real_grid[None], step=0)
+            if chief:
+                image_utils.save_png(samples_dir / "real.png", real_grid)
+
+    def next_event(step):
+        return min(total_steps, *((step // every + 1) * every
+                                  for every in (t.log_every, t.sample_every, t.checkpoint_every)))
+
+    step = start
+    window_start, window_step = time.perf_counter(), step
+    last_rate, results = 0.0, {}
+    for tracker in model.metrics:
+        tracker.reset_state()
+    while step < total_steps:
+        target = next_event(step)
+        bad_step = int(run_steps(iterator, tf.constant(target - step)))
+        if bad_step >= 0:
+            raise TrainingDivergedError(
+                f"non-finite loss at step {bad_step}; training stopped. The last good checkpoint is "
+                f"{manager.latest_checkpoint or '(none yet)'}; lower the learning rates or change the loss")
+        step = target
+        if step % t.log_every == 0 or step == total_steps:
+            elapsed = time.perf_counter() - window_start
+            last_rate = (step - window_step) * t.batch_size / max(elapsed, 1e-9)
+            results = {name: float(tracker.result()) for name, tracker in model.trackers.items()}
+            with writer.as_default(step=step):
+                for name, value in results.items():
+                    tf.summary.scalar(f"train/{name}", value)
+                tf.summary.scalar("train/images_per_second", last_rate)
+                tf.summary.scalar("learning_rate/generator", float(model.g_optimizer.learning_rate.numpy()))
+                tf.summary.scalar("learning_rate/discriminator", float(model.d_optimizer.learning_rate.numpy()))
+            logging.info("step %d/%d  %s  %.0f img/s", step, total_steps,
+                         "  ".join(f"{k}={v:.4f}" for k, v in results.items()), last_rate)
+            for tracker in model.metrics:
+                tracker.reset_state()
+            window_start, window_step = time.perf_counter(), step
+        if step % t.sample_every == 0 or step == total_steps:
+            grid = sampler.grid(model)
+            with writer.as_default(step=step):
+                tf.summary.image("samples", grid[None], step=step)
+                fake = model.sample(sampler.z, sampler.labels)
+                tf.summary.histogram("discriminator/logits_real",
+                                     model.discriminate(fixed_real_float, fixed_labels))
+                tf.summary.histogram("discriminator/logits_fake", model.discriminate(fake, sampler.labels))
+            if chief:
+                image_utils.save_png(samples_dir / f"step_{step:07d}.png", grid)
+        if step % t.checkpoint_every == 0 or step == total_steps:
+            # Every worker saves (the save may need collectives); non-chiefs
+            # write into their scratch directory.
+            manager.save(checkpoint_number=step)
+    writer.flush()
+    samples = sorted(samples_dir.glob("step_*.png"))
+    return {
+        "final_step": int(model.step.numpy()),
+        "start_step": start,
+        "images_per_second": round(last_rate, 1),
+        "latest_checkpoint": manager.latest_checkpoint,
+        "latest_samples": str(samples[-1]) if samples else None,
+        "last_window_metrics": results,
+    }
