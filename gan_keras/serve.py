@@ -368,8 +368,29 @@ def check_limits(arrays: dict, servable: Servable, max_batch: int) -> None:
                                    f"{servable.num_classes} classes (0..{servable.num_classes - 1})")
 
 
+def _json_ready(array: np.ndarray) -> np.ndarray:
+    """float32/16 values as the float64 nearest their 9-significant-digit decimal.
+
+    Nine digits round-trip any float32 exactly, and the short decimal makes
+    JSON encoding about twice as fast as printing the float64's 17 digits.
+    """
+    if array.dtype not in (np.float32, np.float16):
+        return array
+    x = array.astype(np.float64)
+    finite = np.isfinite(x) & (x != 0)
+    exponent = np.floor(np.log10(np.abs(np.where(finite, x, 1.0))))
+    decimals = (8 - exponent).astype(np.int64)
+    # Divide by an exact power of ten (not multiply by a negative one) so the
+    # result is the double nearest the decimal, which prints shortest.
+    up = np.where(decimals >= 0, 10.0 ** np.abs(decimals), 1.0)
+    down = np.where(decimals < 0, 10.0 ** np.abs(decimals), 1.0)
+    rounded = np.rint(x * up / down) * down / up
+    return np.where(finite, rounded, x)
+
+
 def encode_predict_response(outputs: dict, row_format: bool) -> dict:
     names = sorted(outputs)
+    outputs = {n: _json_ready(outputs[n]) for n in names}
     if row_format:
         batch = {len(outputs[n]) for n in names}
         if len(batch) != 1:
@@ -566,11 +587,18 @@ class ServerThread:
 
     def stop(self) -> None:
         # Closing every dispatcher empties the asyncore map, which ends run().
-        while self.server._map:
+        # It must happen in the loop's own thread (closing sockets under a
+        # running select() races), which is what the trigger's thunks are for.
+        def close_all():
             for dispatcher in list(self.server._map.values()):
-                dispatcher.handle_close()
+                dispatcher.close()
+
+        if self._thread.is_alive():
+            self.server.trigger.pull_trigger(close_all)
+            self._thread.join(timeout=10)
+        else:
+            close_all()
         self.server.task_dispatcher.shutdown()
-        self._thread.join(timeout=10)
 
     def __enter__(self):
         return self.start()
@@ -580,14 +608,30 @@ class ServerThread:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_base_path", None,
-                    "Directory holding integer version subdirectories (SavedModels).")
-flags.DEFINE_string("model_name", "generator", "Name in the /v1/models/<name> URLs.")
-flags.DEFINE_string("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for all).")
-flags.DEFINE_integer("port", 8501, "HTTP port (TF Serving's REST default).")
-flags.DEFINE_integer("max_batch", 256, "Largest batch / num_samples one request may ask for.")
-flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new versions (0: never).")
-flags.DEFINE_integer("threads", 4, "Request worker threads.")
+
+
+_flags_defined = False
+
+
+def define_flags() -> None:
+    """Defines this entry point's flags (once).
+
+    Done on demand rather than at import: modules imported together (the
+    pipeline, tests) would otherwise clash on shared names like
+    --model_base_path.
+    """
+    global _flags_defined
+    if _flags_defined:
+        return
+    _flags_defined = True
+    flags.DEFINE_string("model_base_path", None,
+                        "Directory holding integer version subdirectories (SavedModels).")
+    flags.DEFINE_string("model_name", "generator", "Name in the /v1/models/<name> URLs.")
+    flags.DEFINE_string("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for all).")
+    flags.DEFINE_integer("port", 8501, "HTTP port (TF Serving's REST default).")
+    flags.DEFINE_integer("max_batch", 256, "Largest batch / num_samples one request may ask for.")
+    flags.DEFINE_float("poll_seconds", 2.0, "How often to look for new versions (0: never).")
+    flags.DEFINE_integer("threads", 4, "Request worker threads.")
 
 
 def main(argv):
@@ -609,6 +653,7 @@ def main(argv):
 
 
 def console_main():
+    define_flags()
     absl_app.run(main)
 
 

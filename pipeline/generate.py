@@ -68,13 +68,30 @@ def write_images(images: np.ndarray, out=None, out_dir=None) -> None:
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_base_path", None, "Directory with integer SavedModel versions.")
-flags.DEFINE_integer("version", None, "Version to use (default: the highest).")
-flags.DEFINE_integer("num", 64, "Number of images.")
-flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same images.")
-flags.DEFINE_integer("label", None, "Class for conditional models (default: random labels).")
-flags.DEFINE_string("out", "grid.png", "Grid PNG to write ('' for none).")
-flags.DEFINE_string("out_dir", None, "Also write one PNG per image into this directory.")
+
+
+_flags_defined = False
+
+
+def define_flags() -> None:
+    """Defines this entry point's flags (once).
+
+    Done on demand rather than at import: modules imported together (the
+    pipeline, tests) would otherwise clash on shared names like
+    --model_base_path.
+    """
+    global _flags_defined
+    if _flags_defined:
+        return
+    _flags_defined = True
+    flags.DEFINE_string("model_base_path", None, "Directory with integer SavedModel versions.")
+    flags.DEFINE_integer("version", None, "Version to use (default: the highest).")
+    flags.DEFINE_integer("num", 64, "Number of images.")
+    flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same images.")
+    flags.DEFINE_integer("label", None,
+                         "Class for conditional models (default: random labels).")
+    flags.DEFINE_string("out", "grid.png", "Grid PNG to write ('' for none).")
+    flags.DEFINE_string("out_dir", None, "Also write one PNG per image into this directory.")
 
 
 def main(argv):
@@ -93,6 +110,7 @@ def main(argv):
 
 
 def console_main():
+    define_flags()
     app.run(main)
 
 

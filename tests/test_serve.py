@@ -321,5 +321,20 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
             png = requests.get(url + ":sample?n=4&seed=0", timeout=30)
             assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
             assert png.headers["X-Model-Version"] == "2"
+        assert not server._thread.is_alive()  # stop() ends the server loop
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url, timeout=5)
     finally:
         app.config["REGISTRY"].stop()
+
+
+def test_float_outputs_round_trip_float32_exactly():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        np.tanh(rng.normal(0, 0.3, 20000)),
+        rng.normal(0, 1, 1000) * 10.0 ** rng.integers(-40, 38, 1000),
+        [0.0, -0.0, 1.0, -1.0, 3.4e38, 1e-45, np.inf, -np.inf],
+    ]).astype(np.float32)
+    text = json.dumps(serve.encode_predict_response({"y": x}, row_format=False))
+    back = np.array(json.loads(text)["outputs"], np.float32)
+    np.testing.assert_array_equal(back, x)
