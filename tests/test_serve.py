@@ -338,3 +338,41 @@ def test_float_outputs_round_trip_float32_exactly():
     text = json.dumps(serve.encode_predict_response({"y": x}, row_format=False))
     back = np.array(json.loads(text)["outputs"], np.float32)
     np.testing.assert_array_equal(back, x)
+
+
+def test_command_line_server(bases, tmp_path):
+    """`python -m gan_keras.serve` parses its flags and serves over loopback."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gan_keras.serve", f"--model_base_path={bases / 'cond'}",
+         "--model_name=gen", f"--port={port}", "--max_batch=4", "--poll_seconds=0"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/models/gen"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            try:
+                r = requests.get(url, timeout=2)
+                break
+            except requests.ConnectionError:
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        assert r.json() == _ok_status()
+        r = requests.get(url + ":sample?n=5", timeout=10)
+        assert r.status_code == 400 and "max_batch=4" in r.json()["error"]
+        assert requests.get(url + ":sample?n=4&label=1", timeout=10).status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stderr.close()
