@@ -36,9 +36,11 @@ SOURCE_SYNTAX = "idx:<dir>, folder:<dir>, tfds:<name>[/<config>] or digits"
 # Lower-case file extensions the folder source decodes.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
-# Inputs per work item for array-backed sources: large enough that per-item
-# overhead vanishes, small enough that two workers get balanced shares.
-CHUNK_SIZE = 2500
+# Inputs per work item: large enough that per-item overhead vanishes, small
+# enough that workers get balanced shares and a batch stays a few MB.
+CHUNK_SIZE = 2500  # decoded arrays (idx, digits)
+TFDS_CHUNK_SIZE = 500  # encoded images of any size
+FILES_PER_ITEM = 64
 
 TRAIN, EVAL = "train", "eval"
 
@@ -143,8 +145,8 @@ def _override_label_names(plan, names):
     return dataclasses.replace(plan, label_names=names)
 
 
-def _chunks(key, n):
-    return [(key, start, min(start + CHUNK_SIZE, n)) for start in range(0, n, CHUNK_SIZE)]
+def _chunks(key, n, size=CHUNK_SIZE):
+    return [(key, start, min(start + size, n)) for start in range(0, n, size)]
 
 
 # --- idx --------------------------------------------------------------------
@@ -286,7 +288,7 @@ def _plan_folder(directory):
         work = [(os.path.relpath(p, root), -1) for p in _walk_files(root)]
     return SourcePlan(
         kind="folder",
-        work_items=work,
+        work_items=[work[i:i + FILES_PER_ITEM] for i in range(0, len(work), FILES_PER_ITEM)],
         reader=FolderReader(str(root)),
         label_names=class_dirs,
         split_sizes={None: len(work)},
@@ -299,13 +301,13 @@ class FolderReader(Reader):
         self._root = root
 
     def read(self, item):
-        relpath, label = item
-        source_id = pathlib.PurePath(relpath).as_posix()
-        if label is None:
-            payload = SourceReject("not_in_class_folder", "file beside the class folders, so it has no class")
-            yield RawInput(source_id, None, -1, payload)
-        else:
-            yield RawInput(source_id, None, label, os.path.join(self._root, relpath))
+        for relpath, label in item:
+            source_id = pathlib.PurePath(relpath).as_posix()
+            if label is None:
+                payload = SourceReject("not_in_class_folder", "file beside the class folders, so it has no class")
+                yield RawInput(source_id, None, -1, payload)
+            else:
+                yield RawInput(source_id, None, label, os.path.join(self._root, relpath))
 
 
 # --- digits -----------------------------------------------------------------
@@ -407,7 +409,7 @@ def _plan_tfds(name, data_dir):
         split_sizes = dict(split_sizes)
     else:
         split_sizes = {None: sizes["train"]}
-    work = [c for s in sorted(sizes) for c in _chunks(s, sizes[s])]
+    work = [c for s in sorted(sizes) for c in _chunks(s, sizes[s], TFDS_CHUNK_SIZE)]
     label_names = list(builder.info.features[label_key].names) if label_key else []
     return SourcePlan(
         kind="tfds",
