@@ -87,7 +87,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.evaluate.classifier_epochs = 3
     config.evaluate.classifier_batch_size = 128
     # Small datasets train for more epochs, up to at least this many steps.
-    config.evaluate.classifier_min_steps = 1000
+    config.evaluate.classifier_min_steps = 500
     config.evaluate.kid_subsets = 10
     config.evaluate.kid_subset_size = 1000
     config.evaluate.pr_k = 3

@@ -444,7 +444,9 @@ def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
 def decide_gate(metrics: dict, metric: str, threshold: float, workdir, tolerance: float = 0.0) -> dict:
     """{'blessed', 'metric', 'value', 'threshold', 'baseline', 'reason'} (lower is better)."""
     value = metrics.get(metric)
-    gate = {"metric": metric, "value": value, "threshold": float(threshold), "baseline": None,
+    # An infinite threshold (no threshold) is stored as null: JSON has no Infinity.
+    gate = {"metric": metric, "value": value,
+            "threshold": float(threshold) if math.isfinite(threshold) else None, "baseline": None,
             "baseline_tolerance": float(tolerance)}
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return {**gate, "blessed": False, "reason": f"{metric} is {value!r}, not a finite number"}
@@ -475,7 +477,8 @@ def check_blessing(workdir) -> tuple[bool, str]:
     try:
         metrics = io_utils.read_json(path)
         gate = metrics["gate"]
-        metric, threshold = gate["metric"], float(gate["threshold"])
+        metric = gate["metric"]
+        threshold = math.inf if gate["threshold"] is None else float(gate["threshold"])
         tolerance = float(gate.get("baseline_tolerance", 0.0))
     except (OSError, ValueError, KeyError, TypeError) as e:
         return False, f"{path} is unreadable or has no gate ({type(e).__name__}: {e})"

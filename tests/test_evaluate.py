@@ -265,6 +265,8 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     assert on_disk["blessed"] is True
     assert on_disk["gate"]["metric"] == "frechet_distance"
     assert on_disk["gate"]["baseline"] is None
+    assert on_disk["gate"]["threshold"] is None  # inf: stored as null, strict JSON
+    json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert evaluate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
 
@@ -275,6 +277,10 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     assert "above the threshold" in rejected["gate"]["reason"]
     blessed, reason = evaluate.check_blessing(workdir)
     assert not blessed and "above the threshold" in reason
+
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name}")
 
 
 def _export_evaluation(workdir, version, metrics):
