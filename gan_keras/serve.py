@@ -334,7 +334,7 @@ def decode_predict_request(body: bytes, servable: Servable) -> tuple[str, dict, 
                                'the columnar format {"inputs": {...}}')
     else:
         inputs = payload["inputs"]
-        if isinstance(inputs, dict) and (len(specs) != 1 or set(inputs) == set(specs)):
+        if isinstance(inputs, dict):  # a bare value is never an object
             columns = inputs
         elif len(specs) == 1:
             columns = {next(iter(specs)): inputs}

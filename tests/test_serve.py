@@ -157,6 +157,7 @@ BAD_REQUESTS = [
     (":predict", json.dumps({"instances": [["a"] * LATENT]}), 400, "expected numbers"),
     (":predict", json.dumps({"instances": []}), 400, "non-empty"),
     (":predict", json.dumps({"instances": [{"x": [0.0] * LATENT}]}), 400, "expects ['z']"),
+    (":predict", json.dumps({"inputs": {"x": [[0.0] * LATENT]}}), 400, "expects ['z']"),
     (":predict", json.dumps({"instances": [[0.0] * LATENT] * 17}), 400, "max_batch"),
     (":predict", json.dumps({"signature_name": "nope", "instances": [[0.0] * LATENT]}), 400,
      "nope"),
