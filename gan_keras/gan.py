@@ -276,6 +276,8 @@ class GAN(keras.Model):
         """Applies gradients; returns the global norm of the global-batch gradient."""
         ctx = tf.distribute.get_replica_context()
         num_replicas = ctx.num_replicas_in_sync
+        # Embedding gradients arrive as IndexedSlices; the tables are small.
+        grads = [tf.convert_to_tensor(g) for g in grads]
         if num_replicas > 1:
             # Sum once here to measure the true gradient norm, then hand the
             # optimizer 1/N of it: its own cross-replica sum restores the total.

@@ -37,6 +37,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     import shlex
 
+    import tensorflow as tf
+
+    # TF's own INFO chatter (savers, signatures) drowns the pipeline's progress.
+    tf.get_logger().setLevel("WARNING")
+
     unknown = [s for s in _STAGES.value if s not in runner.STAGES]
     if unknown:
         raise app.UsageError(f"--stages: unknown stage(s) {', '.join(unknown)}; "

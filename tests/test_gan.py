@@ -1,0 +1,202 @@
+"""The GAN's train_step: losses, determinism, and equivalence under distribution."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_keras import gan as gan_lib
+from gan_keras import losses, networks
+
+LATENT = 8
+RES = 16
+
+
+_STRATEGIES = {}
+
+
+def _strategies():
+    """(one replica, two replicas) on logical CPUs, created once per process.
+
+    Collective instance keys restart with every new MirroredStrategy and can
+    collide with an earlier instance's in the same process, so tests share one.
+    """
+    devices = tf.config.list_logical_devices("CPU")
+    if len(devices) < 2:
+        pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
+    if not _STRATEGIES:
+        _STRATEGIES["one"] = tf.distribute.OneDeviceStrategy(devices[0].name)
+        _STRATEGIES["two"] = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    return _STRATEGIES["one"], _STRATEGIES["two"]
+
+
+def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0.0, r1=0.0,
+              augment="", spectral=False, num_classes=0, n_critic=1):
+    with strategy.scope():
+        keras.utils.set_random_seed(1)
+        g = networks.build_generator(resolution=RES, channels=1, latent_dim=LATENT, width=4, norm=norm,
+                                     sync_batch_norm=sync, num_classes=num_classes)
+        d = networks.build_discriminator(resolution=RES, channels=1, width=4,
+                                         norm="none" if loss == "wgan_gp" else norm,
+                                         sync_batch_norm=sync, spectral_norm=spectral,
+                                         num_classes=num_classes)
+        model = gan_lib.GAN(g, d, latent_dim=LATENT, num_classes=num_classes, ema_decay=ema, seed=3)
+        model.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5), loss=loss,
+                      r1_gamma=r1, diffaugment_policy=augment, n_critic=n_critic)
+    return model
+
+
+def _batch(num_classes=0, size=8):
+    images = tf.random.stateless_uniform([size, RES, RES, 1], [1, 2], -1, 1)
+    labels = tf.random.stateless_uniform([size], [3, 4], 0, max(num_classes, 1), dtype=tf.int32)
+    return images, labels
+
+
+def _train(strategy, steps=2, num_classes=0, **kwargs):
+    model = _make_gan(strategy, num_classes=num_classes, **kwargs)
+    ds = tf.data.Dataset.from_tensors(_batch(num_classes)).repeat()
+    iterator = iter(strategy.experimental_distribute_dataset(ds))
+
+    @tf.function
+    def step(it):
+        strategy.run(model.train_step, args=(next(it),))
+
+    for _ in range(steps):
+        step(iterator)
+    weights = model.generator.get_weights() + model.discriminator.get_weights()
+    if model.ema_generator is not None:
+        weights += model.ema_generator.get_weights()
+    metrics = {name: float(t.result()) for name, t in model.trackers.items()}
+    return weights, metrics
+
+
+def _max_diff(a, b):
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.parametrize("options", [
+    dict(norm="none"),
+    dict(norm="batch", sync=True),
+    dict(norm="batch", sync=True, ema=0.9, spectral=True),
+    dict(norm="none", loss="wgan_gp", r1=1.0, augment="translation,cutout,color", n_critic=2),
+    dict(norm="batch", sync=True, num_classes=3, loss="hinge"),
+], ids=["no_bn", "sync_bn", "sync_bn_ema_sn", "wgan_gp_r1_diffaug", "conditional_hinge"])
+def test_two_replicas_match_one_replica_at_same_global_batch(options):
+    one, two = _strategies()
+    one_w, one_m = _train(one, **options)
+    two_w, two_m = _train(two, **options)
+    assert _max_diff(one_w, two_w) < 1e-5
+    for name in one_m:
+        assert two_m[name] == pytest.approx(one_m[name], rel=1e-4, abs=1e-5), name
+
+
+def test_unsynchronised_batch_norm_differs_across_replica_layouts():
+    # The counterpart of the test above: without sync, BN sees per-replica
+    # statistics, so the equivalence check does detect a difference.
+    one, two = _strategies()
+    one_w, _ = _train(one, norm="batch", sync=False)
+    two_w, _ = _train(two, norm="batch", sync=False)
+    assert _max_diff(one_w, two_w) > 1e-5
+
+
+def test_same_seed_gives_same_losses_and_different_seed_does_not():
+    strategy = tf.distribute.get_strategy()
+    _, first = _train(strategy, steps=3, norm="batch")
+    _, again = _train(strategy, steps=3, norm="batch")
+    assert first == again
+    model = _make_gan(strategy, norm="batch")
+    model.seed = 99
+    model.train_step(_batch())
+    assert float(model.trackers["g_loss"].result()) != pytest.approx(first["g_loss"], rel=1e-7)
+
+
+def test_fit_runs_the_same_train_step():
+    model = _make_gan(tf.distribute.get_strategy(), norm="batch", ema=0.5)
+    images, _ = _batch(size=32)
+    history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True),
+                        epochs=2, verbose=0)
+    assert set(history.history) >= {"d_loss", "g_loss", "d_real_logit", "d_fake_logit", "d_grad_norm"}
+    assert int(model.step.numpy()) == 8
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    # The EMA generator moved away from its initial copy of G.
+    assert _max_diff(model.ema_generator.get_weights(), model.generator.get_weights()) > 0
+
+
+def test_ema_generator_is_the_average_of_generator_weights():
+    model = _make_gan(tf.distribute.get_strategy(), norm="none", ema=0.5)
+    before_ema = [w.copy() for w in model.ema_generator.get_weights()]
+    model.train_step(_batch())
+    after_g = model.generator.get_weights()
+    expected = [0.5 * e + 0.5 * g for e, g in zip(before_ema, after_g, strict=True)]
+    assert _max_diff(model.ema_generator.get_weights(), expected) < 1e-6
+    assert model.sampling_generator is model.ema_generator
+
+
+def test_penalties_are_reported_when_in_use():
+    model = _make_gan(tf.distribute.get_strategy(), loss="wgan_gp", r1=2.0)
+    results = model.train_step(_batch())
+    assert float(results["gradient_penalty"]) > 0
+    assert float(results["r1_penalty"]) > 0
+
+
+def test_conditional_gan_needs_labels():
+    model = _make_gan(tf.distribute.get_strategy(), num_classes=3)
+    images, _ = _batch(3)
+    with pytest.raises(ValueError, match="needs \\(images, labels\\)"):
+        model.train_step(images)
+
+
+@pytest.mark.parametrize("name", losses.LOSSES)
+def test_losses_match_their_formulas(name):
+    real = tf.constant([2.0, -1.0, 0.5])
+    fake = tf.constant([-3.0, 0.0, 1.5])
+    sig = tf.sigmoid
+    d = losses.discriminator_loss(name, real, fake).numpy()
+    g = losses.generator_loss(name, fake).numpy()
+    if name in ("non_saturating", "minimax"):
+        np.testing.assert_allclose(d, -np.log(sig(real)) - np.log(1 - sig(fake)), rtol=1e-5)
+        expected_g = -np.log(sig(fake)) if name == "non_saturating" else np.log(1 - sig(fake))
+        np.testing.assert_allclose(g, expected_g, rtol=1e-5)
+    elif name == "hinge":
+        np.testing.assert_allclose(d, np.maximum(0, 1 - real) + np.maximum(0, 1 + fake))
+        np.testing.assert_allclose(g, -fake)
+    elif name == "wgan_gp":
+        np.testing.assert_allclose(d, fake - real)
+        np.testing.assert_allclose(g, -fake)
+    else:
+        np.testing.assert_allclose(d, 0.5 * (real - 1) ** 2 + 0.5 * fake ** 2)
+        np.testing.assert_allclose(g, 0.5 * (fake - 1) ** 2)
+
+
+def test_losses_stay_finite_when_discriminator_saturates():
+    # log(sigmoid(x)) underflows to -inf in float32 for x < -104; softplus doesn't.
+    real, fake = tf.constant([-200.0]), tf.constant([200.0])
+    for name in losses.LOSSES:
+        assert np.isfinite(losses.discriminator_loss(name, real, fake).numpy()).all(), name
+        assert np.isfinite(losses.generator_loss(name, fake).numpy()).all(), name
+
+
+@pytest.mark.parametrize("resolution", networks.SUPPORTED_RESOLUTIONS)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_networks_build_for_every_resolution(resolution, channels):
+    g = networks.build_generator(resolution=resolution, channels=channels, latent_dim=4, width=2)
+    d = networks.build_discriminator(resolution=resolution, channels=channels, width=2)
+    images = g(tf.zeros([2, 4]))
+    assert images.shape == (2, resolution, resolution, channels)
+    assert d(images).shape == (2, 1)
+
+
+def test_conditional_networks_take_labels():
+    for conditioning in ("embedding", "conditional_batch_norm"):
+        g = networks.build_generator(resolution=28, channels=1, latent_dim=4, width=2, num_classes=5,
+                                     conditioning=conditioning)
+        d = networks.build_discriminator(resolution=28, channels=1, width=2, num_classes=5)
+        labels = tf.constant([0, 4])
+        images = g([tf.zeros([2, 4]), labels], training=True)
+        assert images.shape == (2, 28, 28, 1)
+        assert d([images, labels]).shape == (2, 1)
+
+
+def test_unsupported_resolution_fails_clearly():
+    with pytest.raises(ValueError, match="resolution 48 is not supported"):
+        networks.build_generator(resolution=48, channels=1, latent_dim=4)
