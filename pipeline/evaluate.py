@@ -334,29 +334,28 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, 
         raise ValueError(f"the generator produced {fake_images.dtype} images of shape {fake_images.shape}; "
                          f"expected uint8 {(ev.num_samples, *image_shape)} like the ingested data")
 
-    def probs_of(x):
-        return classifier.predict(x)[1] if classifier.has_class_probs else None
+    def embed(x):
+        """(extractor features, domain-classifier class probabilities or None)."""
+        features, probs = classifier.predict(x)
+        if extractor is not classifier:
+            features = extractor.predict(x)[0]
+        return features, probs
 
-    def features_of(x):
-        return extractor.predict(x)[0]
-
-    real_features = features_of(eval_images)
-    fake_features = features_of(fake_images)
-    fake_probs = probs_of(fake_images)
+    real_features, _ = embed(eval_images)
+    fake_features, fake_probs = embed(fake_images)
     result = _score(config, fake_features, real_features, fake_probs)
 
     # Reference points, same extractor, same sample count where possible.
     floor_idx = np.random.default_rng([ev.seed, 3]).permutation(len(train_images))[:ev.num_samples]
     floor_images = train_images[floor_idx]
     noise_images = _uniform_noise(ev.num_samples, image_shape, ev.seed)
-    references = {
-        "real_floor": {"description": "real train subset vs real eval",
-                       "num_samples": len(floor_images),
-                       **_score(config, features_of(floor_images), real_features, probs_of(floor_images))},
-        "noise_ceiling": {"description": "uniform noise images vs real eval",
-                          "num_samples": len(noise_images),
-                          **_score(config, features_of(noise_images), real_features, probs_of(noise_images))},
-    }
+    references = {}
+    for name, description, reference_images in [
+            ("real_floor", "real train subset vs real eval", floor_images),
+            ("noise_ceiling", "uniform noise images vs real eval", noise_images)]:
+        features, probs = embed(reference_images)
+        references[name] = {"description": description, "num_samples": len(reference_images),
+                            **_score(config, features, real_features, probs)}
 
     result.update({
         "extractor": extractor.name,
@@ -379,13 +378,13 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, 
             "not computed: the data is unlabelled, so the domain classifier was trained on rotation "
             "prediction (0/90/180/270 degrees) instead of classes; its features are used for the distances")
     if conditional:
-        result.update(_conditional_metrics(classifier, fake_features, real_features, fake_images, labels,
+        result.update(_conditional_metrics(fake_features, real_features, fake_probs, labels,
                                            eval_labels, num_classes, _class_names(workdir)))
     result["seconds"] = round(time.time() - start_time, 3)
     return (result, fake_images) if return_samples else result
 
 
-def _conditional_metrics(classifier, fake_features, real_features, fake_images, labels, eval_labels,
+def _conditional_metrics(fake_features, real_features, fake_probs, labels, eval_labels,
                          num_classes, class_names) -> dict:
     per_class, skipped = {}, {}
     for c in range(num_classes):
@@ -401,9 +400,9 @@ def _conditional_metrics(classifier, fake_features, real_features, fake_images, 
         "per_class_skipped": skipped,
         "generated_label_accuracy": None,
     }
-    if classifier.has_class_probs:
-        predicted = np.argmax(classifier.class_probs(fake_images), axis=1)
-        out["generated_label_accuracy"] = float(np.mean(predicted == labels))
+    if fake_probs is not None:
+        # Probabilities of the domain classifier over the data's classes (labelled mode only).
+        out["generated_label_accuracy"] = float(np.mean(np.argmax(fake_probs, axis=1) == labels))
     return out
 
 
