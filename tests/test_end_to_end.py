@@ -1,0 +1,130 @@
+"""The whole pipeline on configs/smoke.py, checked against the workdir contract."""
+
+import json
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import tensorflow as tf
+from tensorboard.backend.event_processing import event_accumulator
+
+from gan_keras import input_pipeline
+from pipeline import runner
+
+
+def test_ingest_records_parse_and_match_stats(smoke_workdir):
+    ingest = smoke_workdir / "ingest"
+    stats = json.loads((ingest / "stats.json").read_text())
+    counts = {}
+    for split in ("train", "eval"):
+        shards = sorted(ingest.glob(f"{split}-*-of-*.tfrecord.gz"))
+        assert shards, split
+        n = 0
+        for record in tf.data.TFRecordDataset([str(s) for s in shards], compression_type="GZIP"):
+            ex = tf.io.parse_single_example(record, input_pipeline.FEATURES)
+            image = tf.io.decode_png(ex["image/encoded"]).numpy()
+            assert image.shape == (16, 16, 1) and image.dtype == np.uint8
+            assert 0 <= int(ex["image/class/label"]) < 10
+            n += 1
+        counts[split] = n
+        assert stats["splits"][split]["count"] == n
+    # scikit-learn's digits: 1797 images, nothing rejected, nothing dropped.
+    assert counts["train"] + counts["eval"] == 1797
+    assert (ingest / "rejected.jsonl").read_text() == ""
+    assert json.loads((ingest / "labels.json").read_text()) == [str(i) for i in range(10)]
+
+
+def _events(logdir):
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_logs_hold_scalars_images_and_histograms(smoke_workdir):
+    acc = _events(smoke_workdir / "train" / "logs")
+    tags = acc.Tags()["tensors"]
+    for tag in ("train/d_loss", "train/g_loss", "train/d_real_logit", "train/d_fake_logit",
+                "train/d_grad_norm", "train/g_grad_norm", "train/images_per_second",
+                "learning_rate/generator", "learning_rate/discriminator"):
+        assert tag in tags, tag
+        steps = [e.step for e in acc.Tensors(tag)]
+        assert steps[-1] == 60
+        assert np.isfinite(float(tf.make_ndarray(acc.Tensors(tag)[-1].tensor_proto)))
+    assert "samples" in tags and "real" in tags
+    assert acc.SummaryMetadata("samples").plugin_data.plugin_name == "images"
+    assert acc.SummaryMetadata("discriminator/logits_real").plugin_data.plugin_name == "histograms"
+    assert [e.step for e in acc.Tensors("samples")] == [30, 60]
+
+
+def test_sample_grids_and_checkpoints(smoke_workdir):
+    train = smoke_workdir / "train"
+    assert sorted(p.name for p in (train / "samples").glob("step_*.png")) == [
+        "step_0000030.png", "step_0000060.png"]
+    assert tf.train.latest_checkpoint(str(train / "checkpoints")).endswith("ckpt-60")
+
+
+def test_metrics_json_holds_numbers(smoke_workdir):
+    metrics = json.loads((smoke_workdir / "evaluate" / "metrics.json").read_text())
+    for key in ("frechet_distance", "kid_mean", "precision", "recall", "classifier_score"):
+        assert isinstance(metrics[key], (int, float)) and np.isfinite(metrics[key]), key
+    assert isinstance(metrics["blessed"], bool)
+
+
+def test_manifests_trace_every_artifact(smoke_workdir):
+    fingerprints = {}
+    for stage in runner.STAGES:
+        manifest = json.loads((smoke_workdir / stage / "manifest.json").read_text())
+        assert manifest["status"] == "complete"
+        assert manifest["package_version"]
+        assert manifest["started_at"] <= manifest["finished_at"]
+        assert manifest["output_fingerprint"] == runner.output_fingerprint(smoke_workdir / stage, stage)
+        for upstream, fp in manifest["inputs"].items():
+            assert fp == fingerprints[upstream]
+        fingerprints[stage] = manifest["output_fingerprint"]
+        assert manifest["config"], stage
+    train_manifest = json.loads((smoke_workdir / "train" / "manifest.json").read_text())
+    assert train_manifest["config"]["train.steps"] == 60
+    assert train_manifest["config"]["data.source"] == "digits"
+
+
+def test_run_prints_where_the_artifacts_are(smoke_workdir):
+    out = (smoke_workdir / "run_stdout.txt").read_text()
+    assert "step_0000060.png" in out
+    assert str(smoke_workdir / "train" / "logs") in out
+    assert str(smoke_workdir / "export" / "generator" / "1") in out
+    assert "tensorboard --logdir" in out
+
+
+def test_saved_model_generates_in_a_process_that_does_not_import_the_project(smoke_workdir, tmp_path):
+    model_dir = smoke_workdir / "export" / "generator" / "1"
+    assert (model_dir / "saved_model.pb").exists()
+    script = textwrap.dedent(f"""
+        import json, sys
+        import tensorflow as tf
+        model = tf.saved_model.load({str(model_dir)!r})
+        out = model.signatures["serving_default"](z=tf.random.normal([5, 16]))
+        images = out["images"].numpy()
+        sampled = model.signatures["sample"](num_samples=tf.constant(3), seed=tf.constant(7, tf.int64))
+        assert not any(m.startswith(("gan_keras", "pipeline")) for m in sys.modules), "project imported"
+        print(json.dumps({{"shape": images.shape, "dtype": str(images.dtype),
+                          "sample_shape": sampled["images"].shape.as_list()}}))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out == {"shape": [5, 16, 16, 1], "dtype": "uint8", "sample_shape": [3, 16, 16, 1]}
+
+
+def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
+    from conftest import run_pipeline
+
+    before = {p: p.stat().st_mtime_ns for p in pathlib.Path(smoke_workdir).rglob("*") if p.is_file()}
+    result = run_pipeline(smoke_workdir)
+    for stage in runner.STAGES:
+        assert f"[{stage}] up to date" in result.stderr
+    after = {p: p.stat().st_mtime_ns for p in pathlib.Path(smoke_workdir).rglob("*") if p.is_file()}
+    changed = [p for p in before if before[p] != after.get(p) and not p.name.startswith("run_")]
+    assert changed == []
