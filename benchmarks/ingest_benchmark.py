@@ -11,6 +11,7 @@ pipeline construction and worker start-up.
 """
 
 import gzip
+import os
 import pathlib
 import shutil
 import tempfile
@@ -84,8 +85,9 @@ def main(argv):
     scratch = pathlib.Path(_OUT_DIR.value or tempfile.mkdtemp(prefix="ingest-bench-"))
     results = []
     try:
-        for mode in _MODES.value:
-            for repeat in range(_REPEATS.value):
+        # Rounds interleave the modes so a change in machine load hits all alike.
+        for repeat in range(_REPEATS.value):
+            for mode in _MODES.value:
                 out_dir = scratch / f"{mode}-{repeat}"
                 shutil.rmtree(out_dir, ignore_errors=True)
                 out_dir.mkdir(parents=True)
@@ -93,8 +95,8 @@ def main(argv):
                 records = _run(mode, config, out_dir)
                 seconds = time.perf_counter() - start
                 results.append((mode, seconds, records))
-                print(f"{mode:6s} run {repeat}: {records} records in {seconds:7.2f} s = {records / seconds:8.0f} images/s",
-                      flush=True)
+                print(f"{mode:6s} run {repeat}: {records} records in {seconds:7.2f} s = {records / seconds:8.0f} images/s"
+                      f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)", flush=True)
     finally:
         if not _OUT_DIR.value:
             shutil.rmtree(scratch, ignore_errors=True)
