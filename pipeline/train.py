@@ -73,15 +73,26 @@ def validate_config(config) -> None:
                          f"got {m.conditioning!r}")
 
 
+_STRATEGIES = {}
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        # The cluster comes from the TF_CONFIG environment variable.
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "default":
-        return tf.distribute.get_strategy()
-    raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {name!r}")
+    """The process's strategy of that kind, created on first use.
+
+    One instance per process: a second MirroredStrategy restarts collective
+    instance keys, which can collide with the first one's.
+    """
+    if name not in STRATEGIES:
+        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {name!r}")
+    if name not in _STRATEGIES:
+        if name == "mirrored":
+            _STRATEGIES[name] = tf.distribute.MirroredStrategy()
+        elif name == "multi_worker":
+            # The cluster comes from the TF_CONFIG environment variable.
+            _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            _STRATEGIES[name] = tf.distribute.get_strategy()
+    return _STRATEGIES[name]
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

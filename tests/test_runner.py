@@ -1,0 +1,97 @@
+"""The pipeline runner: config overrides, validation before work, caching, resume rules."""
+
+import json
+import shutil
+
+import pytest
+from conftest import run_pipeline
+
+from configs import smoke
+from pipeline import runner
+
+
+def test_unknown_config_field_fails_before_any_work(tmp_path):
+    workdir = tmp_path / "work"
+    result = run_pipeline(workdir, "--config.train.stepz=5", check=False)
+    assert result.returncode != 0
+    assert "stepz" in result.stderr
+    assert not workdir.exists()
+
+
+def test_wrong_type_fails_before_any_work_naming_the_field(tmp_path):
+    workdir = tmp_path / "work"
+    result = run_pipeline(workdir, "--config.train.steps=many", check=False)
+    assert result.returncode != 0
+    assert "train.steps" in result.stderr
+    assert not workdir.exists()
+
+
+def test_invalid_value_fails_before_any_work_naming_the_field(tmp_path):
+    workdir = tmp_path / "work"
+    result = run_pipeline(workdir, "--config.train.loss=wasserstein", check=False)
+    assert result.returncode == 1
+    assert "train.loss" in result.stderr and "wasserstein" in result.stderr
+    assert not workdir.exists()
+
+
+def test_unknown_stage_is_rejected(tmp_path):
+    result = run_pipeline(tmp_path / "work", "--stages=ingest,deploy", check=False)
+    assert result.returncode != 0 and "deploy" in result.stderr
+
+
+def test_stage_without_its_inputs_names_the_missing_stage(tmp_path):
+    result = run_pipeline(tmp_path / "work", "--stages=train", check=False)
+    assert result.returncode == 1
+    assert "no completed 'ingest' output" in result.stderr
+
+
+def _copy(smoke_workdir, tmp_path, stages=("ingest", "train")):
+    workdir = tmp_path / "work"
+    for stage in stages:
+        shutil.copytree(smoke_workdir / stage, workdir / stage)
+    return workdir
+
+
+def test_raising_train_steps_continues_from_the_last_checkpoint(smoke_workdir, tmp_path):
+    workdir = _copy(smoke_workdir, tmp_path)
+    config = smoke.get_config()
+    config.train.steps = 70
+    config.train.log_every = 5
+    runner.Runner(config, workdir).run(["ingest", "train"])
+    manifest = json.loads((workdir / "train" / "manifest.json").read_text())
+    assert manifest["summary"]["start_step"] == 60
+    assert manifest["summary"]["final_step"] == 70
+    assert manifest["config"]["train.steps"] == 70
+
+
+def test_changed_model_with_existing_checkpoints_needs_force(smoke_workdir, tmp_path):
+    workdir = _copy(smoke_workdir, tmp_path)
+    config = smoke.get_config()
+    config.model.g_width = 12
+    with pytest.raises(runner.PipelineError, match="changed: model.g_width"):
+        runner.Runner(config, workdir).run(["train"])
+    config.train.steps = 10
+    runner.Runner(config, workdir, force=True).run(["train"])
+    manifest = json.loads((workdir / "train" / "manifest.json").read_text())
+    assert manifest["summary"]["start_step"] == 0 and manifest["summary"]["final_step"] == 10
+    # The previous run was moved aside, not deleted.
+    assert len(list(tmp_path.glob("work/train.replaced-*/checkpoints/ckpt-60.index"))) == 1
+
+
+def test_tampered_output_is_not_taken_as_cached(smoke_workdir, tmp_path):
+    workdir = _copy(smoke_workdir, tmp_path, stages=("ingest",))
+    config = smoke.get_config()
+    stats_path = workdir / "ingest" / "stats.json"
+    stats_path.write_text(stats_path.read_text() + " ")
+    runner.Runner(config, workdir).run(["ingest"])
+    manifest = json.loads((workdir / "ingest" / "manifest.json").read_text())
+    assert manifest["output_fingerprint"] == runner.output_fingerprint(workdir / "ingest", "ingest")
+    assert not list(workdir.glob(".ingest.*"))  # no temp directories left behind
+
+
+def test_stage_config_ignores_how_beam_runs():
+    a, b = smoke.get_config(), smoke.get_config()
+    b.data.beam_pipeline_args = "--direct_num_workers=2"
+    assert runner.stage_config(a, "ingest") == runner.stage_config(b, "ingest")
+    b.data.resolution = 32
+    assert runner.stage_config(a, "ingest") != runner.stage_config(b, "ingest")
