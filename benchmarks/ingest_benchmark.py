@@ -41,23 +41,25 @@ def plain_loop(data_config, out_dir) -> int:
         (split, i): gzip.open(out_dir / ingest.shard_name(split, i, n), "wb", compresslevel=6)
         for split, n in shards.items() for i in range(n)
     }
-    stats_fn = ingest.RecordStatsFn()
+    stats_fn = ingest.IngestStatsFn()
     acc = stats_fn.create_accumulator()
     written = rejected = 0
     plan.reader.setup()
     for item in plan.work_items:
-        batch = []
-        for raw in plan.reader.read(item):
+        batch, raws = [], list(plan.reader.read(item))
+        acc = stats_fn.add_input(acc, (ingest.INPUTS, len(raws)))
+        for raw in raws:
             out = ingest.preprocess(raw, opts)
             if isinstance(out, ingest.Rejection):
                 rejected += 1
+                acc = stats_fn.add_input(acc, (ingest.REJECTED, out.reason))
                 continue
             record = ingest.assign_split(out, data_config.eval_fraction)
             shard = ingest.shard_index(record.source_id, shards[record.split])
             ingest.write_tfrecord(files[record.split, shard], record.example)
             written += 1
             batch.append(record)
-        acc = stats_fn.add_input(acc, batch)
+        acc = stats_fn.add_input(acc, (ingest.RECORDS, batch))
     for f in files.values():
         f.close()
     return written

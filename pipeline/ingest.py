@@ -5,8 +5,9 @@ another runner, e.g. --runner=FlinkRunner):
 
     plan (driver: list files / read headers) -> Create(work items)
       -> Read -> Preprocess --records--> AssignSplit -> KeyByShard -> GroupByKey -> WriteShard
-                   |                          `-> CombineGlobally(RecordStatsFn) -+-> stats JSON
-                   `--rejected--> rejected.jsonl, Count.PerElement(reason) ------'
+          |         |                       `----------.
+          |         `--rejected--> ToList -> rejected.jsonl
+          `---------------------------------------------+-> CombineGlobally(IngestStatsFn) -> stats
 
 Everything goes into `out_dir`:
     {train,eval}-NNNNN-of-NNNNN.tfrecord.gz  tf.train.Example records (see below)
@@ -40,7 +41,6 @@ import math
 import os
 import pathlib
 import shlex
-import shutil
 import struct
 import uuid
 import zlib
@@ -59,8 +59,8 @@ from pipeline.ingest_sources import EVAL, TRAIN
 RECORDS_PER_SHARD = 15_000
 MIN_RESOLUTION = 8
 _METRICS_NAMESPACE = "ingest"
-_STATS_TMP = ".stats-tmp"
-_REJECTED_TMP = ".rejected-tmp"
+# The pipeline's statistics, merged into stats.json by the driver.
+SUMMARY_FILE = ".summary.json"
 
 # A reason code per way an input can fail (stats.json and rejected.jsonl).
 EMPTY_FILE = "empty_file"
@@ -423,13 +423,20 @@ def rejection_json(rejection):
 # --- statistics -------------------------------------------------------------
 
 
-class RecordStatsFn(beam.CombineFn):
-    """Counts per split and class, exact pixel sums, input size range.
+# Events the statistics are combined from, one per batch / rejection.
+INPUTS, RECORDS, REJECTED = "inputs", "records", "rejected"
 
-    Inputs are batches of Records (see IngestTransform)."""
+
+class IngestStatsFn(beam.CombineFn):
+    """Inputs read, counts per split and class, exact pixel sums, input size
+    range and rejects per reason, all in one combine.
+
+    Inputs are tagged events: (INPUTS, number read), (RECORDS, list of
+    Records) or (REJECTED, reason); batches keep it one call per work item.
+    """
 
     def create_accumulator(self):
-        return {"counts": {}, "sum": None, "sumsq": None, "values": 0, "height": None, "width": None}
+        return {"inputs": 0, "rejected": {}, "counts": {}, "sum": None, "sumsq": None, "height": None, "width": None}
 
     @staticmethod
     def _range(r, value):
@@ -439,26 +446,31 @@ class RecordStatsFn(beam.CombineFn):
     def _add(a, b):
         return b if a is None else (a if b is None else tuple(x + y for x, y in zip(a, b, strict=True)))
 
-    def add_input(self, acc, batch):
-        """Adds a batch (list) of Records: one call per work item, not per image."""
-        for record in batch:
-            key = (record.split, record.label)
-            acc["counts"][key] = acc["counts"].get(key, 0) + 1
-            acc["sum"] = self._add(acc["sum"], record.pixel_sum)
-            acc["sumsq"] = self._add(acc["sumsq"], record.pixel_sumsq)
-            acc["values"] += 1
-            acc["height"] = self._range(acc["height"], record.input_height)
-            acc["width"] = self._range(acc["width"], record.input_width)
+    def add_input(self, acc, event):
+        kind, value = event
+        if kind == INPUTS:
+            acc["inputs"] += value
+        elif kind == REJECTED:
+            acc["rejected"][value] = acc["rejected"].get(value, 0) + 1
+        else:
+            for record in value:
+                key = (record.split, record.label)
+                acc["counts"][key] = acc["counts"].get(key, 0) + 1
+                acc["sum"] = self._add(acc["sum"], record.pixel_sum)
+                acc["sumsq"] = self._add(acc["sumsq"], record.pixel_sumsq)
+                acc["height"] = self._range(acc["height"], record.input_height)
+                acc["width"] = self._range(acc["width"], record.input_width)
         return acc
 
     def merge_accumulators(self, accumulators):
         out = self.create_accumulator()
         for acc in accumulators:
-            for key, n in acc["counts"].items():
-                out["counts"][key] = out["counts"].get(key, 0) + n
+            out["inputs"] += acc["inputs"]
+            for field in ("rejected", "counts"):
+                for key, n in acc[field].items():
+                    out[field][key] = out[field].get(key, 0) + n
             out["sum"] = self._add(out["sum"], acc["sum"])
             out["sumsq"] = self._add(out["sumsq"], acc["sumsq"])
-            out["values"] += acc["values"]
             for dim in ("height", "width"):
                 if acc[dim] is not None:
                     out[dim] = self._range(self._range(out[dim], acc[dim][0]), acc[dim][1])
@@ -468,7 +480,7 @@ class RecordStatsFn(beam.CombineFn):
         return acc
 
 
-def summarize(acc, inputs_read, reject_counts, resolution):
+def summarize(acc, resolution):
     """The pipeline-computed part of stats.json (JSON-ready)."""
     splits = {}
     for split in (TRAIN, EVAL):
@@ -477,17 +489,17 @@ def summarize(acc, inputs_read, reject_counts, resolution):
     per_class = collections.Counter()
     for (_, label), n in acc["counts"].items():
         per_class[str(label)] += n
+    records = sum(acc["counts"].values())
     mean = std = None
-    if acc["values"]:
-        n = acc["values"] * resolution * resolution
+    if records:
+        n = records * resolution * resolution
         mean = [s / n for s in acc["sum"]]
         std = [math.sqrt(max(q / n - m * m, 0.0)) for q, m in zip(acc["sumsq"], mean, strict=True)]
-    rejected = dict(sorted(reject_counts))
     return {
-        "inputs_read": inputs_read,
-        "records_written": sum(acc["counts"].values()),
-        "rejected": sum(rejected.values()),
-        "rejected_by_reason": rejected,
+        "inputs_read": acc["inputs"],
+        "records_written": records,
+        "rejected": sum(acc["rejected"].values()),
+        "rejected_by_reason": dict(sorted(acc["rejected"].items())),
         "splits": splits,
         "per_class": dict(sorted(per_class.items(), key=lambda kv: int(kv[0]))),
         "pixel_mean": mean,
@@ -632,8 +644,26 @@ class WriteShardFn(beam.DoFn):
         yield name
 
 
-def _summary_json(acc, inputs_read, reject_counts, resolution):
-    return json.dumps(summarize(acc, inputs_read, reject_counts, resolution), sort_keys=True)
+def write_file(path, data: bytes):
+    """Writes a whole file through Beam's FileSystems via a temp name and a rename."""
+    from apache_beam.io.filesystems import FileSystems
+
+    directory, name = FileSystems.split(path)
+    tmp = FileSystems.join(directory, f".{name}.tmp-{uuid.uuid4().hex}")
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+    FileSystems.rename([tmp], [path])
+    return path
+
+
+def _write_rejected(rejections, path):
+    """rejected.jsonl, sorted by source_id so reruns compare equal."""
+    lines = sorted((r.source_id, rejection_json(r)) for r in rejections)
+    return write_file(path, "".join(line + "\n" for _, line in lines).encode("utf-8"))
+
+
+def _write_summary(acc, path, resolution):
+    return write_file(path, json.dumps(summarize(acc, resolution), sort_keys=True).encode("utf-8"))
 
 
 class IngestTransform(beam.PTransform):
@@ -647,7 +677,6 @@ class IngestTransform(beam.PTransform):
     def expand(self, work_items):
         out_dir = pathlib.Path(self._out_dir)
         raw = work_items | "Read" >> beam.ParDo(ReadFn(self._plan.reader))
-        inputs_read = raw | "BatchSizes" >> beam.Map(len) | "CountInputs" >> beam.CombineGlobally(sum)
         processed = raw | "Preprocess" >> beam.ParDo(PreprocessFn(self._opts)).with_outputs(
             PreprocessFn.REJECTED, main="records")
         records = processed.records | "AssignSplit" >> beam.ParDo(AssignSplitFn(self._eval_fraction))
@@ -664,23 +693,21 @@ class IngestTransform(beam.PTransform):
         )
 
         rejected = processed[PreprocessFn.REJECTED]
+        # Rejects are few by design (data.max_reject_fraction): one sorted file.
         (rejected
-         | "RejectJson" >> beam.Map(rejection_json)
-         | "WriteRejected" >> beam.io.WriteToText(
-             str(out_dir / _REJECTED_TMP / "rejected.jsonl"), num_shards=1, shard_name_template=""))
-        reject_counts = (rejected
-                         | "RejectReasons" >> beam.Map(lambda rejection: rejection.reason)
-                         | "CountReasons" >> beam.combiners.Count.PerElement())
+         | "CollectRejected" >> beam.combiners.ToList()
+         | "WriteRejected" >> beam.Map(_write_rejected, str(out_dir / "rejected.jsonl")))
+
+        events = (
+            raw | "InputEvents" >> beam.Map(lambda batch: (INPUTS, len(batch))),
+            records | "RecordEvents" >> beam.Map(lambda batch: (RECORDS, batch)),
+            rejected | "RejectEvents" >> beam.Map(lambda rejection: (REJECTED, rejection.reason)),
+        )
         return (
-            records
-            | "RecordStats" >> beam.CombineGlobally(RecordStatsFn())
-            | "Summarize" >> beam.Map(
-                _summary_json,
-                inputs_read=beam.pvalue.AsSingleton(inputs_read),
-                reject_counts=beam.pvalue.AsList(reject_counts),
-                resolution=self._opts.resolution)
-            | "WriteStats" >> beam.io.WriteToText(
-                str(out_dir / _STATS_TMP / "stats.json"), num_shards=1, shard_name_template="")
+            events
+            | "FlattenEvents" >> beam.Flatten()
+            | "Stats" >> beam.CombineGlobally(IngestStatsFn())
+            | "WriteSummary" >> beam.Map(_write_summary, str(out_dir / SUMMARY_FILE), self._opts.resolution)
         )
 
 
@@ -721,15 +748,6 @@ def make_pipeline(options):
     return beam.Pipeline(options=options)
 
 
-def _finish_rejected(out_dir):
-    """Moves Beam's rejected.jsonl into place, sorted so reruns compare equal."""
-    tmp = out_dir / _REJECTED_TMP
-    lines = (tmp / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
-    lines.sort(key=lambda line: (json.loads(line)["source_id"], line))
-    io_utils.atomic_write_text(out_dir / "rejected.jsonl", "".join(line + "\n" for line in lines))
-    shutil.rmtree(tmp)
-
-
 def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     """Runs the ingest pipeline into `out_dir` and returns the stats (stats.json).
 
@@ -757,9 +775,8 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     result.wait_until_finish()
     _log_metrics(result)
 
-    summary = json.loads((out_dir / _STATS_TMP / "stats.json").read_text(encoding="utf-8"))
-    shutil.rmtree(out_dir / _STATS_TMP)
-    _finish_rejected(out_dir)
+    summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    (out_dir / SUMMARY_FILE).unlink()
     stats = {
         "source": data_config.source,
         "source_kind": plan.kind,
