@@ -12,17 +12,19 @@ def get_config():
     config.data.eval_fraction = 0.2
     config.data.num_shards = 2
     config.model.latent_dim = 16
-    config.model.g_width = 8
-    config.model.d_width = 8
-    config.train.steps = 60
+    config.model.g_width = 16
+    config.model.d_width = 16
+    config.train.steps = 300
     config.train.batch_size = 32
     config.train.shuffle_buffer = 2000
-    config.train.checkpoint_every = 20
-    config.train.sample_every = 30
-    config.train.log_every = 10
+    config.train.checkpoint_every = 100
+    config.train.sample_every = 100
+    config.train.log_every = 50
+    config.train.ema_decay = 0.99
     config.train.num_sample_images = 16
     config.evaluate.num_samples = 500
     config.evaluate.classifier_epochs = 2
+    config.evaluate.classifier_min_steps = 150
     config.evaluate.kid_subsets = 5
     config.evaluate.kid_subset_size = 100
     return config

@@ -10,7 +10,6 @@ The evaluation that let a model through is kept with it in
 ``<version>/assets.extra/evaluation.json``.
 """
 
-import json
 import logging
 import pathlib
 
@@ -67,29 +66,17 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
     forced = bool(force_export or config.export.force)
     metrics_path = workdir / "evaluate" / "metrics.json"
 
-    metrics_bytes = None
-    if metrics_path.exists():
-        metrics_bytes = metrics_path.read_bytes()
-        try:
-            metrics = json.loads(metrics_bytes)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{metrics_path} is not valid JSON: {e}") from e
-        blessed = metrics.get("blessed") if isinstance(metrics, dict) else None
-        if blessed is not True:
-            reason = (f"the evaluator did not bless this model ({metrics_path}: "
-                      f"blessed={blessed!r})")
-            if not forced:
-                logging.warning("Not exporting: %s. Use --force_export or "
-                                "--config.export.force=True to export anyway.", reason)
-                return {"exported": False, "reason": reason}
-            logging.warning("Exporting although %s, because the export is forced.", reason)
-    else:
-        reason = (f"{metrics_path} is missing: run the evaluate stage first so the gate can "
-                  "decide")
+    metrics_bytes = metrics_path.read_bytes() if metrics_path.exists() else None
+    from pipeline import evaluate  # the gate lives with the evaluator
+
+    # Re-decided now, so a version exported after the evaluation still counts.
+    blessed, reason = evaluate.check_blessing(workdir)
+    if not blessed:
         if not forced:
-            logging.warning("Not exporting: %s (or force with --force_export).", reason)
+            logging.warning("Not exporting: %s. Use --force_export or --config.export.force=True "
+                            "to export anyway.", reason)
             return {"exported": False, "reason": reason}
-        logging.warning("Exporting an unevaluated model because the export is forced (%s).",
+        logging.warning("Exporting although the gate says no (%s), because the export is forced.",
                         reason)
 
     num_classes = _num_classes(config, workdir)

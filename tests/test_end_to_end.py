@@ -50,19 +50,19 @@ def test_tensorboard_logs_hold_scalars_images_and_histograms(smoke_workdir):
                 "learning_rate/generator", "learning_rate/discriminator"):
         assert tag in tags, tag
         steps = [e.step for e in acc.Tensors(tag)]
-        assert steps[-1] == 60
+        assert steps[-1] == 300
         assert np.isfinite(float(tf.make_ndarray(acc.Tensors(tag)[-1].tensor_proto)))
     assert "samples" in tags and "real" in tags
     assert acc.SummaryMetadata("samples").plugin_data.plugin_name == "images"
     assert acc.SummaryMetadata("discriminator/logits_real").plugin_data.plugin_name == "histograms"
-    assert [e.step for e in acc.Tensors("samples")] == [30, 60]
+    assert [e.step for e in acc.Tensors("samples")] == [100, 200, 300]
 
 
 def test_sample_grids_and_checkpoints(smoke_workdir):
     train = smoke_workdir / "train"
     assert sorted(p.name for p in (train / "samples").glob("step_*.png")) == [
-        "step_0000030.png", "step_0000060.png"]
-    assert tf.train.latest_checkpoint(str(train / "checkpoints")).endswith("ckpt-60")
+        "step_0000100.png", "step_0000200.png", "step_0000300.png"]
+    assert tf.train.latest_checkpoint(str(train / "checkpoints")).endswith("ckpt-300")
 
 
 def test_metrics_json_holds_numbers(smoke_workdir):
@@ -85,13 +85,13 @@ def test_manifests_trace_every_artifact(smoke_workdir):
         fingerprints[stage] = manifest["output_fingerprint"]
         assert manifest["config"], stage
     train_manifest = json.loads((smoke_workdir / "train" / "manifest.json").read_text())
-    assert train_manifest["config"]["train.steps"] == 60
+    assert train_manifest["config"]["train.steps"] == 300
     assert train_manifest["config"]["data.source"] == "digits"
 
 
 def test_run_prints_where_the_artifacts_are(smoke_workdir):
     out = (smoke_workdir / "run_stdout.txt").read_text()
-    assert "step_0000060.png" in out
+    assert "step_0000300.png" in out
     assert str(smoke_workdir / "train" / "logs") in out
     assert str(smoke_workdir / "export" / "generator" / "1") in out
     assert "tensorboard --logdir" in out

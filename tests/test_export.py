@@ -279,7 +279,10 @@ def fake_train(monkeypatch):
 
 def _write_metrics(workdir, blessed):
     (workdir / "evaluate").mkdir(parents=True, exist_ok=True)
-    metrics = {"blessed": blessed, "frechet_distance": 12.5}
+    # A gate as the evaluator writes it; the export stage re-decides it.
+    metrics = {"blessed": blessed, "frechet_distance": 12.5, "extractor": "domain_classifier",
+               "gate": {"metric": "frechet_distance", "threshold": None if blessed else 10.0,
+                        "baseline_tolerance": 0.0}}
     (workdir / "evaluate" / "metrics.json").write_text(json.dumps(metrics))
     return metrics
 
@@ -300,7 +303,7 @@ def test_stage_respects_gate(tmp_path, fake_train, caplog):
     _write_metrics(tmp_path, False)
     with caplog.at_level("WARNING"):
         summary = export_stage.run_export(_config(), tmp_path, tmp_path / "export")
-    assert summary["exported"] is False and "bless" in summary["reason"]
+    assert summary["exported"] is False and "above the threshold" in summary["reason"]
     assert "Not exporting" in caplog.text
     assert not (tmp_path / "export" / "generator").exists()
     assert fake_train == []  # the generator is not even loaded

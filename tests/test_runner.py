@@ -55,13 +55,13 @@ def _copy(smoke_workdir, tmp_path, stages=("ingest", "train")):
 def test_raising_train_steps_continues_from_the_last_checkpoint(smoke_workdir, tmp_path):
     workdir = _copy(smoke_workdir, tmp_path)
     config = smoke.get_config()
-    config.train.steps = 70
+    config.train.steps = 320
     config.train.log_every = 5
     runner.Runner(config, workdir).run(["ingest", "train"])
     manifest = json.loads((workdir / "train" / "manifest.json").read_text())
-    assert manifest["summary"]["start_step"] == 60
-    assert manifest["summary"]["final_step"] == 70
-    assert manifest["config"]["train.steps"] == 70
+    assert manifest["summary"]["start_step"] == 300
+    assert manifest["summary"]["final_step"] == 320
+    assert manifest["config"]["train.steps"] == 320
 
 
 def test_changed_model_with_existing_checkpoints_needs_force(smoke_workdir, tmp_path):
@@ -75,7 +75,7 @@ def test_changed_model_with_existing_checkpoints_needs_force(smoke_workdir, tmp_
     manifest = json.loads((workdir / "train" / "manifest.json").read_text())
     assert manifest["summary"]["start_step"] == 0 and manifest["summary"]["final_step"] == 10
     # The previous run was moved aside, not deleted.
-    assert len(list(tmp_path.glob("work/train.replaced-*/checkpoints/ckpt-60.index"))) == 1
+    assert len(list(tmp_path.glob("work/train.replaced-*/checkpoints/ckpt-300.index"))) == 1
 
 
 def test_tampered_output_is_not_taken_as_cached(smoke_workdir, tmp_path):

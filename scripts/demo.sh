@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs everything (Python dependencies into .venv; Fashion-MNIST from
+# Debian's dataset-fashion-mnist package when absent) and runs the whole
+# pipeline on the default config. Extra arguments go to pipeline.run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+DATA=/usr/share/datasets/fashion-mnist
+if [ ! -f "$DATA/train-images-idx3-ubyte.gz" ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq dataset-fashion-mnist
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[cpu]"
+exec .venv/bin/python -m pipeline.run --config=configs/fashion_mnist.py --workdir="${WORKDIR:-runs/fmnist}" "$@"

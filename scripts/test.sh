@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs the package with its test dependencies into .venv and runs the tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[cpu,test]"
+.venv/bin/ruff check .
+exec .venv/bin/python -m pytest -q --timeout=900 tests "$@"
