@@ -1,0 +1,103 @@
+"""tf.data input from ingest's records: normalisation, slicing per replica, bad records."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gan_keras import images as image_utils
+from gan_keras import input_pipeline
+
+
+def _example(image, label, source_id):
+    feature = {
+        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_utils.encode_png(image)])),
+        "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[0]])),
+        "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[1]])),
+        "image/channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[2]])),
+        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+        "image/source_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source_id.encode()])),
+    }
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _write_ingest(directory, images, labels, shards=2, resolution=8, channels=1):
+    directory.mkdir(parents=True, exist_ok=True)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    for shard in range(shards):
+        path = directory / f"train-{shard:05d}-of-{shards:05d}.tfrecord.gz"
+        with tf.io.TFRecordWriter(str(path), options) as writer:
+            for i in range(shard, len(images), shards):
+                writer.write(_example(images[i], int(labels[i]), f"img{i}"))
+    stats = {"resolution": resolution, "channels": channels, "splits": {"train": {"count": len(images)}}}
+    (directory / "stats.json").write_text(json.dumps(stats))
+    return directory
+
+
+@pytest.fixture
+def ingest_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(40, 8, 8, 1), dtype=np.uint8)
+    return _write_ingest(tmp_path / "ingest", images, np.arange(40) % 4), images
+
+
+def test_batches_are_normalised_and_drop_the_remainder(ingest_dir):
+    directory, images = ingest_dir
+    ds = input_pipeline.make_dataset(directory, "train", resolution=8, channels=1, global_batch_size=16,
+                                     repeat=False)
+    batches = list(ds)
+    assert len(batches) == 2  # 40 records -> two full batches of 16, remainder dropped
+    x, y = batches[0]
+    assert x.dtype == tf.float32 and x.shape == (16, 8, 8, 1) and y.dtype == tf.int32
+    assert -1.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+    all_values = np.sort(image_utils.to_uint8(np.concatenate([b[0] for b in batches])).ravel())
+    assert set(all_values) <= set(images.ravel())
+
+
+def test_each_input_pipeline_keeps_its_slice_of_the_same_global_batch(ingest_dir):
+    directory, _ = ingest_dir
+    common = dict(resolution=8, channels=1, global_batch_size=8, shuffle_buffer=40, seed=5)
+    whole = next(iter(input_pipeline.make_dataset(directory, "train", **common)))[0].numpy()
+    parts = []
+    for pipeline_id in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=4)
+        ds = input_pipeline.make_dataset(directory, "train", input_context=context, **common)
+        it = iter(ds)
+        # Two local replicas per pipeline, two examples each.
+        parts += [next(it)[0].numpy(), next(it)[0].numpy()]
+    assert all(p.shape == (2, 8, 8, 1) for p in parts)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_record_with_other_shape_names_the_file(tmp_path):
+    rng = np.random.default_rng(1)
+    images = list(rng.integers(0, 256, size=(6, 8, 8, 1), dtype=np.uint8))
+    directory = _write_ingest(tmp_path / "ingest", images, np.zeros(6), shards=1)
+    odd = directory / "train-00001-of-00002.tfrecord.gz"
+    with tf.io.TFRecordWriter(str(odd), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+        writer.write(_example(rng.integers(0, 256, size=(9, 9, 1), dtype=np.uint8), 0, "odd.png"))
+    ds = input_pipeline.make_dataset(directory, "train", resolution=8, channels=1, global_batch_size=1,
+                                     repeat=False)
+    with pytest.raises(tf.errors.InvalidArgumentError) as error:
+        list(ds)
+    assert "train-00001-of-00002.tfrecord.gz" in str(error.value)
+    assert "odd.png" in str(error.value)
+
+
+def test_corrupt_shard_is_named(ingest_dir):
+    directory, _ = ingest_dir
+    shard = directory / "train-00001-of-00002.tfrecord.gz"
+    data = shard.read_bytes()
+    shard.write_bytes(data[: len(data) // 2])
+    with pytest.raises(input_pipeline.DataError, match="train-00001-of-00002.tfrecord.gz: corrupt"):
+        input_pipeline.verify_shards(directory, "train", 40)
+
+
+def test_missing_records_and_count_mismatch_fail_clearly(tmp_path, ingest_dir):
+    with pytest.raises(input_pipeline.DataError, match="run the ingest stage first"):
+        input_pipeline.list_shards(tmp_path / "nothing", "train")
+    directory, _ = ingest_dir
+    with pytest.raises(input_pipeline.DataError, match="hold 40 records but stats.json says 41"):
+        input_pipeline.verify_shards(directory, "train", 41)
