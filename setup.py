@@ -19,6 +19,7 @@ setuptools.setup(
     install_requires=[
         "keras==3.15.0",
         "apache-beam==2.77.0",
+        "google-crc32c>=1.5",
         "tensorflow-datasets==4.9.10",
         "importlib_resources",
         "tensorboard==2.21.0",

@@ -9,6 +9,9 @@ def get_config():
     config.data.source = "idx:/usr/share/datasets/fashion-mnist"
     config.data.resolution = 28
     config.data.channels = 1
+    # IDX files carry no class names.
+    config.data.label_names = ("T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,"
+                               "Bag,Ankle boot")
     config.model.latent_dim = 64
     config.model.g_width = 32
     config.model.d_width = 32
