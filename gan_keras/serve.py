@@ -29,6 +29,7 @@ The ``sample`` signature takes scalars, so call it with the columnar format:
 conditional models).
 """
 
+import functools
 import json
 import logging
 import os
@@ -610,9 +611,7 @@ class ServerThread:
 FLAGS = flags.FLAGS
 
 
-_flags_defined = False
-
-
+@functools.cache
 def define_flags() -> None:
     """Defines this entry point's flags (once).
 
@@ -620,10 +619,6 @@ def define_flags() -> None:
     pipeline, tests) would otherwise clash on shared names like
     --model_base_path.
     """
-    global _flags_defined
-    if _flags_defined:
-        return
-    _flags_defined = True
     flags.DEFINE_string("model_base_path", None,
                         "Directory holding integer version subdirectories (SavedModels).")
     flags.DEFINE_string("model_name", "generator", "Name in the /v1/models/<name> URLs.")

@@ -105,13 +105,7 @@ def read_split(workdir, split: str, limit: int | None = None) -> tuple[np.ndarra
     """(uint8 images [N, H, W, C], int64 labels [N]) of an ingested split, in file order."""
     import tensorflow as tf
 
-    spec = {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
-        "image/height": tf.io.FixedLenFeature([], tf.int64),
-        "image/width": tf.io.FixedLenFeature([], tf.int64),
-        "image/channels": tf.io.FixedLenFeature([], tf.int64),
-        "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
-    }
+    from gan_keras.input_pipeline import FEATURES as spec
 
     def parse(serialized):
         f = tf.io.parse_single_example(serialized, spec)

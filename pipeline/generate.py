@@ -8,6 +8,7 @@ writes one PNG per image (``sample_00000.png``, ...). Only TensorFlow and the
 SavedModel are needed: the training code is not imported.
 """
 
+import functools
 import logging
 import pathlib
 
@@ -70,9 +71,7 @@ def write_images(images: np.ndarray, out=None, out_dir=None) -> None:
 FLAGS = flags.FLAGS
 
 
-_flags_defined = False
-
-
+@functools.cache
 def define_flags() -> None:
     """Defines this entry point's flags (once).
 
@@ -80,10 +79,6 @@ def define_flags() -> None:
     pipeline, tests) would otherwise clash on shared names like
     --model_base_path.
     """
-    global _flags_defined
-    if _flags_defined:
-        return
-    _flags_defined = True
     flags.DEFINE_string("model_base_path", None, "Directory with integer SavedModel versions.")
     flags.DEFINE_integer("version", None, "Version to use (default: the highest).")
     flags.DEFINE_integer("num", 64, "Number of images.")

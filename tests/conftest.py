@@ -43,3 +43,21 @@ def smoke_workdir(tmp_path_factory):
     workdir.joinpath("run_stdout.txt").write_text(result.stdout)
     workdir.joinpath("run_stderr.txt").write_text(result.stderr)
     return workdir
+
+
+def tiny_generator(conditional: bool, seed: int = 0, *, latent_dim: int = 8, num_classes: int = 3,
+                   channels: int = 1):
+    """A small generator honouring the generator contract: z (and label) -> 8x8 images in [-1, 1]."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    z = keras.Input((latent_dim,))
+    inputs, h = z, z
+    if conditional:
+        label = keras.Input((), dtype="int32")
+        emb = keras.layers.Flatten()(keras.layers.Embedding(num_classes, latent_dim)(label))
+        h = keras.layers.Concatenate()([z, emb])
+        inputs = [z, label]
+    h = keras.layers.Reshape((4, 4, 8))(keras.layers.Dense(4 * 4 * 8)(h))
+    out = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="tanh")(h)
+    return keras.Model(inputs, out)

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-import keras
+import conftest
 import numpy as np
 import pytest
 from PIL import Image
@@ -17,18 +17,8 @@ CLASSES = 3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def tiny_generator(conditional: bool, seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    z = keras.Input((LATENT,))
-    inputs, h = z, z
-    if conditional:
-        label = keras.Input((), dtype="int32")
-        emb = keras.layers.Flatten()(keras.layers.Embedding(CLASSES, LATENT)(label))
-        h = keras.layers.Concatenate()([z, emb])
-        inputs = [z, label]
-    h = keras.layers.Reshape((4, 4, 8))(keras.layers.Dense(4 * 4 * 8)(h))
-    out = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", activation="tanh")(h)
-    return keras.Model(inputs, out)
+def tiny_generator(conditional: bool, seed: int = 0):
+    return conftest.tiny_generator(conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=3)
 
 
 @pytest.fixture(scope="module")

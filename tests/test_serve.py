@@ -6,7 +6,7 @@ import json
 import shutil
 import time
 
-import keras
+import conftest
 import numpy as np
 import pytest
 import requests
@@ -19,18 +19,8 @@ LATENT = 8
 CLASSES = 3
 
 
-def tiny_generator(conditional: bool, seed: int = 0) -> keras.Model:
-    keras.utils.set_random_seed(seed)
-    z = keras.Input((LATENT,))
-    inputs, h = z, z
-    if conditional:
-        label = keras.Input((), dtype="int32")
-        emb = keras.layers.Flatten()(keras.layers.Embedding(CLASSES, LATENT)(label))
-        h = keras.layers.Concatenate()([z, emb])
-        inputs = [z, label]
-    h = keras.layers.Reshape((4, 4, 8))(keras.layers.Dense(4 * 4 * 8)(h))
-    out = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", activation="tanh")(h)
-    return keras.Model(inputs, out)
+def tiny_generator(conditional: bool, seed: int = 0):
+    return conftest.tiny_generator(conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=1)
 
 
 @pytest.fixture(scope="module")
