@@ -11,6 +11,8 @@ generator and the step, via tf.train.CheckpointManager), logs/ (TensorBoard)
 and samples/step_NNNNNNN.png.
 """
 
+import json
+import os
 import pathlib
 import shutil
 import tempfile
@@ -103,6 +105,39 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
         return True
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
+
+
+def is_chief_process(config) -> bool:
+    """Whether this process is the chief, decided from TF_CONFIG before any strategy exists.
+
+    Lets callers (the runner) leave shared files in the workdir to the chief
+    without starting TensorFlow's cluster; agrees with `is_chief`.
+    """
+    if config.train.strategy != "multi_worker":
+        return True
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
+    if not task.get("type") or task["type"] == "chief":
+        return True
+    return task["type"] == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
+
+
+def _check_workers_start_together(strategy, start: int, chief_ckpt_dir) -> None:
+    """Fails when the workers of a cluster restored different steps.
+
+    Non-chief workers restore from the chief's checkpoint directory; if they
+    cannot see it (no shared filesystem) they would silently train different
+    models in lock step. Every worker checks sum(s) and sum(s^2) over replicas,
+    which equal N*start and N*start^2 only if all started at `start`.
+    """
+    n = strategy.num_replicas_in_sync
+    local = tf.constant([start, start * start], tf.float64)
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
+    if not np.array_equal(total.numpy(), [n * start, n * start * start]):
+        raise RuntimeError(
+            f"the workers resumed from different steps (this one: {start}, mean over replicas: "
+            f"{float(total[0]) / n:g}); every worker must read the chief's checkpoints in {chief_ckpt_dir}: "
+            "put the workdir on a filesystem that all workers share")
 
 
 def resolve_num_classes(config, ingest_dir) -> int:
@@ -216,6 +251,11 @@ def run_train(config, workdir) -> dict:
     if t.batch_size % strategy.num_replicas_in_sync:
         raise ValueError(f"train.batch_size={t.batch_size} (global) is not divisible by the "
                          f"{strategy.num_replicas_in_sync} replicas")
+    if t.jit_compile and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
+        raise ValueError(
+            f"train.jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPUs: XLA cannot compile "
+            "cross-replica collectives on CPU devices (TensorFlow b/194942685); set train.jit_compile=False "
+            "or train on GPUs")
     input_pipeline.verify_shards(ingest_dir, "train", train_count)
     num_classes = resolve_num_classes(config, ingest_dir)
 
@@ -243,6 +283,8 @@ def run_train(config, workdir) -> dict:
             if chief_latest:
                 checkpoint.restore(chief_latest).assert_existing_objects_matched()
         start = int(model.step.numpy())
+        if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
+            _check_workers_start_together(strategy, start, train_dir / "checkpoints")
         if start:
             logging.info("Resuming from step %d (checkpoint %s)", start,
                          manager.latest_checkpoint or "of the chief")
