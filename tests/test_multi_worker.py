@@ -22,7 +22,7 @@ import tensorflow as tf
 from conftest import REPO
 
 from configs import smoke
-from pipeline import train
+from pipeline import runner, train
 
 # Synchronised BatchNorm makes 2 replicas x 16 the same computation as 1 x 32;
 # with per-replica statistics it is a different (equally valid) model.
@@ -46,6 +46,8 @@ class _Cluster:
     """Two worker processes, each in its own process group so it can be killed whole."""
 
     def __init__(self, workdir, tmp_path, tag, steps, sample_every, extra=()):
+        """`workdir`: shared by both workers, or a list with one per worker."""
+        workdirs = workdir if isinstance(workdir, list) else [workdir, workdir]
         ports = _free_ports(2)
         cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
         self.logs, self.tmpdirs, self.procs = [], [], []
@@ -57,7 +59,7 @@ class _Cluster:
                    "TMPDIR": str(tmpdir),  # where a non-chief puts its scratch directory
                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
             cmd = [sys.executable, "-m", "pipeline.run", f"--config={REPO / 'configs/smoke.py'}",
-                   f"--workdir={workdir}", *FLAGS, f"--config.train.steps={steps}",
+                   f"--workdir={workdirs[index]}", *FLAGS, f"--config.train.steps={steps}",
                    f"--config.train.sample_every={sample_every}", *extra]
             with open(log, "w") as out:
                 self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -218,3 +220,23 @@ def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoin
         _assert_same_training_state(ckpt_dir / f"ckpt-{step}", reference / f"train/checkpoints/ckpt-{step}",
                                     atol=1e-5)
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith(f"ckpt-{steps}")
+
+
+def test_workers_that_cannot_see_the_chiefs_checkpoints_fail_instead_of_training_apart(smoke_workdir, tmp_path):
+    # The chief resumes at step 10; worker 1 gets a workdir without checkpoints,
+    # as on a host that does not share the chief's filesystem.
+    chief_dir = _workdir_with_ingest(smoke_workdir, tmp_path / "chief")
+    config = smoke.get_config()
+    config.train.update(strategy="default", steps=10, checkpoint_every=10, log_every=10, sample_every=10)
+    config.model.sync_batch_norm = True
+    runner.Runner(config, chief_dir).run(["train"])
+    other_dir = _workdir_with_ingest(smoke_workdir, tmp_path / "other")
+
+    with _cluster([chief_dir, other_dir], tmp_path, "split", steps=20, sample_every=10) as cluster:
+        for proc in cluster.procs:
+            proc.wait(timeout=STARTUP_AND_RUN_TIMEOUT)
+    for index, start in ((0, 10), (1, 0)):
+        assert cluster.procs[index].returncode != 0
+        assert f"the workers resumed from different steps (this one: {start}, mean over replicas: 5)" \
+            in cluster.log(index)
+    assert tf.train.latest_checkpoint(str(chief_dir / "train/checkpoints")).endswith("ckpt-10")
