@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from gan_keras import gan as gan_lib
 from gan_keras import losses, networks
+from pipeline import train
 
 LATENT = 8
 RES = 16
@@ -19,14 +20,16 @@ def _strategies():
     """(one replica, two replicas) on logical CPUs, created once per process.
 
     Collective instance keys restart with every new MirroredStrategy and can
-    collide with an earlier instance's in the same process, so tests share one.
+    collide with an earlier instance's in the same process, so the tests use
+    the train stage's per-process instance (two replicas under conftest).
     """
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
     if not _STRATEGIES:
         _STRATEGIES["one"] = tf.distribute.OneDeviceStrategy(devices[0].name)
-        _STRATEGIES["two"] = tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+        _STRATEGIES["two"] = train.make_strategy("mirrored")
+        assert _STRATEGIES["two"].num_replicas_in_sync == 2
     return _STRATEGIES["one"], _STRATEGIES["two"]
 
 
