@@ -289,7 +289,7 @@ class GAN(keras.Model):
             grads = [g / num_replicas for g in grads]
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         # Reading the iteration counter after the update ties `norm` to it.
-        with tf.control_dependencies([optimizer.iterations.value]):
+        with tf.control_dependencies([tf.convert_to_tensor(optimizer.iterations)]):
             return tf.identity(norm)
 
     def _update_ema(self):

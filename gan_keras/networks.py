@@ -15,8 +15,16 @@ from keras import layers, ops
 
 SUPPORTED_RESOLUTIONS = (16, 28, 32, 64, 128, 256)
 MAX_WIDTH_MULTIPLIER = 8
-# DCGAN's initialisation: N(0, 0.02) for conv and dense weights.
-WEIGHT_INIT = keras.initializers.RandomNormal(stddev=0.02)
+
+
+def weight_init():
+    """DCGAN's N(0, 0.02) for conv and dense weights; a fresh initializer per layer.
+
+    Its seed is drawn when called, after `keras.utils.set_random_seed(train.seed)`,
+    so initial weights follow the seed and differ between layers. (A shared
+    module-level instance would draw one unseeded seed at import for every layer.)
+    """
+    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 def _geometry(resolution: int) -> tuple[int, int]:
@@ -78,7 +86,7 @@ class ProjectionLogit(layers.Layer):
 
     def build(self, input_shape):
         h_shape, _ = input_shape
-        self.embedding = layers.Embedding(self.num_classes, h_shape[-1], embeddings_initializer=WEIGHT_INIT)
+        self.embedding = layers.Embedding(self.num_classes, h_shape[-1], embeddings_initializer=weight_init())
         self.embedding.build((None,))
 
     def call(self, inputs):
@@ -132,16 +140,16 @@ def build_generator(
         return layers.BatchNormalization(synchronized=sync_batch_norm)(h)
 
     channels0 = _width(width, n_up - 1)
-    x = layers.Dense(start * start * channels0, use_bias=norm == "none", kernel_initializer=WEIGHT_INIT)(x)
+    x = layers.Dense(start * start * channels0, use_bias=norm == "none", kernel_initializer=weight_init())(x)
     x = layers.Reshape((start, start, channels0))(x)
     x = layers.ReLU()(normalize(x))
     for level in reversed(range(n_up - 1)):
         x = layers.Conv2DTranspose(
             _width(width, level), 4, strides=2, padding="same",
-            use_bias=norm == "none", kernel_initializer=WEIGHT_INIT,
+            use_bias=norm == "none", kernel_initializer=weight_init(),
         )(x)
         x = layers.ReLU()(normalize(x))
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=WEIGHT_INIT)(x)
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=weight_init())(x)
     # tanh in float32 so mixed-precision samples still span [-1, 1] exactly.
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
     return keras.Model(inputs if num_classes else z_in, images, name=name)
@@ -176,16 +184,16 @@ def build_discriminator(
     image_in = keras.Input((resolution, resolution, channels), name="images")
     inputs = [image_in]
     # DCGAN: no normalisation on the first layer.
-    x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=WEIGHT_INIT))(image_in)
+    x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=weight_init()))(image_in)
     x = layers.LeakyReLU(0.2)(x)
     for level in range(1, n_down):
         x = sn(layers.Conv2D(
             _width(width, level), 4, strides=2, padding="same",
-            use_bias=norm == "none", kernel_initializer=WEIGHT_INIT,
+            use_bias=norm == "none", kernel_initializer=weight_init(),
         ))(x)
         x = layers.LeakyReLU(0.2)(normalize(x))
     h = layers.Flatten()(x)
-    logit = sn(layers.Dense(1, kernel_initializer=WEIGHT_INIT))(h)
+    logit = sn(layers.Dense(1, kernel_initializer=weight_init()))(h)
     if num_classes:
         label_in = keras.Input((), dtype="int32", name="label")
         inputs.append(label_in)

@@ -51,7 +51,7 @@ def main(argv):
         beam_pipeline_args=shlex.split(_BEAM_ARGS.value))
     try:
         pipeline_runner.run(_STAGES.value)
-    except (runner.PipelineError, ValueError, FileNotFoundError) as e:
+    except (runner.PipelineError, ValueError, FileNotFoundError, RuntimeError) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -162,6 +162,13 @@ class Runner:
                          "--force reruns it", stage)
             return {"skipped": True, **previous.get("summary", {})}
         if stage == "train":
+            from pipeline import train
+
+            if not train.is_chief_process(self.config):
+                # A non-chief worker trains in lock step with the chief but leaves
+                # the shared train/ directory (manifest, --force moves) to it.
+                logging.info("[train] running as a non-chief worker; the chief writes %s", stage_dir)
+                return self._execute(stage, stage_dir)
             self._prepare_train_dir(stage_dir, previous, config_now, inputs_now)
 
         logging.info("[%s] running", stage)
