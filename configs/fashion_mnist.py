@@ -15,7 +15,7 @@ def get_config():
     config.model.latent_dim = 64
     config.model.g_width = 32
     config.model.d_width = 32
-    config.train.steps = 2500
+    config.train.steps = 4000
     config.train.batch_size = 64
     config.train.checkpoint_every = 500
     config.train.sample_every = 500
