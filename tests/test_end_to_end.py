@@ -70,6 +70,10 @@ def test_metrics_json_holds_numbers(smoke_workdir):
     for key in ("frechet_distance", "kid_mean", "precision", "recall", "classifier_score"):
         assert isinstance(metrics[key], (int, float)) and np.isfinite(metrics[key]), key
     assert isinstance(metrics["blessed"], bool)
+    # The trained smoke generator sits between real data and noise.
+    references = metrics["references"]
+    assert references["real_floor"]["frechet_distance"] < metrics["frechet_distance"]
+    assert metrics["frechet_distance"] < references["noise_ceiling"]["frechet_distance"]
 
 
 def test_manifests_trace_every_artifact(smoke_workdir):

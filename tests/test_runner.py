@@ -1,10 +1,13 @@
 """The pipeline runner: config overrides, validation before work, caching, resume rules."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
-from conftest import run_pipeline
+from conftest import REPO, run_pipeline
 
 from configs import smoke
 from pipeline import runner
@@ -32,6 +35,17 @@ def test_invalid_value_fails_before_any_work_naming_the_field(tmp_path):
     assert result.returncode == 1
     assert "train.loss" in result.stderr and "wasserstein" in result.stderr
     assert not workdir.exists()
+
+
+def test_console_script_runs_the_same_entry_point(tmp_path):
+    script = shutil.which("gan-pipeline", path=os.path.dirname(sys.executable))
+    assert script, "the gan-pipeline console script is not installed (pip install -e .)"
+    workdir = tmp_path / "work"
+    result = subprocess.run([script, f"--config={REPO / 'configs/smoke.py'}", f"--workdir={workdir}",
+                             "--stages=ingest"], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((workdir / "ingest" / "manifest.json").read_text())["status"] == "complete"
 
 
 def test_unknown_stage_is_rejected(tmp_path):
