@@ -260,13 +260,21 @@ def artifact_report(workdir) -> str:
         lines.append(f"  metrics          {metrics}")
     base = workdir / "export" / "generator"
     versions = sorted((int(p.name) for p in base.glob("*") if p.name.isdigit()), reverse=True)
+    export_summary = (read_manifest(workdir / "export") or {}).get("summary", {})
+    if export_summary.get("exported") is False:
+        lines.append(f"  SavedModel       not exported this run: {export_summary.get('reason')}")
     if versions:
         lines.append(f"  SavedModel       {base / str(versions[0])}")
+    # Name the executables of this environment: a virtualenv need not be active.
+    bin_dir = pathlib.Path(sys.executable).parent
+    tensorboard = bin_dir / "tensorboard"
+    tensorboard = str(tensorboard) if tensorboard.exists() else "tensorboard"
     lines += [
         "",
-        f"Open TensorBoard:   tensorboard --logdir {workdir / 'train' / 'logs'} --port 6006",
+        f"Open TensorBoard:   {tensorboard} --logdir {workdir / 'train' / 'logs'} --port 6006",
         "                    then browse http://localhost:6006",
     ]
     if versions:
-        lines.append(f"Serve the model:    python -m gan_keras.serve --model_base_path={base} --port=8501")
+        lines.append(f"Serve the model:    {sys.executable} -m gan_keras.serve --model_base_path={base} "
+                     "--port=8501")
     return "\n".join(lines)
