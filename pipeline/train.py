@@ -209,8 +209,8 @@ class _Sampler:
         n = config.train.num_sample_images
         self.num_classes = num_classes
         if num_classes:
-            # One row per class.
-            cols = max(1, n // num_classes)
+            # One row per class, at least 8 samples each to show its variety.
+            cols = max(8, -(-n // num_classes))
             self.rows = num_classes
             self.labels = tf.constant(np.repeat(np.arange(num_classes), cols), tf.int32)
             n = num_classes * cols

@@ -132,3 +132,21 @@ def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
     after = {p: p.stat().st_mtime_ns for p in pathlib.Path(smoke_workdir).rglob("*") if p.is_file()}
     changed = [p for p in before if before[p] != after.get(p) and not p.name.startswith("run_")]
     assert changed == []
+
+
+def test_conditional_pipeline_end_to_end(tmp_path):
+    from conftest import run_pipeline
+    from PIL import Image
+
+    workdir = tmp_path / "cond"
+    run_pipeline(workdir, "--config.model.conditional=True", "--config.model.conditioning=conditional_batch_norm",
+                 "--config.train.loss=hinge", "--config.train.steps=100", "--config.train.sample_every=100")
+    # One row per class, at least 8 samples each: 10 rows of 16x16 tiles with 2px padding.
+    grid = Image.open(workdir / "train" / "samples" / "step_0000100.png")
+    assert grid.size == (8 * 18 + 2, 10 * 18 + 2)
+    metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
+    assert np.isfinite(metrics["intra_frechet_distance"])
+    assert 0.0 <= metrics["generated_label_accuracy"] <= 1.0
+    model = tf.saved_model.load(str(workdir / "export" / "generator" / "1"))
+    out = model.signatures["serving_default"](z=tf.zeros([3, 16]), label=tf.constant([0, 5, 9]))
+    assert out["images"].shape == (3, 16, 16, 1) and out["images"].dtype == tf.uint8
