@@ -84,24 +84,8 @@ class Bench:
             self.model = train.build_gan(config, resolution=config.data.resolution, channels=3, num_classes=0)
         model = self.model
 
-        def replica_step(batch):
-            # As pipeline/train.py: the step, plus the non-finite check.
-            results = model.train_step(batch)
-            finite = tf.math.is_finite(results["d_loss"]) & tf.math.is_finite(results["g_loss"])
-            return tf.cast(tf.logical_not(finite), tf.int32)
-
-        if t.jit_compile:
-            replica_step = tf.function(replica_step, jit_compile=True)
-
-        @tf.function
-        def run_steps(iterator, num_steps):
-            bad = tf.constant(0, tf.int32)
-            for _ in tf.range(num_steps):
-                bad += strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                       strategy.run(replica_step, args=(next(iterator),)), axis=None)
-            return bad
-
-        self.run_steps = run_steps
+        # The train stage's own distributed step loop.
+        self.run_steps = train.make_train_steps(strategy, model, jit_compile=t.jit_compile)
         self.real_it = iter(strategy.distribute_datasets_from_function(self._dataset))
         cached = next(iter(self._dataset(None)))
         self.cached_it = iter(strategy.experimental_distribute_dataset(
@@ -124,9 +108,9 @@ class Bench:
     def time_train(self, iterator, steps) -> float:
         """Seconds per step."""
         start = time.perf_counter()
-        bad = int(self.run_steps(iterator, tf.constant(steps)))  # int() waits for the result
+        bad_step = int(self.run_steps(iterator, tf.constant(steps)))  # int() waits for the result
         elapsed = time.perf_counter() - start
-        if bad:
+        if bad_step >= 0:
             raise RuntimeError("non-finite loss during the benchmark")
         return elapsed / steps
 

@@ -298,6 +298,34 @@ def run_train(config, workdir) -> dict:
     return summary
 
 
+def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False):
+    """A `tf.function(iterator, num_steps)` running that many distributed train steps.
+
+    Returns the step whose loss was NaN or infinite (stopping there), or -1.
+    """
+
+    def replica_step(batch):
+        results = model.train_step(batch)
+        finite = tf.math.is_finite(results["d_loss"]) & tf.math.is_finite(results["g_loss"])
+        return tf.cast(tf.logical_not(finite), tf.int32)
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def run_steps(iterator, num_steps):
+        bad_step = tf.constant(-1, tf.int64)
+        for _ in tf.range(num_steps):
+            nonfinite = strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                        strategy.run(replica_step, args=(next(iterator),)), axis=None)
+            if nonfinite > 0:
+                bad_step = tf.cast(model.step, tf.int64)
+                break
+        return bad_step
+
+    return run_steps
+
+
 def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir, num_classes,
                 start, chief) -> dict:
     t = config.train
@@ -316,24 +344,7 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
     dataset = strategy.distribute_datasets_from_function(dataset_fn)
     iterator = iter(dataset)
 
-    def replica_step(batch):
-        results = model.train_step(batch)
-        finite = tf.math.is_finite(results["d_loss"]) & tf.math.is_finite(results["g_loss"])
-        return tf.cast(tf.logical_not(finite), tf.int32)
-
-    if t.jit_compile:
-        replica_step = tf.function(replica_step, jit_compile=True)
-
-    @tf.function
-    def run_steps(iterator, num_steps):
-        bad_step = tf.constant(-1, tf.int64)
-        for _ in tf.range(num_steps):
-            nonfinite = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                        strategy.run(replica_step, args=(next(iterator),)), axis=None)
-            if nonfinite > 0:
-                bad_step = tf.cast(model.step, tf.int64)
-                break
-        return bad_step
+    run_steps = make_train_steps(strategy, model, jit_compile=t.jit_compile)
 
     fixed_real, fixed_labels = input_pipeline.load_images(ingest_dir, "train", t.num_sample_images,
                                                resolution=config.data.resolution,
