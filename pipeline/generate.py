@@ -73,12 +73,7 @@ FLAGS = flags.FLAGS
 
 @functools.cache
 def define_flags() -> None:
-    """Defines this entry point's flags (once).
-
-    Done on demand rather than at import: modules imported together (the
-    pipeline, tests) would otherwise clash on shared names like
-    --model_base_path.
-    """
+    """Defines this entry point's flags once, on demand (see gan_keras.serve.define_flags)."""
     flags.DEFINE_string("model_base_path", None, "Directory with integer SavedModel versions.")
     flags.DEFINE_integer("version", None, "Version to use (default: the highest).")
     flags.DEFINE_integer("num", 64, "Number of images.")
