@@ -21,7 +21,6 @@ from gan_keras import diffaugment, losses
 
 # Stream ids that make the noise of each random draw in a step distinct.
 _Z, _LABEL, _GP_EPS, _AUG_REAL, _AUG_FAKE = range(5)
-_DRAWS_PER_CRITIC = 8
 
 
 @keras.saving.register_keras_serializable(package="gan_keras")
@@ -127,8 +126,10 @@ class GAN(keras.Model):
         return full[replica_id * local_batch:(replica_id + 1) * local_batch]
 
     def _seed(self, step, critic, stream):
-        counter = tf.cast(step, tf.int64) * 64 + critic * _DRAWS_PER_CRITIC + stream
-        return tf.stack([tf.constant(self.seed, tf.int64), counter])
+        """A distinct stateless seed per (step, update within the step, draw)."""
+        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
+        seed = tf.random.experimental.stateless_fold_in(seed, critic)
+        return tf.random.experimental.stateless_fold_in(seed, stream)
 
     def _latents(self, step, critic, local_batch):
         seed = self._seed(step, critic, _Z)

@@ -9,6 +9,7 @@ global stream is built deterministically, batched to the global batch with
 import json
 import pathlib
 
+import numpy as np
 import tensorflow as tf
 
 FEATURES = {
@@ -155,5 +156,4 @@ def load_images(ingest_dir, split: str, limit: int | None = None, *, resolution:
     for batch_images, batch_labels in ds.batch(1024):
         images.append(tf.cast(tf.round((batch_images + 1.0) * 127.5), tf.uint8).numpy())
         labels.append(batch_labels.numpy())
-    import numpy as np
     return np.concatenate(images), np.concatenate(labels)

@@ -139,21 +139,21 @@ class Runner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         results = {}
         for stage in stages:
-            results[stage] = self._run_stage(stage, selected=stages)
+            results[stage] = self._run_stage(stage)
         return results
 
-    def _input_fingerprints(self, stage, selected) -> dict:
+    def _input_fingerprints(self, stage) -> dict:
         fingerprints = {}
         for upstream in SPECS[stage].inputs:
             manifest = _complete_manifest(self.workdir, upstream)
             fingerprints[upstream] = manifest["output_fingerprint"]
         return fingerprints
 
-    def _run_stage(self, stage, selected) -> dict:
+    def _run_stage(self, stage) -> dict:
         stage_dir = self.workdir / stage
         extra = {"force_export": self.force_export} if stage == "export" else None
         config_now = stage_config(self.config, stage, extra)
-        inputs_now = self._input_fingerprints(stage, selected)
+        inputs_now = self._input_fingerprints(stage)
         previous = read_manifest(stage_dir)
         if (not self.force and previous and previous.get("status") == "complete"
                 and previous.get("config") == config_now and previous.get("inputs") == inputs_now

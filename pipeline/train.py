@@ -181,7 +181,8 @@ def build_gan(config, *, resolution: int, channels: int, num_classes: int) -> ga
     return model
 
 
-def _restore_generator(config, workdir, *, use_ema: bool = True) -> keras.Model:
+def load_generator(config, workdir) -> keras.Model:
+    """The trained generator (the EMA one when train.ema_decay > 0) from the workdir."""
     workdir = pathlib.Path(workdir)
     ingest_dir, ckpt_dir = workdir / "ingest", workdir / "train" / "checkpoints"
     stats = input_pipeline.read_stats(ingest_dir)
@@ -191,15 +192,10 @@ def _restore_generator(config, workdir, *, use_ema: bool = True) -> keras.Model:
     latest = tf.train.latest_checkpoint(str(ckpt_dir))
     if latest is None:
         raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (run the train stage first)")
-    key = "ema_generator" if use_ema and config.train.ema_decay > 0 else "generator"
+    key = "ema_generator" if config.train.ema_decay > 0 else "generator"
     tf.train.Checkpoint(**{key: generator}).restore(latest).expect_partial().assert_existing_objects_matched()
     logging.info("Restored %s from %s", key, latest)
     return generator
-
-
-def load_generator(config, workdir) -> keras.Model:
-    """The trained generator (the EMA one when train.ema_decay > 0) from the workdir."""
-    return _restore_generator(config, workdir)
 
 
 class _Sampler:
