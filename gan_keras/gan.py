@@ -195,16 +195,10 @@ class GAN(keras.Model):
             with tf.control_dependencies(list(g_out.values())):
                 self._update_ema()
 
-        self.trackers["d_loss"].update_state(d_out["d_loss"])
-        self.trackers["g_loss"].update_state(g_out["g_loss"])
-        self.trackers["d_real_logit"].update_state(d_out["d_real_logit"])
-        self.trackers["d_fake_logit"].update_state(d_out["d_fake_logit"])
-        self.trackers["d_grad_norm"].update_state(d_out["d_grad_norm"])
-        self.trackers["g_grad_norm"].update_state(g_out["g_grad_norm"])
-        if "gradient_penalty" in self.trackers:
-            self.trackers["gradient_penalty"].update_state(d_out["gradient_penalty"])
-        if "r1_penalty" in self.trackers:
-            self.trackers["r1_penalty"].update_state(d_out["r1_penalty"])
+        # The last critic update's values stand for the step's D side.
+        outputs = {**d_out, **g_out}
+        for name, tracker in self.trackers.items():
+            tracker.update_state(outputs[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _discriminator_update(self, real_images, real_labels, step, critic, local_batch, global_batch):
