@@ -21,6 +21,9 @@ from gan_keras import diffaugment, losses
 
 # Stream ids that make the noise of each random draw in a step distinct.
 _Z, _LABEL, _GP_EPS, _AUG_REAL, _AUG_FAKE = range(5)
+# Seed counters: 8 draws per update, 8 updates (n_critic + 1) per step.
+_DRAWS_PER_UPDATE = 8
+MAX_N_CRITIC = 7
 
 
 @keras.saving.register_keras_serializable(package="gan_keras")
@@ -69,8 +72,8 @@ class GAN(keras.Model):
     ):
         if loss not in losses.LOSSES:
             raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {loss!r}")
-        if n_critic < 1:
-            raise ValueError(f"train.n_critic must be >= 1, got {n_critic}")
+        if not 1 <= n_critic <= MAX_N_CRITIC:
+            raise ValueError(f"train.n_critic must be in [1, {MAX_N_CRITIC}], got {n_critic}")
         # Keras drives callbacks from `self.optimizer.iterations`; G's optimizer
         # steps once per train_step, so it is the step counter.
         super().compile(optimizer=g_optimizer, jit_compile=jit_compile)
@@ -127,9 +130,9 @@ class GAN(keras.Model):
 
     def _seed(self, step, critic, stream):
         """A distinct stateless seed per (step, update within the step, draw)."""
-        seed = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(step, tf.int64)])
-        seed = tf.random.experimental.stateless_fold_in(seed, critic)
-        return tf.random.experimental.stateless_fold_in(seed, stream)
+        counter = (tf.cast(step, tf.int64) * _DRAWS_PER_UPDATE * (MAX_N_CRITIC + 1)
+                   + critic * _DRAWS_PER_UPDATE + stream)
+        return tf.stack([tf.constant(self.seed, tf.int64), counter])
 
     def _latents(self, step, critic, local_batch):
         seed = self._seed(step, critic, _Z)

@@ -57,6 +57,8 @@ def validate_config(config) -> None:
     if t.r1_gamma < 0 or t.gp_weight < 0:
         raise ValueError("train.r1_gamma and train.gp_weight must be >= 0")
     parse_policy(t.diffaugment)
+    if t.n_critic > gan_lib.MAX_N_CRITIC:
+        raise ValueError(f"train.n_critic must be <= {gan_lib.MAX_N_CRITIC}, got {t.n_critic}")
     if t.loss == "wgan_gp" and m.d_norm == "batch":
         # The gradient penalty is per example; BatchNorm couples the examples
         # of a batch and invalidates it (Gulrajani et al., 2017, section 4).
