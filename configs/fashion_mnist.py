@@ -19,7 +19,8 @@ def get_config():
     config.train.batch_size = 64
     config.train.checkpoint_every = 500
     config.train.sample_every = 500
-    config.train.ema_decay = 0.999
+    config.train.ema_half_life_images = 10_000.0
+    config.train.ema_rampup = 0.05
     config.evaluate.num_samples = 5000
     # One pass over 60k images trains the domain classifier to ~0.88 eval
     # accuracy; more epochs cost minutes on a CPU for little change in FD.

@@ -20,7 +20,8 @@ def get_config():
     config.train.checkpoint_every = 100
     config.train.sample_every = 100
     config.train.log_every = 50
-    config.train.ema_decay = 0.99
+    config.train.ema_half_life_images = 3200.0
+    config.train.ema_rampup = 0.05
     config.train.num_sample_images = 16
     config.evaluate.num_samples = 500
     config.evaluate.classifier_epochs = 2

@@ -12,6 +12,17 @@ Distribution notes:
   every replica computes the global batch's noise and keeps its own slice, so
   one replica at batch B and N replicas at batch B/N see the same noise, and a
   restored run continues the exact noise stream.
+
+EMA generator (StyleGAN2's recipe plus BigGAN's "standing statistics"):
+- The average has a half-life in images, not a per-step decay, so it means the
+  same at any batch size, and it ramps up: while fewer than
+  `half_life / rampup` images have been seen, the half-life is `rampup` times
+  the images seen. A fixed 0.999 decay over a short run averages in the
+  generator's early, bad weights and makes the export worse than G itself.
+- BatchNorm statistics are not averaged or copied from the live generator:
+  they belong to G's weights, not to the averaged ones. Before the EMA
+  generator samples or is saved, `refresh_ema_batch_norm` re-estimates them
+  by running it in training mode on fresh noise.
 """
 
 import keras
@@ -26,6 +37,14 @@ _DRAWS_PER_UPDATE = 8
 MAX_N_CRITIC = 7
 
 
+def check_ema_settings(half_life_images: float, rampup: float) -> None:
+    """The one validation of the EMA's config fields (train.ema_*)."""
+    if not half_life_images >= 0:
+        raise ValueError(f"train.ema_half_life_images must be >= 0 (0 turns EMA off), got {half_life_images}")
+    if not 0 <= rampup <= 1:
+        raise ValueError(f"train.ema_rampup must be in [0, 1] (0: no ramp-up), got {rampup}")
+
+
 @keras.saving.register_keras_serializable(package="gan_keras")
 class GAN(keras.Model):
     """Holds G, D (and an EMA copy of G) and their two optimizers."""
@@ -37,21 +56,25 @@ class GAN(keras.Model):
         *,
         latent_dim: int,
         num_classes: int = 0,
-        ema_decay: float = 0.0,
+        ema_half_life_images: float = 0.0,
+        ema_rampup: float = 0.0,
         seed: int = 0,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if not 0.0 <= ema_decay < 1.0:
-            raise ValueError(f"train.ema_decay must be in [0, 1), got {ema_decay}")
+        check_ema_settings(ema_half_life_images, ema_rampup)
         self.generator = generator
         self.discriminator = discriminator
         self.latent_dim = int(latent_dim)
         self.num_classes = int(num_classes)
-        self.ema_decay = float(ema_decay)
+        self.ema_half_life_images = float(ema_half_life_images)
+        self.ema_rampup = float(ema_rampup)
         self.seed = int(seed)
         self.ema_generator = None
-        if self.ema_decay > 0:
+        # The step at which the EMA generator's BatchNorm statistics were last
+        # re-estimated (None: never, or stale).
+        self._ema_statistics_step = None
+        if self.ema_half_life_images > 0:
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
         self.g_optimizer = None
@@ -196,7 +219,7 @@ class GAN(keras.Model):
             g_out = self._generator_update(step, local_batch, global_batch)
         if self.ema_generator is not None:
             with tf.control_dependencies(list(g_out.values())):
-                self._update_ema()
+                self._update_ema(step, global_batch)
 
         # The last critic update's values stand for the step's D side.
         outputs = {**d_out, **g_out}
@@ -290,21 +313,63 @@ class GAN(keras.Model):
         with tf.control_dependencies([tf.convert_to_tensor(optimizer.iterations)]):
             return tf.identity(norm)
 
-    def _update_ema(self):
+    def ema_decay(self, step, global_batch):
+        """The EMA's per-step decay after `step` steps of `global_batch` images."""
+        half_life = tf.constant(self.ema_half_life_images, tf.float32)
+        if self.ema_rampup > 0:
+            images_seen = tf.cast(step, tf.float32) * tf.cast(global_batch, tf.float32)
+            half_life = tf.minimum(half_life, self.ema_rampup * images_seen)
+        return tf.pow(0.5, tf.cast(global_batch, tf.float32) / tf.maximum(half_life, 1e-8))
+
+    def _update_ema(self, step, global_batch):
         # Runs in replica context: every replica holds identical G weights
         # after the (all-reduced) update, so each updates its own EMA copy and
         # the copies stay identical without another collective.
-        decay = self.ema_decay
-        for ema_var, var in zip(self.ema_generator.weights, self.generator.weights, strict=True):
-            if ema_var.trainable:
-                ema_var.assign(decay * ema_var.value + (1.0 - decay) * var.value)
-            else:
-                # BatchNorm statistics are copied, not averaged.
-                ema_var.assign(var.value)
+        decay = self.ema_decay(step, global_batch)
+        for ema_var, var in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights,
+                                strict=True):
+            ema_var.assign(decay * ema_var.value + (1.0 - decay) * var.value)
+
+    def refresh_ema_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
+        """Re-estimates the EMA generator's BatchNorm statistics on its own weights.
+
+        BigGAN's "standing statistics": the moving mean and variance become the
+        average over `num_batches` batches of fresh noise of the batch
+        statistics the averaged weights produce (a cumulative average through
+        each layer's momentum). A no-op without EMA or BatchNorm, and when the
+        statistics are already those of the current step.
+        """
+        if self.ema_generator is None:
+            return
+        step = int(self.step.numpy())
+        if self._ema_statistics_step == step:
+            return
+        norms = [layer for layer in self.ema_generator._flatten_layers(include_self=False)
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        momenta = [layer.momentum for layer in norms]
+        try:
+            for i in range(num_batches):
+                for layer in norms:
+                    # Batch i gets weight 1/(i+1): a plain average of all batches,
+                    # the first one replacing the stale statistics entirely.
+                    layer.momentum = i / (i + 1)
+                seed = tf.constant([self.seed, 0x5EED + i], tf.int64)
+                z = tf.random.stateless_normal([batch_size, self.latent_dim], seed)
+                inputs = z
+                if self.num_classes:
+                    labels = tf.random.stateless_uniform([batch_size], seed + 1, 0, self.num_classes,
+                                                         dtype=tf.int32)
+                    inputs = [z, labels]
+                self.ema_generator(inputs, training=True)
+        finally:
+            for layer, momentum in zip(norms, momenta, strict=True):
+                layer.momentum = momentum
+        self._ema_statistics_step = step
 
     # --------------------------------------------------------------- sampling
     def sample(self, z, labels=None):
         """Float images in [-1, 1] from the sampling generator, inference mode."""
+        self.refresh_ema_batch_norm()
         inputs = [z, labels] if self.num_classes else z
         return self.sampling_generator(inputs, training=False)
 

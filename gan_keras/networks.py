@@ -39,6 +39,23 @@ def _geometry(resolution: int) -> tuple[int, int]:
     return 4, n_up
 
 
+def check_network_resolution(resolution: int, network_resolution: int) -> int:
+    """The size the networks are built for: the data's (network_resolution 0) or a larger one.
+
+    28x28 data through the 32x32 DCGAN (network_resolution=32) is how the
+    DCGAN paper's code and the article train on MNIST-like data: one more
+    layer in each network than the 7 -> 14 -> 28 geometry has.
+    """
+    if not network_resolution or network_resolution == resolution:
+        _geometry(resolution)
+        return resolution
+    _geometry(network_resolution)
+    if network_resolution < resolution or (network_resolution - resolution) % 2:
+        raise ValueError(f"model.network_resolution={network_resolution} must be 0, or at least "
+                         f"data.resolution={resolution} with an even difference (centre padding)")
+    return network_resolution
+
+
 def _width(base: int, level: int) -> int:
     return base * min(2**level, MAX_WIDTH_MULTIPLIER)
 
@@ -47,11 +64,13 @@ def _width(base: int, level: int) -> int:
 class ConditionalBatchNormalization(layers.Layer):
     """BatchNorm whose scale and offset are looked up from the class label."""
 
-    def __init__(self, num_classes, synchronized=False, **kwargs):
+    def __init__(self, num_classes, synchronized=False, momentum=0.99, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.synchronized = synchronized
-        self.norm = layers.BatchNormalization(center=False, scale=False, synchronized=synchronized)
+        self.momentum = momentum
+        self.norm = layers.BatchNormalization(center=False, scale=False, synchronized=synchronized,
+                                              momentum=momentum)
 
     def build(self, input_shape):
         x_shape, _ = input_shape
@@ -73,7 +92,8 @@ class ConditionalBatchNormalization(layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "synchronized": self.synchronized}
+        return {**super().get_config(), "num_classes": self.num_classes, "synchronized": self.synchronized,
+                "momentum": self.momentum}
 
 
 @keras.saving.register_keras_serializable(package="gan_keras")
@@ -108,11 +128,19 @@ def build_generator(
     width: int = 64,
     norm: str = "batch",
     sync_batch_norm: bool = False,
+    batch_norm_momentum: float = 0.99,
     num_classes: int = 0,
     conditioning: str = "embedding",
+    network_resolution: int = 0,
     name: str = "generator",
 ) -> keras.Model:
-    """z [B, latent_dim] (and label [B] when num_classes > 0) -> images in [-1, 1]."""
+    """z [B, latent_dim] (and label [B] when num_classes > 0) -> images in [-1, 1].
+
+    `network_resolution` > resolution builds the network for that size and
+    crops its output's centre (see `check_network_resolution`).
+    """
+    data_resolution = resolution
+    resolution = check_network_resolution(resolution, network_resolution)
     if norm not in ("batch", "none"):
         raise ValueError(f"model.g_norm must be 'batch' or 'none', got {norm!r}")
     if conditioning not in ("embedding", "conditional_batch_norm"):
@@ -136,8 +164,9 @@ def build_generator(
         if norm == "none":
             return h
         if use_cbn:
-            return ConditionalBatchNormalization(num_classes, synchronized=sync_batch_norm)([h, label_in])
-        return layers.BatchNormalization(synchronized=sync_batch_norm)(h)
+            return ConditionalBatchNormalization(num_classes, synchronized=sync_batch_norm,
+                                                 momentum=batch_norm_momentum)([h, label_in])
+        return layers.BatchNormalization(synchronized=sync_batch_norm, momentum=batch_norm_momentum)(h)
 
     channels0 = _width(width, n_up - 1)
     x = layers.Dense(start * start * channels0, use_bias=norm == "none", kernel_initializer=weight_init())(x)
@@ -150,6 +179,8 @@ def build_generator(
         )(x)
         x = layers.ReLU()(normalize(x))
     x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=weight_init())(x)
+    if resolution != data_resolution:
+        x = layers.Cropping2D((resolution - data_resolution) // 2)(x)
     # tanh in float32 so mixed-precision samples still span [-1, 1] exactly.
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
     return keras.Model(inputs if num_classes else z_in, images, name=name)
@@ -162,11 +193,19 @@ def build_discriminator(
     width: int = 64,
     norm: str = "batch",
     sync_batch_norm: bool = False,
+    batch_norm_momentum: float = 0.99,
     spectral_norm: bool = False,
     num_classes: int = 0,
+    network_resolution: int = 0,
     name: str = "discriminator",
 ) -> keras.Model:
-    """images [B, R, R, C] (and label [B]) -> one logit per image, float32."""
+    """images [B, R, R, C] (and label [B]) -> one logit per image, float32.
+
+    `network_resolution` > R pads the images' borders with -1 (black) to that
+    size before the network (see `check_network_resolution`).
+    """
+    data_resolution = resolution
+    resolution = check_network_resolution(resolution, network_resolution)
     if norm not in ("batch", "layer", "none"):
         raise ValueError(f"model.d_norm must be 'batch', 'layer' or 'none', got {norm!r}")
     _, n_down = _geometry(resolution)
@@ -176,15 +215,21 @@ def build_discriminator(
 
     def normalize(h):
         if norm == "batch":
-            return layers.BatchNormalization(synchronized=sync_batch_norm)(h)
+            return layers.BatchNormalization(synchronized=sync_batch_norm, momentum=batch_norm_momentum)(h)
         if norm == "layer":
             return layers.LayerNormalization(axis=[1, 2, 3])(h)
         return h
 
-    image_in = keras.Input((resolution, resolution, channels), name="images")
+    image_in = keras.Input((data_resolution, data_resolution, channels), name="images")
     inputs = [image_in]
+    x = image_in
+    if resolution != data_resolution:
+        # Pad with -1, the value of black in [-1, 1]: shift, zero-pad, shift back.
+        x = layers.Rescaling(1.0, offset=1.0)(x)
+        x = layers.ZeroPadding2D((resolution - data_resolution) // 2)(x)
+        x = layers.Rescaling(1.0, offset=-1.0)(x)
     # DCGAN: no normalisation on the first layer.
-    x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=weight_init()))(image_in)
+    x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=weight_init()))(x)
     x = layers.LeakyReLU(0.2)(x)
     for level in range(1, n_down):
         x = sn(layers.Conv2D(
@@ -211,8 +256,10 @@ def build_networks(model_config, *, resolution: int, channels: int, num_classes:
         width=model_config.g_width,
         norm=model_config.g_norm,
         sync_batch_norm=model_config.sync_batch_norm,
+        batch_norm_momentum=model_config.batch_norm_momentum,
         num_classes=num_classes,
         conditioning=model_config.conditioning,
+        network_resolution=model_config.network_resolution,
     )
     discriminator = build_discriminator(
         resolution=resolution,
@@ -220,7 +267,9 @@ def build_networks(model_config, *, resolution: int, channels: int, num_classes:
         width=model_config.d_width,
         norm=model_config.d_norm,
         sync_batch_norm=model_config.sync_batch_norm,
+        batch_norm_momentum=model_config.batch_norm_momentum,
         spectral_norm=model_config.spectral_norm,
         num_classes=num_classes,
+        network_resolution=model_config.network_resolution,
     )
     return generator, discriminator

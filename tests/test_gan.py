@@ -33,8 +33,8 @@ def _strategies():
     return _STRATEGIES["one"], _STRATEGIES["two"]
 
 
-def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0.0, r1=0.0,
-              augment="", spectral=False, num_classes=0, n_critic=1):
+def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0.0, ema_rampup=0.0, r1=0.0,
+              augment="", spectral=False, num_classes=0, n_critic=1, lr=2e-4):
     with strategy.scope():
         keras.utils.set_random_seed(1)
         g = networks.build_generator(resolution=RES, channels=1, latent_dim=LATENT, width=4, norm=norm,
@@ -43,8 +43,9 @@ def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0
                                          norm="none" if loss == "wgan_gp" else norm,
                                          sync_batch_norm=sync, spectral_norm=spectral,
                                          num_classes=num_classes)
-        model = gan_lib.GAN(g, d, latent_dim=LATENT, num_classes=num_classes, ema_decay=ema, seed=3)
-        model.compile(keras.optimizers.Adam(2e-4, 0.5), keras.optimizers.Adam(2e-4, 0.5), loss=loss,
+        model = gan_lib.GAN(g, d, latent_dim=LATENT, num_classes=num_classes, ema_half_life_images=ema,
+                            ema_rampup=ema_rampup, seed=3)
+        model.compile(keras.optimizers.Adam(lr, 0.5), keras.optimizers.Adam(lr, 0.5), loss=loss,
                       r1_gamma=r1, diffaugment_policy=augment, n_critic=n_critic)
     return model
 
@@ -68,6 +69,8 @@ def _train(strategy, steps=2, num_classes=0, **kwargs):
         step(iterator)
     weights = model.generator.get_weights() + model.discriminator.get_weights()
     if model.ema_generator is not None:
+        # Under the strategy too: re-estimated statistics must not depend on the replica layout.
+        model.refresh_ema_batch_norm(num_batches=3, batch_size=16)
         weights += model.ema_generator.get_weights()
     metrics = {name: float(t.result()) for name, t in model.trackers.items()}
     return weights, metrics
@@ -80,7 +83,7 @@ def _max_diff(a, b):
 @pytest.mark.parametrize("options", [
     dict(norm="none"),
     dict(norm="batch", sync=True),
-    dict(norm="batch", sync=True, ema=0.9, spectral=True),
+    dict(norm="batch", sync=True, ema=64.0, ema_rampup=0.5, spectral=True),
     dict(norm="none", loss="wgan_gp", r1=1.0, augment="translation,cutout,color", n_critic=2),
     dict(norm="batch", sync=True, num_classes=3, loss="hinge"),
 ], ids=["no_bn", "sync_bn", "sync_bn_ema_sn", "wgan_gp_r1_diffaug", "conditional_hinge"])
@@ -114,7 +117,7 @@ def test_same_seed_gives_same_losses_and_different_seed_does_not():
 
 
 def test_fit_runs_the_same_train_step():
-    model = _make_gan(tf.distribute.get_strategy(), norm="batch", ema=0.5)
+    model = _make_gan(tf.distribute.get_strategy(), norm="batch", ema=8.0)
     images, _ = _batch(size=32)
     history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True),
                         epochs=2, verbose=0)
@@ -126,13 +129,64 @@ def test_fit_runs_the_same_train_step():
 
 
 def test_ema_generator_is_the_average_of_generator_weights():
-    model = _make_gan(tf.distribute.get_strategy(), norm="none", ema=0.5)
+    # A half-life of 8 images at a batch of 8: each step halves the old weights' share.
+    model = _make_gan(tf.distribute.get_strategy(), norm="none", ema=8.0)
     before_ema = [w.copy() for w in model.ema_generator.get_weights()]
     model.train_step(_batch())
     after_g = model.generator.get_weights()
     expected = [0.5 * e + 0.5 * g for e, g in zip(before_ema, after_g, strict=True)]
     assert _max_diff(model.ema_generator.get_weights(), expected) < 1e-6
     assert model.sampling_generator is model.ema_generator
+
+
+def test_ema_decay_has_a_half_life_in_images_and_ramps_up():
+    model = _make_gan(tf.distribute.get_strategy(), ema=1000.0)
+    # No ramp-up: the same half-life in images at any batch size.
+    assert float(model.ema_decay(0, 10)) == pytest.approx(0.5 ** (10 / 1000))
+    assert float(model.ema_decay(5, 100)) ** 10 == pytest.approx(float(model.ema_decay(5, 1000)), rel=1e-5)
+    model = _make_gan(tf.distribute.get_strategy(), ema=1000.0, ema_rampup=0.1)
+    # 10 steps of 10 images: the half-life is 0.1 x 100 images, so each step halves.
+    assert float(model.ema_decay(10, 10)) == pytest.approx(0.5)
+    # The first step copies G (nothing seen yet); a long run reaches the full half-life.
+    assert float(model.ema_decay(0, 10)) == 0.0
+    assert float(model.ema_decay(100_000, 10)) == pytest.approx(0.5 ** (10 / 1000))
+
+
+def test_ema_settings_are_validated():
+    with pytest.raises(ValueError, match="ema_half_life_images"):
+        gan_lib.check_ema_settings(-1.0, 0.0)
+    with pytest.raises(ValueError, match="ema_rampup"):
+        gan_lib.check_ema_settings(100.0, 1.5)
+
+
+def _inference_vs_training_gap(generator, z):
+    """Mean |G(z) in inference mode - G(z) in training mode| over a large batch."""
+    return float(np.mean(np.abs(generator(z, training=False) - generator(z, training=True))))
+
+
+def test_ema_generator_samples_with_batch_norm_statistics_of_its_own_weights():
+    # A high learning rate makes the EMA weights differ clearly from G's.
+    model = _make_gan(tf.distribute.get_strategy(), norm="batch", ema=64.0, lr=2e-2)
+    for _ in range(6):
+        model.train_step(_batch())
+    z = tf.random.stateless_normal([2048, LATENT], [5, 6])
+    # The statistics the old code copied from the live generator do not fit the averaged weights...
+    for ema_var, var in zip(model.ema_generator.non_trainable_weights, model.generator.non_trainable_weights,
+                            strict=True):
+        ema_var.assign(var.value)
+    copied_gap = _inference_vs_training_gap(model.ema_generator, z)
+    # ...the re-estimated ones do: inference mode then matches large-batch statistics.
+    model.refresh_ema_batch_norm()
+    refreshed_gap = _inference_vs_training_gap(model.ema_generator, z)
+    assert refreshed_gap < 0.02 < copied_gap
+    # Sampling re-estimates by itself once G has moved on, and only then.
+    model.train_step(_batch())
+    stale = [w.numpy() for w in model.ema_generator.non_trainable_weights]
+    model.sample(z[:4])
+    refreshed = [w.numpy() for w in model.ema_generator.non_trainable_weights]
+    assert _max_diff(stale, refreshed) > 0
+    model.sample(z[:4])
+    assert _max_diff(refreshed, [w.numpy() for w in model.ema_generator.non_trainable_weights]) == 0
 
 
 def test_penalties_are_reported_when_in_use():

@@ -1,0 +1,405 @@
+"""Time-to-quality: how good a generator each recipe gives after a budget of seconds and of images.
+
+    python -m benchmarks.quality                                  # reference, previous default, default; 3 seeds
+    python -m benchmarks.quality --rows=article_dcgan,default --seeds=1 --seconds=120 --images=100000
+    python -m benchmarks.quality --rows=default --candidate='wide:model.g_width=64,model.d_width=64'
+
+Every row trains on Fashion-MNIST (ingested once by the pipeline's own ingest
+stage) until it has had both `--seconds` of training time and `--images`
+images, and is scored every `--snapshot_seconds` of training and every
+`--snapshot_images` images by a fixed judge: the project's domain classifier
+trained on the train split to at least `--judge_min_accuracy` test accuracy
+(cached), never the model under test. The score is the Frechet distance in
+the judge's 128-d features between `--num_samples` samples and the real test
+split (10,000 images). The clock counts training only (building, tracing and
+steps), not scoring.
+
+Rows:
+- `article_dcgan`: the article's DCGAN (`benchmarks.article_dcgan`), the
+  outside reference every other row is compared with;
+- `previous_default`: the demo config before this benchmark existed;
+- `default`: `configs/fashion_mnist.py` as it is;
+- named candidates (`CANDIDATES` below, or `--candidate=name:field=value,...`
+  as overrides of `configs/fashion_mnist.py`).
+Project rows train through the train stage's own code: `train.build_gan`, its
+distributed dataset and `train.make_train_steps`. For each snapshot both the
+generator an export would hold (EMA, BatchNorm statistics re-estimated) and
+the raw generator are scored.
+
+Results are cached per (row, seed, budgets) in `--out_dir/rows/`, so adding a
+row reruns only that row; `--out_dir/quality.md` gets the table and
+`--out_dir/quality.png` the curves (judge FD against training seconds).
+Timings on a shared machine are noisy: compare rows by the ratios in one run.
+"""
+
+import dataclasses
+import hashlib
+import json
+import pathlib
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from benchmarks import article_dcgan
+from configs import fashion_mnist
+from gan_keras import feature_extractors, input_pipeline, io_utils, metrics
+from pipeline import runner, train
+
+_ROWS = flags.DEFINE_list("rows", ["article_dcgan", "previous_default", "default"],
+                          "Rows to run, in order: article_dcgan, previous_default, default, or candidate names.")
+_CANDIDATE = flags.DEFINE_multi_string(
+    "candidate", [], "An extra row 'name:field=value,field=value' (overrides of configs/fashion_mnist.py).")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ...).")
+_SECONDS = flags.DEFINE_float("seconds", 300, "Training seconds every row gets (at least).")
+_IMAGES = flags.DEFINE_integer("images", 300_000, "Images every row sees (at least).")
+_SNAPSHOT_SECONDS = flags.DEFINE_float("snapshot_seconds", 30, "Score every this many training seconds.")
+_SNAPSHOT_IMAGES = flags.DEFINE_integer("snapshot_images", 60_000, "And every this many images.")
+_NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "Generated images per score.")
+_DATA = flags.DEFINE_string("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX directory.")
+_OUT_DIR = flags.DEFINE_string("out_dir", "runs/quality", "Cache, table and plot.")
+_JUDGE_EPOCHS = flags.DEFINE_integer("judge_epochs", 5, "Epochs of the judge's training.")
+_JUDGE_MIN_ACCURACY = flags.DEFINE_float("judge_min_accuracy", 0.90,
+                                         "The judge must reach this test accuracy, or the run stops.")
+_RERUN = flags.DEFINE_bool("rerun", False, "Ignore cached row results.")
+
+# The demo config as it was before this benchmark (configs/fashion_mnist.py at
+# commit 0b5684b): 28x28 DCGAN, widths 32, latent 64. Its EMA was a fixed
+# 0.999 decay; its half-life in images at batch 64 is 64 * ln(0.5) / ln(0.999).
+PREVIOUS_DEFAULT = {
+    "model.latent_dim": 64, "model.g_width": 32, "model.d_width": 32,
+    "model.batch_norm_momentum": 0.99, "train.batch_size": 64,
+    "train.ema_half_life_images": 44_339.0, "train.ema_rampup": 0.0,
+}
+
+# Recipes tried while choosing the default (overrides of configs/fashion_mnist.py).
+CANDIDATES: dict[str, dict] = {}
+
+EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
+
+
+@dataclasses.dataclass
+class Row:
+    name: str
+    description: str
+    overrides: dict | None  # None: the article's DCGAN
+
+    def spec(self) -> dict:
+        return {"name": self.name, "overrides": self.overrides}
+
+
+def parse_candidate(text: str) -> Row:
+    name, _, assignments = text.partition(":")
+    if not name or not assignments:
+        raise ValueError(f"--candidate must look like 'name:field=value,...', got {text!r}")
+    overrides = {}
+    for item in assignments.split(","):
+        field, _, value = item.partition("=")
+        overrides[field.strip()] = _parse_value(value.strip())
+    return Row(name, assignments, overrides)
+
+
+def _parse_value(value: str):
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return {"True": True, "False": False}.get(value, value)
+
+
+def known_rows(extra: list[str]) -> dict[str, Row]:
+    rows = {
+        "article_dcgan": Row("article_dcgan", "the article's DCGAN (reference)", None),
+        "previous_default": Row("previous_default", "the demo config before this benchmark", PREVIOUS_DEFAULT),
+        "default": Row("default", "configs/fashion_mnist.py", {}),
+    }
+    for name, overrides in CANDIDATES.items():
+        rows[name] = Row(name, ", ".join(f"{k}={v}" for k, v in overrides.items()), overrides)
+    for text in extra:
+        row = parse_candidate(text)
+        rows[row.name] = row
+    return rows
+
+
+def row_config(row: Row, seed: int, data_dir: str):
+    config = fashion_mnist.get_config()
+    config.data.source = f"idx:{data_dir}"
+    for path, value in row.overrides.items():
+        section, field = path.split(".")
+        if field not in config[section]:
+            raise ValueError(f"--candidate field {path!r} is not a config field")
+        config[section][field] = type(config[section][field])(value)
+    config.train.seed = seed
+    return config
+
+
+# --------------------------------------------------------------------------- contestants
+
+class ProjectContestant:
+    """A config trained through the train stage's own code path."""
+
+    def __init__(self, config, ingest_dir):
+        train.validate_config(config)
+        self.strategy = train.make_strategy(config.train.strategy)
+        self.images_per_step = config.train.batch_size
+        with self.strategy.scope():
+            self.model = train.build_gan(config, resolution=config.data.resolution,
+                                         channels=config.data.channels, num_classes=0)
+        self.iterator = iter(train.make_distributed_dataset(config, self.strategy, ingest_dir))
+        self.run_steps = train.make_train_steps(self.strategy, self.model, jit_compile=config.train.jit_compile)
+        self.latent_dim = config.model.latent_dim
+
+    def train(self, num_steps: int) -> None:
+        bad_step = int(self.run_steps(self.iterator, tf.constant(num_steps)))
+        if bad_step >= 0:
+            raise train.TrainingDivergedError(f"non-finite loss at step {bad_step}")
+
+    def _sample(self, generator, num, seed, batch_size=500):
+        z = tf.random.stateless_normal([num, self.latent_dim], [seed, 1])
+        out = [generator(z[i:i + batch_size], training=False).numpy() for i in range(0, num, batch_size)]
+        return np.clip(np.round((np.concatenate(out) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+    def samples(self, num, seed):
+        """From the generator an export would hold (EMA with re-estimated statistics when on)."""
+        self.model.refresh_ema_batch_norm()
+        return self._sample(self.model.sampling_generator, num, seed)
+
+    def raw_samples(self, num, seed):
+        return self._sample(self.model.generator, num, seed)
+
+
+class Judge:
+    """Judge-feature Frechet distance to the real test split."""
+
+    def __init__(self, classifier, test_images):
+        self.classifier = classifier
+        self.real_stats = metrics.gaussian_statistics(classifier.features(test_images))
+
+    def fd(self, images) -> float:
+        mu, sigma = metrics.gaussian_statistics(self.classifier.features(images))
+        return metrics.frechet_distance_from_statistics(mu, sigma, *self.real_stats)
+
+
+def prepare_data(out_dir: pathlib.Path, data_dir: str) -> pathlib.Path:
+    """Fashion-MNIST through the pipeline's ingest stage (cached like any pipeline run)."""
+    config = fashion_mnist.get_config()
+    config.data.source = f"idx:{data_dir}"
+    runner.Runner(config, out_dir / "data").run(["ingest"])
+    return out_dir / "data" / "ingest"
+
+
+def load_judge(out_dir, ingest_dir, epochs, min_accuracy) -> tuple[Judge, dict, np.ndarray]:
+    train_images, train_labels = input_pipeline.load_images(ingest_dir, "train", resolution=28, channels=1)
+    test_images, test_labels = input_pipeline.load_images(ingest_dir, "eval", resolution=28, channels=1)
+    classifier = feature_extractors.DomainClassifier.train_or_load(
+        out_dir / "judge", train_images, train_labels, test_images, test_labels,
+        data_fingerprint=runner.output_fingerprint(ingest_dir, "ingest"), epochs=epochs, batch_size=128,
+        seed=0, log=logging.info)
+    if classifier.eval_accuracy < min_accuracy:
+        raise SystemExit(f"the judge reached {classifier.eval_accuracy:.4f} test accuracy, below the required "
+                         f"{min_accuracy}; raise --judge_epochs")
+    judge = Judge(classifier, test_images)
+    rng = np.random.default_rng(0)
+    n = _NUM_SAMPLES.value
+    references = {
+        "judge_test_accuracy": classifier.eval_accuracy,
+        "real_floor": judge.fd(train_images[rng.permutation(len(train_images))[:n]]),
+        "noise_ceiling": judge.fd(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)),
+    }
+    return judge, references, train_images
+
+
+# --------------------------------------------------------------------------- one row, one seed
+
+def run_row(row: Row, seed: int, judge: Judge, ingest_dir, train_images) -> dict:
+    """Trains until both budgets are spent; returns the snapshots."""
+    seconds_budget, images_budget = _SECONDS.value, _IMAGES.value
+    every_s, every_img = _SNAPSHOT_SECONDS.value, _SNAPSHOT_IMAGES.value
+    started = time.perf_counter()
+    if row.overrides is None:
+        contestant = article_dcgan.ArticleDCGAN(train_images, seed)
+    else:
+        contestant = ProjectContestant(row_config(row, seed, _DATA.value), ingest_dir)
+    batch = contestant.images_per_step
+    train_seconds = time.perf_counter() - started  # building counts as training time
+    images, snapshots = 0, []
+    next_s, next_img = every_s, every_img
+    chunk = max(1, 1600 // batch)
+    while True:
+        done = train_seconds >= seconds_budget and images >= images_budget
+        due = train_seconds >= next_s or images >= next_img or done
+        if due and images > 0:
+            shot = {"seconds": round(train_seconds, 2), "images": images,
+                    "fd": judge.fd(contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed)),
+                    "fd_raw": judge.fd(contestant.raw_samples(_NUM_SAMPLES.value, seed=1000 + seed))}
+            snapshots.append(shot)
+            logging.info("%s seed %d: %.0f s, %d images: FD %.2f (raw %.2f)", row.name, seed,
+                         shot["seconds"], images, shot["fd"], shot["fd_raw"])
+            while next_s <= train_seconds:
+                next_s += every_s
+            while next_img <= images:
+                next_img += every_img
+        if done:
+            break
+        # Land exactly on image milestones so rows compare at equal images.
+        steps = min(chunk, max(1, -(-(next_img - images) // batch)))
+        t0 = time.perf_counter()
+        contestant.train(steps)
+        train_seconds += time.perf_counter() - t0
+        images += steps * batch
+    return {"row": row.spec(), "seed": seed, "snapshots": snapshots,
+            "images_per_second": images / train_seconds}
+
+
+# --------------------------------------------------------------------------- summaries
+
+def at_seconds(snapshots, seconds) -> dict:
+    """The last snapshot within `seconds` of training."""
+    within = [s for s in snapshots if s["seconds"] <= seconds + 1e-6]
+    return within[-1] if within else snapshots[0]
+
+
+def at_images(snapshots, images) -> dict | None:
+    hits = [s for s in snapshots if s["images"] == images]
+    return hits[0] if hits else None
+
+
+def seconds_to_reach(snapshots, fd) -> float | None:
+    for s in snapshots:
+        if s["fd"] <= fd:
+            return s["seconds"]
+    return None
+
+
+def _mean_std(values) -> tuple[float, float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return float("nan"), float("nan")
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _fmt(values, digits=2) -> str:
+    mean, std = _mean_std(values)
+    if mean != mean:
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+
+
+def summarize(results: dict[str, list[dict]], references: dict, seconds: float, images: int) -> tuple[str, dict]:
+    ref_runs = results.get("article_dcgan", [])
+    ref_fd_images = _mean_std([at_images(r["snapshots"], images)["fd"] for r in ref_runs])[0] if ref_runs else None
+    ref_rate = _mean_std([r["images_per_second"] for r in ref_runs])[0] if ref_runs else None
+    lines = [
+        f"Judge: domain classifier, test accuracy {references['judge_test_accuracy']:.4f}; "
+        f"FD on {_NUM_SAMPLES.value} samples vs the 10,000 test images. Real floor (train subset): "
+        f"{references['real_floor']:.2f}; uniform noise: {references['noise_ceiling']:.1f}.",
+        "",
+        f"| row | seeds | img/s | × ref speed | FD @ {seconds:.0f} s (export) | raw G @ {seconds:.0f} s "
+        f"| FD @ {images // 1000}k images | raw G @ {images // 1000}k | s to ref's FD @ {images // 1000}k |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    summary = {"references": references, "reference_fd_at_images": ref_fd_images, "rows": {}}
+    for name, runs in results.items():
+        fd_s = [at_seconds(r["snapshots"], seconds)["fd"] for r in runs]
+        raw_s = [at_seconds(r["snapshots"], seconds)["fd_raw"] for r in runs]
+        fd_i = [(at_images(r["snapshots"], images) or {}).get("fd") for r in runs]
+        raw_i = [(at_images(r["snapshots"], images) or {}).get("fd_raw") for r in runs]
+        rate = [r["images_per_second"] for r in runs]
+        reach = ([seconds_to_reach(r["snapshots"], ref_fd_images) for r in runs]
+                 if ref_fd_images is not None else [])
+        speed = f"{_mean_std(rate)[0] / ref_rate:.2f}" if ref_rate else "–"
+        reach_text = (_fmt(reach, 0) if reach and None not in reach
+                      else f"not in {sum(x is not None for x in reach)}/{len(reach)}" if reach else "–")
+        lines.append(f"| {name} | {len(runs)} | {_mean_std(rate)[0]:.0f} | {speed} | {_fmt(fd_s)} | {_fmt(raw_s)} "
+                     f"| {_fmt(fd_i)} | {_fmt(raw_i)} | {reach_text} |")
+        summary["rows"][name] = {
+            "fd_at_seconds": _mean_std(fd_s), "fd_raw_at_seconds": _mean_std(raw_s),
+            "fd_at_images": _mean_std(fd_i), "fd_raw_at_images": _mean_std(raw_i),
+            "images_per_second": _mean_std(rate), "seeds": len(runs)}
+    if ref_fd_images is not None and "default" in summary["rows"]:
+        d = summary["rows"]["default"]
+        checks = [
+            (f"default FD @ {seconds:.0f} s <= article DCGAN FD @ {images // 1000}k images",
+             d["fd_at_seconds"][0], ref_fd_images),
+            (f"default FD @ {images // 1000}k images <= {EQUAL_IMAGES_TARGET} x article DCGAN's",
+             d["fd_at_images"][0], EQUAL_IMAGES_TARGET * ref_fd_images),
+            ("default: exported (EMA) generator no worse than raw G", d["fd_at_seconds"][0],
+             d["fd_raw_at_seconds"][0]),
+        ]
+        lines.append("")
+        for text, value, bound in checks:
+            lines.append(f"- {'MET' if value <= bound else 'NOT MET'}: {text} ({value:.2f} vs {bound:.2f})")
+        summary["targets"] = [{"target": t, "value": v, "bound": b, "met": v <= b} for t, v, b in checks]
+    return "\n".join(lines), summary
+
+
+def plot(results, path, seconds):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    for i, (name, runs) in enumerate(results.items()):
+        color = f"C{i % 10}"
+        for j, r in enumerate(runs):
+            xs = [s["seconds"] for s in r["snapshots"]]
+            ax.plot(xs, [s["fd"] for s in r["snapshots"]], color=color, alpha=0.8,
+                    label=name if j == 0 else None)
+    ax.axvline(seconds, color="gray", linestyle=":", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("training seconds (this machine)")
+    ax.set_ylabel("judge FD (lower is better)")
+    ax.set_title("Time to quality on Fashion-MNIST (one line per seed)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _cache_key(row: Row, seed: int) -> str:
+    spec = {"row": row.spec(), "seed": seed, "seconds": _SECONDS.value, "images": _IMAGES.value,
+            "snapshot_seconds": _SNAPSHOT_SECONDS.value, "snapshot_images": _SNAPSHOT_IMAGES.value,
+            "num_samples": _NUM_SAMPLES.value}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def main(argv):
+    del argv
+    out_dir = pathlib.Path(_OUT_DIR.value)
+    rows = known_rows(_CANDIDATE.value)
+    unknown = [name for name in _ROWS.value if name not in rows]
+    if unknown:
+        raise app.UsageError(f"unknown rows {unknown}; known: {sorted(rows)}")
+    selected = [rows[name] for name in _ROWS.value]
+    for row in selected:  # bad overrides fail before any training
+        if row.overrides is not None:
+            train.validate_config(row_config(row, 0, _DATA.value))
+    ingest_dir = prepare_data(out_dir, _DATA.value)
+    judge, references, train_images = load_judge(out_dir, ingest_dir, _JUDGE_EPOCHS.value,
+                                                 _JUDGE_MIN_ACCURACY.value)
+    results = {}
+    for row in selected:
+        results[row.name] = []
+        for seed in range(_SEEDS.value):
+            path = out_dir / "rows" / f"{row.name}-seed{seed}-{_cache_key(row, seed)}.json"
+            if path.exists() and not _RERUN.value:
+                result = io_utils.read_json(path)
+            else:
+                result = run_row(row, seed, judge, ingest_dir, train_images)
+                io_utils.atomic_write_json(path, result)
+            results[row.name].append(result)
+            table, summary = summarize(results, references, _SECONDS.value, _IMAGES.value)
+            print(table, flush=True)
+    (out_dir / "quality.md").write_text(table + "\n")
+    io_utils.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})
+    plot(results, out_dir / "quality.png", _SECONDS.value)
+    print(f"\nWrote {out_dir / 'quality.md'}, {out_dir / 'quality.json'} and {out_dir / 'quality.png'}")
+
+
+if __name__ == "__main__":
+    app.run(main)
