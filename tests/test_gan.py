@@ -257,3 +257,29 @@ def test_conditional_networks_take_labels():
 def test_unsupported_resolution_fails_clearly():
     with pytest.raises(ValueError, match="resolution 48 is not supported"):
         networks.build_generator(resolution=48, channels=1, latent_dim=4)
+
+
+def test_28x28_data_through_the_32x32_networks():
+    # model.network_resolution=32: the article's DCGAN geometry for MNIST-like data.
+    g = networks.build_generator(resolution=28, channels=1, latent_dim=4, width=2, network_resolution=32)
+    d = networks.build_discriminator(resolution=28, channels=1, width=2, network_resolution=32)
+    plain_g = networks.build_generator(resolution=28, channels=1, latent_dim=4, width=2)
+    images = g(tf.zeros([2, 4]))
+    assert images.shape == (2, 28, 28, 1)
+    assert d(images).shape == (2, 1)
+    # One more upsampling layer than the 7 -> 14 -> 28 geometry.
+    transposed = [layer for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    plain_transposed = [layer for layer in plain_g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    assert len(transposed) == len(plain_transposed) + 1
+    # D sees the image centred in a -1 (black) border.
+    pad_input = keras.Model(d.inputs, d.get_layer(index=3).output)
+    padded = pad_input(tf.fill([1, 28, 28, 1], 0.5)).numpy()[0, :, :, 0]
+    assert padded.shape == (32, 32)
+    np.testing.assert_allclose(padded[2:30, 2:30], 0.5)
+    assert np.all(padded[:2] == -1) and np.all(padded[:, 30:] == -1)
+
+
+@pytest.mark.parametrize("network_resolution", [16, 31, 48])
+def test_bad_network_resolution_fails_clearly(network_resolution):
+    with pytest.raises(ValueError, match="network_resolution|not supported"):
+        networks.check_network_resolution(28, network_resolution)
