@@ -45,7 +45,7 @@ from absl import app, flags, logging
 
 from benchmarks import article_dcgan
 from configs import fashion_mnist
-from gan_keras import feature_extractors, input_pipeline, io_utils, metrics
+from gan_keras import feature_extractors, input_pipeline, io_utils, metrics, reference_scores
 from pipeline import runner, train
 
 _ROWS = flags.DEFINE_list("rows", ["article_dcgan", "previous_default", "default"],
@@ -64,6 +64,10 @@ _JUDGE_EPOCHS = flags.DEFINE_integer("judge_epochs", 5, "Epochs of the judge's t
 _JUDGE_MIN_ACCURACY = flags.DEFINE_float("judge_min_accuracy", 0.90,
                                          "The judge must reach this test accuracy, or the run stops.")
 _RERUN = flags.DEFINE_bool("rerun", False, "Ignore cached row results.")
+_RECORD_REFERENCE = flags.DEFINE_bool(
+    "record_reference", False,
+    "Write the article DCGAN's FD at --images into gan_keras/reference_scores.json (replacing the entry "
+    "for the same judge, sample count and images), where the evaluate stage finds it.")
 
 # The demo config as it was before this benchmark (configs/fashion_mnist.py at
 # commit 0b5684b): 28x28 DCGAN, widths 32, latent 64. Its EMA was a fixed
@@ -205,6 +209,7 @@ def load_judge(out_dir, ingest_dir, epochs, min_accuracy) -> tuple[Judge, dict, 
     rng = np.random.default_rng(0)
     n = _NUM_SAMPLES.value
     references = {
+        "judge_fingerprint": classifier.fingerprint,
         "judge_test_accuracy": classifier.eval_accuracy,
         "real_floor": judge.fd(train_images[rng.permutation(len(train_images))[:n]]),
         "noise_ceiling": judge.fd(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)),
@@ -361,6 +366,28 @@ def plot(results, path, seconds):
     plt.close(fig)
 
 
+def record_reference(runs: list[dict], references: dict) -> None:
+    """The article DCGAN's FD at the images budget, for the evaluate stage to place models against."""
+    values = [(at_images(r["snapshots"], _IMAGES.value) or {}).get("fd") for r in runs]
+    values = [v for v in values if v is not None]
+    if not values:
+        raise SystemExit("--record_reference needs the article_dcgan row with snapshots at --images")
+    mean, std = _mean_std(values)
+    entry = {
+        "judge_fingerprint": references["judge_fingerprint"], "num_samples": _NUM_SAMPLES.value,
+        "name": "article DCGAN", "images": _IMAGES.value, "frechet_distance": round(mean, 3),
+        "frechet_distance_std": round(std, 3), "seeds": len(values),
+        "command": f"python -m benchmarks.quality --rows=article_dcgan --seeds={len(values)} "
+                   f"--images={_IMAGES.value} --num_samples={_NUM_SAMPLES.value} --record_reference",
+    }
+    path = pathlib.Path(reference_scores.__file__).with_name(reference_scores.REFERENCE_FILE)
+    entries = [e for e in reference_scores.load(path)
+               if (e["judge_fingerprint"], e["num_samples"], e["name"], e.get("images")) !=
+               (entry["judge_fingerprint"], entry["num_samples"], entry["name"], entry["images"])]
+    io_utils.atomic_write_text(path, json.dumps([*entries, entry], indent=2) + "\n")
+    print(f"Recorded {entry['name']} FD {mean:.2f} ± {std:.2f} at {_IMAGES.value} images in {path}")
+
+
 def _cache_key(row: Row, seed: int) -> str:
     spec = {"row": row.spec(), "seed": seed, "seconds": _SECONDS.value, "images": _IMAGES.value,
             "snapshot_seconds": _SNAPSHOT_SECONDS.value, "snapshot_images": _SNAPSHOT_IMAGES.value,
@@ -398,6 +425,8 @@ def main(argv):
     (out_dir / "quality.md").write_text(table + "\n")
     io_utils.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})
     plot(results, out_dir / "quality.png", _SECONDS.value)
+    if _RECORD_REFERENCE.value:
+        record_reference(results.get("article_dcgan", []), references)
     print(f"\nWrote {out_dir / 'quality.md'}, {out_dir / 'quality.json'} and {out_dir / 'quality.png'}")
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Installs the package with its test dependencies into .venv and runs the tests.
+# Installs the package with its test dependencies into .venv (and Fashion-MNIST, which
+# the default config points at) and runs the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install_data.sh
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
