@@ -40,14 +40,14 @@ def _photo_jpegs(n, seed=0):
 
 
 def measure_ingest(resolution, jpegs):
-    from pipeline import ingest
+    from pipeline import ingest_images
     from pipeline.ingest_sources import RawInput
 
-    opts = ingest.PreprocessOptions(resolution=resolution, channels=3, max_pixels=50_000_000)
+    opts = ingest_images.PreprocessOptions(resolution=resolution, channels=3, max_pixels=50_000_000)
     start = time.perf_counter()
     sizes = []
     for i, payload in enumerate(jpegs):
-        record = ingest.preprocess(RawInput(f"img{i}.jpg", "train", -1, payload), opts)
+        record = ingest_images.preprocess(RawInput(f"img{i}.jpg", "train", -1, payload), opts)
         sizes.append(len(record.example))
     seconds = (time.perf_counter() - start) / len(jpegs)
     return seconds, float(np.mean(sizes))

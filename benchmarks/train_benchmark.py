@@ -36,7 +36,7 @@ from absl import app, flags
 
 from configs import default
 from gan_keras import images as image_utils
-from gan_keras import input_pipeline
+from gan_keras import input_pipeline, records
 from pipeline import train
 
 _RESOLUTIONS = flags.DEFINE_list("resolutions", ["32", "64"], "Image sizes (3 channels).")
@@ -54,24 +54,17 @@ def write_records(ingest_dir: pathlib.Path, resolution: int, count: int, shards:
     ingest_dir.mkdir(parents=True)
     rng = np.random.default_rng(0)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
-    writers = [tf.io.TFRecordWriter(str(ingest_dir / f"train-{i:05d}-of-{shards:05d}.tfrecord.gz"), options)
+    writers = [tf.io.TFRecordWriter(str(ingest_dir / records.shard_name(records.TRAIN, i, shards)), options)
                for i in range(shards)]
     for n in range(count):
         image = rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
-        feature = {
-            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_utils.encode_png(image)])),
-            "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[resolution])),
-            "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[resolution])),
-            "image/channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[3])),
-            "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
-            "image/source_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"synthetic/{n}".encode()])),
-        }
-        writers[n % shards].write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+        writers[n % shards].write(records.make_example(image_utils.encode_png(image), resolution, resolution, 3,
+                                                       records.UNLABELLED, f"synthetic/{n}"))
     for w in writers:
         w.close()
-    (ingest_dir / "stats.json").write_text(json.dumps(
+    (ingest_dir / records.STATS_FILE).write_text(json.dumps(
         {"resolution": resolution, "channels": 3, "splits": {"train": {"count": count}}}))
-    (ingest_dir / "labels.json").write_text("[]")
+    (ingest_dir / records.LABELS_FILE).write_text("[]")
 
 
 class Bench:

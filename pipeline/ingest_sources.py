@@ -30,6 +30,8 @@ import struct
 
 import numpy as np
 
+from gan_keras.records import EVAL, TRAIN
+
 SOURCE_KINDS = ("idx", "folder", "tfds", "digits")
 SOURCE_SYNTAX = "idx:<dir>, folder:<dir>, tfds:<name>[/<config>] or digits"
 
@@ -41,8 +43,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 CHUNK_SIZE = 2500  # decoded arrays (idx, digits)
 TFDS_CHUNK_SIZE = 500  # encoded images of any size
 FILES_PER_ITEM = 64
-
-TRAIN, EVAL = "train", "eval"
 
 # One input as read from the source, before decoding. `split` is TRAIN/EVAL
 # when the source has its own split, else None (assigned by hash later).

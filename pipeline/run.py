@@ -14,13 +14,13 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from pipeline import runner
+from pipeline import runner, stages
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding every stage's artifacts.")
-_STAGES = flags.DEFINE_list("stages", list(runner.STAGES),
-                            f"Stages to run, a subset of {','.join(runner.STAGES)}; earlier stages' "
+_STAGES = flags.DEFINE_list("stages", list(stages.names()),
+                            f"Stages to run, a subset of {','.join(stages.names())}; earlier stages' "
                             "outputs are reused from the workdir.")
 _FORCE = flags.DEFINE_bool("force", False, "Rerun the selected stages even if they are up to date.")
 _FORCE_EXPORT = flags.DEFINE_bool("force_export", False, "Export even if the evaluator's gate says no.")
@@ -42,20 +42,24 @@ def main(argv):
     # TF's own INFO chatter (savers, signatures) drowns the pipeline's progress.
     tf.get_logger().setLevel("WARNING")
 
-    unknown = [s for s in _STAGES.value if s not in runner.STAGES]
+    unknown = [s for s in _STAGES.value if s not in stages.names()]
     if unknown:
         raise app.UsageError(f"--stages: unknown stage(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(runner.STAGES)}")
+                             f"choose from {', '.join(stages.names())}")
     pipeline_runner = runner.Runner(
         _CONFIG.value, _WORKDIR.value, force=_FORCE.value, force_export=_FORCE_EXPORT.value,
         beam_pipeline_args=shlex.split(_BEAM_ARGS.value))
     try:
-        pipeline_runner.run(_STAGES.value)
-    except (runner.PipelineError, ValueError, FileNotFoundError, RuntimeError) as e:
+        results = pipeline_runner.run(_STAGES.value)
+    except (stages.PipelineError, ValueError, FileNotFoundError, RuntimeError) as e:
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     print(runner.artifact_report(_WORKDIR.value))
+    # The evaluate stage's summary is its metrics.json, also when it was up to date.
+    quality = (results.get("evaluate") or {}).get("summary")
+    if quality:
+        print(f"Model quality:      {quality}")
 
 
 def console_main():

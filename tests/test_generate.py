@@ -1,4 +1,4 @@
-"""pipeline.generate: grid and per-image outputs from an exported generator."""
+"""pipeline.generate and gan_keras.sampling: grid and per-image outputs from an exported generator."""
 
 import os
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from gan_keras import export as gan_export
-from pipeline import generate
+from gan_keras import sampling
 
 LATENT = 8
 CLASSES = 3
@@ -49,34 +49,34 @@ def test_cli_writes_grid_and_images(bases, tmp_path):
     files = sorted(p.name for p in out_dir.iterdir())
     assert files == [f"sample_{i:05d}.png" for i in range(6)]
     # The files are the highest version's images for that seed.
-    expected = generate.generate(bases / "uncond", num=6, seed=5)
+    expected = sampling.generate(bases / "uncond", num=6, seed=5)
     for i, name in enumerate(files):
         np.testing.assert_array_equal(_read(out_dir / name), expected[i])
 
 
 def test_seed_version_and_label(bases):
-    a = generate.generate(bases / "uncond", num=4, seed=0)
+    a = sampling.generate(bases / "uncond", num=4, seed=0)
     assert a.dtype == np.uint8 and a.shape == (4, 8, 8, 3)
-    np.testing.assert_array_equal(a, generate.generate(bases / "uncond", num=4, seed=0))
-    assert not np.array_equal(a, generate.generate(bases / "uncond", num=4, seed=1))
-    v1 = generate.generate(bases / "uncond", num=4, seed=0, version=1)
+    np.testing.assert_array_equal(a, sampling.generate(bases / "uncond", num=4, seed=0))
+    assert not np.array_equal(a, sampling.generate(bases / "uncond", num=4, seed=1))
+    v1 = sampling.generate(bases / "uncond", num=4, seed=0, version=1)
     assert not np.array_equal(a, v1)
-    np.testing.assert_array_equal(a, generate.generate(bases / "uncond", num=4, seed=0,
+    np.testing.assert_array_equal(a, sampling.generate(bases / "uncond", num=4, seed=0,
                                                        version=2))
-    two = generate.generate(bases / "cond", num=3, seed=0, label=2)
-    zero = generate.generate(bases / "cond", num=3, seed=0, label=0)
+    two = sampling.generate(bases / "cond", num=3, seed=0, label=2)
+    zero = sampling.generate(bases / "cond", num=3, seed=0, label=0)
     assert not np.array_equal(two, zero)
-    generate.generate(bases / "cond", num=3, seed=0)  # random labels
+    sampling.generate(bases / "cond", num=3, seed=0)  # random labels
 
 
 def test_errors(bases, tmp_path):
     with pytest.raises(FileNotFoundError, match="No integer version"):
-        generate.generate(tmp_path, num=1)
+        sampling.generate(tmp_path, num=1)
     with pytest.raises(FileNotFoundError, match="Version 7"):
-        generate.generate(bases / "uncond", num=1, version=7)
+        sampling.generate(bases / "uncond", num=1, version=7)
     with pytest.raises(ValueError, match="unconditional"):
-        generate.generate(bases / "uncond", num=1, label=1)
+        sampling.generate(bases / "uncond", num=1, label=1)
     with pytest.raises(ValueError, match="num_classes"):
-        generate.generate(bases / "cond", num=1, label=CLASSES)
+        sampling.generate(bases / "cond", num=1, label=CLASSES)
     with pytest.raises(ValueError, match="--num"):
-        generate.generate(bases / "cond", num=0)
+        sampling.generate(bases / "cond", num=0)

@@ -1,4 +1,4 @@
-"""Tests for the ingest stage (pipeline/ingest.py, pipeline/ingest_sources.py)."""
+"""Tests for the ingest stage (pipeline/ingest*.py) and the record contract it writes (gan_keras/records.py)."""
 
 import gzip
 import io
@@ -13,13 +13,12 @@ import pytest
 from PIL import Image
 
 from configs import default
-from pipeline import ingest, ingest_sources
+from gan_keras import records as records_lib  # tests here name their local dicts `records`
+from pipeline import ingest, ingest_config, ingest_images, ingest_sources
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-FEATURE_KEYS = {
-    "image/encoded", "image/height", "image/width", "image/channels", "image/class/label", "image/source_id",
-}
+FEATURE_KEYS = set(records_lib.SCHEMA)
 
 
 def make_config(source, **overrides):
@@ -37,16 +36,9 @@ def read_records(out_dir, split):
     """All records of a split, parsed back with tf.data like a consumer would."""
     import tensorflow as tf
 
-    files = sorted(str(p) for p in pathlib.Path(out_dir).glob(f"{split}-*-of-*.tfrecord.gz"))
+    files = sorted(str(p) for p in pathlib.Path(out_dir).glob(records_lib.shard_pattern(split)))
     assert files, f"no {split} shards in {out_dir}"
-    spec = {
-        "image/encoded": tf.io.FixedLenFeature([], tf.string),
-        "image/height": tf.io.FixedLenFeature([], tf.int64),
-        "image/width": tf.io.FixedLenFeature([], tf.int64),
-        "image/channels": tf.io.FixedLenFeature([], tf.int64),
-        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-        "image/source_id": tf.io.FixedLenFeature([], tf.string),
-    }
+    spec = records_lib.parse_spec()
     records = {}
     for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP"):
         example = tf.train.Example.FromString(serialized.numpy())
@@ -225,33 +217,33 @@ def test_flat_folder_is_unlabelled(tmp_path):
 
 def test_resize_shorter_side_then_centre_crop():
     wide = Image.fromarray(np.tile(np.arange(64, dtype=np.uint8)[None, :], (32, 1)))  # 64x32, ramp
-    out = ingest.resize_and_center_crop(wide, 16)
+    out = ingest_images.resize_and_center_crop(wide, 16)
     assert out.size == (16, 16)
     # Shorter side 32 -> 16, so the 64 wide ramp becomes 32 wide and the middle 16 are kept.
     row = np.asarray(out)[8].astype(int)
     assert abs(row[0] - 16) <= 2 and abs(row[-1] - 46) <= 2
     small = Image.new("L", (8, 8), 77)
-    assert np.asarray(ingest.resize_and_center_crop(small, 16)).tolist() == [[77] * 16] * 16
+    assert np.asarray(ingest_images.resize_and_center_crop(small, 16)).tolist() == [[77] * 16] * 16
 
 
 def test_to_channels_modes():
-    assert ingest.to_channels(Image.new("RGB", (2, 2), (255, 0, 0)), 1).getpixel((0, 0)) == 76  # ITU-R 601 luma
-    assert ingest.to_channels(Image.new("L", (2, 2), 9), 3).getpixel((0, 0)) == (9, 9, 9)
+    assert ingest_images.to_channels(Image.new("RGB", (2, 2), (255, 0, 0)), 1).getpixel((0, 0)) == 76  # ITU-R 601 luma
+    assert ingest_images.to_channels(Image.new("L", (2, 2), 9), 3).getpixel((0, 0)) == (9, 9, 9)
     half = Image.new("RGBA", (2, 2), (0, 0, 0, 128))
-    assert ingest.to_channels(half, 3).getpixel((0, 0)) == (127, 127, 127)
+    assert ingest_images.to_channels(half, 3).getpixel((0, 0)) == (127, 127, 127)
     sixteen = Image.fromarray(np.array([[0, 257, 65535]], np.uint16), "I;16")
-    assert np.asarray(ingest.to_channels(sixteen, 1)).tolist() == [[0, 1, 255]]
+    assert np.asarray(ingest_images.to_channels(sixteen, 1)).tolist() == [[0, 1, 255]]
     palette = Image.new("P", (2, 2), 3)
     palette.info["transparency"] = 3
-    assert ingest.to_channels(palette, 1).getpixel((0, 0)) == 255
+    assert ingest_images.to_channels(palette, 1).getpixel((0, 0)) == 255
 
 
 def test_preprocess_fast_path_matches_pil_path():
     rng = np.random.default_rng(3)
-    opts = ingest.PreprocessOptions(resolution=16, channels=1, max_pixels=10**6)
+    opts = ingest_images.PreprocessOptions(resolution=16, channels=1, max_pixels=10**6)
     array = rng.integers(0, 256, (16, 16), dtype=np.uint8)
-    fast = ingest.preprocess(ingest_sources.RawInput("a", None, 2, array), opts)
-    via_png = ingest.preprocess(ingest_sources.RawInput("a", None, 2, png_bytes(Image.fromarray(array))), opts)
+    fast = ingest_images.preprocess(ingest_sources.RawInput("a", None, 2, array), opts)
+    via_png = ingest_images.preprocess(ingest_sources.RawInput("a", None, 2, png_bytes(Image.fromarray(array))), opts)
     assert fast == via_png
 
 
@@ -260,7 +252,7 @@ def test_serialize_example_is_a_tf_example():
 
     features = {"image/encoded": b"\x00\xffbytes", "image/class/label": -1, "image/height": 300,
                 "image/source_id": "ünïcode/1".encode()}
-    parsed = tf.train.Example.FromString(ingest.serialize_example(features))
+    parsed = tf.train.Example.FromString(records_lib.serialize_example(features))
     expected = tf.train.Example(features=tf.train.Features(feature={
         "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\x00\xffbytes"])),
         "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
@@ -275,7 +267,7 @@ def test_encode_png_is_lossless(shape):
     import tensorflow as tf
 
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    encoded = ingest.encode_png(pixels)
+    encoded = ingest_images.encode_png(pixels)
     np.testing.assert_array_equal(tf.io.decode_png(encoded).numpy(), pixels)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encoded))).reshape(shape), pixels)
 
@@ -462,18 +454,18 @@ def test_validate_config_names_the_field(field, value, message):
     config = make_config("digits")
     config[field] = value
     with pytest.raises(ValueError, match=message):
-        ingest.validate_config(config)
+        ingest_config.validate_config(config)
 
 
 def test_validate_config_empty_and_incomplete_dirs(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / ".DS_Store").write_bytes(b"x")
     with pytest.raises(ValueError, match="is empty"):
-        ingest.validate_config(make_config(f"folder:{tmp_path / 'empty'}"))
+        ingest_config.validate_config(make_config(f"folder:{tmp_path / 'empty'}"))
     with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
-        ingest.validate_config(make_config(f"idx:{tmp_path / 'empty'}"))
-    ingest.validate_config(make_config("digits"))
-    ingest.validate_config(default.get_config().data)
+        ingest_config.validate_config(make_config(f"idx:{tmp_path / 'empty'}"))
+    ingest_config.validate_config(make_config("digits"))
+    ingest_config.validate_config(default.get_config().data)
 
 
 def test_label_names_must_match_classes(image_folder, tmp_path):

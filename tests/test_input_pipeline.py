@@ -7,31 +7,23 @@ import pytest
 import tensorflow as tf
 
 from gan_keras import images as image_utils
-from gan_keras import input_pipeline
+from gan_keras import input_pipeline, records
 
 
 def _example(image, label, source_id):
-    feature = {
-        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image_utils.encode_png(image)])),
-        "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[0]])),
-        "image/width": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[1]])),
-        "image/channels": tf.train.Feature(int64_list=tf.train.Int64List(value=[image.shape[2]])),
-        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-        "image/source_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[source_id.encode()])),
-    }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    return records.make_example(image_utils.encode_png(image), *image.shape, label, source_id)
 
 
 def _write_ingest(directory, images, labels, shards=2, resolution=8, channels=1):
     directory.mkdir(parents=True, exist_ok=True)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     for shard in range(shards):
-        path = directory / f"train-{shard:05d}-of-{shards:05d}.tfrecord.gz"
+        path = directory / records.shard_name("train", shard, shards)
         with tf.io.TFRecordWriter(str(path), options) as writer:
             for i in range(shard, len(images), shards):
                 writer.write(_example(images[i], int(labels[i]), f"img{i}"))
     stats = {"resolution": resolution, "channels": channels, "splits": {"train": {"count": len(images)}}}
-    (directory / "stats.json").write_text(json.dumps(stats))
+    (directory / records.STATS_FILE).write_text(json.dumps(stats))
     return directory
 
 
@@ -91,13 +83,13 @@ def test_corrupt_shard_is_named(ingest_dir):
     shard = directory / "train-00001-of-00002.tfrecord.gz"
     data = shard.read_bytes()
     shard.write_bytes(data[: len(data) // 2])
-    with pytest.raises(input_pipeline.DataError, match="train-00001-of-00002.tfrecord.gz: corrupt"):
+    with pytest.raises(records.DataError, match="train-00001-of-00002.tfrecord.gz: corrupt"):
         input_pipeline.verify_shards(directory, "train", 40)
 
 
 def test_missing_records_and_count_mismatch_fail_clearly(tmp_path, ingest_dir):
-    with pytest.raises(input_pipeline.DataError, match="run the ingest stage first"):
-        input_pipeline.list_shards(tmp_path / "nothing", "train")
+    with pytest.raises(records.DataError, match="run the ingest stage first"):
+        records.list_shards(tmp_path / "nothing", "train")
     directory, _ = ingest_dir
-    with pytest.raises(input_pipeline.DataError, match="hold 40 records but stats.json says 41"):
+    with pytest.raises(records.DataError, match="hold 40 records but stats.json says 41"):
         input_pipeline.verify_shards(directory, "train", 41)

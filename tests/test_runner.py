@@ -10,7 +10,7 @@ import pytest
 from conftest import REPO, run_pipeline
 
 from configs import smoke
-from pipeline import runner
+from pipeline import runner, stages
 
 
 def test_unknown_config_field_fails_before_any_work(tmp_path):
@@ -82,7 +82,7 @@ def test_changed_model_with_existing_checkpoints_needs_force(smoke_workdir, tmp_
     workdir = _copy(smoke_workdir, tmp_path)
     config = smoke.get_config()
     config.model.g_width = 12
-    with pytest.raises(runner.PipelineError, match="changed: model.g_width"):
+    with pytest.raises(stages.PipelineError, match="changed: model.g_width"):
         runner.Runner(config, workdir).run(["train"])
     config.train.steps = 10
     runner.Runner(config, workdir, force=True).run(["train"])

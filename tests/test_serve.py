@@ -10,10 +10,12 @@ import conftest
 import numpy as np
 import pytest
 import requests
+import server_thread
 from PIL import Image
 
 from gan_keras import export as gan_export
-from gan_keras import serve
+from gan_keras.serving import app as serving_app
+from gan_keras.serving import codec
 
 LATENT = 8
 CLASSES = 3
@@ -34,14 +36,14 @@ def bases(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def uncond(bases):
-    app = serve.create_app(bases / "uncond", "generator", max_batch=16, poll_seconds=0)
+    app = serving_app.create_app(bases / "uncond", "generator", max_batch=16, poll_seconds=0)
     yield app.test_client()
     app.config["REGISTRY"].stop()
 
 
 @pytest.fixture(scope="module")
 def cond(bases):
-    app = serve.create_app(bases / "cond", "gen", max_batch=16, poll_seconds=0)
+    app = serving_app.create_app(bases / "cond", "gen", max_batch=16, poll_seconds=0)
     yield app.test_client()
     app.config["REGISTRY"].stop()
 
@@ -237,7 +239,7 @@ def test_sample_png(cond, uncond):
 
 def test_hot_pickup_rollback_and_failed_version(tmp_path):
     base = tmp_path / "generator"
-    app = serve.create_app(base, "generator", poll_seconds=0)
+    app = serving_app.create_app(base, "generator", poll_seconds=0)
     client = app.test_client()
     registry = app.config["REGISTRY"]
     z = {"instances": [[0.5] * LATENT]}
@@ -280,9 +282,9 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
     """Over loopback with waitress: polling picks up a new version with no restart."""
     base = tmp_path / "generator"
     gan_export.export_generator(tiny_generator(False, seed=1), base, latent_dim=LATENT)
-    app = serve.create_app(base, "generator", poll_seconds=0.2)
+    app = serving_app.create_app(base, "generator", poll_seconds=0.2)
     try:
-        with serve.ServerThread(app, threads=4) as server:
+        with server_thread.ServerThread(app, threads=4) as server:
             url = f"{server.url}/v1/models/generator"
             assert requests.get(url, timeout=10).json() == _ok_status("1")
             body = {"instances": _z(2).tolist()}
@@ -326,7 +328,7 @@ def test_float_outputs_round_trip_float32_exactly():
         rng.normal(0, 1, 1000) * 10.0 ** rng.integers(-40, 38, 1000),
         [0.0, -0.0, 1.0, -1.0, 3.4e38, 1e-45, np.inf, -np.inf],
     ]).astype(np.float32)
-    text = json.dumps(serve.encode_predict_response({"y": x}, row_format=False))
+    text = json.dumps(codec.encode_predict_response({"y": x}, row_format=False))
     back = np.array(json.loads(text)["outputs"], np.float32)
     np.testing.assert_array_equal(back, x)
 

@@ -1,0 +1,210 @@
+"""The versions under a model base path, and the one being served.
+
+As TF Serving's default version policy: the highest integer version under the
+base path is served. `ModelRegistry.refresh` (called by a polling thread every
+``poll_seconds``) loads a new version completely, and warms it up, before
+requests switch to it; when the served version's directory disappears the next
+highest one is loaded, so deleting a bad version rolls back. A version that
+fails to load is reported by `status` and the previous one keeps serving.
+"""
+
+import json
+import logging
+import pathlib
+import threading
+
+import numpy as np
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.protobuf import saved_model_pb2
+
+from gan_keras import export as gan_export
+from gan_keras.serving.codec import ServingError
+
+logger = logging.getLogger(__name__)
+
+
+class Servable:
+    """One loaded, immutable model version. Safe to call from many threads."""
+
+    def __init__(self, version: int, path: pathlib.Path):
+        self.version = version
+        self.path = pathlib.Path(path)
+        self._model = tf.saved_model.load(str(self.path))
+        self.signatures = {name: fn for name, fn in self._model.signatures.items()}
+        if not self.signatures:
+            raise ValueError(f"SavedModel {self.path} has no signatures")
+        # name -> {input name: TensorSpec}
+        self.input_specs = {
+            name: dict(fn.structured_input_signature[1]) for name, fn in self.signatures.items()}
+        self.output_names = {
+            name: sorted(fn.structured_outputs) for name, fn in self.signatures.items()}
+        self.signature_defs = _read_signature_defs(self.path)
+        info_path = self.path / "assets.extra" / gan_export.MODEL_INFO_ASSET
+        self.info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        self.num_classes = int(self.info.get("num_classes", 0))
+        self._warm_up()
+
+    def _warm_up(self):
+        # The first call of a concrete function initialises kernels; pay for
+        # that before requests are switched over to this version.
+        if "sample" in self.signatures:
+            kwargs = {"num_samples": np.int32(1), "seed": np.int64(0)}
+            if "label" in self.input_specs["sample"]:
+                kwargs["label"] = np.zeros([0], np.int32)
+            self.run("sample", kwargs)
+
+    def run(self, signature_name: str, inputs: dict) -> dict:
+        fn = self.signatures[signature_name]
+        try:
+            outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as e:
+            raise ServingError(_clean_tf_message(e.message)) from None
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+def _clean_tf_message(message: str) -> str:
+    # Graph errors wrap the useful line in "Graph execution error", the node
+    # and a stack trace; keep the assertion (or first meaningful) line.
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            return line
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[{{node")
+    useful = [line for line in lines if not line.startswith(noise)]
+    return (useful or lines or ["invalid argument"])[0]
+
+
+def _read_signature_defs(path: pathlib.Path) -> dict:
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((path / "saved_model.pb").read_bytes())
+    meta_graph = proto.meta_graphs[0]
+    return {
+        name: json_format.MessageToDict(
+            sig, always_print_fields_with_no_presence=True, preserving_proto_field_name=True)
+        for name, sig in meta_graph.signature_def.items()
+    }
+
+
+class ModelRegistry:
+    """Tracks the versions under a base path and holds the one being served."""
+
+    def __init__(self, model_base_path, model_name: str, poll_seconds: float = 2.0):
+        self.model_base_path = pathlib.Path(model_base_path)
+        self.model_name = model_name
+        self.poll_seconds = poll_seconds
+        self._current: Servable | None = None
+        self._failed: dict[int, tuple[float, str]] = {}  # version -> (mtime, error)
+        self._lock = threading.Lock()  # guards _current and _failed
+        self._refresh_lock = threading.Lock()  # one refresh at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # Readers take a reference to an immutable Servable; a swap never affects
+    # a request already running, and the old version is freed when the last
+    # such request drops it.
+    def current(self) -> Servable | None:
+        with self._lock:
+            return self._current
+
+    def get(self, version: int | None = None) -> Servable:
+        servable = self.current()
+        if servable is None or (version is not None and version != servable.version):
+            spec = "Latest" if version is None else "Specific"
+            detail = self.model_name if version is None else f"{self.model_name}, {version}"
+            raise ServingError(f"Servable not found for request: {spec}({detail})", 404)
+        return servable
+
+    def _versions_on_disk(self) -> list[int]:
+        """Complete versions (with a saved_model.pb), highest first."""
+        try:
+            versions = gan_export.list_versions(self.model_base_path)
+        except (FileNotFoundError, NotADirectoryError):  # removed while listing
+            return []
+        return [v for v in reversed(versions)
+                if (self.model_base_path / str(v) / "saved_model.pb").is_file()]
+
+    def refresh(self) -> Servable | None:
+        """Serves the highest loadable version on disk; returns the served one."""
+        with self._refresh_lock:
+            current = self.current()
+            on_disk = self._versions_on_disk()
+            with self._lock:
+                for version in set(self._failed) - set(on_disk):
+                    del self._failed[version]
+            for version in on_disk:
+                path = self.model_base_path / str(version)
+                if current is not None and current.version == version:
+                    return current
+                try:
+                    mtime = path.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                failed = self._failed.get(version)
+                if failed is not None and failed[0] == mtime:
+                    continue  # already failed; retried only when the directory changes
+                try:
+                    servable = Servable(version, path)
+                except Exception as e:  # any load failure keeps the old version serving
+                    logger.error("Failed to load %s version %d from %s: %s",
+                                 self.model_name, version, path, e)
+                    with self._lock:
+                        self._failed[version] = (mtime, f"{type(e).__name__}: {e}")
+                    continue
+                with self._lock:
+                    self._current = servable
+                    self._failed.pop(version, None)
+                if current is None:
+                    logger.info("Serving %s version %d from %s", self.model_name, version, path)
+                else:
+                    logger.info("Switched %s from version %d to %d", self.model_name,
+                                current.version, version)
+                return servable
+            if current is not None:
+                logger.warning("%s version %d was removed from %s and no other version loads; "
+                               "unloading it", self.model_name, current.version,
+                               self.model_base_path)
+                with self._lock:
+                    self._current = None
+            return None
+
+    def status(self, version: int | None = None) -> list[dict]:
+        with self._lock:
+            current, failed = self._current, dict(self._failed)
+        entries = []
+        if current is not None:
+            entries.append((current.version, "AVAILABLE", "OK", ""))
+        for v, (_, error) in failed.items():
+            # Only failures newer than what is served matter (an older
+            # version is not meant to be served anyway).
+            if current is None or v > current.version:
+                entries.append((v, "END", "UNKNOWN", error))
+        if version is not None:
+            entries = [e for e in entries if e[0] == version]
+            if not entries:
+                raise ServingError(
+                    f"Could not find version {version} of model {self.model_name}", 404)
+        if not entries:
+            raise ServingError(f"Could not find any versions of model {self.model_name}", 404)
+        return [{"version": str(v), "state": state,
+                 "status": {"error_code": code, "error_message": message}}
+                for v, state, code, message in sorted(entries, reverse=True)]
+
+    def start(self) -> None:
+        if self._thread is not None or self.poll_seconds <= 0:
+            return
+        self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _poll(self):
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception:  # the poller must outlive one bad listing
+                logger.exception("Polling %s failed", self.model_base_path)
