@@ -39,9 +39,16 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.g_width = 64
     config.model.d_width = 64
     # 'batch' | 'none' for G; 'batch' | 'layer' | 'none' for D.
+    # 0: networks built for data.resolution. A larger supported size builds
+    # them for that size: G's output is centre-cropped, D's input padded with
+    # -1 (28x28 data through the 32x32 DCGAN, as the article does).
+    config.model.network_resolution = 0
     config.model.g_norm = "batch"
     config.model.d_norm = "batch"
     config.model.sync_batch_norm = False
+    # Moving-statistics momentum of every BatchNorm (Keras convention: the
+    # weight of the old value; PyTorch's momentum=0.1 is 0.9 here).
+    config.model.batch_norm_momentum = 0.99
     config.model.spectral_norm = False
     config.model.conditional = False
     # 'embedding' | 'conditional_batch_norm'
@@ -62,8 +69,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.n_critic = 1
     config.train.gp_weight = 10.0
     config.train.r1_gamma = 0.0
-    # 0 disables the exponential moving average of G's weights.
-    config.train.ema_decay = 0.0
+    # Exponential moving average of G's weights, which samples and exports use
+    # (StyleGAN2's recipe): its half-life in images (0 turns EMA off), and a
+    # ramp-up: while fewer than half_life/rampup images have been seen the
+    # half-life is rampup x images seen (0: no ramp-up). BatchNorm statistics
+    # of the EMA generator are re-estimated on its own weights before it
+    # samples or is saved.
+    config.train.ema_half_life_images = 0.0
+    config.train.ema_rampup = 0.0
     # Comma-separated subset of translation,cutout,color ('' = off).
     config.train.diffaugment = ""
     # mirrored | multi_worker | default
@@ -77,6 +90,17 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.sample_every = 500
     config.train.log_every = 50
     config.train.num_sample_images = 64
+    # In-training evaluation (StyleGAN's snapshot metrics): every eval_every
+    # steps and at the last step, the generator an export would hold is scored
+    # with the evaluate stage's judge (the domain classifier cached in
+    # <workdir>/judge/, trained before the first step if absent); FD and KID go
+    # to TensorBoard, and the checkpoint with the lowest FD is kept in
+    # train/best/, which the evaluate and export stages then use.
+    # 0 turns it off (they use the latest checkpoint).
+    config.train.eval_every = 0
+    # Samples per in-training evaluation. FD is biased by the sample count, so
+    # these scores compare with each other, not with evaluate.num_samples'.
+    config.train.eval_num_samples = 2000
 
     # --- evaluation ---------------------------------------------------------
     config.evaluate = ml_collections.ConfigDict()

@@ -27,7 +27,8 @@ with ``InvalidArgumentError`` from in-graph assertions (which matters on GPU,
 where an embedding lookup out of range silently returns zeros).
 
 ``assets.extra/model_info.json`` records latent_dim, num_classes and the image
-shape so a server can validate requests without tracing the graph.
+shape so a server can validate requests without tracing the graph, plus what
+the caller adds (the export stage: which training checkpoint, and its step).
 """
 
 import json
@@ -157,11 +158,13 @@ def export_generator(
     latent_dim: int,
     num_classes: int = 0,
     extra_assets: dict[str, bytes | str] | None = None,
+    model_info: dict | None = None,
 ) -> tuple[int, pathlib.Path]:
     """Writes `generator` as the next version under `base_path`.
 
     Returns (version, path of the version directory). `extra_assets` maps file
-    names to contents written to ``<version>/assets.extra/<name>``.
+    names to contents written to ``<version>/assets.extra/<name>``; `model_info`
+    adds JSON fields to ``model_info.json`` (not replacing the ones it derives).
     """
     if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
         raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
@@ -180,6 +183,10 @@ def export_generator(
         "image_shape": [height, width, channels],
         "signatures": ["serving_default", "sample"],
     }
+    clashes = sorted(set(model_info or {}) & set(info))
+    if clashes:
+        raise ValueError(f"model_info must not set {', '.join(clashes)}: the exporter derives them")
+    info.update(model_info or {})
 
     base_path = pathlib.Path(base_path)
     base_path.mkdir(parents=True, exist_ok=True)

@@ -185,7 +185,7 @@ def _coverage(manifold: np.ndarray, radii: np.ndarray, queries: np.ndarray) -> f
     return float(inside.mean())
 
 
-def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, float]:
+def precision_recall(real_features, fake_features, k: int = 3, real_radii=None) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019).
 
     Each set's manifold is the union of balls around its points with radius the
@@ -193,12 +193,19 @@ def precision_recall(real_features, fake_features, k: int = 3) -> tuple[float, f
     of fake samples inside the real manifold (fidelity). Recall: fraction of
     real samples inside the fake manifold (diversity; a mode-collapsed set of
     identical samples has radius 0 and recall ~0).
+
+    `real_radii`: `knn_radii(real_features, k)`, when the caller scores several
+    fake sets against the same real set (the costliest part on 10k reals).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     real = _as_features(real_features, "real_features", min_rows=k + 1)
     fake = _as_features(fake_features, "fake_features", min_rows=k + 1)
     _check_same_dim(real, fake)
-    precision = _coverage(real, knn_radii(real, k), fake)
+    if real_radii is None:
+        real_radii = knn_radii(real, k)
+    elif np.shape(real_radii) != (real.shape[0],):
+        raise ValueError(f"real_radii must have one radius per real row, got shape {np.shape(real_radii)}")
+    precision = _coverage(real, np.asarray(real_radii, np.float64), fake)
     recall = _coverage(fake, knn_radii(fake, k), real)
     return precision, recall

@@ -8,6 +8,13 @@ way: the real floor (real train images vs real eval) and a noise ceiling
 (uniform noise vs real eval). Conditional models also get per-class Frechet
 distances (intra-FID) and the classifier's accuracy on the requested labels.
 
+The domain classifier (the "judge") is trained once per workdir and cached in
+<workdir>/judge/ by `load_judge`, which the train stage's in-training
+evaluation (`train.eval_every`) calls too. metrics.json places the model on a
+scale, in `summary`: the real floor, the reference generators that
+`gan_keras/reference_scores.json` holds for the same judge and sample count
+(e.g. the article's DCGAN, scored by benchmarks.quality) and the noise ceiling.
+
 The gate (TFX Evaluator's "blessing"): the model is blessed when
 `gate_metric` <= `threshold` (lower is better) and it is not worse than the
 currently exported version (export/generator/<highest>/assets.extra/
@@ -15,7 +22,8 @@ evaluation.json), compared only when both were measured with the same
 feature extractor (same fingerprint).
 
 Library: `run_evaluate(config, workdir, out_dir)`, `compute_metrics(...)` for
-any `sample_fn`, `check_blessing(workdir)`, `validate_config(config)`.
+any `sample_fn`, `load_judge(config, workdir)`, `JudgeScorer`,
+`quality_summary(metrics)`, `check_blessing(workdir)`, `validate_config(config)`.
 
 Standalone scoring of an exported generator:
 
@@ -26,17 +34,19 @@ Standalone scoring of an exported generator:
 import hashlib
 import math
 import pathlib
-import shutil
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from absl import logging
 
-from gan_keras import feature_extractors, images, io_utils
+from gan_keras import feature_extractors, images, io_utils, reference_scores
 from gan_keras import metrics as metrics_lib
 
 STAGE_DIR = "evaluate"
+# The judge's cache, <workdir>/judge/ (see load_judge).
+JUDGE_DIR = "judge"
 METRICS_FILE = "metrics.json"
 EXPORT_EVALUATION = ("assets.extra", "evaluation.json")
 # Lower is better for every gate metric.
@@ -50,35 +60,50 @@ SampleFn = Callable[[int, int, "np.ndarray | None"], np.ndarray]
 # Config
 # --------------------------------------------------------------------------
 
-def validate_config(config) -> None:
-    """Raises ValueError naming the bad `config.evaluate` field; does no work."""
-    ev = config.evaluate
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _checker(ev):
+    """need(condition, field, message): raises ValueError naming config.evaluate.<field>."""
 
     def need(cond, field, msg):
         if not cond:
             raise ValueError(f"config.evaluate.{field}={getattr(ev, field, None)!r}: {msg}")
 
-    def is_int(v):
-        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    return need
 
+
+def validate_judge_config(config) -> None:
+    """Checks the `config.evaluate` fields the judge and its scores use (the train stage's
+    in-training evaluation uses them too); raises ValueError naming the field."""
+    ev = config.evaluate
+    need = _checker(ev)
+    need(_is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1, "classifier_epochs", "must be an integer >= 1")
+    need(_is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1, "classifier_batch_size",
+         "must be an integer >= 1")
+    need(_is_int(ev.classifier_min_steps) and ev.classifier_min_steps >= 0, "classifier_min_steps",
+         "must be an integer >= 0")
+    need(_is_int(ev.kid_subsets) and ev.kid_subsets >= 1, "kid_subsets", "must be an integer >= 1")
+    need(_is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2, "kid_subset_size", "must be an integer >= 2")
+    need(_is_int(ev.seed), "seed", "must be an integer")
+    need(_is_int(ev.sample_batch_size) and ev.sample_batch_size >= 1, "sample_batch_size", "must be an integer >= 1")
+    need(_is_int(ev.max_real_examples) and ev.max_real_examples >= 2, "max_real_examples",
+         "must be an integer >= 2")
+
+
+def validate_config(config) -> None:
+    """Raises ValueError naming the bad `config.evaluate` field; does no work."""
+    validate_judge_config(config)
+    ev = config.evaluate
+    need = _checker(ev)
     need(ev.extractor in feature_extractors.EXTRACTORS, "extractor",
          f"unknown extractor; expected one of {feature_extractors.EXTRACTORS}")
-    need(is_int(ev.num_samples) and ev.num_samples >= 2, "num_samples", "must be an integer >= 2")
+    need(_is_int(ev.num_samples) and ev.num_samples >= 2, "num_samples", "must be an integer >= 2")
     need(isinstance(ev.inception_weights, str), "inception_weights", "must be a path string ('' = skip)")
-    need(is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1, "classifier_epochs", "must be an integer >= 1")
-    need(is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1, "classifier_batch_size",
-         "must be an integer >= 1")
-    need(is_int(ev.classifier_min_steps) and ev.classifier_min_steps >= 0, "classifier_min_steps",
-         "must be an integer >= 0")
-    need(is_int(ev.kid_subsets) and ev.kid_subsets >= 1, "kid_subsets", "must be an integer >= 1")
-    need(is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2, "kid_subset_size", "must be an integer >= 2")
-    need(is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
+    need(_is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
     need(ev.num_samples > ev.pr_k, "num_samples", f"must exceed pr_k={ev.pr_k} (k-NN radii need k+1 samples)")
-    need(is_int(ev.seed), "seed", "must be an integer")
-    need(is_int(ev.sample_batch_size) and ev.sample_batch_size >= 1, "sample_batch_size", "must be an integer >= 1")
-    need(is_int(ev.max_real_examples) and ev.max_real_examples >= 2, "max_real_examples",
-         "must be an integer >= 2")
-    need(is_int(ev.classifier_score_splits) and 1 <= ev.classifier_score_splits <= ev.num_samples,
+    need(_is_int(ev.classifier_score_splits) and 1 <= ev.classifier_score_splits <= ev.num_samples,
          "classifier_score_splits", "must be an integer in [1, num_samples]")
     need(ev.gate_metric in GATE_METRICS, "gate_metric", f"unknown gate metric; expected one of {GATE_METRICS}")
     need(ev.gate_metric != "intra_frechet_distance" or bool(config.model.conditional), "gate_metric",
@@ -153,6 +178,72 @@ def ingest_fingerprint(workdir) -> str:
     return digest.hexdigest()
 
 
+# --------------------------------------------------------------------------
+# The judge: one cached domain classifier per workdir, shared by the train
+# stage's in-training evaluation and this stage
+# --------------------------------------------------------------------------
+
+class RealData(NamedTuple):
+    """The ingested splits as uint8 images [N, H, W, C] and int64 labels [N]."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    eval_images: np.ndarray
+    eval_labels: np.ndarray
+
+
+def read_real_data(config, workdir) -> RealData:
+    """Both ingested splits, at most `evaluate.max_real_examples` images each, read once."""
+    limit = config.evaluate.max_real_examples
+    train_images, train_labels = read_split(workdir, "train", limit=limit)
+    eval_images, eval_labels = read_split(workdir, "eval", limit=limit)
+    if train_images.shape[1:] != eval_images.shape[1:]:
+        raise ValueError(f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs "
+                         f"{eval_images.shape[1:]}")
+    return RealData(train_images, train_labels, eval_images, eval_labels)
+
+
+def judge_dir(workdir) -> pathlib.Path:
+    return pathlib.Path(workdir) / JUDGE_DIR
+
+
+def load_judge(config, workdir, real: RealData | None = None) -> feature_extractors.DomainClassifier:
+    """The judge of `workdir`: the domain classifier trained on its ingested train split with
+    `config.evaluate`'s recipe, cached in <workdir>/judge/ (trained and cached on first use).
+
+    The train stage's in-training evaluation and the evaluate stage both call this, so they
+    share one classifier; it is retrained only when the ingested data or the recipe changes.
+    """
+    real = real if real is not None else read_real_data(config, workdir)
+    ev = config.evaluate
+    return feature_extractors.DomainClassifier.train_or_load(
+        judge_dir(workdir), real.train_images, real.train_labels, real.eval_images, real.eval_labels,
+        data_fingerprint=ingest_fingerprint(workdir), epochs=ev.classifier_epochs,
+        batch_size=ev.classifier_batch_size, seed=ev.seed, min_steps=ev.classifier_min_steps,
+        log=logging.info)
+
+
+class JudgeScorer:
+    """Frechet distance and KID of generated images against the real eval split, in the judge's
+    features; the real side is embedded once, so repeated scoring (every `train.eval_every`
+    steps) costs only the samples' features."""
+
+    def __init__(self, config, judge: feature_extractors.FeatureExtractor, real_eval_images: np.ndarray):
+        ev = config.evaluate
+        self.judge = judge
+        self.real_features = judge.features(real_eval_images)
+        self.real_statistics = metrics_lib.gaussian_statistics(self.real_features)
+        self._kid_args = {"num_subsets": ev.kid_subsets, "subset_size": ev.kid_subset_size, "seed": ev.seed}
+
+    def score(self, fake_images: np.ndarray) -> dict:
+        features = self.judge.features(fake_images)
+        kid_mean, kid_std = metrics_lib.kernel_inception_distance(features, self.real_features, **self._kid_args)
+        return {
+            "frechet_distance": metrics_lib.frechet_distance_from_statistics(
+                *metrics_lib.gaussian_statistics(features), *self.real_statistics),
+            "kid_mean": kid_mean, "kid_std": kid_std, "num_samples": len(fake_images),
+        }
+
+
 def _class_names(workdir) -> list:
     path = pathlib.Path(workdir) / "ingest" / "labels.json"
     if not path.exists():
@@ -186,7 +277,8 @@ def balanced_labels(num: int, num_classes: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 1]).permutation(labels).astype(np.int32)
 
 
-def _latents(num: int, latent_dim: int, seed: int) -> np.ndarray:
+def sample_latents(num: int, latent_dim: int, seed: int) -> np.ndarray:
+    """The latent codes every scoring of `num` samples with `seed` uses (float32 [num, latent_dim])."""
     return np.random.default_rng([seed, 0]).standard_normal((num, latent_dim)).astype(np.float32)
 
 
@@ -196,7 +288,7 @@ def keras_sample_fn(generator, latent_dim: int, conditional: bool, batch_size: i
     def sample_fn(num, seed, labels=None):
         if conditional and labels is None:
             raise ValueError("a conditional generator needs labels")
-        z = _latents(num, latent_dim, seed)
+        z = sample_latents(num, latent_dim, seed)
         out = []
         for start in range(0, num, batch_size):
             zb = z[start:start + batch_size]
@@ -226,7 +318,7 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
     def sample_fn(num, seed, labels=None):
         if conditional and labels is None:
             raise ValueError("this exported generator is conditional and needs labels")
-        z = _latents(num, int(latent_dim), seed)
+        z = sample_latents(num, int(latent_dim), seed)
         out = []
         for start in range(0, num, batch_size):
             kwargs = {"z": tf.constant(z[start:start + batch_size])}
@@ -261,11 +353,12 @@ def _uniform_noise(num: int, shape, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 2]).integers(0, 256, size=(num, *shape), dtype=np.uint8)
 
 
-def _score(config, fake_features, real_features, fake_probs) -> dict:
+def _score(config, fake_features, real_features, fake_probs, real_radii=None) -> dict:
     ev = config.evaluate
     kid_mean, kid_std = metrics_lib.kernel_inception_distance(
         fake_features, real_features, ev.kid_subsets, ev.kid_subset_size, seed=ev.seed)
-    precision, recall = metrics_lib.precision_recall(real_features, fake_features, k=ev.pr_k)
+    precision, recall = metrics_lib.precision_recall(real_features, fake_features, k=ev.pr_k,
+                                                     real_radii=real_radii)
     result = {
         "frechet_distance": metrics_lib.frechet_distance(fake_features, real_features),
         "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall,
@@ -278,35 +371,23 @@ def _score(config, fake_features, real_features, fake_probs) -> dict:
     return result
 
 
-def _domain_classifier(config, workdir, cache_dir, train_images, train_labels, eval_images, eval_labels):
-    ev = config.evaluate
-    return feature_extractors.DomainClassifier.train_or_load(
-        cache_dir, train_images, train_labels, eval_images, eval_labels,
-        data_fingerprint=ingest_fingerprint(workdir), epochs=ev.classifier_epochs,
-        batch_size=ev.classifier_batch_size, seed=ev.seed, min_steps=ev.classifier_min_steps,
-        log=logging.info)
-
-
-def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, classifier_dir,
+def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
                     num_classes: int | None = None, model_info: dict | None = None,
                     return_samples: bool = False):
-    """Scores `sample_fn` against workdir's real eval split (no gate, no files but the classifier cache).
+    """Scores `sample_fn` against workdir's real eval split (no gate; no files but the judge's cache).
 
     Returns the metrics dict (and the generated uint8 samples if `return_samples`).
     """
     ev = config.evaluate
     start_time = time.time()
-    train_images, train_labels = read_split(workdir, "train", limit=ev.max_real_examples)
-    eval_images, eval_labels = read_split(workdir, "eval", limit=ev.max_real_examples)
+    real = read_real_data(config, workdir)
+    train_images, eval_images, eval_labels = real.train_images, real.eval_images, real.eval_labels
     image_shape = eval_images.shape[1:]
-    if train_images.shape[1:] != image_shape:
-        raise ValueError(f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs {image_shape}")
     if len(eval_images) <= ev.pr_k:
         raise ValueError(f"the eval split has {len(eval_images)} images; precision/recall needs more than "
                          f"config.evaluate.pr_k={ev.pr_k}")
 
-    classifier = _domain_classifier(config, workdir, classifier_dir, train_images, train_labels,
-                                    eval_images, eval_labels)
+    classifier = load_judge(config, workdir, real)
     skipped = {}
     extractor = classifier
     if ev.extractor == "inception_v3":
@@ -336,8 +417,10 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, 
         return features, probs
 
     real_features, _ = embed(eval_images)
+    # The real set's k-NN radii serve the model and both reference points.
+    real_radii = metrics_lib.knn_radii(real_features, ev.pr_k)
     fake_features, fake_probs = embed(fake_images)
-    result = _score(config, fake_features, real_features, fake_probs)
+    result = _score(config, fake_features, real_features, fake_probs, real_radii)
 
     # Reference points, same extractor, same sample count where possible.
     floor_idx = np.random.default_rng([ev.seed, 3]).permutation(len(train_images))[:ev.num_samples]
@@ -349,7 +432,7 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, 
             ("noise_ceiling", "uniform noise images vs real eval", noise_images)]:
         features, probs = embed(reference_images)
         references[name] = {"description": description, "num_samples": len(reference_images),
-                            **_score(config, features, real_features, probs)}
+                            **_score(config, features, real_features, probs, real_radii)}
 
     result.update({
         "extractor": extractor.name,
@@ -374,8 +457,67 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool, 
     if conditional:
         result.update(_conditional_metrics(fake_features, real_features, fake_probs, labels,
                                            eval_labels, num_classes, _class_names(workdir)))
+    _add_reference_models(result)
+    result["summary"] = quality_summary(result)
     result["seconds"] = round(time.time() - start_time, 3)
     return (result, fake_images) if return_samples else result
+
+
+def _add_reference_models(result: dict) -> None:
+    """references.reference_models: the packaged reference scores for this judge and sample count,
+    or a `references_note` saying why there are none."""
+    try:
+        entries = reference_scores.lookup(result["extractor_fingerprint"], result["num_samples"])
+    except (OSError, ValueError) as e:
+        logging.warning("Reference scores unreadable: %s", e)
+        result["references_note"] = f"reference scores unreadable: {e}"
+        return
+    if entries:
+        result["references"]["reference_models"] = entries
+    else:
+        result["references_note"] = (
+            f"no reference generator scored with this judge ({result['extractor']} "
+            f"{result['extractor_fingerprint'][:12]}) at {result['num_samples']} samples in "
+            f"gan_keras/{reference_scores.REFERENCE_FILE} (benchmarks.quality writes them)")
+
+
+def _number(x: float) -> str:
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}" if abs(x) >= 1 else f"{x:.2g}"
+
+
+def _count(n) -> str:
+    n = float(n)
+    return f"{n / 1e6:.3g}M" if n >= 1e6 else f"{n / 1e3:.3g}k" if n >= 1e3 else f"{n:.0f}"
+
+
+def _reference_label(entry: dict) -> str:
+    images = entry.get("images")
+    return f"{entry['name']} ({_count(images)} images)" if isinstance(images, (int, float)) else entry["name"]
+
+
+def quality_summary(metrics: dict) -> str:
+    """One line placing the model's FD between the real floor, the reference generators and noise,
+    e.g. 'FD 7.9: real-data floor 0.32, article DCGAN (300k images) 8.3, noise 95; 0.95x the
+    article DCGAN (300k images); checkpoint step 3500 (best by in-training FD), 5000 samples,
+    domain_classifier features'."""
+    fd = metrics["frechet_distance"]
+    references = metrics.get("references", {})
+    scale = [("real-data floor", references["real_floor"]["frechet_distance"])]
+    models = sorted(references.get("reference_models", []), key=lambda e: e["frechet_distance"])
+    scale += [(_reference_label(e), e["frechet_distance"]) for e in models]
+    scale.append(("noise", references["noise_ceiling"]["frechet_distance"]))
+    line = f"FD {_number(fd)}: " + ", ".join(f"{name} {_number(value)}" for name, value in scale)
+    ratios = [f"{fd / e['frechet_distance']:.2g}x the {_reference_label(e)}" for e in models
+              if e["frechet_distance"] > 0]
+    if ratios:
+        line += "; " + ", ".join(ratios)
+    elif not models:
+        line += "; no reference generator scored with this judge and sample count"
+    model = metrics.get("model") or {}
+    context = [f"{metrics['num_samples']} samples, {metrics.get('extractor', 'judge')} features"]
+    if model.get("checkpoint_step") is not None:
+        context.insert(0, f"checkpoint step {model['checkpoint_step']} ({model.get('checkpoint', '?')})")
+    return f"{line}; {', '.join(context)}"
 
 
 def _conditional_metrics(fake_features, real_features, fake_probs, labels, eval_labels,
@@ -493,7 +635,8 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default(step=step):
         for prefix, values in [("evaluate", metrics), *[(f"evaluate/{k}", v) for k, v in
-                                                       metrics.get("references", {}).items()]]:
+                                                       metrics.get("references", {}).items()
+                                                       if isinstance(v, dict)]]:
             for key in _SCALARS:
                 value = values.get(key)
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -505,17 +648,6 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
     writer.close()
 
 
-def _prepare_classifier_cache(workdir, out_dir) -> pathlib.Path:
-    """The classifier cache lives in workdir/evaluate/classifier. When the runner
-    gives a staging out_dir that will replace workdir/evaluate, the cache is
-    carried into it so it survives the replacement."""
-    cache = pathlib.Path(workdir) / STAGE_DIR / "classifier"
-    target = pathlib.Path(out_dir) / "classifier"
-    if target.resolve() != cache.resolve() and cache.is_dir() and not target.exists():
-        shutil.copytree(cache, target)
-    return target
-
-
 def run_evaluate(config, workdir, out_dir) -> dict:
     """Scores the trained generator, decides the gate, writes out_dir/metrics.json and TensorBoard logs."""
     validate_config(config)
@@ -523,15 +655,15 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     from pipeline import train  # written by the train stage; imported lazily
 
-    generator = train.load_generator(config, workdir)
+    # The best checkpoint by in-training FD when train.eval_every > 0, else the latest.
+    generator, checkpoint_info = train.load_generator_with_info(config, workdir)
     conditional = bool(config.model.conditional)
     latent_dim = _latent_dim(generator, config)
     sample_fn = keras_sample_fn(generator, latent_dim, conditional, config.evaluate.sample_batch_size)
     model_info = {"source": "pipeline.train.load_generator", "weights_sha256": weights_fingerprint(generator),
-                  "latent_dim": latent_dim}
+                  "latent_dim": latent_dim, **checkpoint_info}
     metrics, samples = compute_metrics(
         config, workdir, sample_fn, conditional=conditional,
-        classifier_dir=_prepare_classifier_cache(workdir, out_dir),
         num_classes=int(config.model.num_classes) or None, model_info=model_info, return_samples=True)
     ev = config.evaluate
     gate = decide_gate(metrics, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
@@ -542,6 +674,7 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     write_summaries(out_dir / "logs", metrics, samples, step=int(config.train.steps))
     io_utils.atomic_write_json(out_dir / METRICS_FILE, metrics)
     logging.info("Evaluation: %s", {k: metrics.get(k) for k in _SCALARS if metrics.get(k) is not None})
+    logging.info("Quality: %s", metrics["summary"])
     return metrics
 
 
@@ -572,13 +705,13 @@ def evaluate_export(config, model_base_path, workdir, output=None, version: int 
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir} does not exist")
     sample_fn, info = saved_model_sample_fn(model_dir, config.evaluate.sample_batch_size)
-    num_classes = None
     model_info_path = model_dir / "assets.extra" / "model_info.json"
-    if info["conditional"] and model_info_path.exists():
-        num_classes = io_utils.read_json(model_info_path).get("num_classes") or None
-    metrics = compute_metrics(config, workdir, sample_fn, conditional=info["conditional"],
-                              classifier_dir=workdir / STAGE_DIR / "classifier", num_classes=num_classes,
-                              model_info={**info, "version": version})
+    exported = io_utils.read_json(model_info_path) if model_info_path.exists() else {}
+    num_classes = (exported.get("num_classes") or None) if info["conditional"] else None
+    # Which training checkpoint the export holds (exports written since train.eval_every).
+    checkpoint = {k: exported[k] for k in ("checkpoint", "checkpoint_step") if k in exported}
+    metrics = compute_metrics(config, workdir, sample_fn, conditional=info["conditional"], num_classes=num_classes,
+                              model_info={**info, "version": version, **checkpoint})
     output = pathlib.Path(output) if output else workdir / STAGE_DIR / f"standalone_{version}.json"
     io_utils.atomic_write_json(output, metrics)
     metrics["output"] = str(output)
@@ -599,6 +732,7 @@ def main(argv):
                if metrics.get(k) is not None}
     for key, value in summary.items():
         print(f"{key}: {value}")
+    print(f"summary: {metrics['summary']}")
     print(f"written to {metrics['output']}")
 
 

@@ -7,9 +7,12 @@ written atomically (see gan_keras.export), so the stage writes in place and a
 model server watching the directory picks the new version up.
 
 The evaluation that let a model through is kept with it in
-``<version>/assets.extra/evaluation.json``.
+``<version>/assets.extra/evaluation.json``, and ``model_info.json`` there names
+the training checkpoint exported (``checkpoint``: "best by in-training FD" or
+"latest", ``checkpoint_step``), the one the evaluation scored.
 """
 
+import json
 import logging
 import pathlib
 
@@ -82,12 +85,30 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
     num_classes = _num_classes(config, workdir)
     from pipeline import train  # lazily: importing the trainer is slow and not needed to validate
 
-    generator = train.load_generator(config, workdir)
+    generator, checkpoint = train.load_generator_with_info(config, workdir)
+    _check_evaluated_checkpoint(metrics_bytes, checkpoint)
     extra_assets = {EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
     version, path = gan_export.export_generator(
         generator, out_dir / GENERATOR_DIR,
         latent_dim=int(config.model.latent_dim), num_classes=num_classes,
-        extra_assets=extra_assets)
-    logging.info("Exported generator version %d to %s", version, path)
+        extra_assets=extra_assets,
+        model_info={"checkpoint": checkpoint["checkpoint"], "checkpoint_step": checkpoint["checkpoint_step"]})
+    logging.info("Exported generator version %d (checkpoint step %d, %s) to %s", version,
+                 checkpoint["checkpoint_step"], checkpoint["checkpoint"], path)
     return {"exported": True, "version": version, "path": str(path), "forced": forced,
-            "num_classes": num_classes}
+            "num_classes": num_classes, "checkpoint": checkpoint["checkpoint"],
+            "checkpoint_step": checkpoint["checkpoint_step"]}
+
+
+def _check_evaluated_checkpoint(metrics_bytes: bytes | None, checkpoint: dict) -> None:
+    """Warns when the checkpoint exported is not the one the evaluation scored."""
+    if metrics_bytes is None:
+        return
+    try:
+        evaluated = json.loads(metrics_bytes).get("model", {}).get("checkpoint_step")
+    except (ValueError, AttributeError):
+        return
+    if evaluated is not None and evaluated != checkpoint["checkpoint_step"]:
+        logging.warning("Exporting the checkpoint of step %d, but evaluate/metrics.json scored step %d "
+                        "(training ran after the evaluation): rerun the evaluate stage",
+                        checkpoint["checkpoint_step"], evaluated)

@@ -9,9 +9,17 @@ One loop serves every strategy: `strategy.run(gan.train_step, ...)` inside a
 Outputs under <workdir>/train/: checkpoints/ (G, D, both optimizers, the EMA
 generator and the step, via tf.train.CheckpointManager), logs/ (TensorBoard)
 and samples/step_NNNNNNN.png.
+
+With `train.eval_every` > 0 the stage also scores the generator an export
+would hold every `eval_every` steps and at the last step (`InTrainingEvaluator`:
+FD and KID with the evaluate stage's judge, cached in <workdir>/judge/), logs
+eval/frechet_distance and eval/kid_mean, and keeps the checkpoint with the
+lowest FD in best/ (one checkpoint, plus best.json). `load_generator` then
+restores that one instead of the latest.
 """
 
 import json
+import math
 import os
 import pathlib
 import shutil
@@ -25,10 +33,14 @@ from absl import logging
 
 from gan_keras import gan as gan_lib
 from gan_keras import images as image_utils
-from gan_keras import input_pipeline, losses, networks
+from gan_keras import input_pipeline, io_utils, losses, networks
 from gan_keras.diffaugment import parse_policy
+from pipeline import evaluate
 
 STRATEGIES = ("mirrored", "multi_worker", "default")
+# train/best/: the checkpoint with the lowest in-training FD and its record.
+BEST_DIR, BEST_FILE = "best", "best.json"
+CHECKPOINT_BEST, CHECKPOINT_LATEST = "best by in-training FD", "latest"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -52,8 +64,15 @@ def validate_config(config) -> None:
     for field in ("beta_1", "beta_2"):
         if not 0 <= t[field] < 1:
             raise ValueError(f"train.{field} must be in [0, 1), got {t[field]}")
-    if not 0 <= t.ema_decay < 1:
-        raise ValueError(f"train.ema_decay must be in [0, 1) (0 turns EMA off), got {t.ema_decay}")
+    gan_lib.check_ema_settings(t.ema_half_life_images, t.ema_rampup)
+    for field, minimum, meaning in (("eval_every", 0, " (0 turns in-training evaluation off)"),
+                                    ("eval_num_samples", 2, "")):
+        value = t[field]
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"train.{field} must be an integer >= {minimum}{meaning}, got {value!r}")
+    if t.eval_every > 0:
+        # The in-training evaluation trains or loads the evaluate stage's judge.
+        evaluate.validate_judge_config(config)
     if t.r1_gamma < 0 or t.gp_weight < 0:
         raise ValueError("train.r1_gamma and train.gp_weight must be >= 0")
     parse_policy(t.diffaugment)
@@ -63,6 +82,9 @@ def validate_config(config) -> None:
         # The gradient penalty is per example; BatchNorm couples the examples
         # of a batch and invalidates it (Gulrajani et al., 2017, section 4).
         raise ValueError("train.loss='wgan_gp' needs model.d_norm 'layer' or 'none', not 'batch'")
+    networks.check_network_resolution(d.resolution, m.network_resolution)
+    if not 0 <= m.batch_norm_momentum < 1:
+        raise ValueError(f"model.batch_norm_momentum must be in [0, 1), got {m.batch_norm_momentum}")
     if m.latent_dim < 1 or m.g_width < 1 or m.d_width < 1:
         raise ValueError("model.latent_dim, model.g_width and model.d_width must be >= 1")
     if d.resolution not in networks.SUPPORTED_RESOLUTIONS:
@@ -168,7 +190,8 @@ def build_gan(config, *, resolution: int, channels: int, num_classes: int) -> ga
     generator, discriminator = networks.build_networks(
         config.model, resolution=resolution, channels=channels, num_classes=num_classes)
     model = gan_lib.GAN(generator, discriminator, latent_dim=config.model.latent_dim,
-                        num_classes=num_classes, ema_decay=config.train.ema_decay,
+                        num_classes=num_classes, ema_half_life_images=config.train.ema_half_life_images,
+                        ema_rampup=config.train.ema_rampup,
                         seed=config.train.seed)
     t = config.train
 
@@ -183,21 +206,71 @@ def build_gan(config, *, resolution: int, channels: int, num_classes: int) -> ga
     return model
 
 
-def load_generator(config, workdir) -> keras.Model:
-    """The trained generator (the EMA one when train.ema_decay > 0) from the workdir."""
+def _checkpoint_step(path: str) -> int:
+    # Both managers save with checkpoint_number=step: ".../ckpt-<step>".
+    return int(path.rsplit("-", 1)[1])
+
+
+def read_best_record(best_dir) -> dict | None:
+    """best/best.json when it describes the checkpoint in best/ (None if either is missing or they
+    disagree, e.g. after a crash between saving the checkpoint and writing the record)."""
+    best_dir = pathlib.Path(best_dir)
+    latest = tf.train.latest_checkpoint(str(best_dir))
+    path = best_dir / BEST_FILE
+    if latest is None or not path.exists():
+        return None
+    try:
+        record = io_utils.read_json(path)
+    except (OSError, ValueError) as e:
+        logging.warning("Ignoring unreadable %s: %s", path, e)
+        return None
+    if not isinstance(record, dict) or record.get("checkpoint") != os.path.basename(latest):
+        logging.warning("%s does not describe %s; ignoring it", path, latest)
+        return None
+    return record
+
+
+def generator_checkpoint(config, workdir) -> dict:
+    """Which checkpoint `load_generator` restores: the best by in-training FD (train/best/) when
+    train.eval_every > 0 and one exists, else the latest. {'checkpoint': kind, 'checkpoint_step',
+    'checkpoint_path', and 'in_training_eval' (best.json) for the best one}."""
+    train_dir = pathlib.Path(workdir) / "train"
+    best = tf.train.latest_checkpoint(str(train_dir / BEST_DIR)) if config.train.eval_every > 0 else None
+    if best is not None:
+        info = {"checkpoint": CHECKPOINT_BEST, "checkpoint_step": _checkpoint_step(best), "checkpoint_path": best}
+        record = read_best_record(train_dir / BEST_DIR)
+        if record is not None:
+            info["in_training_eval"] = record
+        return info
+    ckpt_dir = train_dir / "checkpoints"
+    latest = tf.train.latest_checkpoint(str(ckpt_dir))
+    if latest is None:
+        raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (run the train stage first)")
+    return {"checkpoint": CHECKPOINT_LATEST, "checkpoint_step": _checkpoint_step(latest), "checkpoint_path": latest}
+
+
+def load_generator_with_info(config, workdir) -> tuple[keras.Model, dict]:
+    """The trained generator (the EMA one when train.ema_half_life_images > 0) from the workdir's
+    best checkpoint (train.eval_every > 0) or latest one, and `generator_checkpoint`'s description."""
     workdir = pathlib.Path(workdir)
-    ingest_dir, ckpt_dir = workdir / "ingest", workdir / "train" / "checkpoints"
+    ingest_dir = workdir / "ingest"
     stats = input_pipeline.read_stats(ingest_dir)
     num_classes = resolve_num_classes(config, ingest_dir)
     generator, _ = networks.build_networks(
         config.model, resolution=stats["resolution"], channels=stats["channels"], num_classes=num_classes)
-    latest = tf.train.latest_checkpoint(str(ckpt_dir))
-    if latest is None:
-        raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (run the train stage first)")
-    key = "ema_generator" if config.train.ema_decay > 0 else "generator"
-    tf.train.Checkpoint(**{key: generator}).restore(latest).expect_partial().assert_existing_objects_matched()
-    logging.info("Restored %s from %s", key, latest)
-    return generator
+    info = generator_checkpoint(config, workdir)
+    key = "ema_generator" if config.train.ema_half_life_images > 0 else "generator"
+    path = info["checkpoint_path"]
+    tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
+    fd = info.get("in_training_eval", {}).get("frechet_distance")
+    logging.info("Restored %s of step %d (%s%s) from %s", key, info["checkpoint_step"], info["checkpoint"],
+                 f" {fd:.4g}" if fd is not None else "", path)
+    return generator, {**info, "generator": key}
+
+
+def load_generator(config, workdir) -> keras.Model:
+    """The generator of `load_generator_with_info`, without the description."""
+    return load_generator_with_info(config, workdir)[0]
 
 
 class _Sampler:
@@ -220,6 +293,124 @@ class _Sampler:
     def grid(self, model: gan_lib.GAN) -> np.ndarray:
         fake = model.sample(self.z, self.labels)
         return image_utils.make_grid(image_utils.to_uint8(fake), rows=self.rows)
+
+
+class InTrainingEvaluator:
+    """Scores the generator an export would hold with the evaluate stage's judge.
+
+    `GAN.sample` gives that generator: the EMA one, with BatchNorm statistics
+    re-estimated on its own weights, when EMA is on. The judge comes from
+    `evaluate.load_judge` (the domain classifier cached in <workdir>/judge/,
+    trained there first if absent), so this stage and the evaluate stage share
+    it; the real eval split is embedded once, here. Each call samples
+    `train.eval_num_samples` images from fixed latents and returns
+    {'frechet_distance', 'kid_mean', 'kid_std', 'num_samples', 'seconds'}.
+    """
+
+    def __init__(self, config, workdir, num_classes: int):
+        t, ev = config.train, config.evaluate
+        start = time.perf_counter()
+        real = evaluate.read_real_data(config, workdir)
+        judge = evaluate.load_judge(config, workdir, real)
+        self.scorer = evaluate.JudgeScorer(config, judge, real.eval_images)
+        self.judge_fingerprint = judge.fingerprint
+        self.num_samples = int(t.eval_num_samples)
+        self.batch_size = int(ev.sample_batch_size)
+        self.z = evaluate.sample_latents(self.num_samples, config.model.latent_dim, ev.seed)
+        self.labels = evaluate.balanced_labels(self.num_samples, num_classes, ev.seed) if num_classes else None
+        logging.info("In-training evaluation: %d samples every %d steps, judge %s (eval accuracy %.4f); "
+                     "ready in %.1f s", self.num_samples, t.eval_every, self.judge_fingerprint[:12],
+                     judge.eval_accuracy, time.perf_counter() - start)
+
+    def __call__(self, model: gan_lib.GAN) -> dict:
+        start = time.perf_counter()
+        fake = []
+        for i in range(0, self.num_samples, self.batch_size):
+            labels = None if self.labels is None else tf.constant(self.labels[i:i + self.batch_size])
+            images = model.sample(tf.constant(self.z[i:i + self.batch_size]), labels)
+            fake.append(image_utils.to_uint8(tf.cast(images, tf.float32)))
+        scores = self.scorer.score(np.concatenate(fake))
+        scores["seconds"] = time.perf_counter() - start
+        return scores
+
+
+def _chief_decision(strategy, value: bool) -> bool:
+    """The chief's `value` on every worker of a cluster. A collective: every worker calls it at
+    the same step, the others passing False."""
+    local = tf.constant(1.0 if value else 0.0)
+    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
+    return float(total) > 0
+
+
+class _BestCheckpoint:
+    """In-training evaluations: TensorBoard scalars and a log line each, and the checkpoint with
+    the lowest FD in <out>/best/ (its own CheckpointManager, max_to_keep=1) with best.json.
+
+    Only the chief scores and writes; its decision to save is shared with the other workers of a
+    cluster, which save into their scratch directories (a save may need collectives). A resumed
+    run starts from best.json, so a worse later evaluation never replaces a better earlier one.
+    """
+
+    def __init__(self, config, strategy, checkpoint, out_dir, evaluator: InTrainingEvaluator | None, chief):
+        self.every = int(config.train.eval_every)
+        self.strategy, self.evaluator, self.chief = strategy, evaluator, chief
+        self.multi_worker = config.train.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1
+        self.dir = pathlib.Path(out_dir) / BEST_DIR
+        self.manager = tf.train.CheckpointManager(checkpoint, str(self.dir), max_to_keep=1, checkpoint_name="ckpt")
+        self.best = self._previous_best() if chief else None
+        self.seconds = 0.0
+
+    def _previous_best(self) -> dict | None:
+        record = read_best_record(self.dir)
+        if record is None:
+            if self.manager.latest_checkpoint:
+                logging.warning("%s has no matching %s; the next evaluation replaces its checkpoint",
+                                self.dir, BEST_FILE)
+            return None
+        if (record.get("judge_fingerprint"), record.get("num_samples")) != (
+                self.evaluator.judge_fingerprint, self.evaluator.num_samples):
+            logging.warning("The best checkpoint so far (step %s) was scored with another judge or sample "
+                            "count; not comparable, so the next evaluation replaces it", record.get("step"))
+            return None
+        logging.info("Best checkpoint so far: step %d, FD %.4g", record["step"], record["frechet_distance"])
+        return record
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return step % self.every == 0 or step == total_steps
+
+    def evaluate(self, model: gan_lib.GAN, step: int, writer) -> None:
+        start = time.perf_counter()
+        # Every worker re-estimates the EMA generator's BatchNorm statistics (deterministic), so
+        # what the workers save agrees with what the chief scored.
+        model.refresh_ema_batch_norm()
+        improved = False
+        if self.chief:
+            scores = self.evaluator(model)
+            fd, kid = scores["frechet_distance"], scores["kid_mean"]
+            improved = math.isfinite(fd) and (self.best is None or fd < self.best["frechet_distance"])
+            with writer.as_default(step=step):
+                tf.summary.scalar("eval/frechet_distance", fd)
+                tf.summary.scalar("eval/kid_mean", kid)
+            logging.info("eval step %d: FD %.4g  KID %.4g  (%d samples, %.1f s)  %s", step, fd, kid,
+                         scores["num_samples"], scores["seconds"],
+                         "new best" if improved else
+                         f"best: step {self.best['step']}, FD {self.best['frechet_distance']:.4g}")
+        if self.multi_worker:
+            improved = _chief_decision(self.strategy, improved)
+        if improved:
+            path = self.manager.save(checkpoint_number=step)
+            if self.chief:
+                self.best = {"step": step, "frechet_distance": fd, "kid_mean": kid,
+                             "num_samples": scores["num_samples"], "judge_fingerprint": self.evaluator.judge_fingerprint,
+                             "checkpoint": os.path.basename(path)}
+                io_utils.atomic_write_json(self.dir / BEST_FILE, self.best)
+        self.seconds += time.perf_counter() - start
+
+    def summary(self) -> dict:
+        best = self.best or {}
+        return {"best_step": best.get("step"), "best_frechet_distance": best.get("frechet_distance"),
+                "best_checkpoint": self.manager.latest_checkpoint if best else None,
+                "eval_seconds": round(self.seconds, 1)}
 
 
 def _flat_hparams(config) -> dict:
@@ -256,6 +447,9 @@ def run_train(config, workdir) -> dict:
             "or train on GPUs")
     input_pipeline.verify_shards(ingest_dir, "train", train_count)
     num_classes = resolve_num_classes(config, ingest_dir)
+    # The judge is loaded (or trained, the first time) before the first step, outside the
+    # strategy's scope and the mixed-precision policy, exactly as the evaluate stage builds it.
+    evaluator = InTrainingEvaluator(config, workdir, num_classes) if t.eval_every > 0 and chief else None
 
     # Non-chief workers write to a scratch directory they delete afterwards.
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix="gan-worker-"))
@@ -280,6 +474,8 @@ def run_train(config, workdir) -> dict:
             chief_latest = tf.train.latest_checkpoint(str(train_dir / "checkpoints"))
             if chief_latest:
                 checkpoint.restore(chief_latest).assert_existing_objects_matched()
+        keeper = (_BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
+                  if t.eval_every > 0 else None)
         start = int(model.step.numpy())
         if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
             _check_workers_start_together(strategy, start, train_dir / "checkpoints")
@@ -287,13 +483,28 @@ def run_train(config, workdir) -> dict:
             logging.info("Resuming from step %d (checkpoint %s)", start,
                          manager.latest_checkpoint or "of the chief")
         summary = _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir,
-                              num_classes, start, chief)
+                              num_classes, start, chief, keeper)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
     summary.update(num_classes=num_classes, replicas=strategy.num_replicas_in_sync, chief=chief)
     return summary
+
+
+def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
+    """The train split as the strategy's per-replica batches, shuffled from `start`."""
+    t = config.train
+
+    def dataset_fn(input_context):
+        # Reseeding with the start step keeps a resumed run from replaying the
+        # order it already trained on.
+        return input_pipeline.make_dataset(
+            ingest_dir, "train", resolution=config.data.resolution, channels=config.data.channels,
+            global_batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer, seed=t.seed + start,
+            input_context=input_context)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
 
 
 def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False):
@@ -325,22 +536,13 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
 
 
 def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir, num_classes,
-                start, chief) -> dict:
+                start, chief, keeper: _BestCheckpoint | None = None) -> dict:
     t = config.train
     total_steps = t.steps
     writer = tf.summary.create_file_writer(str(logs_dir)) if chief else tf.summary.create_noop_writer()
     sampler = _Sampler(config, num_classes)
 
-    def dataset_fn(input_context):
-        # Reseeding with the start step keeps a resumed run from replaying the
-        # order it already trained on.
-        return input_pipeline.make_dataset(
-            ingest_dir, "train", resolution=config.data.resolution, channels=config.data.channels,
-            global_batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer, seed=t.seed + start,
-            input_context=input_context)
-
-    dataset = strategy.distribute_datasets_from_function(dataset_fn)
-    iterator = iter(dataset)
+    iterator = iter(make_distributed_dataset(config, strategy, ingest_dir, start))
 
     run_steps = make_train_steps(strategy, model, jit_compile=t.jit_compile)
 
@@ -358,9 +560,10 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
             if chief:
                 image_utils.save_png(samples_dir / "real.png", real_grid)
 
+    periods = (t.log_every, t.sample_every, t.checkpoint_every) + ((t.eval_every,) if keeper else ())
+
     def next_event(step):
-        return min(total_steps, *((step // every + 1) * every
-                                  for every in (t.log_every, t.sample_every, t.checkpoint_every)))
+        return min(total_steps, *((step // every + 1) * every for every in periods))
 
     step = start
     window_start, window_step = time.perf_counter(), step
@@ -400,9 +603,13 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
                 tf.summary.histogram("discriminator/logits_fake", model.discriminate(fake, sampler.labels))
             if chief:
                 image_utils.save_png(samples_dir / f"step_{step:07d}.png", grid)
+        if keeper is not None and keeper.due(step, total_steps):
+            keeper.evaluate(model, step, writer)
         if step % t.checkpoint_every == 0 or step == total_steps:
             # Every worker saves (the save may need collectives); non-chiefs
-            # write into their scratch directory.
+            # write into their scratch directory. The EMA generator is saved
+            # with BatchNorm statistics of its own weights.
+            model.refresh_ema_batch_norm()
             manager.save(checkpoint_number=step)
     writer.flush()
     samples = sorted(samples_dir.glob("step_*.png"))
@@ -413,4 +620,6 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
         "latest_checkpoint": manager.latest_checkpoint,
         "latest_samples": str(samples[-1]) if samples else None,
         "last_window_metrics": results,
+        **(keeper.summary() if keeper is not None else
+           {"best_step": None, "best_frechet_distance": None, "best_checkpoint": None}),
     }

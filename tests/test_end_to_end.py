@@ -99,6 +99,13 @@ def test_run_prints_where_the_artifacts_are(smoke_workdir):
     assert str(smoke_workdir / "train" / "logs") in out
     assert str(smoke_workdir / "export" / "generator" / "1") in out
     assert "tensorboard --logdir" in out
+    # How good the model is, on the scale metrics.json gives (train.eval_every=0: the latest checkpoint).
+    metrics = json.loads((smoke_workdir / "evaluate" / "metrics.json").read_text())
+    assert f"Model quality:      {metrics['summary']}" in out
+    assert "real-data floor" in metrics["summary"] and "noise" in metrics["summary"]
+    assert (metrics["model"]["checkpoint"], metrics["model"]["checkpoint_step"]) == ("latest", 300)
+    info = json.loads((smoke_workdir / "export" / "generator" / "1" / "assets.extra" / "model_info.json").read_text())
+    assert (info["checkpoint"], info["checkpoint_step"]) == ("latest", 300)
 
 
 def test_saved_model_generates_in_a_process_that_does_not_import_the_project(smoke_workdir, tmp_path):
@@ -140,12 +147,18 @@ def test_conditional_pipeline_end_to_end(tmp_path):
 
     workdir = tmp_path / "cond"
     run_pipeline(workdir, "--config.model.conditional=True", "--config.model.conditioning=conditional_batch_norm",
-                 "--config.train.loss=hinge", "--config.train.steps=100", "--config.train.sample_every=100")
+                 "--config.train.loss=hinge", "--config.train.steps=100", "--config.train.sample_every=100",
+                 "--config.train.eval_every=50", "--config.train.eval_num_samples=200")
     # One row per class, at least 8 samples each: 10 rows of 16x16 tiles with 2px padding.
     grid = Image.open(workdir / "train" / "samples" / "step_0000100.png")
     assert grid.size == (8 * 18 + 2, 10 * 18 + 2)
     metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
     assert np.isfinite(metrics["intra_frechet_distance"])
+    # In-training evaluation of the conditional generator (balanced labels) picked the checkpoint.
+    best = json.loads((workdir / "train" / "best" / "best.json").read_text())
+    assert best["step"] in (50, 100) and best["num_samples"] == 200
+    assert (metrics["model"]["checkpoint"], metrics["model"]["checkpoint_step"]) == (
+        "best by in-training FD", best["step"])
     assert 0.0 <= metrics["generated_label_accuracy"] <= 1.0
     model = tf.saved_model.load(str(workdir / "export" / "generator" / "1"))
     out = model.signatures["serving_default"](z=tf.zeros([3, 16]), label=tf.constant([0, 5, 9]))

@@ -16,7 +16,7 @@ import tensorflow as tf
 from sklearn import datasets
 
 from configs import default
-from gan_keras import feature_extractors, images
+from gan_keras import feature_extractors, images, reference_scores
 from pipeline import evaluate
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -148,19 +148,20 @@ def memorizer_generator(train_x, train_y, conditional, latent_dim=8, per_class=4
 
 @pytest.fixture
 def fake_train(monkeypatch):
-    """Installs a pipeline.train.load_generator returning `holder['generator']`."""
-    holder = {}
+    """Installs a pipeline.train.load_generator_with_info returning `holder['generator']`
+    (and `holder['checkpoint']`, a description of the checkpoint it came from)."""
+    holder = {"checkpoint": {"checkpoint": "latest", "checkpoint_step": 300, "checkpoint_path": "ckpt-300"}}
 
-    def load_generator(config, workdir):
-        return holder["generator"]
+    def load_generator_with_info(config, workdir):
+        return holder["generator"], dict(holder["checkpoint"])
 
     try:
         from pipeline import train
-        monkeypatch.setattr(train, "load_generator", load_generator)
+        monkeypatch.setattr(train, "load_generator_with_info", load_generator_with_info)
     except ImportError:
         import pipeline
         module = types.ModuleType("pipeline.train")
-        module.load_generator = load_generator
+        module.load_generator_with_info = load_generator_with_info
         monkeypatch.setitem(sys.modules, "pipeline.train", module)
         monkeypatch.setattr(pipeline, "train", module, raising=False)
     return holder
@@ -184,8 +185,7 @@ def test_read_split_decodes_ingested_records(labelled):
 def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
     workdir, (train_x, train_y, _, _) = labelled
     config = small_config()
-    cache = workdir / "evaluate" / "classifier"
-    kw = {"conditional": False, "classifier_dir": cache}
+    kw = {"conditional": False}
     good = evaluate.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), **kw)
     noise = evaluate.compute_metrics(config, workdir, noise_fn, **kw)
     collapsed = evaluate.compute_metrics(config, workdir, collapsed_fn(train_x), **kw)
@@ -215,11 +215,11 @@ def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
 def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path, monkeypatch):
     workdir, (train_x, train_y, _, _) = labelled
     config = small_config()
-    cache = workdir / "evaluate" / "classifier"
+    cache = workdir / "judge"
     sample_fn = real_plus_noise_fn(train_x, train_y)
-    first = evaluate.compute_metrics(config, workdir, sample_fn, conditional=False, classifier_dir=cache)
+    first = evaluate.compute_metrics(config, workdir, sample_fn, conditional=False)
     mtime = (cache / feature_extractors.CLASSIFIER_MODEL_FILE).stat().st_mtime_ns
-    second = evaluate.compute_metrics(config, workdir, sample_fn, conditional=False, classifier_dir=cache)
+    second = evaluate.compute_metrics(config, workdir, sample_fn, conditional=False)
     assert (cache / feature_extractors.CLASSIFIER_MODEL_FILE).stat().st_mtime_ns == mtime
     assert second["frechet_distance"] == pytest.approx(first["frechet_distance"], rel=1e-6)
     assert second["extractor_fingerprint"] == first["extractor_fingerprint"]
@@ -228,7 +228,7 @@ def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path
     # (Retraining is intercepted: the decision is what is tested, not training.)
     other = tmp_path / "work"
     shutil.copytree(workdir / "ingest", other / "ingest")
-    shutil.copytree(cache, other / "evaluate" / "classifier")
+    shutil.copytree(cache, other / "judge")
     write_ingest(other, num_train=1000)
     retrained = []
 
@@ -238,13 +238,12 @@ def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path
 
     monkeypatch.setattr(feature_extractors.DomainClassifier, "_train", classmethod(spy))
     with pytest.raises(_Retrained):
-        evaluate.compute_metrics(config, other, sample_fn, conditional=False,
-                                 classifier_dir=other / "evaluate" / "classifier")
+        evaluate.compute_metrics(config, other, sample_fn, conditional=False)
     assert retrained == [1000]
     # A changed recipe (here: more epochs) retrains too.
     config.evaluate.classifier_epochs = 50
     with pytest.raises(_Retrained):
-        evaluate.compute_metrics(config, workdir, sample_fn, conditional=False, classifier_dir=cache)
+        evaluate.compute_metrics(config, workdir, sample_fn, conditional=False)
 
 
 class _Retrained(Exception):
@@ -269,6 +268,14 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
     assert list((out / "logs").glob("events.out.tfevents.*"))
     assert evaluate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
+    # Which checkpoint was scored, and a line a person can read.
+    assert on_disk["model"]["checkpoint_step"] == 300 and on_disk["model"]["checkpoint"] == "latest"
+    assert on_disk["summary"] == evaluate.quality_summary(on_disk)
+    assert on_disk["summary"].startswith(f"FD {evaluate._number(on_disk['frechet_distance'])}: real-data floor ")
+    assert "checkpoint step 300 (latest)" in on_disk["summary"]
+    # The packaged reference list has nothing for this judge: said in one field.
+    assert "reference_models" not in on_disk["references"]
+    assert on_disk["extractor_fingerprint"][:12] in on_disk["references_note"]
 
     # Threshold below the measured value: rejected, and the export gate agrees.
     config.evaluate.threshold = metrics["frechet_distance"] / 2
@@ -293,8 +300,8 @@ def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path)
     src, (train_x, train_y, _, _) = labelled
     workdir = tmp_path / "work"
     shutil.copytree(src / "ingest", workdir / "ingest")
-    if (src / "evaluate" / "classifier").exists():
-        shutil.copytree(src / "evaluate" / "classifier", workdir / "evaluate" / "classifier")
+    if (src / "judge").exists():
+        shutil.copytree(src / "judge", workdir / "judge")
     fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
     config = small_config()
     out = workdir / "evaluate"
@@ -366,7 +373,7 @@ def test_unlabelled_data_uses_a_rotation_classifier(tmp_path):
     config = small_config()
     config.evaluate.classifier_min_steps = 150
     metrics = evaluate.compute_metrics(config, tmp_path, real_plus_noise_fn(train_x, np.zeros(len(train_x))),
-                                       conditional=False, classifier_dir=tmp_path / "evaluate" / "classifier")
+                                       conditional=False)
     assert metrics["classifier"]["mode"] == "rotation"
     assert "rotation" in metrics["classifier"]["task"]
     assert metrics["classifier_score"] is None and "rotation" in metrics["classifier_score_note"]
@@ -412,8 +419,7 @@ def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_networ
         feature_extractors.InceptionV3Extractor(str(tmp_path / "missing.h5"))
     config = small_config()
     config.evaluate.extractor = "inception_v3"
-    metrics = evaluate.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False,
-                                       classifier_dir=workdir / "evaluate" / "classifier")
+    metrics = evaluate.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False)
     assert metrics["extractor"] == "domain_classifier"
     assert "inception_v3" in metrics["skipped_extractors"]
 
@@ -458,8 +464,8 @@ def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_pa
     src, (train_x, train_y, _, _) = labelled
     workdir = tmp_path / "work"
     shutil.copytree(src / "ingest", workdir / "ingest")
-    if (src / "evaluate" / "classifier").exists():  # same data and recipe: reused, not retrained
-        shutil.copytree(src / "evaluate" / "classifier", workdir / "evaluate" / "classifier")
+    if (src / "judge").exists():  # same data and recipe: reused, not retrained
+        shutil.copytree(src / "judge", workdir / "judge")
     base = workdir / "export" / "generator"
     good = _Exported(memorizer_generator(train_x, train_y, conditional=False))
     tf.saved_model.save(good, str(base / "2"), signatures={"serving_default": good.serve})
@@ -477,3 +483,67 @@ def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_pa
     assert written["model"]["version"] == 2 and written["model"]["latent_dim"] == 8
     assert written["num_samples"] == NUM_SAMPLES
     assert written["frechet_distance"] < written["references"]["noise_ceiling"]["frechet_distance"]
+
+
+# ----------------------------------------------------------------------------
+# Reference scores and the one-line summary
+# ----------------------------------------------------------------------------
+
+def _reference(fingerprint="judge-a", num_samples=5000, fd=8.3, **extra):
+    return {"judge_fingerprint": fingerprint, "num_samples": num_samples, "name": "article DCGAN",
+            "images": 300_000, "frechet_distance": fd, "frechet_distance_std": 0.4, "seeds": 3,
+            "command": "python -m benchmarks.quality", **extra}
+
+
+def test_reference_lookup_matches_judge_fingerprint_and_sample_count_only(tmp_path):
+    entries = [_reference(), _reference(fingerprint="judge-b"), _reference(num_samples=10_000),
+               _reference(fd=48.9, images=60_000)]
+    path = tmp_path / "reference_scores.json"
+    path.write_text(json.dumps(entries))
+    assert reference_scores.lookup("judge-a", 5000, path) == [entries[0], entries[3]]
+    assert reference_scores.lookup("judge-b", 5000, path) == [entries[1]]
+    assert reference_scores.lookup("judge-a", 10_000, path) == [entries[2]]
+    assert reference_scores.lookup("judge-c", 5000, path) == []
+    # The packaged file is valid (and ships empty until benchmarks.quality fills it).
+    assert isinstance(reference_scores.load(), list)
+    path.write_text(json.dumps([{"name": "x"}]))
+    with pytest.raises(ValueError, match="entry 0 lacks judge_fingerprint"):
+        reference_scores.lookup("judge-a", 5000, path)
+
+
+def _metrics(fd, references=(), model=None):
+    return {"frechet_distance": fd, "num_samples": 5000, "extractor": "domain_classifier",
+            "references": {"real_floor": {"frechet_distance": 0.32}, "noise_ceiling": {"frechet_distance": 95.4},
+                           **({"reference_models": list(references)} if references else {})},
+            "model": model or {}}
+
+
+def test_summary_places_the_model_between_floor_references_and_noise():
+    line = evaluate.quality_summary(_metrics(7.9, [_reference(), _reference(fd=48.9, images=60_000)],
+                                             {"checkpoint": "best by in-training FD", "checkpoint_step": 3500}))
+    assert line.startswith("FD 7.9: real-data floor 0.32, article DCGAN (300k images) 8.3, "
+                           "article DCGAN (60k images) 48.9, noise 95.4; ")
+    assert "0.95x the article DCGAN (300k images), 0.16x the article DCGAN (60k images)" in line
+    assert "checkpoint step 3500 (best by in-training FD), 5000 samples" in line
+    line = evaluate.quality_summary(_metrics(7.9))
+    assert line.startswith("FD 7.9: real-data floor 0.32, noise 95.4; no reference generator")
+
+
+def test_metrics_carry_the_reference_scores_of_the_same_judge(labelled, fake_train, tmp_path, monkeypatch):
+    src, (train_x, train_y, _, _) = labelled
+    workdir = tmp_path / "work"
+    shutil.copytree(src / "ingest", workdir / "ingest")
+    if (src / "judge").exists():
+        shutil.copytree(src / "judge", workdir / "judge")
+    fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
+    config = small_config()
+    judge = evaluate.load_judge(config, workdir)
+    entries = [_reference(judge.fingerprint, NUM_SAMPLES, fd=2.0), _reference(judge.fingerprint, 5000),
+               _reference("another judge", NUM_SAMPLES)]
+    monkeypatch.setattr(reference_scores, "load", lambda path=None: entries)
+    metrics = evaluate.run_evaluate(config, workdir, workdir / "evaluate")
+    assert metrics["references"]["reference_models"] == entries[:1]
+    assert "references_note" not in metrics
+    assert "article DCGAN (300k images) 2" in metrics["summary"]
+    assert f"{metrics['frechet_distance'] / 2.0:.2g}x the article DCGAN" in metrics["summary"]
+    assert json.loads((workdir / "evaluate" / "metrics.json").read_text())["summary"] == metrics["summary"]

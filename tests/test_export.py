@@ -112,6 +112,13 @@ def test_bad_asset_name_rejected(tmp_path, bad):
     assert gan_export.list_versions(tmp_path / "g") == []
 
 
+def test_model_info_cannot_replace_derived_fields(tmp_path):
+    with pytest.raises(ValueError, match="latent_dim"):
+        gan_export.export_generator(tiny_generator(False), tmp_path, latent_dim=LATENT,
+                                    model_info={"latent_dim": 3})
+    assert gan_export.list_versions(tmp_path) == []
+
+
 def test_bad_arguments_rejected(tmp_path):
     with pytest.raises(ValueError, match="latent_dim"):
         gan_export.export_generator(tiny_generator(False), tmp_path / "g", latent_dim=0)
@@ -264,12 +271,13 @@ def fake_train(monkeypatch):
 
     calls = []
 
-    def load_generator(config, workdir):
+    def load_generator_with_info(config, workdir):
         calls.append(pathlib.Path(workdir))
-        return tiny_generator(config.model.conditional, config.model.latent_dim)
+        return (tiny_generator(config.model.conditional, config.model.latent_dim),
+                {"checkpoint": "best by in-training FD", "checkpoint_step": 1200, "checkpoint_path": "ckpt-1200"})
 
     module = types.ModuleType("pipeline.train")
-    module.load_generator = load_generator
+    module.load_generator_with_info = load_generator_with_info
     monkeypatch.setitem(sys.modules, "pipeline.train", module)
     import pipeline
 
@@ -294,6 +302,11 @@ def test_stage_exports_blessed_model(tmp_path, fake_train):
     path = pathlib.Path(summary["path"])
     assert path == tmp_path / "export" / "generator" / "1"
     assert json.loads((path / "assets.extra" / "evaluation.json").read_text()) == metrics
+    # Which training checkpoint the export holds, next to what the exporter derives.
+    info = json.loads((path / "assets.extra" / "model_info.json").read_text())
+    assert info["checkpoint_step"] == 1200 and info["checkpoint"] == "best by in-training FD"
+    assert info["latent_dim"] == LATENT
+    assert summary["checkpoint_step"] == 1200
     assert fake_train == [tmp_path]
     summary = export_stage.run_export(_config(), tmp_path, tmp_path / "export")
     assert summary["version"] == 2

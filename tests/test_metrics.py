@@ -143,6 +143,11 @@ def test_precision_recall_half_coverage():
     precision, recall = metrics.precision_recall(real, fake, k=3)
     assert precision > 0.9
     assert 0.45 < recall < 0.55
+    # The real radii, computed once for several fake sets, give the same answer.
+    radii = metrics.knn_radii(real, 3)
+    assert metrics.precision_recall(real, fake, k=3, real_radii=radii) == (precision, recall)
+    with pytest.raises(ValueError, match="one radius per real row"):
+        metrics.precision_recall(real, fake, k=3, real_radii=radii[:10])
 
 
 def test_precision_recall_blocked_computation_matches_dense(monkeypatch):

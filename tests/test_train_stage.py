@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import shutil
 import signal
 import socket
@@ -140,3 +141,151 @@ def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ----------------------------------------------------------------------------
+# In-training evaluation and the best checkpoint (train.eval_every)
+# ----------------------------------------------------------------------------
+
+def _scalars(logdir, tag):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    acc.Reload()
+    if tag not in acc.Tags()["tensors"]:
+        return {}
+    return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
+
+
+def test_in_training_evaluation_logs_scores_keeps_the_best_and_shares_the_judge(smoke_workdir, tmp_path):
+    from pipeline import evaluate
+
+    workdir = _fresh_workdir(smoke_workdir, tmp_path)
+    config = smoke.get_config()
+    config.train.steps = 40
+    config.train.eval_every = 20
+    config.train.eval_num_samples = 200
+    config.train.log_every = config.train.checkpoint_every = config.train.sample_every = 20
+    summary = train.run_train(config, workdir)
+
+    # The judge was trained before the first step and cached where the evaluate stage looks.
+    judge_info = json.loads((workdir / "judge" / "classifier.json").read_text())
+    fds = _scalars(workdir / "train" / "logs", "eval/frechet_distance")
+    kids = _scalars(workdir / "train" / "logs", "eval/kid_mean")
+    assert sorted(fds) == [20, 40] and sorted(kids) == [20, 40]
+    assert all(np.isfinite(v) and v >= 0 for v in fds.values())
+
+    best = json.loads((workdir / "train" / "best" / "best.json").read_text())
+    best_step = min(fds, key=fds.get)
+    assert best["step"] == best_step and best["frechet_distance"] == pytest.approx(fds[best_step], rel=1e-5)
+    assert best["kid_mean"] == pytest.approx(kids[best_step], rel=1e-4, abs=1e-6)
+    assert best["num_samples"] == 200 and best["judge_fingerprint"] == judge_info["fingerprint"]
+    assert tf.train.latest_checkpoint(str(workdir / "train" / "best")).endswith(f"ckpt-{best_step}")
+    assert summary["best_step"] == best_step
+    assert summary["best_frechet_distance"] == pytest.approx(best["frechet_distance"])
+
+    # Evaluate restores that checkpoint, says so, and reuses the cached judge (no retraining).
+    _, info = train.load_generator_with_info(config, workdir)
+    assert info["checkpoint"] == "best by in-training FD" and info["checkpoint_step"] == best_step
+    judge_mtime = (workdir / "judge" / "classifier.keras").stat().st_mtime_ns
+    metrics = evaluate.run_evaluate(config, workdir, workdir / "evaluate")
+    assert (workdir / "judge" / "classifier.keras").stat().st_mtime_ns == judge_mtime
+    assert metrics["extractor_fingerprint"] == best["judge_fingerprint"]
+    assert metrics["model"]["checkpoint_step"] == best_step
+    assert metrics["model"]["checkpoint"] == "best by in-training FD"
+    assert f"checkpoint step {best_step} (best by in-training FD)" in metrics["summary"]
+
+
+class _ScriptedEvaluator:
+    """Stands in for train.InTrainingEvaluator: returns the FDs of `fds` in turn."""
+
+    fds: list = []
+    calls: list = []
+
+    def __init__(self, config, workdir, num_classes):
+        self.judge_fingerprint = "scripted-judge"
+        self.num_samples = int(config.train.eval_num_samples)
+
+    def __call__(self, model):
+        fd = self.fds.pop(0)
+        self.calls.append((int(model.step.numpy()), fd))
+        return {"frechet_distance": fd, "kid_mean": fd / 100, "kid_std": 0.0,
+                "num_samples": self.num_samples, "seconds": 0.0}
+
+
+def _generator_weights(config, checkpoint_path):
+    generator = train.load_generator(config, pathlib.Path(checkpoint_path).parents[2])
+    tf.train.Checkpoint(ema_generator=generator).restore(checkpoint_path).expect_partial()
+    return generator.get_weights()
+
+
+def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdir, tmp_path, monkeypatch):
+    workdir = _fresh_workdir(smoke_workdir, tmp_path)
+    monkeypatch.setattr(train, "InTrainingEvaluator", _ScriptedEvaluator)
+    monkeypatch.setattr(_ScriptedEvaluator, "calls", [])
+    config = smoke.get_config()
+    config.train.eval_every = 10
+    config.train.eval_num_samples = 100
+    config.train.log_every = config.train.checkpoint_every = config.train.sample_every = 10
+    config.train.keep_checkpoints = 10
+    best_dir, ckpt_dir = workdir / "train" / "best", workdir / "train" / "checkpoints"
+
+    config.train.steps = 30
+    monkeypatch.setattr(_ScriptedEvaluator, "fds", [5.0, 3.0, 4.0])
+    summary = train.run_train(config, workdir)
+    assert [step for step, _ in _ScriptedEvaluator.calls] == [10, 20, 30]
+    best = json.loads((best_dir / "best.json").read_text())
+    assert (best["step"], best["frechet_distance"], best["num_samples"]) == (20, 3.0, 100)
+    assert best["judge_fingerprint"] == "scripted-judge" and best["checkpoint"] == "ckpt-20"
+    assert (summary["best_step"], summary["best_frechet_distance"]) == (20, 3.0)
+    assert sorted(p.name for p in best_dir.glob("ckpt-*.index")) == ["ckpt-20.index"]
+    # The best checkpoint holds the state of step 20, not of a later step.
+    _, info = train.load_generator_with_info(config, workdir)
+    assert (info["checkpoint"], info["checkpoint_step"]) == ("best by in-training FD", 20)
+    assert info["in_training_eval"]["frechet_distance"] == 3.0
+    for a, b in zip(train.load_generator(config, workdir).get_weights(),
+                    _generator_weights(config, str(ckpt_dir / "ckpt-20")), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    # A resumed run starts from best.json: a worse FD does not replace the best one.
+    config.train.steps = 40
+    monkeypatch.setattr(_ScriptedEvaluator, "fds", [3.5])
+    summary = train.run_train(config, workdir)
+    assert _ScriptedEvaluator.calls[-1] == (40, 3.5)
+    assert json.loads((best_dir / "best.json").read_text())["step"] == 20
+    assert summary["best_step"] == 20 and summary["start_step"] == 30
+    assert tf.train.latest_checkpoint(str(best_dir)).endswith("ckpt-20")
+
+    # A better one does, and only one best checkpoint is kept.
+    config.train.steps = 50
+    monkeypatch.setattr(_ScriptedEvaluator, "fds", [2.5])
+    assert train.run_train(config, workdir)["best_step"] == 50
+    assert sorted(p.name for p in best_dir.glob("ckpt-*.index")) == ["ckpt-50.index"]
+    assert json.loads((best_dir / "best.json").read_text())["frechet_distance"] == 2.5
+
+    # With in-training evaluation off, nothing changes from before: the latest checkpoint.
+    config.train.eval_every = 0
+    assert train.generator_checkpoint(config, workdir)["checkpoint"] == "latest"
+    config.train.steps = 60
+    summary = train.run_train(config, workdir)
+    assert _ScriptedEvaluator.calls[-1][0] == 50 and summary["best_step"] is None
+    _, info = train.load_generator_with_info(config, workdir)
+    assert (info["checkpoint"], info["checkpoint_step"]) == ("latest", 60)
+    assert json.loads((best_dir / "best.json").read_text())["step"] == 50
+
+
+def test_eval_fields_are_validated_naming_the_field():
+    for field, value, match in [("eval_every", -1, "train.eval_every"),
+                                ("eval_num_samples", 1, "train.eval_num_samples"),
+                                ("eval_num_samples", 0, "train.eval_num_samples")]:
+        config = smoke.get_config()
+        config.train[field] = value
+        with pytest.raises(ValueError, match=match):
+            train.validate_config(config)
+    # In-training evaluation uses the evaluate section's judge settings: checked up front too.
+    config = smoke.get_config()
+    config.evaluate.classifier_epochs = 0
+    train.validate_config(config)  # not used while eval_every = 0
+    config.train.eval_every = 100
+    with pytest.raises(ValueError, match="config.evaluate.classifier_epochs"):
+        train.validate_config(config)
