@@ -45,8 +45,8 @@ from absl import app, flags, logging
 
 from benchmarks import article_dcgan
 from configs import fashion_mnist
-from gan_keras import feature_extractors, input_pipeline, io_utils, metrics, reference_scores
-from pipeline import runner, train
+from gan_keras import io_utils, reference_scores
+from pipeline import evaluate, runner, train
 
 _ROWS = flags.DEFINE_list("rows", ["article_dcgan", "previous_default", "default"],
                           "Rows to run, in order: article_dcgan, previous_default, default, or candidate names.")
@@ -60,7 +60,6 @@ _SNAPSHOT_IMAGES = flags.DEFINE_integer("snapshot_images", 60_000, "And every th
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "Generated images per score.")
 _DATA = flags.DEFINE_string("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX directory.")
 _OUT_DIR = flags.DEFINE_string("out_dir", "runs/quality", "Cache, table and plot.")
-_JUDGE_EPOCHS = flags.DEFINE_integer("judge_epochs", 5, "Epochs of the judge's training.")
 _JUDGE_MIN_ACCURACY = flags.DEFINE_float("judge_min_accuracy", 0.90,
                                          "The judge must reach this test accuracy, or the run stops.")
 _RERUN = flags.DEFINE_bool("rerun", False, "Ignore cached row results.")
@@ -175,59 +174,57 @@ class ProjectContestant:
         return self._sample(self.model.generator, num, seed)
 
 
-class Judge:
-    """Judge-feature Frechet distance to the real test split."""
-
-    def __init__(self, classifier, test_images):
-        self.classifier = classifier
-        self.real_stats = metrics.gaussian_statistics(classifier.features(test_images))
-
-    def fd(self, images) -> float:
-        mu, sigma = metrics.gaussian_statistics(self.classifier.features(images))
-        return metrics.frechet_distance_from_statistics(mu, sigma, *self.real_stats)
+def benchmark_config(data_dir: str):
+    config = fashion_mnist.get_config()
+    config.data.source = f"idx:{data_dir}"
+    return config
 
 
 def prepare_data(out_dir: pathlib.Path, data_dir: str) -> pathlib.Path:
-    """Fashion-MNIST through the pipeline's ingest stage (cached like any pipeline run)."""
-    config = fashion_mnist.get_config()
-    config.data.source = f"idx:{data_dir}"
-    runner.Runner(config, out_dir / "data").run(["ingest"])
-    return out_dir / "data" / "ingest"
+    """A pipeline workdir with Fashion-MNIST through the pipeline's ingest stage (cached like any run)."""
+    workdir = out_dir / "data"
+    runner.Runner(benchmark_config(data_dir), workdir).run(["ingest"])
+    return workdir
 
 
-def load_judge(out_dir, ingest_dir, epochs, min_accuracy) -> tuple[Judge, dict, np.ndarray]:
-    train_images, train_labels = input_pipeline.load_images(ingest_dir, "train", resolution=28, channels=1)
-    test_images, test_labels = input_pipeline.load_images(ingest_dir, "eval", resolution=28, channels=1)
-    classifier = feature_extractors.DomainClassifier.train_or_load(
-        out_dir / "judge", train_images, train_labels, test_images, test_labels,
-        data_fingerprint=runner.output_fingerprint(ingest_dir, "ingest"), epochs=epochs, batch_size=128,
-        seed=0, log=logging.info)
-    if classifier.eval_accuracy < min_accuracy:
-        raise SystemExit(f"the judge reached {classifier.eval_accuracy:.4f} test accuracy, below the required "
-                         f"{min_accuracy}; raise --judge_epochs")
-    judge = Judge(classifier, test_images)
-    rng = np.random.default_rng(0)
-    n = _NUM_SAMPLES.value
-    references = {
-        "judge_fingerprint": classifier.fingerprint,
-        "judge_test_accuracy": classifier.eval_accuracy,
-        "real_floor": judge.fd(train_images[rng.permutation(len(train_images))[:n]]),
-        "noise_ceiling": judge.fd(rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)),
-    }
-    return judge, references, train_images
+class Judge:
+    """The evaluate stage's judge for the demo config (same recipe, so the same fingerprint as a
+    demo run's metrics.json), scoring against the whole real test split."""
+
+    def __init__(self, workdir, data_dir: str, min_accuracy: float):
+        config = benchmark_config(data_dir)
+        self.real = evaluate.read_real_data(config, workdir)
+        self.classifier = evaluate.load_judge(config, workdir, self.real)
+        if self.classifier.eval_accuracy < min_accuracy:
+            raise SystemExit(f"the judge reached {self.classifier.eval_accuracy:.4f} test accuracy, below the "
+                             f"required {min_accuracy}; raise evaluate.classifier_epochs in configs/fashion_mnist.py")
+        self.scorer = evaluate.JudgeScorer(config, self.classifier, self.real.eval_images)
+
+    def fd(self, images) -> float:
+        return self.scorer.score(images)["frechet_distance"]
+
+    def references(self, num_samples: int) -> dict:
+        rng = np.random.default_rng(0)
+        train_images = self.real.train_images
+        return {
+            "judge_fingerprint": self.classifier.fingerprint,
+            "judge_test_accuracy": self.classifier.eval_accuracy,
+            "real_floor": self.fd(train_images[rng.permutation(len(train_images))[:num_samples]]),
+            "noise_ceiling": self.fd(rng.integers(0, 256, (num_samples, *train_images.shape[1:]), dtype=np.uint8)),
+        }
 
 
 # --------------------------------------------------------------------------- one row, one seed
 
-def run_row(row: Row, seed: int, judge: Judge, ingest_dir, train_images) -> dict:
+def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
     """Trains until both budgets are spent; returns the snapshots."""
     seconds_budget, images_budget = _SECONDS.value, _IMAGES.value
     every_s, every_img = _SNAPSHOT_SECONDS.value, _SNAPSHOT_IMAGES.value
     started = time.perf_counter()
     if row.overrides is None:
-        contestant = article_dcgan.ArticleDCGAN(train_images, seed)
+        contestant = article_dcgan.ArticleDCGAN(judge.real.train_images, seed)
     else:
-        contestant = ProjectContestant(row_config(row, seed, _DATA.value), ingest_dir)
+        contestant = ProjectContestant(row_config(row, seed, _DATA.value), workdir / "ingest")
     batch = contestant.images_per_step
     train_seconds = time.perf_counter() - started  # building counts as training time
     images, snapshots = 0, []
@@ -268,7 +265,8 @@ def at_seconds(snapshots, seconds) -> dict:
 
 
 def at_images(snapshots, images) -> dict | None:
-    hits = [s for s in snapshots if s["images"] == images]
+    """The snapshot taken on reaching `images` (runs land on milestones to within one batch)."""
+    hits = [s for s in snapshots if s["images"] >= images]
     return hits[0] if hits else None
 
 
@@ -406,9 +404,9 @@ def main(argv):
     for row in selected:  # bad overrides fail before any training
         if row.overrides is not None:
             train.validate_config(row_config(row, 0, _DATA.value))
-    ingest_dir = prepare_data(out_dir, _DATA.value)
-    judge, references, train_images = load_judge(out_dir, ingest_dir, _JUDGE_EPOCHS.value,
-                                                 _JUDGE_MIN_ACCURACY.value)
+    workdir = prepare_data(out_dir, _DATA.value)
+    judge = Judge(workdir, _DATA.value, _JUDGE_MIN_ACCURACY.value)
+    references = judge.references(_NUM_SAMPLES.value)
     results = {}
     for row in selected:
         results[row.name] = []
@@ -417,7 +415,7 @@ def main(argv):
             if path.exists() and not _RERUN.value:
                 result = io_utils.read_json(path)
             else:
-                result = run_row(row, seed, judge, ingest_dir, train_images)
+                result = run_row(row, seed, judge, workdir)
                 io_utils.atomic_write_json(path, result)
             results[row.name].append(result)
             table, summary = summarize(results, references, _SECONDS.value, _IMAGES.value)

@@ -22,7 +22,8 @@ def get_config():
     config.train.ema_half_life_images = 10_000.0
     config.train.ema_rampup = 0.05
     config.evaluate.num_samples = 5000
-    # One pass over 60k images trains the domain classifier to ~0.88 eval
-    # accuracy; more epochs cost minutes on a CPU for little change in FD.
-    config.evaluate.classifier_epochs = 1
+    # The judge (the domain classifier the in-training evaluation, the evaluate
+    # stage and benchmarks.quality share): 5 epochs reach 0.90 test accuracy
+    # (1 epoch: 0.87) in about 3 minutes on 2 CPU cores, once per workdir.
+    config.evaluate.classifier_epochs = 5
     return config

@@ -52,7 +52,8 @@ def test_snapshot_lookups():
     assert quality.at_seconds(snaps, 60)["fd"] == 30.0
     assert quality.at_seconds(snaps, 90)["fd"] == 30.0  # the last snapshot within the budget
     assert quality.at_images(snaps, 30_000)["fd"] == 20.0
-    assert quality.at_images(snaps, 25_000) is None
+    assert quality.at_images(snaps, 25_000)["fd"] == 20.0  # reached within the batch that crossed it
+    assert quality.at_images(snaps, 40_000) is None
     assert quality.seconds_to_reach(snaps, 30.0) == 60
     assert quality.seconds_to_reach(snaps, 1.0) is None
 

@@ -27,7 +27,10 @@ def _config(**train_fields):
 
 
 def _weights(config, workdir):
-    return np.concatenate([w.ravel() for w in train.load_generator(config, workdir).get_weights()])
+    # Trainable weights: Adam moves each by about lr per step. (The EMA generator's BatchNorm
+    # statistics are re-estimated from its weights, not stepped by the optimizer.)
+    generator = train.load_generator(config, workdir)
+    return np.concatenate([np.ravel(w) for w in generator.trainable_weights])
 
 
 @pytest.fixture(scope="module")
