@@ -4,8 +4,8 @@
     python -m benchmarks.ingest_benchmark --modes=loop,beam2 --source=digits --resolution=16
 
 The plain loop runs the very same per-example functions as the pipeline
-(source reader, `ingest.preprocess`, `ingest.assign_split`, the stats
-CombineFn, `ingest.write_tfrecord`) and writes the same GZIP TFRecord shards,
+(source reader, `ingest_images.preprocess`, `ingest.assign_split`, the stats
+CombineFn, `records.write_tfrecord`) and writes the same GZIP TFRecord shards,
 in one process. Times are wall-clock seconds for the whole stage including Beam's
 pipeline construction and worker start-up.
 """
@@ -20,7 +20,8 @@ import time
 from absl import app, flags
 
 from configs import default
-from pipeline import ingest, ingest_sources
+from gan_keras import records
+from pipeline import ingest, ingest_config, ingest_images, ingest_sources
 
 _SOURCE = flags.DEFINE_string("source", "idx:/usr/share/datasets/fashion-mnist", "data.source to ingest.")
 _RESOLUTION = flags.DEFINE_integer("resolution", 28, "data.resolution.")
@@ -33,12 +34,12 @@ _OUT_DIR = flags.DEFINE_string("out_dir", None, "Scratch directory (default: a t
 def plain_loop(data_config, out_dir) -> int:
     """Single-process ingest without Beam; returns the number of records."""
     plan = ingest_sources.plan_source(data_config.source, data_config.tfds_data_dir)
-    opts = ingest.PreprocessOptions.from_config(data_config)
-    ingest.allow_max_pixels(opts.max_pixels)
+    opts = ingest_images.PreprocessOptions.from_config(data_config)
+    ingest_images.allow_max_pixels(opts.max_pixels)
     shards = ingest.choose_num_shards(plan, data_config)
     # gzip level 6, as Beam's GZIP files.
     files = {
-        (split, i): gzip.open(out_dir / ingest.shard_name(split, i, n), "wb", compresslevel=6)
+        (split, i): gzip.open(out_dir / records.shard_name(split, i, n), "wb", compresslevel=6)
         for split, n in shards.items() for i in range(n)
     }
     stats_fn = ingest.IngestStatsFn()
@@ -49,14 +50,14 @@ def plain_loop(data_config, out_dir) -> int:
         batch, raws = [], list(plan.reader.read(item))
         acc = stats_fn.add_input(acc, (ingest.INPUTS, len(raws)))
         for raw in raws:
-            out = ingest.preprocess(raw, opts)
-            if isinstance(out, ingest.Rejection):
+            out = ingest_images.preprocess(raw, opts)
+            if isinstance(out, ingest_images.Rejection):
                 rejected += 1
                 acc = stats_fn.add_input(acc, (ingest.REJECTED, out.reason))
                 continue
             record = ingest.assign_split(out, data_config.eval_fraction)
             shard = ingest.shard_index(record.source_id, shards[record.split])
-            ingest.write_tfrecord(files[record.split, shard], record.example)
+            records.write_tfrecord(files[record.split, shard], record.example)
             written += 1
             batch.append(record)
         acc = stats_fn.add_input(acc, (ingest.RECORDS, batch))
@@ -83,7 +84,7 @@ def main(argv):
     config.resolution = _RESOLUTION.value
     config.channels = _CHANNELS.value
     config.max_reject_fraction = 1.0
-    ingest.validate_config(config)
+    ingest_config.validate_config(config)
     scratch = pathlib.Path(_OUT_DIR.value or tempfile.mkdtemp(prefix="ingest-bench-"))
     results = []
     try:

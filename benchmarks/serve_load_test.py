@@ -130,14 +130,14 @@ def main(argv):
     del argv
     seconds = min(FLAGS.seconds, 120.0)
     with tempfile.TemporaryDirectory() as tmp:
+        from gan_keras import export as gan_export
+
         base = FLAGS.model_base_path
         if base is None:
-            from gan_keras import export as gan_export
-
             base = os.path.join(tmp, "generator")
             gan_export.export_generator(_demo_generator(), base, latent_dim=100)
-        versions = sorted(int(p) for p in os.listdir(base) if p.isdigit())
-        info_path = pathlib.Path(base, str(versions[-1]), "assets.extra", "model_info.json")
+        versions = gan_export.list_versions(base)
+        info_path = pathlib.Path(base, str(versions[-1]), "assets.extra", gan_export.MODEL_INFO_ASSET)
         info = json.loads(info_path.read_text())
 
         if FLAGS.signature == "serving_default":

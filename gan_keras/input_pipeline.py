@@ -11,16 +11,6 @@ import tensorflow as tf
 
 from gan_keras import records
 
-# Their home is gan_keras.records; kept here only for callers not switched yet
-# (pipeline/train.py, pipeline/evaluate.py, tests/test_train_stage.py and
-# tests/test_end_to_end.py). Drop each once nothing reads it from here.
-FEATURES = records.parse_spec()
-DataError = records.DataError
-read_stats = records.read_stats
-read_label_names = records.read_label_names
-split_count = records.split_count
-check_records_match_config = records.check_records_match_config
-
 
 def verify_shards(ingest_dir, split: str, expected_count: int | None = None) -> int:
     """Reads every record of a split once; names the shard that is corrupt.

@@ -21,11 +21,13 @@ currently exported version (export/generator/<highest>/assets.extra/
 evaluation.json), compared only when both were measured with the same
 feature extractor (same fingerprint).
 
-Library: `run_evaluate(config, workdir, out_dir)`, `compute_metrics(...)` for
-any `sample_fn`, `load_judge(config, workdir)`, `JudgeScorer`,
-`quality_summary(metrics)`, `check_blessing(workdir)`, `validate_config(config)`.
+Library: `run_evaluate(config, workdir, out_dir)` (the stage; `run(context)` is
+the runner's hook), `compute_metrics(...)` for any `sample_fn`,
+`load_judge(config, workdir)`, `JudgeScorer`, `quality_summary(metrics)`,
+`check_blessing(workdir)`, `validate_config(config)`, `evaluate_export(...)`.
 
-Standalone scoring of an exported generator:
+Standalone scoring of an exported generator (the command line is
+pipeline/evaluate_main.py):
 
     python -m pipeline.evaluate --model_base_path=<workdir>/export/generator \\
         --workdir=<workdir> [--config=configs/smoke.py] [--output=metrics.json]
@@ -41,8 +43,9 @@ from typing import NamedTuple
 import numpy as np
 from absl import logging
 
-from gan_keras import feature_extractors, images, io_utils, reference_scores
+from gan_keras import feature_extractors, images, io_utils, records, reference_scores
 from gan_keras import metrics as metrics_lib
+from pipeline import classes
 
 STAGE_DIR = "evaluate"
 # The judge's cache, <workdir>/judge/ (see load_judge).
@@ -118,32 +121,26 @@ def validate_config(config) -> None:
 # Real data (workdir/ingest)
 # --------------------------------------------------------------------------
 
-def ingest_files(workdir, split: str) -> list[pathlib.Path]:
-    files = sorted((pathlib.Path(workdir) / "ingest").glob(f"{split}-*.tfrecord.gz"))
-    if not files:
-        raise FileNotFoundError(f"no {split} data: {pathlib.Path(workdir) / 'ingest'}/{split}-*.tfrecord.gz "
-                                "matched nothing (run the ingest stage first)")
-    return files
+def _ingest_dir(workdir) -> pathlib.Path:
+    return pathlib.Path(workdir) / "ingest"
 
 
 def read_split(workdir, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(uint8 images [N, H, W, C], int64 labels [N]) of an ingested split, in file order."""
     import tensorflow as tf
 
-    from gan_keras.input_pipeline import FEATURES as spec
-
     def parse(serialized):
-        f = tf.io.parse_single_example(serialized, spec)
-        image = tf.io.decode_png(f["image/encoded"])
-        declared = tf.stack([f["image/height"], f["image/width"], f["image/channels"]])
-        return image, f["image/class/label"], declared, tf.shape(image, out_type=tf.int64)
+        f = tf.io.parse_single_example(serialized, records.parse_spec())
+        image = tf.io.decode_png(f[records.ENCODED])
+        declared = tf.stack([f[records.HEIGHT], f[records.WIDTH], f[records.CHANNELS]])
+        return image, f[records.LABEL], declared, tf.shape(image, out_type=tf.int64)
 
     all_images, all_labels = [], []
     total = 0
-    for path in ingest_files(workdir, split):
+    for path in records.list_shards(_ingest_dir(workdir), split):
         if limit is not None and total >= limit:
             break
-        ds = tf.data.TFRecordDataset(str(path), compression_type="GZIP")
+        ds = tf.data.TFRecordDataset(path, compression_type="GZIP")
         if limit is not None:
             ds = ds.take(limit - total)
         ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
@@ -160,7 +157,7 @@ def read_split(workdir, split: str, limit: int | None = None) -> tuple[np.ndarra
             raise ValueError(f"{path}: cannot read records after {total} images (corrupt file or images of "
                              f"different shapes): {e.message}") from e
     if not all_images:
-        raise ValueError(f"the {split} split in {pathlib.Path(workdir) / 'ingest'} has no records")
+        raise ValueError(f"the {split} split in {_ingest_dir(workdir)} has no records")
     shapes = {x.shape[1:] for x in all_images}
     if len(shapes) > 1:
         raise ValueError(f"the {split} split mixes image shapes {sorted(shapes)}")
@@ -169,10 +166,11 @@ def read_split(workdir, split: str, limit: int | None = None) -> tuple[np.ndarra
 
 def ingest_fingerprint(workdir) -> str:
     """Content hash of the ingested data: the classifier is retrained when it changes."""
-    ingest = pathlib.Path(workdir) / "ingest"
+    ingest = _ingest_dir(workdir)
     digest = hashlib.sha256()
-    paths = ingest_files(workdir, "train") + ingest_files(workdir, "eval")
-    paths += [p for p in (ingest / "labels.json",) if p.exists()]
+    paths = [pathlib.Path(p) for split in (records.TRAIN, records.EVAL)
+             for p in records.list_shards(ingest, split)]
+    paths += [p for p in (ingest / records.LABELS_FILE,) if p.exists()]
     for path in paths:
         digest.update(path.name.encode() + b"\0" + feature_extractors.sha256_file(path).encode())
     return digest.hexdigest()
@@ -194,8 +192,8 @@ class RealData(NamedTuple):
 def read_real_data(config, workdir) -> RealData:
     """Both ingested splits, at most `evaluate.max_real_examples` images each, read once."""
     limit = config.evaluate.max_real_examples
-    train_images, train_labels = read_split(workdir, "train", limit=limit)
-    eval_images, eval_labels = read_split(workdir, "eval", limit=limit)
+    train_images, train_labels = read_split(workdir, records.TRAIN, limit=limit)
+    eval_images, eval_labels = read_split(workdir, records.EVAL, limit=limit)
     if train_images.shape[1:] != eval_images.shape[1:]:
         raise ValueError(f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs "
                          f"{eval_images.shape[1:]}")
@@ -242,29 +240,6 @@ class JudgeScorer:
                 *metrics_lib.gaussian_statistics(features), *self.real_statistics),
             "kid_mean": kid_mean, "kid_std": kid_std, "num_samples": len(fake_images),
         }
-
-
-def _class_names(workdir) -> list:
-    path = pathlib.Path(workdir) / "ingest" / "labels.json"
-    if not path.exists():
-        return []
-    names = io_utils.read_json(path)
-    if not isinstance(names, list):
-        raise ValueError(f"{path} must hold a list of class names, got {type(names).__name__}")
-    return names
-
-
-def _num_classes(config, workdir, eval_labels) -> int:
-    if config.model.num_classes:
-        return int(config.model.num_classes)
-    names = _class_names(workdir)
-    if names:
-        return len(names)
-    if eval_labels.size and eval_labels.min() >= 0:
-        return int(eval_labels.max()) + 1
-    raise ValueError("a conditional model needs class labels: config.model.num_classes is 0, "
-                     f"{pathlib.Path(workdir) / 'ingest' / 'labels.json'} is empty or missing and "
-                     "the eval split is unlabelled")
 
 
 # --------------------------------------------------------------------------
@@ -401,7 +376,9 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
     if conditional:
         if eval_labels.min() < 0:
             raise ValueError("a conditional model is evaluated per class, but the eval split is unlabelled")
-        num_classes = num_classes or _num_classes(config, workdir, eval_labels)
+        num_classes = classes.resolve_num_classes(
+            _ingest_dir(workdir), conditional=True, num_classes=num_classes or config.model.num_classes,
+            eval_labels=eval_labels)
         labels = balanced_labels(ev.num_samples, num_classes, ev.seed)
     logging.info("Sampling %d images from the generator", ev.num_samples)
     fake_images = np.asarray(sample_fn(ev.num_samples, ev.seed, labels))
@@ -456,7 +433,8 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
             "prediction (0/90/180/270 degrees) instead of classes; its features are used for the distances")
     if conditional:
         result.update(_conditional_metrics(fake_features, real_features, fake_probs, labels,
-                                           eval_labels, num_classes, _class_names(workdir)))
+                                           eval_labels, num_classes,
+                                           records.read_label_names(_ingest_dir(workdir))))
     _add_reference_models(result)
     result["summary"] = quality_summary(result)
     result["seconds"] = round(time.time() - start_time, 3)
@@ -547,12 +525,10 @@ def _conditional_metrics(fake_features, real_features, fake_probs, labels, eval_
 # --------------------------------------------------------------------------
 
 def latest_export_version(workdir) -> int | None:
-    base = pathlib.Path(workdir) / "export" / "generator"
-    if not base.is_dir():
-        return None
-    # Only integer names are versions (TF Serving's rule); temp dirs are dot-prefixed.
-    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
-    return max(versions) if versions else None
+    from gan_keras import export as gan_export  # imports TensorFlow
+
+    versions = gan_export.list_versions(pathlib.Path(workdir) / "export" / "generator")
+    return versions[-1] if versions else None
 
 
 def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
@@ -625,8 +601,9 @@ def check_blessing(workdir) -> tuple[bool, str]:
 # The stage
 # --------------------------------------------------------------------------
 
-_SCALARS = ("frechet_distance", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
-            "intra_frechet_distance", "generated_label_accuracy", "classifier_eval_accuracy")
+# The scalar metrics logged to TensorBoard and printed by the standalone command.
+SCALAR_METRICS = ("frechet_distance", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
+                  "intra_frechet_distance", "generated_label_accuracy", "classifier_eval_accuracy")
 
 
 def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: int) -> None:
@@ -637,7 +614,7 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
         for prefix, values in [("evaluate", metrics), *[(f"evaluate/{k}", v) for k, v in
                                                        metrics.get("references", {}).items()
                                                        if isinstance(v, dict)]]:
-            for key in _SCALARS:
+            for key in SCALAR_METRICS:
                 value = values.get(key)
                 if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                     tf.summary.scalar(f"{prefix}/{key}", value)
@@ -653,15 +630,16 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     validate_config(config)
     workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from pipeline import train  # written by the train stage; imported lazily
+    from pipeline import checkpoints  # imports TensorFlow; lazily
 
     # The best checkpoint by in-training FD when train.eval_every > 0, else the latest.
-    generator, checkpoint_info = train.load_generator_with_info(config, workdir)
+    generator, checkpoint_info = checkpoints.load_generator_with_info(config, workdir)
     conditional = bool(config.model.conditional)
     latent_dim = _latent_dim(generator, config)
     sample_fn = keras_sample_fn(generator, latent_dim, conditional, config.evaluate.sample_batch_size)
-    model_info = {"source": "pipeline.train.load_generator", "weights_sha256": weights_fingerprint(generator),
-                  "latent_dim": latent_dim, **checkpoint_info}
+    model_info = {"source": "pipeline.checkpoints.load_generator",
+                  "weights_sha256": weights_fingerprint(generator), "latent_dim": latent_dim,
+                  **checkpoint_info}
     metrics, samples = compute_metrics(
         config, workdir, sample_fn, conditional=conditional,
         num_classes=int(config.model.num_classes) or None, model_info=model_info, return_samples=True)
@@ -673,9 +651,14 @@ def run_evaluate(config, workdir, out_dir) -> dict:
         "Gate: %s (%s)", "BLESSED" if metrics["blessed"] else "NOT blessed", gate["reason"])
     write_summaries(out_dir / "logs", metrics, samples, step=int(config.train.steps))
     io_utils.atomic_write_json(out_dir / METRICS_FILE, metrics)
-    logging.info("Evaluation: %s", {k: metrics.get(k) for k in _SCALARS if metrics.get(k) is not None})
+    logging.info("Evaluation: %s", {k: metrics.get(k) for k in SCALAR_METRICS if metrics.get(k) is not None})
     logging.info("Quality: %s", metrics["summary"])
     return metrics
+
+
+def run(context) -> dict:
+    """The stage as the runner calls it (pipeline.stages): `run_evaluate` into context.out_dir."""
+    return run_evaluate(context.config, context.workdir, context.out_dir)
 
 
 def _latent_dim(generator, config) -> int:
@@ -689,15 +672,17 @@ def _latent_dim(generator, config) -> int:
 
 
 # --------------------------------------------------------------------------
-# Standalone command
+# Standalone scoring of an export (command line: pipeline/evaluate_main.py)
 # --------------------------------------------------------------------------
 
 def evaluate_export(config, model_base_path, workdir, output=None, version: int | None = None) -> dict:
     """Scores an exported generator (highest version unless `version`) and writes the metrics JSON."""
     validate_config(config)
+    from gan_keras import export as gan_export  # imports TensorFlow
+
     base, workdir = pathlib.Path(model_base_path), pathlib.Path(workdir)
     if version is None:
-        versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()] if base.is_dir() else []
+        versions = gan_export.list_versions(base)
         if not versions:
             raise FileNotFoundError(f"--model_base_path={base}: no integer version directories")
         version = max(versions)
@@ -705,7 +690,7 @@ def evaluate_export(config, model_base_path, workdir, output=None, version: int 
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir} does not exist")
     sample_fn, info = saved_model_sample_fn(model_dir, config.evaluate.sample_batch_size)
-    model_info_path = model_dir / "assets.extra" / "model_info.json"
+    model_info_path = model_dir / "assets.extra" / gan_export.MODEL_INFO_ASSET
     exported = io_utils.read_json(model_info_path) if model_info_path.exists() else {}
     num_classes = (exported.get("num_classes") or None) if info["conditional"] else None
     # Which training checkpoint the export holds (exports written since train.eval_every).
@@ -718,39 +703,8 @@ def evaluate_export(config, model_base_path, workdir, output=None, version: int 
     return metrics
 
 
-def main(argv):
-    del argv
-    from absl import flags
-
-    from configs import default
-
-    flags_ = flags.FLAGS
-    config = flags_.config if flags_.config is not None else default.get_config()
-    metrics = evaluate_export(config, flags_.model_base_path, flags_.workdir, flags_.output or None,
-                              flags_.version)
-    summary = {k: metrics.get(k) for k in ("extractor", "num_samples", "num_real", *_SCALARS)
-               if metrics.get(k) is not None}
-    for key, value in summary.items():
-        print(f"{key}: {value}")
-    print(f"summary: {metrics['summary']}")
-    print(f"written to {metrics['output']}")
-
-
-def _define_flags():
-    from absl import flags
-    from ml_collections import config_flags
-
-    flags.DEFINE_string("model_base_path", None, "Exported generator base path (integer version dirs).")
-    flags.DEFINE_string("workdir", None, "Pipeline workdir with ingest/ (the real data).")
-    flags.DEFINE_string("output", "", "Metrics JSON path (default workdir/evaluate/standalone_<version>.json).")
-    flags.DEFINE_integer("version", None, "Version to score (default: the highest).")
-    config_flags.DEFINE_config_file("config", None, "Config file (default: configs/default.py).",
-                                    lock_config=True)
-    flags.mark_flags_as_required(["model_base_path", "workdir"])
-
-
 if __name__ == "__main__":
-    from absl import app
+    # `python -m pipeline.evaluate`: the command line lives in pipeline/evaluate_main.py.
+    from pipeline import evaluate_main
 
-    _define_flags()
-    app.run(main)
+    evaluate_main.console_main()

@@ -17,7 +17,7 @@ import logging
 import pathlib
 
 from gan_keras import export as gan_export
-from gan_keras import io_utils
+from pipeline import classes
 
 GENERATOR_DIR = "generator"
 EVALUATION_ASSET = "evaluation.json"
@@ -36,25 +36,6 @@ def validate_config(config) -> None:
             f"config.model.conditional must be a bool, got {config.model.conditional!r}")
     if not isinstance(config.export.force, bool):
         raise ValueError(f"config.export.force must be a bool, got {config.export.force!r}")
-
-
-def _num_classes(config, workdir: pathlib.Path) -> int:
-    if not config.model.conditional:
-        return 0
-    if config.model.num_classes > 0:
-        return int(config.model.num_classes)
-    labels_path = workdir / "ingest" / "labels.json"
-    try:
-        labels = io_utils.read_json(labels_path)
-    except FileNotFoundError:
-        raise FileNotFoundError(
-            f"{labels_path} is missing: a conditional model (config.model.conditional=True) "
-            "with config.model.num_classes=0 takes its classes from the ingest stage") from None
-    if not isinstance(labels, list) or not labels:
-        raise ValueError(
-            f"{labels_path} must be a non-empty list of class names for a conditional model, "
-            f"got {labels!r}")
-    return len(labels)
 
 
 def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
@@ -82,10 +63,11 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
         logging.warning("Exporting although the gate says no (%s), because the export is forced.",
                         reason)
 
-    num_classes = _num_classes(config, workdir)
-    from pipeline import train  # lazily: importing the trainer is slow and not needed to validate
+    num_classes = classes.resolve_num_classes(workdir / "ingest", conditional=config.model.conditional,
+                                              num_classes=config.model.num_classes)
+    from pipeline import checkpoints  # lazily: not needed to validate
 
-    generator, checkpoint = train.load_generator_with_info(config, workdir)
+    generator, checkpoint = checkpoints.load_generator_with_info(config, workdir)
     _check_evaluated_checkpoint(metrics_bytes, checkpoint)
     extra_assets = {EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
     version, path = gan_export.export_generator(
@@ -98,6 +80,12 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
     return {"exported": True, "version": version, "path": str(path), "forced": forced,
             "num_classes": num_classes, "checkpoint": checkpoint["checkpoint"],
             "checkpoint_step": checkpoint["checkpoint_step"]}
+
+
+def run(context) -> dict:
+    """The stage as the runner calls it (pipeline.stages): `run_export` into context.out_dir."""
+    return run_export(context.config, context.workdir, context.out_dir,
+                      force_export=context.force_export)
 
 
 def _check_evaluated_checkpoint(metrics_bytes: bytes | None, checkpoint: dict) -> None:

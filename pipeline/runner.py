@@ -25,9 +25,6 @@ import gan_keras
 from gan_keras import io_utils
 from pipeline import stages
 
-# Every stage in pipeline order: their home is pipeline.stages (tests/test_end_to_end.py reads
-# this name).
-STAGES = stages.names()
 # Fields that do not change what a stage produces (how it runs, not what).
 _NOT_FINGERPRINTED = {"data.beam_pipeline_args"}
 

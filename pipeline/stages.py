@@ -5,21 +5,24 @@ output depends on, which files are its output, and two functions,
 ``validate(config)`` (raise ValueError naming the bad field, do no work) and
 ``run(context) -> summary dict``. The runner (pipeline.runner) looks stages up
 here and does the rest: validation before any work, caching, manifests,
-staged directories. Adding a stage is a module with those two functions and
-one `register(Stage(...))` below.
+staged directories. Adding a stage is a module exposing
+``validate_config(config)`` and ``run(context)`` and one `register(Stage(...))`
+below, its functions named with `hook`, e.g.
 
-The stage modules are imported when a stage is validated or run, not when
+    register(Stage(name="deploy", sections=("deploy",), inputs=("export",),
+                   outputs=("endpoint.json",), staged=True,
+                   validate=hook("pipeline.deploy", "validate_config"),
+                   run=hook("pipeline.deploy", "run")))
+
+`hook` imports the stage module when a stage is validated or run, not when
 this module is: importing the trainer means importing TensorFlow.
 """
 
 import dataclasses
-import datetime
+import importlib
 import pathlib
-import shutil
 from collections.abc import Callable
 from typing import Any
-
-from absl import logging
 
 from gan_keras import records
 
@@ -84,7 +87,20 @@ def get(name: str) -> Stage:
         raise PipelineError(f"unknown stage {name!r}; stages are {', '.join(_REGISTRY)}") from None
 
 
+def hook(module: str, function: str) -> Callable:
+    """`module.function`, imported when first called (stage modules import TensorFlow)."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"{module}.{function}"
+    return call
+
+
 # --- ingest -----------------------------------------------------------------
+#
+# Adapters to pipeline/ingest.py's signatures (validate_config(config.data),
+# run_ingest(data_config, out_dir, beam_pipeline_args)).
 
 
 def _validate_ingest(config):
@@ -106,116 +122,20 @@ register(Stage(
     staged=True,
     validate=_validate_ingest, run=_run_ingest))
 
-
-# --- train ------------------------------------------------------------------
-#
-# Adapters to pipeline/train.py's own signatures; they fold into that module
-# once it exposes validate(config), run(context), is_chief(config) and prepare.
-
-# Train fields that may change between runs without invalidating checkpoints:
-# raising train.steps continues training from the last checkpoint.
-_RESUMABLE_TRAIN_FIELDS = {"train.steps", "train.log_every", "train.sample_every",
-                           "train.checkpoint_every", "train.keep_checkpoints", "train.strategy",
-                           "train.jit_compile", "train.eval_every", "train.eval_num_samples"}
-
-
-def _validate_train(config):
-    from pipeline import train
-
-    train.validate_config(config)
-
-
-def _run_train(context):
-    from pipeline import train
-
-    return train.run_train(context.config, context.workdir)
-
-
-def _train_is_chief(config):
-    from pipeline import train
-
-    return train.is_chief_process(config)
-
-
-def _prepare_train(context, previous, current):
-    """Resume when compatible; refuse to mix checkpoints of another model or data."""
-    stage_dir = context.workdir / "train"
-    if not any((stage_dir / "checkpoints").glob("*.index")):
-        return
-    if context.force:
-        aside = stage_dir.with_name(f"train.replaced-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-        shutil.move(str(stage_dir), str(aside))
-        logging.warning("[train] --force: previous training moved to %s; starting from scratch",
-                        aside)
-        return
-    if previous is None:
-        raise PipelineError(f"{stage_dir} holds checkpoints but no manifest.json; "
-                            "cannot tell what produced them (use --force to start over)")
-    old, new = previous.get("config", {}), current["config"]
-    changed = [k for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k) and k not in _RESUMABLE_TRAIN_FIELDS]
-    if changed:
-        raise PipelineError(
-            f"{stage_dir} holds checkpoints of a different configuration "
-            f"(changed: {', '.join(changed)}); use --force to start training over (the old run is "
-            "kept aside) or another --workdir")
-    if previous.get("inputs") != current["inputs"]:
-        raise PipelineError(
-            f"{stage_dir} holds checkpoints trained on different ingested data; "
-            "use --force to start training over or another --workdir")
-
-
 register(Stage(
     name="train", sections=("data", "model", "train"), inputs=("ingest",),
     outputs=("checkpoints/*",), staged=False,
-    validate=_validate_train, run=_run_train, prepare=_prepare_train, is_chief=_train_is_chief))
-
-
-# --- evaluate ---------------------------------------------------------------
-#
-# Adapters to pipeline/evaluate.py's signatures (run_evaluate(config, workdir,
-# out_dir)); they fold into that module once it exposes run(context).
-
-
-def _validate_evaluate(config):
-    from pipeline import evaluate
-
-    evaluate.validate_config(config)
-
-
-def _run_evaluate(context):
-    from pipeline import evaluate
-
-    return evaluate.run_evaluate(context.config, context.workdir, context.out_dir)
-
+    validate=hook("pipeline.train", "validate_config"), run=hook("pipeline.train", "run"),
+    prepare=hook("pipeline.train", "prepare"),
+    is_chief=hook("pipeline.train", "is_chief_process")))
 
 register(Stage(
     name="evaluate", sections=("model", "train", "evaluate"), inputs=("ingest", "train"),
     outputs=("metrics.json",), staged=True,
-    validate=_validate_evaluate, run=_run_evaluate))
-
-
-# --- export -----------------------------------------------------------------
-#
-# Adapters to pipeline/export.py's signatures (run_export(config, workdir,
-# out_dir, force_export=...)); they fold into that module once it exposes
-# run(context).
-
-
-def _validate_export(config):
-    from pipeline import export
-
-    export.validate_config(config)
-
-
-def _run_export(context):
-    from pipeline import export
-
-    return export.run_export(context.config, context.workdir, context.out_dir,
-                             force_export=context.force_export)
-
+    validate=hook("pipeline.evaluate", "validate_config"), run=hook("pipeline.evaluate", "run")))
 
 register(Stage(
     name="export", sections=("model", "export"), inputs=("train", "evaluate"),
     outputs=("generator/*/saved_model.pb",), staged=False,
-    validate=_validate_export, run=_run_export, options=("force_export",)))
+    validate=hook("pipeline.export", "validate_config"), run=hook("pipeline.export", "run"),
+    options=("force_export",)))

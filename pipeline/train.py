@@ -14,10 +14,15 @@ With `train.eval_every` > 0 the stage also scores the generator an export
 would hold every `eval_every` steps and at the last step (`InTrainingEvaluator`:
 FD and KID with the evaluate stage's judge, cached in <workdir>/judge/), logs
 eval/frechet_distance and eval/kid_mean, and keeps the checkpoint with the
-lowest FD in best/ (one checkpoint, plus best.json). `load_generator` then
-restores that one instead of the latest.
+lowest FD in best/ (one checkpoint, plus best.json). `pipeline.checkpoints.
+load_generator` then restores that one instead of the latest.
+
+The stage's hooks for the runner (pipeline.stages): `validate_config(config)`,
+`run(context)`, `prepare(context, previous, current)` (resume or refuse) and
+`is_chief_process(config)`.
 """
 
+import datetime
 import json
 import math
 import os
@@ -33,14 +38,12 @@ from absl import logging
 
 from gan_keras import gan as gan_lib
 from gan_keras import images as image_utils
-from gan_keras import input_pipeline, io_utils, losses, networks
+from gan_keras import input_pipeline, io_utils, losses, networks, records
 from gan_keras.diffaugment import parse_policy
-from pipeline import evaluate
+from pipeline import classes, evaluate, stages
+from pipeline.checkpoints import BEST_DIR, BEST_FILE, read_best_record
 
 STRATEGIES = ("mirrored", "multi_worker", "default")
-# train/best/: the checkpoint with the lowest in-training FD and its record.
-BEST_DIR, BEST_FILE = "best", "best.json"
-CHECKPOINT_BEST, CHECKPOINT_LATEST = "best by in-training FD", "latest"
 
 
 class TrainingDivergedError(RuntimeError):
@@ -164,20 +167,6 @@ def _check_workers_start_together(strategy, start: int, chief_ckpt_dir) -> None:
             "put the workdir on a filesystem that all workers share")
 
 
-def resolve_num_classes(config, ingest_dir) -> int:
-    """0 for unconditional models, else the number of classes to condition on."""
-    if not config.model.conditional:
-        return 0
-    if config.model.num_classes > 0:
-        return int(config.model.num_classes)
-    names = input_pipeline.read_label_names(ingest_dir)
-    if not names:
-        raise ValueError("model.conditional=True but the ingested data has no labels "
-                         f"({ingest_dir}/labels.json is empty or missing); set model.num_classes "
-                         "or use an unconditional model")
-    return len(names)
-
-
 def _mixed_precision_policy() -> str:
     # float16 needs loss scaling and fast fp16 kernels (GPUs); bfloat16 is the
     # safe choice on CPUs and TPUs.
@@ -204,73 +193,6 @@ def build_gan(config, *, resolution: int, channels: int, num_classes: int) -> ga
     model.compile(adam(t.g_learning_rate), adam(t.d_learning_rate), loss=t.loss, n_critic=t.n_critic,
                   gp_weight=t.gp_weight, r1_gamma=t.r1_gamma, diffaugment_policy=t.diffaugment)
     return model
-
-
-def _checkpoint_step(path: str) -> int:
-    # Both managers save with checkpoint_number=step: ".../ckpt-<step>".
-    return int(path.rsplit("-", 1)[1])
-
-
-def read_best_record(best_dir) -> dict | None:
-    """best/best.json when it describes the checkpoint in best/ (None if either is missing or they
-    disagree, e.g. after a crash between saving the checkpoint and writing the record)."""
-    best_dir = pathlib.Path(best_dir)
-    latest = tf.train.latest_checkpoint(str(best_dir))
-    path = best_dir / BEST_FILE
-    if latest is None or not path.exists():
-        return None
-    try:
-        record = io_utils.read_json(path)
-    except (OSError, ValueError) as e:
-        logging.warning("Ignoring unreadable %s: %s", path, e)
-        return None
-    if not isinstance(record, dict) or record.get("checkpoint") != os.path.basename(latest):
-        logging.warning("%s does not describe %s; ignoring it", path, latest)
-        return None
-    return record
-
-
-def generator_checkpoint(config, workdir) -> dict:
-    """Which checkpoint `load_generator` restores: the best by in-training FD (train/best/) when
-    train.eval_every > 0 and one exists, else the latest. {'checkpoint': kind, 'checkpoint_step',
-    'checkpoint_path', and 'in_training_eval' (best.json) for the best one}."""
-    train_dir = pathlib.Path(workdir) / "train"
-    best = tf.train.latest_checkpoint(str(train_dir / BEST_DIR)) if config.train.eval_every > 0 else None
-    if best is not None:
-        info = {"checkpoint": CHECKPOINT_BEST, "checkpoint_step": _checkpoint_step(best), "checkpoint_path": best}
-        record = read_best_record(train_dir / BEST_DIR)
-        if record is not None:
-            info["in_training_eval"] = record
-        return info
-    ckpt_dir = train_dir / "checkpoints"
-    latest = tf.train.latest_checkpoint(str(ckpt_dir))
-    if latest is None:
-        raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (run the train stage first)")
-    return {"checkpoint": CHECKPOINT_LATEST, "checkpoint_step": _checkpoint_step(latest), "checkpoint_path": latest}
-
-
-def load_generator_with_info(config, workdir) -> tuple[keras.Model, dict]:
-    """The trained generator (the EMA one when train.ema_half_life_images > 0) from the workdir's
-    best checkpoint (train.eval_every > 0) or latest one, and `generator_checkpoint`'s description."""
-    workdir = pathlib.Path(workdir)
-    ingest_dir = workdir / "ingest"
-    stats = input_pipeline.read_stats(ingest_dir)
-    num_classes = resolve_num_classes(config, ingest_dir)
-    generator, _ = networks.build_networks(
-        config.model, resolution=stats["resolution"], channels=stats["channels"], num_classes=num_classes)
-    info = generator_checkpoint(config, workdir)
-    key = "ema_generator" if config.train.ema_half_life_images > 0 else "generator"
-    path = info["checkpoint_path"]
-    tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
-    fd = info.get("in_training_eval", {}).get("frechet_distance")
-    logging.info("Restored %s of step %d (%s%s) from %s", key, info["checkpoint_step"], info["checkpoint"],
-                 f" {fd:.4g}" if fd is not None else "", path)
-    return generator, {**info, "generator": key}
-
-
-def load_generator(config, workdir) -> keras.Model:
-    """The generator of `load_generator_with_info`, without the description."""
-    return load_generator_with_info(config, workdir)[0]
 
 
 class _Sampler:
@@ -432,8 +354,8 @@ def run_train(config, workdir) -> dict:
     chief = is_chief(strategy)
     ingest_dir = workdir / "ingest"
     train_dir = workdir / "train"
-    stats = input_pipeline.check_records_match_config(ingest_dir, config.data.resolution, config.data.channels)
-    train_count = input_pipeline.split_count(stats, "train")
+    stats = records.check_records_match_config(ingest_dir, config.data.resolution, config.data.channels)
+    train_count = records.split_count(stats, records.TRAIN)
     if train_count < t.batch_size:
         raise ValueError(f"train.batch_size={t.batch_size} exceeds the {train_count} training records; "
                          "batches drop their remainder, so no full batch could be formed")
@@ -446,7 +368,8 @@ def run_train(config, workdir) -> dict:
             "cross-replica collectives on CPU devices (TensorFlow b/194942685); set train.jit_compile=False "
             "or train on GPUs")
     input_pipeline.verify_shards(ingest_dir, "train", train_count)
-    num_classes = resolve_num_classes(config, ingest_dir)
+    num_classes = classes.resolve_num_classes(ingest_dir, conditional=config.model.conditional,
+                                              num_classes=config.model.num_classes)
     # The judge is loaded (or trained, the first time) before the first step, outside the
     # strategy's scope and the mixed-precision policy, exactly as the evaluate stage builds it.
     evaluator = InTrainingEvaluator(config, workdir, num_classes) if t.eval_every > 0 and chief else None
@@ -490,6 +413,46 @@ def run_train(config, workdir) -> dict:
             shutil.rmtree(scratch, ignore_errors=True)
     summary.update(num_classes=num_classes, replicas=strategy.num_replicas_in_sync, chief=chief)
     return summary
+
+
+def run(context: stages.Context) -> dict:
+    """The stage as the runner calls it: `run_train` on the context's workdir."""
+    return run_train(context.config, context.workdir)
+
+
+# Train fields that may change between runs without invalidating checkpoints:
+# raising train.steps continues training from the last checkpoint.
+_RESUMABLE_TRAIN_FIELDS = {"train.steps", "train.log_every", "train.sample_every",
+                           "train.checkpoint_every", "train.keep_checkpoints", "train.strategy",
+                           "train.jit_compile", "train.eval_every", "train.eval_num_samples"}
+
+
+def prepare(context: stages.Context, previous: dict | None, current: dict) -> None:
+    """Resume when compatible; refuse to mix checkpoints of another model or data."""
+    stage_dir = context.workdir / "train"
+    if not any((stage_dir / "checkpoints").glob("*.index")):
+        return
+    if context.force:
+        aside = stage_dir.with_name(f"train.replaced-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+        shutil.move(str(stage_dir), str(aside))
+        logging.warning("[train] --force: previous training moved to %s; starting from scratch",
+                        aside)
+        return
+    if previous is None:
+        raise stages.PipelineError(f"{stage_dir} holds checkpoints but no manifest.json; "
+                                   "cannot tell what produced them (use --force to start over)")
+    old, new = previous.get("config", {}), current["config"]
+    changed = [k for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k) and k not in _RESUMABLE_TRAIN_FIELDS]
+    if changed:
+        raise stages.PipelineError(
+            f"{stage_dir} holds checkpoints of a different configuration "
+            f"(changed: {', '.join(changed)}); use --force to start training over (the old run is "
+            "kept aside) or another --workdir")
+    if previous.get("inputs") != current["inputs"]:
+        raise stages.PipelineError(
+            f"{stage_dir} holds checkpoints trained on different ingested data; "
+            "use --force to start training over or another --workdir")
 
 
 def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):

@@ -10,23 +10,23 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from gan_keras import input_pipeline
-from pipeline import runner
+from gan_keras import records
+from pipeline import runner, stages
 
 
 def test_ingest_records_parse_and_match_stats(smoke_workdir):
     ingest = smoke_workdir / "ingest"
     stats = json.loads((ingest / "stats.json").read_text())
     counts = {}
-    for split in ("train", "eval"):
-        shards = sorted(ingest.glob(f"{split}-*-of-*.tfrecord.gz"))
+    for split in records.SPLITS:
+        shards = sorted(ingest.glob(records.shard_pattern(split)))
         assert shards, split
         n = 0
         for record in tf.data.TFRecordDataset([str(s) for s in shards], compression_type="GZIP"):
-            ex = tf.io.parse_single_example(record, input_pipeline.FEATURES)
-            image = tf.io.decode_png(ex["image/encoded"]).numpy()
+            ex = tf.io.parse_single_example(record, records.parse_spec())
+            image = tf.io.decode_png(ex[records.ENCODED]).numpy()
             assert image.shape == (16, 16, 1) and image.dtype == np.uint8
-            assert 0 <= int(ex["image/class/label"]) < 10
+            assert 0 <= int(ex[records.LABEL]) < 10
             n += 1
         counts[split] = n
         assert stats["splits"][split]["count"] == n
@@ -78,7 +78,7 @@ def test_metrics_json_holds_numbers(smoke_workdir):
 
 def test_manifests_trace_every_artifact(smoke_workdir):
     fingerprints = {}
-    for stage in runner.STAGES:
+    for stage in stages.names():
         manifest = json.loads((smoke_workdir / stage / "manifest.json").read_text())
         assert manifest["status"] == "complete"
         assert manifest["package_version"]
@@ -134,7 +134,7 @@ def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
 
     before = {p: p.stat().st_mtime_ns for p in pathlib.Path(smoke_workdir).rglob("*") if p.is_file()}
     result = run_pipeline(smoke_workdir)
-    for stage in runner.STAGES:
+    for stage in stages.names():
         assert f"[{stage}] up to date" in result.stderr
     after = {p: p.stat().st_mtime_ns for p in pathlib.Path(smoke_workdir).rglob("*") if p.is_file()}
     changed = [p for p in before if before[p] != after.get(p) and not p.name.startswith("run_")]

@@ -16,7 +16,7 @@ import tensorflow as tf
 from sklearn import datasets
 
 from configs import default
-from gan_keras import feature_extractors, images, reference_scores
+from gan_keras import feature_extractors, images, records, reference_scores
 from pipeline import evaluate
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -28,18 +28,8 @@ NUM_SAMPLES = 300
 # ----------------------------------------------------------------------------
 
 def _example(image, label, index):
-    def int64(v):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(v)]))
-
-    def bytes_(v):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-
-    return tf.train.Example(features=tf.train.Features(feature={
-        "image/encoded": bytes_(images.encode_png(image)),
-        "image/height": int64(image.shape[0]), "image/width": int64(image.shape[1]),
-        "image/channels": int64(image.shape[2]), "image/class/label": int64(label),
-        "image/source_id": bytes_(f"digits:{index}".encode()),
-    })).SerializeToString()
+    return records.make_example(images.encode_png(image), image.shape[0], image.shape[1],
+                                image.shape[2], label, f"digits:{index}")
 
 
 def _digits():
@@ -56,15 +46,15 @@ def write_ingest(workdir, labelled=True, num_train=1200):
     ingest = pathlib.Path(workdir) / "ingest"
     ingest.mkdir(parents=True, exist_ok=True)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
-    splits = {"train": (x[:num_train], y[:num_train]), "eval": (x[num_train:], y[num_train:])}
+    splits = {records.TRAIN: (x[:num_train], y[:num_train]), records.EVAL: (x[num_train:], y[num_train:])}
     for split, (xs, ys) in splits.items():
-        shards = 2 if split == "train" else 1
+        shards = 2 if split == records.TRAIN else 1
         for s in range(shards):
-            path = ingest / f"{split}-{s:05d}-of-{shards:05d}.tfrecord.gz"
+            path = ingest / records.shard_name(split, s, shards)
             with tf.io.TFRecordWriter(str(path), options) as w:
                 for i in range(s, len(xs), shards):
                     w.write(_example(xs[i], ys[i], i))
-    (ingest / "labels.json").write_text(json.dumps([str(i) for i in range(10)] if labelled else []))
+    (ingest / records.LABELS_FILE).write_text(json.dumps([str(i) for i in range(10)] if labelled else []))
     return x[:num_train], y[:num_train], x[num_train:], y[num_train:]
 
 
@@ -148,7 +138,7 @@ def memorizer_generator(train_x, train_y, conditional, latent_dim=8, per_class=4
 
 @pytest.fixture
 def fake_train(monkeypatch):
-    """Installs a pipeline.train.load_generator_with_info returning `holder['generator']`
+    """Installs a pipeline.checkpoints.load_generator_with_info returning `holder['generator']`
     (and `holder['checkpoint']`, a description of the checkpoint it came from)."""
     holder = {"checkpoint": {"checkpoint": "latest", "checkpoint_step": 300, "checkpoint_path": "ckpt-300"}}
 
@@ -156,14 +146,14 @@ def fake_train(monkeypatch):
         return holder["generator"], dict(holder["checkpoint"])
 
     try:
-        from pipeline import train
-        monkeypatch.setattr(train, "load_generator_with_info", load_generator_with_info)
+        from pipeline import checkpoints
+        monkeypatch.setattr(checkpoints, "load_generator_with_info", load_generator_with_info)
     except ImportError:
         import pipeline
-        module = types.ModuleType("pipeline.train")
+        module = types.ModuleType("pipeline.checkpoints")
         module.load_generator_with_info = load_generator_with_info
-        monkeypatch.setitem(sys.modules, "pipeline.train", module)
-        monkeypatch.setattr(pipeline, "train", module, raising=False)
+        monkeypatch.setitem(sys.modules, "pipeline.checkpoints", module)
+        monkeypatch.setattr(pipeline, "checkpoints", module, raising=False)
     return holder
 
 

@@ -266,7 +266,7 @@ def _config(conditional=False, num_classes=0, force=False) -> ml_collections.Con
 
 @pytest.fixture
 def fake_train(monkeypatch):
-    """Stands in for pipeline.train.load_generator (owned by the trainer)."""
+    """Stands in for pipeline.checkpoints.load_generator (the trained generator of a workdir)."""
     import types
 
     calls = []
@@ -276,12 +276,12 @@ def fake_train(monkeypatch):
         return (tiny_generator(config.model.conditional, config.model.latent_dim),
                 {"checkpoint": "best by in-training FD", "checkpoint_step": 1200, "checkpoint_path": "ckpt-1200"})
 
-    module = types.ModuleType("pipeline.train")
+    module = types.ModuleType("pipeline.checkpoints")
     module.load_generator_with_info = load_generator_with_info
-    monkeypatch.setitem(sys.modules, "pipeline.train", module)
+    monkeypatch.setitem(sys.modules, "pipeline.checkpoints", module)
     import pipeline
 
-    monkeypatch.setattr(pipeline, "train", module, raising=False)
+    monkeypatch.setattr(pipeline, "checkpoints", module, raising=False)
     return calls
 
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from conftest import REPO
 
 from configs import smoke
-from pipeline import runner, train
+from pipeline import checkpoints, runner, train
 
 # Synchronised BatchNorm makes 2 replicas x 16 the same computation as 1 x 32;
 # with per-replica statistics it is a different (equally valid) model.
@@ -150,8 +150,8 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_work
     _assert_same_training_state(workdir / "train/checkpoints/ckpt-40", reference / "train/checkpoints/ckpt-40",
                                 atol=1e-5)
     np.testing.assert_allclose(
-        np.concatenate([w.ravel() for w in train.load_generator(config, workdir).get_weights()]),
-        np.concatenate([w.ravel() for w in train.load_generator(config, reference).get_weights()]),
+        np.concatenate([w.ravel() for w in checkpoints.load_generator(config, workdir).get_weights()]),
+        np.concatenate([w.ravel() for w in checkpoints.load_generator(config, reference).get_weights()]),
         rtol=0, atol=1e-5)
 
     # Exactly the chief's artifacts: one event file, one set of samples and

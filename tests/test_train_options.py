@@ -9,7 +9,7 @@ import tensorflow as tf
 from conftest import run_pipeline
 
 from configs import smoke
-from pipeline import train
+from pipeline import checkpoints, train
 
 STEPS = 10
 
@@ -29,7 +29,7 @@ def _config(**train_fields):
 def _weights(config, workdir):
     # Trainable weights: Adam moves each by about lr per step. (The EMA generator's BatchNorm
     # statistics are re-estimated from its weights, not stepped by the optimizer.)
-    generator = train.load_generator(config, workdir)
+    generator = checkpoints.load_generator(config, workdir)
     return np.concatenate([np.ravel(w) for w in generator.trainable_weights])
 
 
@@ -83,7 +83,7 @@ def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_weights(smoke_work
     reader = tf.train.load_checkpoint(summary["latest_checkpoint"])
     dtypes = set(reader.get_variable_to_dtype_map().values())
     assert tf.bfloat16 not in dtypes and tf.float16 not in dtypes and tf.float32 in dtypes
-    generator = train.load_generator(config, tmp_path)
+    generator = checkpoints.load_generator(config, tmp_path)
     images = generator(tf.random.stateless_normal([4, config.model.latent_dim], [0, 1]))
     assert images.dtype == tf.float32 and np.isfinite(images.numpy()).all()
     # bfloat16 compute really happened (the weights differ from the float32

@@ -18,8 +18,8 @@ import tensorflow as tf
 from conftest import REPO
 
 from configs import smoke
-from gan_keras import input_pipeline, losses
-from pipeline import train
+from gan_keras import losses, records
+from pipeline import checkpoints, train
 
 
 def _fresh_workdir(smoke_workdir, tmp_path):
@@ -83,7 +83,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     with pytest.raises(train.TrainingDivergedError, match="non-finite loss at step 21"):
         train.run_train(config, workdir)
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith("ckpt-20")
-    generator = train.load_generator(config, workdir)
+    generator = checkpoints.load_generator(config, workdir)
     assert all(np.isfinite(w).all() for w in generator.get_weights())
 
 
@@ -91,7 +91,7 @@ def test_records_that_disagree_with_the_config_fail_before_training(smoke_workdi
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
     config = smoke.get_config()
     config.data.resolution = 32
-    with pytest.raises(input_pipeline.DataError, match="records are 16x16x1 .* data.resolution=32"):
+    with pytest.raises(records.DataError, match="records are 16x16x1 .* data.resolution=32"):
         train.run_train(config, workdir)
     assert not (workdir / "train" / "checkpoints").exists()
 
@@ -185,7 +185,7 @@ def test_in_training_evaluation_logs_scores_keeps_the_best_and_shares_the_judge(
     assert summary["best_frechet_distance"] == pytest.approx(best["frechet_distance"])
 
     # Evaluate restores that checkpoint, says so, and reuses the cached judge (no retraining).
-    _, info = train.load_generator_with_info(config, workdir)
+    _, info = checkpoints.load_generator_with_info(config, workdir)
     assert info["checkpoint"] == "best by in-training FD" and info["checkpoint_step"] == best_step
     judge_mtime = (workdir / "judge" / "classifier.keras").stat().st_mtime_ns
     metrics = evaluate.run_evaluate(config, workdir, workdir / "evaluate")
@@ -214,7 +214,7 @@ class _ScriptedEvaluator:
 
 
 def _generator_weights(config, checkpoint_path):
-    generator = train.load_generator(config, pathlib.Path(checkpoint_path).parents[2])
+    generator = checkpoints.load_generator(config, pathlib.Path(checkpoint_path).parents[2])
     tf.train.Checkpoint(ema_generator=generator).restore(checkpoint_path).expect_partial()
     return generator.get_weights()
 
@@ -240,10 +240,10 @@ def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdi
     assert (summary["best_step"], summary["best_frechet_distance"]) == (20, 3.0)
     assert sorted(p.name for p in best_dir.glob("ckpt-*.index")) == ["ckpt-20.index"]
     # The best checkpoint holds the state of step 20, not of a later step.
-    _, info = train.load_generator_with_info(config, workdir)
+    _, info = checkpoints.load_generator_with_info(config, workdir)
     assert (info["checkpoint"], info["checkpoint_step"]) == ("best by in-training FD", 20)
     assert info["in_training_eval"]["frechet_distance"] == 3.0
-    for a, b in zip(train.load_generator(config, workdir).get_weights(),
+    for a, b in zip(checkpoints.load_generator(config, workdir).get_weights(),
                     _generator_weights(config, str(ckpt_dir / "ckpt-20")), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -265,11 +265,11 @@ def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdi
 
     # With in-training evaluation off, nothing changes from before: the latest checkpoint.
     config.train.eval_every = 0
-    assert train.generator_checkpoint(config, workdir)["checkpoint"] == "latest"
+    assert checkpoints.generator_checkpoint(config, workdir)["checkpoint"] == "latest"
     config.train.steps = 60
     summary = train.run_train(config, workdir)
     assert _ScriptedEvaluator.calls[-1][0] == 50 and summary["best_step"] is None
-    _, info = train.load_generator_with_info(config, workdir)
+    _, info = checkpoints.load_generator_with_info(config, workdir)
     assert (info["checkpoint"], info["checkpoint_step"]) == ("latest", 60)
     assert json.loads((best_dir / "best.json").read_text())["step"] == 50
 
