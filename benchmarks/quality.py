@@ -72,8 +72,9 @@ _RECORD_REFERENCE = flags.DEFINE_bool(
 # commit 0b5684b): 28x28 DCGAN, widths 32, latent 64. Its EMA was a fixed
 # 0.999 decay; its half-life in images at batch 64 is 64 * ln(0.5) / ln(0.999).
 PREVIOUS_DEFAULT = {
-    "model.latent_dim": 64, "model.g_width": 32, "model.d_width": 32,
+    "model.network_resolution": 0, "model.latent_dim": 64, "model.g_width": 32, "model.d_width": 32,
     "model.batch_norm_momentum": 0.99, "train.batch_size": 64,
+    "train.g_learning_rate": 2e-4, "train.d_learning_rate": 2e-4, "train.beta_1": 0.5, "train.beta_2": 0.999,
     "train.ema_half_life_images": 44_339.0, "train.ema_rampup": 0.0,
 }
 
