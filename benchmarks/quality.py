@@ -53,6 +53,7 @@ _ROWS = flags.DEFINE_list("rows", ["article_dcgan", "previous_default", "default
 _CANDIDATE = flags.DEFINE_multi_string(
     "candidate", [], "An extra row 'name:field=value,field=value' (overrides of configs/fashion_mnist.py).")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ...).")
+_ROW_SEEDS = flags.DEFINE_multi_string("row_seeds", [], "Seeds for one row, 'name:N' (overrides --seeds).")
 _SECONDS = flags.DEFINE_float("seconds", 300, "Training seconds every row gets (at least).")
 _IMAGES = flags.DEFINE_integer("images", 300_000, "Images every row sees (at least).")
 _SNAPSHOT_SECONDS = flags.DEFINE_float("snapshot_seconds", 30, "Score every this many training seconds.")
@@ -408,10 +409,11 @@ def main(argv):
     workdir = prepare_data(out_dir, _DATA.value)
     judge = Judge(workdir, _DATA.value, _JUDGE_MIN_ACCURACY.value)
     references = judge.references(_NUM_SAMPLES.value)
+    row_seeds = {name: int(n) for name, _, n in (text.partition(":") for text in _ROW_SEEDS.value)}
     results = {}
     for row in selected:
         results[row.name] = []
-        for seed in range(_SEEDS.value):
+        for seed in range(row_seeds.get(row.name, _SEEDS.value)):
             path = out_dir / "rows" / f"{row.name}-seed{seed}-{_cache_key(row, seed)}.json"
             if path.exists() and not _RERUN.value:
                 result = io_utils.read_json(path)

@@ -49,7 +49,9 @@ def check_network_resolution(resolution: int, network_resolution: int) -> int:
     if not network_resolution or network_resolution == resolution:
         _geometry(resolution)
         return resolution
-    _geometry(network_resolution)
+    if network_resolution not in SUPPORTED_RESOLUTIONS:
+        raise ValueError(f"model.network_resolution={network_resolution} is not supported; use 0 or one of "
+                         f"{SUPPORTED_RESOLUTIONS}")
     if network_resolution < resolution or (network_resolution - resolution) % 2:
         raise ValueError(f"model.network_resolution={network_resolution} must be 0, or at least "
                          f"data.resolution={resolution} with an even difference (centre padding)")

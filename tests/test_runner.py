@@ -109,3 +109,18 @@ def test_stage_config_ignores_how_beam_runs():
     assert runner.stage_config(a, "ingest") == runner.stage_config(b, "ingest")
     b.data.resolution = 32
     assert runner.stage_config(a, "ingest") != runner.stage_config(b, "ingest")
+
+
+@pytest.mark.parametrize("override, field", [
+    ("train.ema_half_life_images=-5.0", "train.ema_half_life_images"),
+    ("train.ema_rampup=2.0", "train.ema_rampup"),
+    ("model.batch_norm_momentum=1.0", "model.batch_norm_momentum"),
+    ("model.network_resolution=30", "model.network_resolution"),
+])
+def test_recipe_fields_are_validated_before_any_work(override, field):
+    config = smoke.get_config()
+    section, _, assignment = override.partition(".")
+    name, _, value = assignment.partition("=")
+    config[section][name] = type(config[section][name])(value)
+    with pytest.raises(ValueError, match=field.replace(".", r"\.")):
+        stages.get("train").validate(config)
