@@ -24,7 +24,8 @@ def get_config():
     config.train.batch_size = 64
     config.train.g_learning_rate = 1.6e-3
     config.train.d_learning_rate = 1.6e-3
-    config.train.steps = 4000
+    # 3,500 steps x 64 = 224k images: under 300 s of training on this 2-core machine.
+    config.train.steps = 3500
     config.train.checkpoint_every = 500
     config.train.sample_every = 500
     config.train.eval_every = 500
