@@ -395,6 +395,10 @@ def record_reference(runs: list[dict], references: dict) -> None:
     print(f"Recorded {entry['name']} FD {mean:.2f} ± {std:.2f} at {_IMAGES.value} images in {path}")
 
 
+_LOOP_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every",
+                "num_sample_images", "eval_every", "eval_num_samples")
+
+
 def _cache_key(row: Row, seed: int) -> str:
     """Identifies what was trained, not what the row is called: a project row by its resolved
     config (so a candidate that becomes the default keeps its results, and an edited default
@@ -404,6 +408,8 @@ def _cache_key(row: Row, seed: int) -> str:
     else:
         config = row_config(row, seed, _DATA.value)
         trained = {section: config[section].to_dict() for section in ("data", "model", "train")}
+        for field in _LOOP_FIELDS:  # the benchmark's budgets replace the train stage's loop settings
+            trained["train"].pop(field, None)
     spec = {"trained": trained, "seed": seed, "seconds": _SECONDS.value, "images": _IMAGES.value,
             "snapshot_seconds": _SNAPSHOT_SECONDS.value, "snapshot_images": _SNAPSHOT_IMAGES.value,
             "num_samples": _NUM_SAMPLES.value}
