@@ -34,7 +34,11 @@ class ServerThread:
                 dispatcher.close()
 
         if self._thread.is_alive():
-            self.server.trigger.pull_trigger(close_all)
+            try:
+                self.server.trigger.pull_trigger(close_all)
+            except OSError:
+                # The loop already closed its trigger (it is ending on its own): nothing to wake.
+                pass
             self._thread.join(timeout=10)
         else:
             close_all()
