@@ -46,7 +46,7 @@ from absl import app, flags, logging
 from benchmarks import article_dcgan
 from configs import fashion_mnist
 from gan_keras import io_utils, reference_scores
-from pipeline import evaluate, runner, train
+from pipeline import judge, runner, train
 
 _ROWS = flags.DEFINE_list("rows", ["article_dcgan", "previous_default", "default"],
                           "Rows to run, in order: article_dcgan, previous_default, default, or candidate names.")
@@ -200,12 +200,12 @@ class Judge:
 
     def __init__(self, workdir, data_dir: str, min_accuracy: float):
         config = benchmark_config(data_dir)
-        self.real = evaluate.read_real_data(config, workdir)
-        self.classifier = evaluate.load_judge(config, workdir, self.real)
+        self.real = judge.read_real_data(config, workdir)
+        self.classifier = judge.load_judge(config, workdir, self.real)
         if self.classifier.eval_accuracy < min_accuracy:
             raise SystemExit(f"the judge reached {self.classifier.eval_accuracy:.4f} test accuracy, below the "
                              f"required {min_accuracy}; raise evaluate.classifier_epochs in configs/fashion_mnist.py")
-        self.scorer = evaluate.JudgeScorer(config, self.classifier, self.real.eval_images)
+        self.scorer = judge.JudgeScorer(config, self.classifier, self.real.eval_images)
 
     def fd(self, images) -> float:
         return self.scorer.score(images)["frechet_distance"]

@@ -131,13 +131,13 @@ def main(argv):
     seconds = min(FLAGS.seconds, 120.0)
     with tempfile.TemporaryDirectory() as tmp:
         from gan_keras import export as gan_export
+        from gan_keras import export_layout
 
         base = FLAGS.model_base_path
         if base is None:
             base = os.path.join(tmp, "generator")
             gan_export.export_generator(_demo_generator(), base, latent_dim=100)
-        versions = gan_export.list_versions(base)
-        info_path = pathlib.Path(base, str(versions[-1]), "assets.extra", gan_export.MODEL_INFO_ASSET)
+        info_path = export_layout.asset_path(export_layout.version_dir(base), export_layout.MODEL_INFO_ASSET)
         info = json.loads(info_path.read_text())
 
         if FLAGS.signature == "serving_default":

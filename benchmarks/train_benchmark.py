@@ -35,7 +35,7 @@ import tensorflow as tf
 from absl import app, flags
 
 from configs import default
-from gan_keras import images as image_utils
+from gan_keras import images as gan_images
 from gan_keras import input_pipeline, records
 from pipeline import train
 
@@ -58,7 +58,7 @@ def write_records(ingest_dir: pathlib.Path, resolution: int, count: int, shards:
                for i in range(shards)]
     for n in range(count):
         image = rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
-        writers[n % shards].write(records.make_example(image_utils.encode_png(image), resolution, resolution, 3,
+        writers[n % shards].write(records.make_example(gan_images.encode_png(image), resolution, resolution, 3,
                                                        records.UNLABELLED, f"synthetic/{n}"))
     for w in writers:
         w.close()

@@ -41,21 +41,9 @@ import tempfile
 import keras
 import tensorflow as tf
 
-MODEL_INFO_ASSET = "model_info.json"
+from gan_keras.export_layout import ASSETS_DIR, MODEL_INFO_ASSET, list_versions
+
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-
-
-def list_versions(base_path) -> list[int]:
-    """Integer version directories under `base_path`, ascending (none if absent)."""
-    base_path = pathlib.Path(base_path)
-    if not base_path.is_dir():
-        return []
-    versions = []
-    for entry in base_path.iterdir():
-        # str.isdigit also accepts non-ASCII digits; TF Serving only takes 0-9.
-        if entry.is_dir() and re.fullmatch(r"[0-9]+", entry.name):
-            versions.append(int(entry.name))
-    return sorted(versions)
 
 
 def to_uint8(images: tf.Tensor) -> tf.Tensor:
@@ -195,7 +183,7 @@ def export_generator(
     try:
         model_dir = tmp / "model"
         archive.write_out(str(model_dir), verbose=False)
-        assets = model_dir / "assets.extra"
+        assets = model_dir / ASSETS_DIR
         assets.mkdir(exist_ok=True)
         (assets / MODEL_INFO_ASSET).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         for name, data in extra_assets.items():

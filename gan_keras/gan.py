@@ -37,6 +37,13 @@ _DRAWS_PER_UPDATE = 8
 MAX_N_CRITIC = 7
 
 
+def check_n_critic(n_critic) -> None:
+    """The one validation of train.n_critic: the per-step random streams are laid out for at
+    most MAX_N_CRITIC discriminator updates per generator update."""
+    if isinstance(n_critic, bool) or not isinstance(n_critic, int) or not 1 <= n_critic <= MAX_N_CRITIC:
+        raise ValueError(f"train.n_critic must be an integer in [1, {MAX_N_CRITIC}], got {n_critic!r}")
+
+
 def check_ema_settings(half_life_images: float, rampup: float) -> None:
     """The one validation of the EMA's config fields (train.ema_*)."""
     if not half_life_images >= 0:
@@ -93,10 +100,8 @@ class GAN(keras.Model):
         diffaugment_policy: str = "",
         jit_compile=False,
     ):
-        if loss not in losses.LOSSES:
-            raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {loss!r}")
-        if not 1 <= n_critic <= MAX_N_CRITIC:
-            raise ValueError(f"train.n_critic must be in [1, {MAX_N_CRITIC}], got {n_critic}")
+        losses.LOSSES.check(loss)
+        check_n_critic(n_critic)
         # Keras drives callbacks from `self.optimizer.iterations`; G's optimizer
         # steps once per train_step, so it is the step counter.
         super().compile(optimizer=g_optimizer, jit_compile=jit_compile)

@@ -98,14 +98,51 @@ def make_dataset(
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
-def load_images(ingest_dir, split: str, limit: int | None = None, *, resolution: int, channels: int):
-    """The first `limit` images of a split as uint8 [N, R, R, C] and labels [N] (numpy)."""
-    ds = make_dataset(ingest_dir, split, resolution=resolution, channels=channels,
-                      global_batch_size=1, repeat=False).unbatch()
-    if limit is not None:
-        ds = ds.take(limit)
-    images, labels = [], []
-    for batch_images, batch_labels in ds.batch(1024):
-        images.append(tf.cast(tf.round((batch_images + 1.0) * 127.5), tf.uint8).numpy())
-        labels.append(batch_labels.numpy())
-    return np.concatenate(images), np.concatenate(labels)
+def read_split(ingest_dir, split: str, limit: int | None = None, *, resolution: int | None = None,
+               channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The first `limit` records of a split, in file order, as numpy arrays: uint8 images
+    [N, H, W, C] exactly as ingested (no normalisation) and int64 labels [N].
+
+    Every record's PNG must decode to the shape it declares and, when `resolution` and
+    `channels` are given, to that shape; errors name the shard and the record.
+    """
+    def parse(serialized):
+        ex = tf.io.parse_single_example(serialized, records.parse_spec())
+        image = tf.io.decode_png(ex[records.ENCODED], channels=0)
+        declared = tf.stack([ex[records.HEIGHT], ex[records.WIDTH], ex[records.CHANNELS]])
+        return image, ex[records.LABEL], declared, tf.shape(image, out_type=tf.int64)
+
+    expected = None if resolution is None else [resolution, resolution, channels]
+    all_images, all_labels = [], []
+    total = 0
+    for path in records.list_shards(ingest_dir, split):
+        if limit is not None and total >= limit:
+            break
+        ds = tf.data.TFRecordDataset(path, compression_type="GZIP")
+        if limit is not None:
+            ds = ds.take(limit - total)
+        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+        try:
+            for image, label, declared, actual in ds.as_numpy_iterator():
+                bad = np.flatnonzero(np.any(declared != actual, axis=1))
+                if bad.size:
+                    raise records.DataError(
+                        f"{path}: record {total + bad[0]} declares shape {declared[bad[0]].tolist()} "
+                        f"but its PNG decodes to {actual[bad[0]].tolist()}")
+                if expected is not None and list(image.shape[1:]) != expected:
+                    raise records.DataError(
+                        f"{path}: records are {list(image.shape[1:])} (HxWxC) but the config expects "
+                        f"{expected}")
+                all_images.append(image)
+                all_labels.append(label)
+                total += len(image)
+        except tf.errors.OpError as e:
+            raise records.DataError(
+                f"{path}: cannot read records after {total} images (corrupt file or images of "
+                f"different shapes): {e.message}") from e
+    if not all_images:
+        raise records.DataError(f"the {split} split in {ingest_dir} has no records")
+    shapes = {x.shape[1:] for x in all_images}
+    if len(shapes) > 1:
+        raise records.DataError(f"the {split} split mixes image shapes {sorted(shapes)}")
+    return np.concatenate(all_images), np.concatenate(all_labels).astype(np.int64)

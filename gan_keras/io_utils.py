@@ -56,16 +56,30 @@ def read_json(path):
 
 
 @contextlib.contextmanager
-def staged_directory(final_path):
+def staged_directory(final_path, keep_failed=None):
     """Yields a temporary sibling directory; on success it replaces `final_path`.
 
-    On failure the temporary directory is removed and `final_path` is untouched.
+    On failure `final_path` is untouched. The temporary directory is removed,
+    or, with `keep_failed`, moved there (replacing an older failure) when it
+    holds anything, so what the failed step wrote (e.g. a reject report) stays
+    readable; the exception's message then names `keep_failed`, not the
+    temporary path that no longer exists.
     """
     final_path = pathlib.Path(final_path)
     final_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=final_path.parent, prefix=f".{final_path.name}.tmp-"))
     try:
         yield tmp
+    except Exception as e:
+        if keep_failed is None or not any(tmp.iterdir()):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        keep_failed = pathlib.Path(keep_failed)
+        replace_directory(tmp, keep_failed)
+        if len(e.args) == 1 and isinstance(e.args[0], str):
+            e.args = (e.args[0].replace(str(tmp), str(keep_failed)),)
+        e.add_note(f"What was written before the failure is kept in {keep_failed}")
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -3,38 +3,70 @@
 Working from logits (softplus rather than log of a sigmoid) keeps the losses
 finite when D saturates. Each function returns per-example losses [B]; the
 caller averages them over the *global* batch (`tf.nn.compute_average_loss`).
+
+`LOSSES` maps each `train.loss` name to its (discriminator, generator) pair;
+the config validator and the model check names against that one table.
 """
 
 import tensorflow as tf
 
-LOSSES = ("non_saturating", "minimax", "hinge", "wgan_gp", "least_squares")
+from gan_keras.registry import Registry
+
+LOSSES = Registry("train.loss")
+
+
+def _flat(logits):
+    return tf.reshape(logits, [-1])
+
+
+def _d_cross_entropy(real_logits, fake_logits):
+    # -log D(x) - log(1 - D(G(z))) with D = sigmoid(logit).
+    return tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits)
+
+
+def _g_non_saturating(fake_logits):
+    # -log D(G(z)).
+    return tf.nn.softplus(-fake_logits)
+
+
+def _g_minimax(fake_logits):
+    # log(1 - D(G(z))), the value function as written; G minimises it.
+    return -tf.nn.softplus(fake_logits)
+
+
+def _d_hinge(real_logits, fake_logits):
+    return tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits)
+
+
+def _d_wasserstein(real_logits, fake_logits):
+    return fake_logits - real_logits
+
+
+def _g_critic(fake_logits):
+    # Hinge and WGAN generators both maximise the critic's score.
+    return -fake_logits
+
+
+def _d_least_squares(real_logits, fake_logits):
+    return 0.5 * tf.square(real_logits - 1.0) + 0.5 * tf.square(fake_logits)
+
+
+def _g_least_squares(fake_logits):
+    return 0.5 * tf.square(fake_logits - 1.0)
+
+
+LOSSES.register("non_saturating", (_d_cross_entropy, _g_non_saturating))
+LOSSES.register("minimax", (_d_cross_entropy, _g_minimax))
+LOSSES.register("hinge", (_d_hinge, _g_critic))
+LOSSES.register("wgan_gp", (_d_wasserstein, _g_critic))
+LOSSES.register("least_squares", (_d_least_squares, _g_least_squares))
 
 
 def discriminator_loss(name: str, real_logits, fake_logits):
-    real_logits = tf.reshape(real_logits, [-1])
-    fake_logits = tf.reshape(fake_logits, [-1])
-    if name in ("non_saturating", "minimax"):
-        # -log D(x) - log(1 - D(G(z))) with D = sigmoid(logit).
-        return tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits)
-    if name == "hinge":
-        return tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits)
-    if name == "wgan_gp":
-        return fake_logits - real_logits
-    if name == "least_squares":
-        return 0.5 * tf.square(real_logits - 1.0) + 0.5 * tf.square(fake_logits)
-    raise ValueError(f"train.loss must be one of {LOSSES}, got {name!r}")
+    d_loss, _ = LOSSES.get(name)
+    return d_loss(_flat(real_logits), _flat(fake_logits))
 
 
 def generator_loss(name: str, fake_logits):
-    fake_logits = tf.reshape(fake_logits, [-1])
-    if name == "non_saturating":
-        # -log D(G(z)).
-        return tf.nn.softplus(-fake_logits)
-    if name == "minimax":
-        # log(1 - D(G(z))), the value function as written; G minimises it.
-        return -tf.nn.softplus(fake_logits)
-    if name in ("hinge", "wgan_gp"):
-        return -fake_logits
-    if name == "least_squares":
-        return 0.5 * tf.square(fake_logits - 1.0)
-    raise ValueError(f"train.loss must be one of {LOSSES}, got {name!r}")
+    _, g_loss = LOSSES.get(name)
+    return g_loss(_flat(fake_logits))

@@ -13,8 +13,22 @@ Koyama, 2018): logit = psi(h) + <embed(y), h>.
 import keras
 from keras import layers, ops
 
+from gan_keras.registry import Registry
+
 SUPPORTED_RESOLUTIONS = (16, 28, 32, 64, 128, 256)
 MAX_WIDTH_MULTIPLIER = 8
+
+# The names the model config may use; validators and builders check these tables.
+G_NORMS = Registry("model.g_norm")
+G_NORMS.register("batch", "BatchNorm (conditional BatchNorm with that conditioning)")
+G_NORMS.register("none", "no normalisation; convolutions get biases")
+D_NORMS = Registry("model.d_norm")
+D_NORMS.register("batch", "BatchNorm (not with wgan_gp: the penalty is per example)")
+D_NORMS.register("layer", "LayerNorm over H, W, C")
+D_NORMS.register("none", "no normalisation")
+CONDITIONINGS = Registry("model.conditioning")
+CONDITIONINGS.register("embedding", "a label embedding concatenated to z")
+CONDITIONINGS.register("conditional_batch_norm", "per-class BatchNorm scale and offset")
 
 
 def weight_init():
@@ -143,12 +157,8 @@ def build_generator(
     """
     data_resolution = resolution
     resolution = check_network_resolution(resolution, network_resolution)
-    if norm not in ("batch", "none"):
-        raise ValueError(f"model.g_norm must be 'batch' or 'none', got {norm!r}")
-    if conditioning not in ("embedding", "conditional_batch_norm"):
-        raise ValueError(
-            f"model.conditioning must be 'embedding' or 'conditional_batch_norm', got {conditioning!r}"
-        )
+    G_NORMS.check(norm)
+    CONDITIONINGS.check(conditioning)
     start, n_up = _geometry(resolution)
     z_in = keras.Input((latent_dim,), name="z")
     inputs = [z_in]
@@ -208,8 +218,7 @@ def build_discriminator(
     """
     data_resolution = resolution
     resolution = check_network_resolution(resolution, network_resolution)
-    if norm not in ("batch", "layer", "none"):
-        raise ValueError(f"model.d_norm must be 'batch', 'layer' or 'none', got {norm!r}")
+    D_NORMS.check(norm)
     _, n_down = _geometry(resolution)
 
     def sn(layer):

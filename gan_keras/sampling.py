@@ -10,21 +10,8 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from gan_keras import export as gan_export
+from gan_keras import export_layout
 from gan_keras import images as gan_images
-
-
-def resolve_version(model_base_path, version: int | None = None) -> pathlib.Path:
-    """The directory of `version`, or of the highest version under the base path."""
-    base = pathlib.Path(model_base_path)
-    versions = gan_export.list_versions(base)
-    if not versions:
-        raise FileNotFoundError(f"No integer version directories under {base}")
-    if version is None:
-        return base / str(versions[-1])
-    if version not in versions:
-        raise FileNotFoundError(f"Version {version} not found under {base} (have {versions})")
-    return base / str(version)
 
 
 def generate(model_base_path, *, num: int, seed: int = 0, label: int | None = None,
@@ -32,7 +19,7 @@ def generate(model_base_path, *, num: int, seed: int = 0, label: int | None = No
     """Returns `num` uint8 images [num, H, W, C] from the sample signature."""
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
-    path = resolve_version(model_base_path, version)
+    path = export_layout.version_dir(model_base_path, version)
     model = tf.saved_model.load(str(path))
     if "sample" not in model.signatures:
         raise ValueError(f"{path} has no 'sample' signature (has {sorted(model.signatures)})")

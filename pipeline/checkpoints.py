@@ -18,6 +18,7 @@ from absl import logging
 
 from gan_keras import io_utils, networks, records
 from pipeline import classes
+from pipeline import workdir as workdir_layout
 
 # train/best/: the checkpoint with the lowest in-training FD and its record.
 BEST_DIR, BEST_FILE = "best", "best.json"
@@ -52,7 +53,7 @@ def generator_checkpoint(config, workdir) -> dict:
     """Which checkpoint `load_generator` restores: the best by in-training FD (train/best/) when
     train.eval_every > 0 and one exists, else the latest. {'checkpoint': kind, 'checkpoint_step',
     'checkpoint_path', and 'in_training_eval' (best.json) for the best one}."""
-    train_dir = pathlib.Path(workdir) / "train"
+    train_dir = workdir_layout.train_dir(workdir)
     best = tf.train.latest_checkpoint(str(train_dir / BEST_DIR)) if config.train.eval_every > 0 else None
     if best is not None:
         info = {"checkpoint": CHECKPOINT_BEST, "checkpoint_step": checkpoint_step(best), "checkpoint_path": best}
@@ -71,7 +72,7 @@ def load_generator_with_info(config, workdir) -> tuple[keras.Model, dict]:
     """The trained generator (the EMA one when train.ema_half_life_images > 0) from the workdir's
     best checkpoint (train.eval_every > 0) or latest one, and `generator_checkpoint`'s description."""
     workdir = pathlib.Path(workdir)
-    ingest_dir = workdir / "ingest"
+    ingest_dir = workdir_layout.ingest_dir(workdir)
     stats = records.read_stats(ingest_dir)
     num_classes = classes.resolve_num_classes(ingest_dir, conditional=config.model.conditional,
                                               num_classes=config.model.num_classes)

@@ -8,23 +8,17 @@ way: the real floor (real train images vs real eval) and a noise ceiling
 (uniform noise vs real eval). Conditional models also get per-class Frechet
 distances (intra-FID) and the classifier's accuracy on the requested labels.
 
-The domain classifier (the "judge") is trained once per workdir and cached in
-<workdir>/judge/ by `load_judge`, which the train stage's in-training
-evaluation (`train.eval_every`) calls too. metrics.json places the model on a
-scale, in `summary`: the real floor, the reference generators that
-`gan_keras/reference_scores.json` holds for the same judge and sample count
-(e.g. the article's DCGAN, scored by benchmarks.quality) and the noise ceiling.
-
-The gate (TFX Evaluator's "blessing"): the model is blessed when
-`gate_metric` <= `threshold` (lower is better) and it is not worse than the
-currently exported version (export/generator/<highest>/assets.extra/
-evaluation.json), compared only when both were measured with the same
-feature extractor (same fingerprint).
+The domain classifier (the "judge", pipeline.judge) is trained once per
+workdir and shared with the train stage's in-training evaluation. metrics.json
+places the model on a scale, in `summary`: the real floor, the reference
+generators that `gan_keras/reference_scores.json` holds for the same judge and
+sample count (e.g. the article's DCGAN, scored by benchmarks.quality) and the
+noise ceiling. The stage then decides the export gate (pipeline.gate) into
+metrics.json.
 
 Library: `run_evaluate(config, workdir, out_dir)` (the stage; `run(context)` is
 the runner's hook), `compute_metrics(...)` for any `sample_fn`,
-`load_judge(config, workdir)`, `JudgeScorer`, `quality_summary(metrics)`,
-`check_blessing(workdir)`, `validate_config(config)`, `evaluate_export(...)`.
+`quality_summary(metrics)`, `validate_config(config)`, `evaluate_export(...)`.
 
 Standalone scoring of an exported generator (the command line is
 pipeline/evaluate_main.py):
@@ -38,22 +32,16 @@ import math
 import pathlib
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import numpy as np
 from absl import logging
 
-from gan_keras import feature_extractors, images, io_utils, records, reference_scores
+from gan_keras import export_layout, feature_extractors, io_utils, records, reference_scores
+from gan_keras import images as gan_images
 from gan_keras import metrics as metrics_lib
-from pipeline import classes
-
-STAGE_DIR = "evaluate"
-# The judge's cache, <workdir>/judge/ (see load_judge).
-JUDGE_DIR = "judge"
-METRICS_FILE = "metrics.json"
-EXPORT_EVALUATION = ("assets.extra", "evaluation.json")
-# Lower is better for every gate metric.
-GATE_METRICS = ("frechet_distance", "kid_mean", "intra_frechet_distance")
+from pipeline import classes, judge
+from pipeline import workdir as workdir_layout
+from pipeline.gate import GATE_METRICS, decide_gate
 
 # sample_fn(num, seed, labels or None) -> uint8 [num, H, W, C]
 SampleFn = Callable[[int, int, "np.ndarray | None"], np.ndarray]
@@ -63,50 +51,18 @@ SampleFn = Callable[[int, int, "np.ndarray | None"], np.ndarray]
 # Config
 # --------------------------------------------------------------------------
 
-def _is_int(v) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-
-def _checker(ev):
-    """need(condition, field, message): raises ValueError naming config.evaluate.<field>."""
-
-    def need(cond, field, msg):
-        if not cond:
-            raise ValueError(f"config.evaluate.{field}={getattr(ev, field, None)!r}: {msg}")
-
-    return need
-
-
-def validate_judge_config(config) -> None:
-    """Checks the `config.evaluate` fields the judge and its scores use (the train stage's
-    in-training evaluation uses them too); raises ValueError naming the field."""
-    ev = config.evaluate
-    need = _checker(ev)
-    need(_is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1, "classifier_epochs", "must be an integer >= 1")
-    need(_is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1, "classifier_batch_size",
-         "must be an integer >= 1")
-    need(_is_int(ev.classifier_min_steps) and ev.classifier_min_steps >= 0, "classifier_min_steps",
-         "must be an integer >= 0")
-    need(_is_int(ev.kid_subsets) and ev.kid_subsets >= 1, "kid_subsets", "must be an integer >= 1")
-    need(_is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2, "kid_subset_size", "must be an integer >= 2")
-    need(_is_int(ev.seed), "seed", "must be an integer")
-    need(_is_int(ev.sample_batch_size) and ev.sample_batch_size >= 1, "sample_batch_size", "must be an integer >= 1")
-    need(_is_int(ev.max_real_examples) and ev.max_real_examples >= 2, "max_real_examples",
-         "must be an integer >= 2")
-
-
 def validate_config(config) -> None:
     """Raises ValueError naming the bad `config.evaluate` field; does no work."""
-    validate_judge_config(config)
+    judge.validate_judge_config(config)
     ev = config.evaluate
-    need = _checker(ev)
+    need = judge.field_checker(ev)
     need(ev.extractor in feature_extractors.EXTRACTORS, "extractor",
          f"unknown extractor; expected one of {feature_extractors.EXTRACTORS}")
-    need(_is_int(ev.num_samples) and ev.num_samples >= 2, "num_samples", "must be an integer >= 2")
+    need(judge.is_int(ev.num_samples) and ev.num_samples >= 2, "num_samples", "must be an integer >= 2")
     need(isinstance(ev.inception_weights, str), "inception_weights", "must be a path string ('' = skip)")
-    need(_is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
+    need(judge.is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
     need(ev.num_samples > ev.pr_k, "num_samples", f"must exceed pr_k={ev.pr_k} (k-NN radii need k+1 samples)")
-    need(_is_int(ev.classifier_score_splits) and 1 <= ev.classifier_score_splits <= ev.num_samples,
+    need(judge.is_int(ev.classifier_score_splits) and 1 <= ev.classifier_score_splits <= ev.num_samples,
          "classifier_score_splits", "must be an integer in [1, num_samples]")
     need(ev.gate_metric in GATE_METRICS, "gate_metric", f"unknown gate metric; expected one of {GATE_METRICS}")
     need(ev.gate_metric != "intra_frechet_distance" or bool(config.model.conditional), "gate_metric",
@@ -118,144 +74,8 @@ def validate_config(config) -> None:
 
 
 # --------------------------------------------------------------------------
-# Real data (workdir/ingest)
-# --------------------------------------------------------------------------
-
-def _ingest_dir(workdir) -> pathlib.Path:
-    return pathlib.Path(workdir) / "ingest"
-
-
-def read_split(workdir, split: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images [N, H, W, C], int64 labels [N]) of an ingested split, in file order."""
-    import tensorflow as tf
-
-    def parse(serialized):
-        f = tf.io.parse_single_example(serialized, records.parse_spec())
-        image = tf.io.decode_png(f[records.ENCODED])
-        declared = tf.stack([f[records.HEIGHT], f[records.WIDTH], f[records.CHANNELS]])
-        return image, f[records.LABEL], declared, tf.shape(image, out_type=tf.int64)
-
-    all_images, all_labels = [], []
-    total = 0
-    for path in records.list_shards(_ingest_dir(workdir), split):
-        if limit is not None and total >= limit:
-            break
-        ds = tf.data.TFRecordDataset(path, compression_type="GZIP")
-        if limit is not None:
-            ds = ds.take(limit - total)
-        ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
-        try:
-            for image, label, declared, actual in ds.as_numpy_iterator():
-                bad = np.flatnonzero(np.any(declared != actual, axis=1))
-                if bad.size:
-                    raise ValueError(f"{path}: record {total + bad[0]} declares shape {declared[bad[0]].tolist()} "
-                                     f"but its PNG decodes to {actual[bad[0]].tolist()}")
-                all_images.append(image)
-                all_labels.append(label)
-                total += len(image)
-        except tf.errors.OpError as e:
-            raise ValueError(f"{path}: cannot read records after {total} images (corrupt file or images of "
-                             f"different shapes): {e.message}") from e
-    if not all_images:
-        raise ValueError(f"the {split} split in {_ingest_dir(workdir)} has no records")
-    shapes = {x.shape[1:] for x in all_images}
-    if len(shapes) > 1:
-        raise ValueError(f"the {split} split mixes image shapes {sorted(shapes)}")
-    return np.concatenate(all_images), np.concatenate(all_labels).astype(np.int64)
-
-
-def ingest_fingerprint(workdir) -> str:
-    """Content hash of the ingested data: the classifier is retrained when it changes."""
-    ingest = _ingest_dir(workdir)
-    digest = hashlib.sha256()
-    paths = [pathlib.Path(p) for split in (records.TRAIN, records.EVAL)
-             for p in records.list_shards(ingest, split)]
-    paths += [p for p in (ingest / records.LABELS_FILE,) if p.exists()]
-    for path in paths:
-        digest.update(path.name.encode() + b"\0" + feature_extractors.sha256_file(path).encode())
-    return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------
-# The judge: one cached domain classifier per workdir, shared by the train
-# stage's in-training evaluation and this stage
-# --------------------------------------------------------------------------
-
-class RealData(NamedTuple):
-    """The ingested splits as uint8 images [N, H, W, C] and int64 labels [N]."""
-    train_images: np.ndarray
-    train_labels: np.ndarray
-    eval_images: np.ndarray
-    eval_labels: np.ndarray
-
-
-def read_real_data(config, workdir) -> RealData:
-    """Both ingested splits, at most `evaluate.max_real_examples` images each, read once."""
-    limit = config.evaluate.max_real_examples
-    train_images, train_labels = read_split(workdir, records.TRAIN, limit=limit)
-    eval_images, eval_labels = read_split(workdir, records.EVAL, limit=limit)
-    if train_images.shape[1:] != eval_images.shape[1:]:
-        raise ValueError(f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs "
-                         f"{eval_images.shape[1:]}")
-    return RealData(train_images, train_labels, eval_images, eval_labels)
-
-
-def judge_dir(workdir) -> pathlib.Path:
-    return pathlib.Path(workdir) / JUDGE_DIR
-
-
-def load_judge(config, workdir, real: RealData | None = None) -> feature_extractors.DomainClassifier:
-    """The judge of `workdir`: the domain classifier trained on its ingested train split with
-    `config.evaluate`'s recipe, cached in <workdir>/judge/ (trained and cached on first use).
-
-    The train stage's in-training evaluation and the evaluate stage both call this, so they
-    share one classifier; it is retrained only when the ingested data or the recipe changes.
-    """
-    real = real if real is not None else read_real_data(config, workdir)
-    ev = config.evaluate
-    return feature_extractors.DomainClassifier.train_or_load(
-        judge_dir(workdir), real.train_images, real.train_labels, real.eval_images, real.eval_labels,
-        data_fingerprint=ingest_fingerprint(workdir), epochs=ev.classifier_epochs,
-        batch_size=ev.classifier_batch_size, seed=ev.seed, min_steps=ev.classifier_min_steps,
-        log=logging.info)
-
-
-class JudgeScorer:
-    """Frechet distance and KID of generated images against the real eval split, in the judge's
-    features; the real side is embedded once, so repeated scoring (every `train.eval_every`
-    steps) costs only the samples' features."""
-
-    def __init__(self, config, judge: feature_extractors.FeatureExtractor, real_eval_images: np.ndarray):
-        ev = config.evaluate
-        self.judge = judge
-        self.real_features = judge.features(real_eval_images)
-        self.real_statistics = metrics_lib.gaussian_statistics(self.real_features)
-        self._kid_args = {"num_subsets": ev.kid_subsets, "subset_size": ev.kid_subset_size, "seed": ev.seed}
-
-    def score(self, fake_images: np.ndarray) -> dict:
-        features = self.judge.features(fake_images)
-        kid_mean, kid_std = metrics_lib.kernel_inception_distance(features, self.real_features, **self._kid_args)
-        return {
-            "frechet_distance": metrics_lib.frechet_distance_from_statistics(
-                *metrics_lib.gaussian_statistics(features), *self.real_statistics),
-            "kid_mean": kid_mean, "kid_std": kid_std, "num_samples": len(fake_images),
-        }
-
-
-# --------------------------------------------------------------------------
 # Generators
 # --------------------------------------------------------------------------
-
-def balanced_labels(num: int, num_classes: int, seed: int) -> np.ndarray:
-    """Labels uniform over classes: each class num/K times (+-1), in a seeded random order."""
-    labels = np.arange(num) % num_classes
-    return np.random.default_rng([seed, 1]).permutation(labels).astype(np.int32)
-
-
-def sample_latents(num: int, latent_dim: int, seed: int) -> np.ndarray:
-    """The latent codes every scoring of `num` samples with `seed` uses (float32 [num, latent_dim])."""
-    return np.random.default_rng([seed, 0]).standard_normal((num, latent_dim)).astype(np.float32)
-
 
 def keras_sample_fn(generator, latent_dim: int, conditional: bool, batch_size: int = 256) -> SampleFn:
     """sample_fn for a Keras generator returning float images in [-1, 1]."""
@@ -263,12 +83,12 @@ def keras_sample_fn(generator, latent_dim: int, conditional: bool, batch_size: i
     def sample_fn(num, seed, labels=None):
         if conditional and labels is None:
             raise ValueError("a conditional generator needs labels")
-        z = sample_latents(num, latent_dim, seed)
+        z = judge.sample_latents(num, latent_dim, seed)
         out = []
         for start in range(0, num, batch_size):
             zb = z[start:start + batch_size]
             inputs = [zb, np.asarray(labels[start:start + batch_size], np.int32)] if conditional else zb
-            out.append(images.to_uint8(np.asarray(generator(inputs, training=False))))
+            out.append(gan_images.to_uint8(np.asarray(generator(inputs, training=False))))
         return np.concatenate(out)
 
     return sample_fn
@@ -293,7 +113,7 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
     def sample_fn(num, seed, labels=None):
         if conditional and labels is None:
             raise ValueError("this exported generator is conditional and needs labels")
-        z = sample_latents(num, int(latent_dim), seed)
+        z = judge.sample_latents(num, int(latent_dim), seed)
         out = []
         for start in range(0, num, batch_size):
             kwargs = {"z": tf.constant(z[start:start + batch_size])}
@@ -303,7 +123,7 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
             if "images" in result:
                 out.append(result["images"].numpy().astype(np.uint8))
             elif "images_float" in result:
-                out.append(images.to_uint8(result["images_float"].numpy()))
+                out.append(gan_images.to_uint8(result["images_float"].numpy()))
             else:
                 raise ValueError(f"{model_dir}: serving_default returns {sorted(result)}, not 'images'")
         return np.concatenate(out)
@@ -355,14 +175,14 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
     """
     ev = config.evaluate
     start_time = time.time()
-    real = read_real_data(config, workdir)
+    real = judge.read_real_data(config, workdir)
     train_images, eval_images, eval_labels = real.train_images, real.eval_images, real.eval_labels
     image_shape = eval_images.shape[1:]
     if len(eval_images) <= ev.pr_k:
         raise ValueError(f"the eval split has {len(eval_images)} images; precision/recall needs more than "
                          f"config.evaluate.pr_k={ev.pr_k}")
 
-    classifier = load_judge(config, workdir, real)
+    classifier = judge.load_judge(config, workdir, real)
     skipped = {}
     extractor = classifier
     if ev.extractor == "inception_v3":
@@ -377,9 +197,9 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
         if eval_labels.min() < 0:
             raise ValueError("a conditional model is evaluated per class, but the eval split is unlabelled")
         num_classes = classes.resolve_num_classes(
-            _ingest_dir(workdir), conditional=True, num_classes=num_classes or config.model.num_classes,
+            workdir_layout.ingest_dir(workdir), conditional=True, num_classes=num_classes or config.model.num_classes,
             eval_labels=eval_labels)
-        labels = balanced_labels(ev.num_samples, num_classes, ev.seed)
+        labels = judge.balanced_labels(ev.num_samples, num_classes, ev.seed)
     logging.info("Sampling %d images from the generator", ev.num_samples)
     fake_images = np.asarray(sample_fn(ev.num_samples, ev.seed, labels))
     if fake_images.dtype != np.uint8 or fake_images.shape != (ev.num_samples, *image_shape):
@@ -434,7 +254,7 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
     if conditional:
         result.update(_conditional_metrics(fake_features, real_features, fake_probs, labels,
                                            eval_labels, num_classes,
-                                           records.read_label_names(_ingest_dir(workdir))))
+                                           records.read_label_names(workdir_layout.ingest_dir(workdir))))
     _add_reference_models(result)
     result["summary"] = quality_summary(result)
     result["seconds"] = round(time.time() - start_time, 3)
@@ -521,83 +341,6 @@ def _conditional_metrics(fake_features, real_features, fake_probs, labels, eval_
 
 
 # --------------------------------------------------------------------------
-# Gate
-# --------------------------------------------------------------------------
-
-def latest_export_version(workdir) -> int | None:
-    from gan_keras import export as gan_export  # imports TensorFlow
-
-    versions = gan_export.list_versions(pathlib.Path(workdir) / "export" / "generator")
-    return versions[-1] if versions else None
-
-
-def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
-    version = latest_export_version(workdir)
-    if version is None:
-        return None, "no exported version to compare with"
-    path = pathlib.Path(workdir, "export", "generator", str(version), *EXPORT_EVALUATION)
-    if not path.exists():
-        return None, f"exported version {version} has no {path.name}; compared with the threshold only"
-    try:
-        previous = io_utils.read_json(path)
-    except (OSError, ValueError) as e:
-        return None, f"cannot read {path} ({e}); compared with the threshold only"
-    if (previous.get("extractor"), previous.get("extractor_fingerprint")) != (
-            metrics.get("extractor"), metrics.get("extractor_fingerprint")):
-        return None, (f"exported version {version} was measured with another feature extractor "
-                      f"({previous.get('extractor')}); not comparable, compared with the threshold only")
-    value = previous.get(metric)
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None, f"exported version {version} has no {metric}; compared with the threshold only"
-    return {"version": version, "value": float(value), "path": str(path)}, ""
-
-
-def decide_gate(metrics: dict, metric: str, threshold: float, workdir, tolerance: float = 0.0) -> dict:
-    """{'blessed', 'metric', 'value', 'threshold', 'baseline', 'reason'} (lower is better)."""
-    value = metrics.get(metric)
-    # An infinite threshold (no threshold) is stored as null: JSON has no Infinity.
-    gate = {"metric": metric, "value": value,
-            "threshold": float(threshold) if math.isfinite(threshold) else None, "baseline": None,
-            "baseline_tolerance": float(tolerance)}
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        return {**gate, "blessed": False, "reason": f"{metric} is {value!r}, not a finite number"}
-    if value > threshold:
-        return {**gate, "blessed": False, "reason": f"{metric}={value:.6g} is above the threshold {threshold:.6g}"}
-    baseline, note = _baseline(workdir, metric, metrics)
-    gate["baseline"] = baseline
-    if baseline is not None:
-        allowed = baseline["value"] + tolerance * abs(baseline["value"])
-        if value > allowed:
-            return {**gate, "blessed": False,
-                    "reason": (f"{metric}={value:.6g} is worse than exported version {baseline['version']} "
-                               f"({baseline['value']:.6g}, tolerance {tolerance:g})")}
-        note = f"not worse than exported version {baseline['version']} ({baseline['value']:.6g})"
-    return {**gate, "blessed": True,
-            "reason": f"{metric}={value:.6g} <= threshold {threshold:.6g}; {note}"}
-
-
-def check_blessing(workdir) -> tuple[bool, str]:
-    """(blessed, reason) for the model evaluated in workdir/evaluate/metrics.json.
-
-    The comparison with the exported version is redone now, so a version
-    exported after the evaluation is taken into account.
-    """
-    path = pathlib.Path(workdir) / STAGE_DIR / METRICS_FILE
-    if not path.exists():
-        return False, f"{path} is missing: run the evaluate stage first"
-    try:
-        metrics = io_utils.read_json(path)
-        gate = metrics["gate"]
-        metric = gate["metric"]
-        threshold = math.inf if gate["threshold"] is None else float(gate["threshold"])
-        tolerance = float(gate.get("baseline_tolerance", 0.0))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        return False, f"{path} is unreadable or has no gate ({type(e).__name__}: {e})"
-    decision = decide_gate(metrics, metric, threshold, workdir, tolerance)
-    return decision["blessed"], decision["reason"]
-
-
-# --------------------------------------------------------------------------
 # The stage
 # --------------------------------------------------------------------------
 
@@ -621,7 +364,7 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
         if "gate" in metrics:
             tf.summary.scalar("evaluate/blessed", float(metrics["blessed"]))
         if samples is not None and len(samples):
-            tf.summary.image("evaluate/samples", images.make_grid(samples[:64])[None])
+            tf.summary.image("evaluate/samples", gan_images.make_grid(samples[:64])[None])
     writer.close()
 
 
@@ -650,7 +393,7 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     (logging.info if metrics["blessed"] else logging.warning)(
         "Gate: %s (%s)", "BLESSED" if metrics["blessed"] else "NOT blessed", gate["reason"])
     write_summaries(out_dir / "logs", metrics, samples, step=int(config.train.steps))
-    io_utils.atomic_write_json(out_dir / METRICS_FILE, metrics)
+    io_utils.atomic_write_json(out_dir / workdir_layout.METRICS_FILE, metrics)
     logging.info("Evaluation: %s", {k: metrics.get(k) for k in SCALAR_METRICS if metrics.get(k) is not None})
     logging.info("Quality: %s", metrics["summary"])
     return metrics
@@ -678,26 +421,23 @@ def _latent_dim(generator, config) -> int:
 def evaluate_export(config, model_base_path, workdir, output=None, version: int | None = None) -> dict:
     """Scores an exported generator (highest version unless `version`) and writes the metrics JSON."""
     validate_config(config)
-    from gan_keras import export as gan_export  # imports TensorFlow
-
     base, workdir = pathlib.Path(model_base_path), pathlib.Path(workdir)
     if version is None:
-        versions = gan_export.list_versions(base)
-        if not versions:
+        version = export_layout.latest_version(base)
+        if version is None:
             raise FileNotFoundError(f"--model_base_path={base}: no integer version directories")
-        version = max(versions)
     model_dir = base / str(version)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir} does not exist")
     sample_fn, info = saved_model_sample_fn(model_dir, config.evaluate.sample_batch_size)
-    model_info_path = model_dir / "assets.extra" / gan_export.MODEL_INFO_ASSET
+    model_info_path = export_layout.asset_path(model_dir, export_layout.MODEL_INFO_ASSET)
     exported = io_utils.read_json(model_info_path) if model_info_path.exists() else {}
     num_classes = (exported.get("num_classes") or None) if info["conditional"] else None
     # Which training checkpoint the export holds (exports written since train.eval_every).
     checkpoint = {k: exported[k] for k in ("checkpoint", "checkpoint_step") if k in exported}
     metrics = compute_metrics(config, workdir, sample_fn, conditional=info["conditional"], num_classes=num_classes,
                               model_info={**info, "version": version, **checkpoint})
-    output = pathlib.Path(output) if output else workdir / STAGE_DIR / f"standalone_{version}.json"
+    output = pathlib.Path(output) if output else workdir_layout.stage_dir(workdir, workdir_layout.EVALUATE) / f"standalone_{version}.json"
     io_utils.atomic_write_json(output, metrics)
     metrics["output"] = str(output)
     return metrics

@@ -17,10 +17,9 @@ import logging
 import pathlib
 
 from gan_keras import export as gan_export
-from pipeline import classes
-
-GENERATOR_DIR = "generator"
-EVALUATION_ASSET = "evaluation.json"
+from gan_keras import export_layout
+from pipeline import classes, gate
+from pipeline import workdir as workdir_layout
 
 
 def validate_config(config) -> None:
@@ -48,13 +47,11 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
     validate_config(config)
     workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
     forced = bool(force_export or config.export.force)
-    metrics_path = workdir / "evaluate" / "metrics.json"
+    metrics_path = workdir_layout.metrics_path(workdir)
 
     metrics_bytes = metrics_path.read_bytes() if metrics_path.exists() else None
-    from pipeline import evaluate  # the gate lives with the evaluator
-
     # Re-decided now, so a version exported after the evaluation still counts.
-    blessed, reason = evaluate.check_blessing(workdir)
+    blessed, reason = gate.check_blessing(workdir)
     if not blessed:
         if not forced:
             logging.warning("Not exporting: %s. Use --force_export or --config.export.force=True "
@@ -63,15 +60,15 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
         logging.warning("Exporting although the gate says no (%s), because the export is forced.",
                         reason)
 
-    num_classes = classes.resolve_num_classes(workdir / "ingest", conditional=config.model.conditional,
+    num_classes = classes.resolve_num_classes(workdir_layout.ingest_dir(workdir), conditional=config.model.conditional,
                                               num_classes=config.model.num_classes)
     from pipeline import checkpoints  # lazily: not needed to validate
 
     generator, checkpoint = checkpoints.load_generator_with_info(config, workdir)
     _check_evaluated_checkpoint(metrics_bytes, checkpoint)
-    extra_assets = {EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
+    extra_assets = {export_layout.EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
     version, path = gan_export.export_generator(
-        generator, out_dir / GENERATOR_DIR,
+        generator, out_dir / workdir_layout.EXPORTED_MODEL_NAME,
         latent_dim=int(config.model.latent_dim), num_classes=num_classes,
         extra_assets=extra_assets,
         model_info={"checkpoint": checkpoint["checkpoint"], "checkpoint_step": checkpoint["checkpoint_step"]})

@@ -36,8 +36,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 
 from gan_keras import io_utils, records
 from gan_keras.records import EVAL, TRAIN, shard_name, write_tfrecord
-from pipeline import ingest_sources
-from pipeline.ingest_config import label_names, validate_config
+from pipeline import ingest_config, ingest_sources
 from pipeline.ingest_images import PreprocessOptions, Rejection, allow_max_pixels, preprocess
 
 # Aim for shards of about this many records when data.num_shards is 0.
@@ -387,8 +386,9 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     work), IngestError after writing the report when too many inputs were
     rejected or the train split is empty.
     """
-    validate_config(data_config)
-    plan = ingest_sources.plan_source(data_config.source, data_config.tfds_data_dir, label_names(data_config))
+    ingest_config.validate_config(data_config)
+    plan = ingest_sources.plan_source(data_config.source, data_config.tfds_data_dir,
+                                      ingest_config.label_names(data_config))
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Shards of an earlier run in the same directory would mix with ours.
@@ -427,6 +427,16 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     io_utils.atomic_write_json(out_dir / records.STATS_FILE, stats)
     _check_outcome(stats, data_config, out_dir)
     return stats
+
+
+def validate_config(config) -> None:
+    """The stage's validation hook (pipeline.stages): checks `config.data`, reads no images."""
+    ingest_config.validate_config(config.data)
+
+
+def run(context) -> dict:
+    """The stage as the runner calls it: `run_ingest` into context.out_dir."""
+    return run_ingest(context.config.data, context.out_dir, list(context.beam_pipeline_args))
 
 
 def _check_outcome(stats, data_config, out_dir):

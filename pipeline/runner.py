@@ -16,14 +16,16 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import sys
 import time
 
 from absl import logging
 
 import gan_keras
-from gan_keras import io_utils
+from gan_keras import export_layout, io_utils
 from pipeline import stages
+from pipeline import workdir as workdir_layout
 
 # Fields that do not change what a stage produces (how it runs, not what).
 _NOT_FINGERPRINTED = {"data.beam_pipeline_args"}
@@ -149,9 +151,19 @@ class Runner:
             "host": os.uname().nodename,
         }
         if stage.staged:
-            with io_utils.staged_directory(stage_dir) as tmp:
-                summary = stage.run(dataclasses.replace(context, out_dir=tmp))
-                self._finish_manifest(manifest, tmp, name, summary, t0)
+            failed_dir = workdir_layout.failed_dir(self.workdir, name)
+            try:
+                with io_utils.staged_directory(stage_dir, keep_failed=failed_dir) as tmp:
+                    summary = stage.run(dataclasses.replace(context, out_dir=tmp))
+                    self._finish_manifest(manifest, tmp, name, summary, t0)
+            except Exception as e:
+                if failed_dir.exists():
+                    _write_failure(failed_dir, manifest, e, t0)
+                    logging.error("[%s] failed; what it wrote is in %s (%s is unchanged)",
+                                  name, failed_dir, stage_dir)
+                raise
+            # A success makes an older failure's leftovers stale.
+            shutil.rmtree(failed_dir, ignore_errors=True)
         else:
             stage_dir.mkdir(parents=True, exist_ok=True)
             # A killed run leaves "running", which never counts as cached.
@@ -172,23 +184,31 @@ class Runner:
         io_utils.atomic_write_json(pathlib.Path(stage_dir) / "manifest.json", manifest)
 
 
+def _write_failure(failed_dir, manifest, error, t0) -> None:
+    """A manifest that says why the output in `failed_dir` is not the stage's output."""
+    manifest = dict(manifest, status="failed", finished_at=_now(),
+                    duration_s=round(time.time() - t0, 2),
+                    error=f"{type(error).__name__}: {error}")
+    io_utils.atomic_write_json(pathlib.Path(failed_dir) / "manifest.json", manifest)
+
+
 def artifact_report(workdir) -> str:
     """Where a person finds the results, and how to look at them."""
     workdir = pathlib.Path(workdir).resolve()
     lines = ["", "Pipeline artifacts:"]
-    samples = sorted((workdir / "train" / "samples").glob("step_*.png"))
+    train_dir = workdir_layout.train_dir(workdir)
+    samples = sorted((train_dir / "samples").glob("step_*.png"))
     if samples:
         lines.append(f"  sample grid      {samples[-1]}")
-    if (workdir / "train" / "logs").exists():
-        lines.append(f"  TensorBoard logs {workdir / 'train' / 'logs'}")
-    metrics = workdir / "evaluate" / "metrics.json"
+    if (train_dir / "logs").exists():
+        lines.append(f"  TensorBoard logs {train_dir / 'logs'}")
+    metrics = workdir_layout.metrics_path(workdir)
     if metrics.exists():
         lines.append(f"  metrics          {metrics}")
-    base = workdir / "export" / "generator"
-    from gan_keras import export as gan_export  # TensorFlow is loaded by now
-
-    versions = gan_export.list_versions(base)[::-1]
-    export_summary = (read_manifest(workdir / "export") or {}).get("summary", {})
+    base = workdir_layout.export_base_path(workdir)
+    versions = export_layout.list_versions(base)[::-1]
+    export_summary = (read_manifest(workdir_layout.stage_dir(workdir, workdir_layout.EXPORT))
+                      or {}).get("summary", {})
     if export_summary.get("exported") is False:
         lines.append(f"  SavedModel       not exported this run: {export_summary.get('reason')}")
     if versions:
@@ -199,7 +219,7 @@ def artifact_report(workdir) -> str:
     tensorboard = str(tensorboard) if tensorboard.exists() else "tensorboard"
     lines += [
         "",
-        f"Open TensorBoard:   {tensorboard} --logdir {workdir / 'train' / 'logs'} --port 6006",
+        f"Open TensorBoard:   {tensorboard} --logdir {train_dir / 'logs'} --port 6006",
         "                    then browse http://localhost:6006",
     ]
     if versions:

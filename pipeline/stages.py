@@ -24,7 +24,8 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from gan_keras import records
+from gan_keras import export_layout, records
+from pipeline.workdir import EVALUATE, EXPORT, EXPORTED_MODEL_NAME, INGEST, METRICS_FILE, TRAIN
 
 
 class PipelineError(RuntimeError):
@@ -97,45 +98,27 @@ def hook(module: str, function: str) -> Callable:
     return call
 
 
-# --- ingest -----------------------------------------------------------------
-#
-# Adapters to pipeline/ingest.py's signatures (validate_config(config.data),
-# run_ingest(data_config, out_dir, beam_pipeline_args)).
-
-
-def _validate_ingest(config):
-    from pipeline import ingest_config
-
-    ingest_config.validate_config(config.data)
-
-
-def _run_ingest(context):
-    from pipeline import ingest
-
-    return ingest.run_ingest(context.config.data, context.out_dir, list(context.beam_pipeline_args))
-
-
 register(Stage(
-    name="ingest", sections=("data",), inputs=(),
+    name=INGEST, sections=("data",), inputs=(),
     outputs=(records.shard_pattern(), records.STATS_FILE, records.LABELS_FILE,
              records.REJECTED_FILE),
     staged=True,
-    validate=_validate_ingest, run=_run_ingest))
+    validate=hook("pipeline.ingest", "validate_config"), run=hook("pipeline.ingest", "run")))
 
 register(Stage(
-    name="train", sections=("data", "model", "train"), inputs=("ingest",),
+    name=TRAIN, sections=("data", "model", "train"), inputs=(INGEST,),
     outputs=("checkpoints/*",), staged=False,
     validate=hook("pipeline.train", "validate_config"), run=hook("pipeline.train", "run"),
     prepare=hook("pipeline.train", "prepare"),
     is_chief=hook("pipeline.train", "is_chief_process")))
 
 register(Stage(
-    name="evaluate", sections=("model", "train", "evaluate"), inputs=("ingest", "train"),
-    outputs=("metrics.json",), staged=True,
+    name=EVALUATE, sections=("model", "train", "evaluate"), inputs=(INGEST, TRAIN),
+    outputs=(METRICS_FILE,), staged=True,
     validate=hook("pipeline.evaluate", "validate_config"), run=hook("pipeline.evaluate", "run")))
 
 register(Stage(
-    name="export", sections=("model", "export"), inputs=("train", "evaluate"),
-    outputs=("generator/*/saved_model.pb",), staged=False,
+    name=EXPORT, sections=("model", "export"), inputs=(TRAIN, EVALUATE),
+    outputs=(f"{EXPORTED_MODEL_NAME}/*/{export_layout.SAVED_MODEL_FILE}",), staged=False,
     validate=hook("pipeline.export", "validate_config"), run=hook("pipeline.export", "run"),
     options=("force_export",)))

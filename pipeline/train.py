@@ -24,7 +24,6 @@ The stage's hooks for the runner (pipeline.stages): `validate_config(config)`,
 
 import datetime
 import json
-import math
 import os
 import pathlib
 import shutil
@@ -37,13 +36,21 @@ import tensorflow as tf
 from absl import logging
 
 from gan_keras import gan as gan_lib
-from gan_keras import images as image_utils
-from gan_keras import input_pipeline, io_utils, losses, networks, records
+from gan_keras import images as gan_images
+from gan_keras import input_pipeline, losses, networks, records
 from gan_keras.diffaugment import parse_policy
-from pipeline import classes, evaluate, stages
-from pipeline.checkpoints import BEST_DIR, BEST_FILE, read_best_record
+from gan_keras.registry import Registry
+from pipeline import classes, stages
+from pipeline import judge as judge_lib
+from pipeline import workdir as workdir_layout
+from pipeline.train_eval import BestCheckpoint, InTrainingEvaluator
 
-STRATEGIES = ("mirrored", "multi_worker", "default")
+# train.strategy names -> strategy constructors. MultiWorkerMirroredStrategy reads its
+# cluster from the TF_CONFIG environment variable.
+STRATEGIES = Registry("train.strategy")
+STRATEGIES.register("mirrored", tf.distribute.MirroredStrategy)
+STRATEGIES.register("multi_worker", tf.distribute.MultiWorkerMirroredStrategy)
+STRATEGIES.register("default", tf.distribute.get_strategy)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -53,10 +60,8 @@ class TrainingDivergedError(RuntimeError):
 def validate_config(config) -> None:
     """Checks the model and train sections without doing any work."""
     t, m, d = config.train, config.model, config.data
-    if t.strategy not in STRATEGIES:
-        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {t.strategy!r}")
-    if t.loss not in losses.LOSSES:
-        raise ValueError(f"train.loss must be one of {losses.LOSSES}, got {t.loss!r}")
+    STRATEGIES.check(t.strategy)
+    losses.LOSSES.check(t.loss)
     for field in ("steps", "batch_size", "n_critic", "checkpoint_every", "keep_checkpoints",
                   "sample_every", "log_every", "num_sample_images", "shuffle_buffer"):
         if int(t[field]) < 1:
@@ -75,12 +80,11 @@ def validate_config(config) -> None:
             raise ValueError(f"train.{field} must be an integer >= {minimum}{meaning}, got {value!r}")
     if t.eval_every > 0:
         # The in-training evaluation trains or loads the evaluate stage's judge.
-        evaluate.validate_judge_config(config)
+        judge_lib.validate_judge_config(config)
     if t.r1_gamma < 0 or t.gp_weight < 0:
         raise ValueError("train.r1_gamma and train.gp_weight must be >= 0")
     parse_policy(t.diffaugment)
-    if t.n_critic > gan_lib.MAX_N_CRITIC:
-        raise ValueError(f"train.n_critic must be <= {gan_lib.MAX_N_CRITIC}, got {t.n_critic}")
+    gan_lib.check_n_critic(t.n_critic)
     if t.loss == "wgan_gp" and m.d_norm == "batch":
         # The gradient penalty is per example; BatchNorm couples the examples
         # of a batch and invalidates it (Gulrajani et al., 2017, section 4).
@@ -93,13 +97,9 @@ def validate_config(config) -> None:
     if d.resolution not in networks.SUPPORTED_RESOLUTIONS:
         raise ValueError(f"data.resolution={d.resolution}: the DCGAN networks support "
                          f"{networks.SUPPORTED_RESOLUTIONS}")
-    if m.g_norm not in ("batch", "none"):
-        raise ValueError(f"model.g_norm must be 'batch' or 'none', got {m.g_norm!r}")
-    if m.d_norm not in ("batch", "layer", "none"):
-        raise ValueError(f"model.d_norm must be 'batch', 'layer' or 'none', got {m.d_norm!r}")
-    if m.conditioning not in ("embedding", "conditional_batch_norm"):
-        raise ValueError(f"model.conditioning must be 'embedding' or 'conditional_batch_norm', "
-                         f"got {m.conditioning!r}")
+    networks.G_NORMS.check(m.g_norm)
+    networks.D_NORMS.check(m.d_norm)
+    networks.CONDITIONINGS.check(m.conditioning)
 
 
 _STRATEGIES = {}
@@ -111,16 +111,9 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     One instance per process: a second MirroredStrategy restarts collective
     instance keys, which can collide with the first one's.
     """
-    if name not in STRATEGIES:
-        raise ValueError(f"train.strategy must be one of {STRATEGIES}, got {name!r}")
+    create = STRATEGIES.get(name)
     if name not in _STRATEGIES:
-        if name == "mirrored":
-            _STRATEGIES[name] = tf.distribute.MirroredStrategy()
-        elif name == "multi_worker":
-            # The cluster comes from the TF_CONFIG environment variable.
-            _STRATEGIES[name] = tf.distribute.MultiWorkerMirroredStrategy()
-        else:
-            _STRATEGIES[name] = tf.distribute.get_strategy()
+        _STRATEGIES[name] = create()
     return _STRATEGIES[name]
 
 
@@ -214,125 +207,7 @@ class _Sampler:
 
     def grid(self, model: gan_lib.GAN) -> np.ndarray:
         fake = model.sample(self.z, self.labels)
-        return image_utils.make_grid(image_utils.to_uint8(fake), rows=self.rows)
-
-
-class InTrainingEvaluator:
-    """Scores the generator an export would hold with the evaluate stage's judge.
-
-    `GAN.sample` gives that generator: the EMA one, with BatchNorm statistics
-    re-estimated on its own weights, when EMA is on. The judge comes from
-    `evaluate.load_judge` (the domain classifier cached in <workdir>/judge/,
-    trained there first if absent), so this stage and the evaluate stage share
-    it; the real eval split is embedded once, here. Each call samples
-    `train.eval_num_samples` images from fixed latents and returns
-    {'frechet_distance', 'kid_mean', 'kid_std', 'num_samples', 'seconds'}.
-    """
-
-    def __init__(self, config, workdir, num_classes: int):
-        t, ev = config.train, config.evaluate
-        start = time.perf_counter()
-        real = evaluate.read_real_data(config, workdir)
-        judge = evaluate.load_judge(config, workdir, real)
-        self.scorer = evaluate.JudgeScorer(config, judge, real.eval_images)
-        self.judge_fingerprint = judge.fingerprint
-        self.num_samples = int(t.eval_num_samples)
-        self.batch_size = int(ev.sample_batch_size)
-        self.z = evaluate.sample_latents(self.num_samples, config.model.latent_dim, ev.seed)
-        self.labels = evaluate.balanced_labels(self.num_samples, num_classes, ev.seed) if num_classes else None
-        logging.info("In-training evaluation: %d samples every %d steps, judge %s (eval accuracy %.4f); "
-                     "ready in %.1f s", self.num_samples, t.eval_every, self.judge_fingerprint[:12],
-                     judge.eval_accuracy, time.perf_counter() - start)
-
-    def __call__(self, model: gan_lib.GAN) -> dict:
-        start = time.perf_counter()
-        fake = []
-        for i in range(0, self.num_samples, self.batch_size):
-            labels = None if self.labels is None else tf.constant(self.labels[i:i + self.batch_size])
-            images = model.sample(tf.constant(self.z[i:i + self.batch_size]), labels)
-            fake.append(image_utils.to_uint8(tf.cast(images, tf.float32)))
-        scores = self.scorer.score(np.concatenate(fake))
-        scores["seconds"] = time.perf_counter() - start
-        return scores
-
-
-def _chief_decision(strategy, value: bool) -> bool:
-    """The chief's `value` on every worker of a cluster. A collective: every worker calls it at
-    the same step, the others passing False."""
-    local = tf.constant(1.0 if value else 0.0)
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
-    return float(total) > 0
-
-
-class _BestCheckpoint:
-    """In-training evaluations: TensorBoard scalars and a log line each, and the checkpoint with
-    the lowest FD in <out>/best/ (its own CheckpointManager, max_to_keep=1) with best.json.
-
-    Only the chief scores and writes; its decision to save is shared with the other workers of a
-    cluster, which save into their scratch directories (a save may need collectives). A resumed
-    run starts from best.json, so a worse later evaluation never replaces a better earlier one.
-    """
-
-    def __init__(self, config, strategy, checkpoint, out_dir, evaluator: InTrainingEvaluator | None, chief):
-        self.every = int(config.train.eval_every)
-        self.strategy, self.evaluator, self.chief = strategy, evaluator, chief
-        self.multi_worker = config.train.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1
-        self.dir = pathlib.Path(out_dir) / BEST_DIR
-        self.manager = tf.train.CheckpointManager(checkpoint, str(self.dir), max_to_keep=1, checkpoint_name="ckpt")
-        self.best = self._previous_best() if chief else None
-        self.seconds = 0.0
-
-    def _previous_best(self) -> dict | None:
-        record = read_best_record(self.dir)
-        if record is None:
-            if self.manager.latest_checkpoint:
-                logging.warning("%s has no matching %s; the next evaluation replaces its checkpoint",
-                                self.dir, BEST_FILE)
-            return None
-        if (record.get("judge_fingerprint"), record.get("num_samples")) != (
-                self.evaluator.judge_fingerprint, self.evaluator.num_samples):
-            logging.warning("The best checkpoint so far (step %s) was scored with another judge or sample "
-                            "count; not comparable, so the next evaluation replaces it", record.get("step"))
-            return None
-        logging.info("Best checkpoint so far: step %d, FD %.4g", record["step"], record["frechet_distance"])
-        return record
-
-    def due(self, step: int, total_steps: int) -> bool:
-        return step % self.every == 0 or step == total_steps
-
-    def evaluate(self, model: gan_lib.GAN, step: int, writer) -> None:
-        start = time.perf_counter()
-        # Every worker re-estimates the EMA generator's BatchNorm statistics (deterministic), so
-        # what the workers save agrees with what the chief scored.
-        model.refresh_ema_batch_norm()
-        improved = False
-        if self.chief:
-            scores = self.evaluator(model)
-            fd, kid = scores["frechet_distance"], scores["kid_mean"]
-            improved = math.isfinite(fd) and (self.best is None or fd < self.best["frechet_distance"])
-            with writer.as_default(step=step):
-                tf.summary.scalar("eval/frechet_distance", fd)
-                tf.summary.scalar("eval/kid_mean", kid)
-            logging.info("eval step %d: FD %.4g  KID %.4g  (%d samples, %.1f s)  %s", step, fd, kid,
-                         scores["num_samples"], scores["seconds"],
-                         "new best" if improved else
-                         f"best: step {self.best['step']}, FD {self.best['frechet_distance']:.4g}")
-        if self.multi_worker:
-            improved = _chief_decision(self.strategy, improved)
-        if improved:
-            path = self.manager.save(checkpoint_number=step)
-            if self.chief:
-                self.best = {"step": step, "frechet_distance": fd, "kid_mean": kid,
-                             "num_samples": scores["num_samples"], "judge_fingerprint": self.evaluator.judge_fingerprint,
-                             "checkpoint": os.path.basename(path)}
-                io_utils.atomic_write_json(self.dir / BEST_FILE, self.best)
-        self.seconds += time.perf_counter() - start
-
-    def summary(self) -> dict:
-        best = self.best or {}
-        return {"best_step": best.get("step"), "best_frechet_distance": best.get("frechet_distance"),
-                "best_checkpoint": self.manager.latest_checkpoint if best else None,
-                "eval_seconds": round(self.seconds, 1)}
+        return gan_images.make_grid(gan_images.to_uint8(fake), rows=self.rows)
 
 
 def _flat_hparams(config) -> dict:
@@ -352,8 +227,8 @@ def run_train(config, workdir) -> dict:
     # MultiWorkerMirroredStrategy must exist before other TF work.
     strategy = make_strategy(t.strategy)
     chief = is_chief(strategy)
-    ingest_dir = workdir / "ingest"
-    train_dir = workdir / "train"
+    ingest_dir = workdir_layout.ingest_dir(workdir)
+    train_dir = workdir_layout.train_dir(workdir)
     stats = records.check_records_match_config(ingest_dir, config.data.resolution, config.data.channels)
     train_count = records.split_count(stats, records.TRAIN)
     if train_count < t.batch_size:
@@ -367,7 +242,7 @@ def run_train(config, workdir) -> dict:
             f"train.jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPUs: XLA cannot compile "
             "cross-replica collectives on CPU devices (TensorFlow b/194942685); set train.jit_compile=False "
             "or train on GPUs")
-    input_pipeline.verify_shards(ingest_dir, "train", train_count)
+    input_pipeline.verify_shards(ingest_dir, records.TRAIN, train_count)
     num_classes = classes.resolve_num_classes(ingest_dir, conditional=config.model.conditional,
                                               num_classes=config.model.num_classes)
     # The judge is loaded (or trained, the first time) before the first step, outside the
@@ -397,7 +272,7 @@ def run_train(config, workdir) -> dict:
             chief_latest = tf.train.latest_checkpoint(str(train_dir / "checkpoints"))
             if chief_latest:
                 checkpoint.restore(chief_latest).assert_existing_objects_matched()
-        keeper = (_BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
+        keeper = (BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
                   if t.eval_every > 0 else None)
         start = int(model.step.numpy())
         if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
@@ -429,7 +304,7 @@ _RESUMABLE_TRAIN_FIELDS = {"train.steps", "train.log_every", "train.sample_every
 
 def prepare(context: stages.Context, previous: dict | None, current: dict) -> None:
     """Resume when compatible; refuse to mix checkpoints of another model or data."""
-    stage_dir = context.workdir / "train"
+    stage_dir = workdir_layout.train_dir(context.workdir)
     if not any((stage_dir / "checkpoints").glob("*.index")):
         return
     if context.force:
@@ -463,7 +338,7 @@ def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
         # Reseeding with the start step keeps a resumed run from replaying the
         # order it already trained on.
         return input_pipeline.make_dataset(
-            ingest_dir, "train", resolution=config.data.resolution, channels=config.data.channels,
+            ingest_dir, records.TRAIN, resolution=config.data.resolution, channels=config.data.channels,
             global_batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer, seed=t.seed + start,
             input_context=input_context)
 
@@ -499,7 +374,7 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
 
 
 def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir, num_classes,
-                start, chief, keeper: _BestCheckpoint | None = None) -> dict:
+                start, chief, keeper: BestCheckpoint | None = None) -> dict:
     t = config.train
     total_steps = t.steps
     writer = tf.summary.create_file_writer(str(logs_dir)) if chief else tf.summary.create_noop_writer()
@@ -509,19 +384,19 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
 
     run_steps = make_train_steps(strategy, model, jit_compile=t.jit_compile)
 
-    fixed_real, fixed_labels = input_pipeline.load_images(ingest_dir, "train", t.num_sample_images,
-                                               resolution=config.data.resolution,
-                                               channels=config.data.channels)
-    fixed_real_float = tf.constant(image_utils.to_float(fixed_real))
+    fixed_real, fixed_labels = input_pipeline.read_split(
+        ingest_dir, records.TRAIN, t.num_sample_images, resolution=config.data.resolution,
+        channels=config.data.channels)
+    fixed_real_float = tf.constant(gan_images.to_float(fixed_real))
     fixed_labels = tf.constant(np.clip(fixed_labels, 0, None), tf.int32) if num_classes else None
     with writer.as_default():
         if start == 0:
             from tensorboard.plugins.hparams import api as hp
             hp.hparams(_flat_hparams(config))
-            real_grid = image_utils.make_grid(fixed_real)
+            real_grid = gan_images.make_grid(fixed_real)
             tf.summary.image("real", real_grid[None], step=0)
             if chief:
-                image_utils.save_png(samples_dir / "real.png", real_grid)
+                gan_images.save_png(samples_dir / "real.png", real_grid)
 
     periods = (t.log_every, t.sample_every, t.checkpoint_every) + ((t.eval_every,) if keeper else ())
 
@@ -565,7 +440,7 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
                                      model.discriminate(fixed_real_float, fixed_labels))
                 tf.summary.histogram("discriminator/logits_fake", model.discriminate(fake, sampler.labels))
             if chief:
-                image_utils.save_png(samples_dir / f"step_{step:07d}.png", grid)
+                gan_images.save_png(samples_dir / f"step_{step:07d}.png", grid)
         if keeper is not None and keeper.due(step, total_steps):
             keeper.evaluate(model, step, writer)
         if step % t.checkpoint_every == 0 or step == total_steps:

@@ -16,8 +16,9 @@ import tensorflow as tf
 from sklearn import datasets
 
 from configs import default
-from gan_keras import feature_extractors, images, records, reference_scores
-from pipeline import evaluate
+from gan_keras import feature_extractors, images, input_pipeline, records, reference_scores
+from pipeline import evaluate, gate
+from pipeline import judge as pipeline_judge
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NUM_SAMPLES = 300
@@ -163,13 +164,13 @@ def fake_train(monkeypatch):
 
 def test_read_split_decodes_ingested_records(labelled):
     workdir, (train_x, train_y, eval_x, eval_y) = labelled
-    x, y = evaluate.read_split(workdir, "eval")
+    x, y = input_pipeline.read_split(workdir / "ingest", "eval")
     np.testing.assert_array_equal(x, eval_x)
     np.testing.assert_array_equal(y, eval_y)
-    x, _ = evaluate.read_split(workdir, "train", limit=700)
+    x, _ = input_pipeline.read_split(workdir / "ingest", "train", limit=700)
     assert x.shape == (700, 16, 16, 1) and x.dtype == np.uint8
     with pytest.raises(FileNotFoundError, match="ingest"):
-        evaluate.read_split(workdir / "nowhere", "train")
+        input_pipeline.read_split(workdir / "nowhere" / "ingest", "train")
 
 
 def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
@@ -257,7 +258,7 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     assert on_disk["gate"]["threshold"] is None  # inf: stored as null, strict JSON
     json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
     assert list((out / "logs").glob("events.out.tfevents.*"))
-    assert evaluate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
+    assert gate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
     # Which checkpoint was scored, and a line a person can read.
     assert on_disk["model"]["checkpoint_step"] == 300 and on_disk["model"]["checkpoint"] == "latest"
     assert on_disk["summary"] == evaluate.quality_summary(on_disk)
@@ -272,7 +273,7 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     rejected = evaluate.run_evaluate(config, workdir, out)
     assert rejected["blessed"] is False
     assert "above the threshold" in rejected["gate"]["reason"]
-    blessed, reason = evaluate.check_blessing(workdir)
+    blessed, reason = gate.check_blessing(workdir)
     assert not blessed and "above the threshold" in reason
 
 
@@ -307,7 +308,7 @@ def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path)
     assert worse["blessed"] is False
     assert worse["gate"]["baseline"]["version"] == 3
     assert "worse than exported version 3" in worse["gate"]["reason"]
-    assert evaluate.check_blessing(workdir)[0] is False
+    assert gate.check_blessing(workdir)[0] is False
 
     # A tolerance large enough lets it through.
     config.evaluate.baseline_tolerance = 1.5
@@ -321,7 +322,7 @@ def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path)
 
     # check_blessing re-reads the exports: a better version exported after the evaluation wins.
     _export_evaluation(workdir, 5, {**same_space, "frechet_distance": fd / 3})
-    blessed, reason = evaluate.check_blessing(workdir)
+    blessed, reason = gate.check_blessing(workdir)
     assert not blessed and "version 5" in reason
 
     # A different feature space is never compared.
@@ -333,7 +334,7 @@ def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path)
 
 
 def test_check_blessing_without_evaluation(tmp_path):
-    blessed, reason = evaluate.check_blessing(tmp_path)
+    blessed, reason = gate.check_blessing(tmp_path)
     assert not blessed and "run the evaluate stage" in reason
 
 
@@ -527,7 +528,7 @@ def test_metrics_carry_the_reference_scores_of_the_same_judge(labelled, fake_tra
         shutil.copytree(src / "judge", workdir / "judge")
     fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
     config = small_config()
-    judge = evaluate.load_judge(config, workdir)
+    judge = pipeline_judge.load_judge(config, workdir)
     entries = [_reference(judge.fingerprint, NUM_SAMPLES, fd=2.0), _reference(judge.fingerprint, 5000),
                _reference("another judge", NUM_SAMPLES)]
     monkeypatch.setattr(reference_scores, "load", lambda path=None: entries)

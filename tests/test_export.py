@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from configs import default
 from gan_keras import export as gan_export
+from gan_keras import export_layout
 from gan_keras import images as gan_images
 from pipeline import export as export_stage
 
@@ -79,7 +80,7 @@ def test_layout_and_version_increment(tmp_path):
         assert info["image_shape"] == [8, 8, 1]
     # No temporary directory is left beside the versions.
     assert sorted(e.name for e in base.iterdir()) == ["1", "2", "7", "8"]
-    assert gan_export.list_versions(base) == [1, 2, 7, 8]
+    assert export_layout.list_versions(base) == [1, 2, 7, 8]
 
 
 def test_failure_leaves_no_version_dir(tmp_path, monkeypatch):
@@ -109,14 +110,14 @@ def test_bad_asset_name_rejected(tmp_path, bad):
     with pytest.raises(ValueError, match="extra_assets"):
         gan_export.export_generator(tiny_generator(False), tmp_path / "g", latent_dim=LATENT,
                                     extra_assets={bad: "x"})
-    assert gan_export.list_versions(tmp_path / "g") == []
+    assert export_layout.list_versions(tmp_path / "g") == []
 
 
 def test_model_info_cannot_replace_derived_fields(tmp_path):
     with pytest.raises(ValueError, match="latent_dim"):
         gan_export.export_generator(tiny_generator(False), tmp_path, latent_dim=LATENT,
                                     model_info={"latent_dim": 3})
-    assert gan_export.list_versions(tmp_path) == []
+    assert export_layout.list_versions(tmp_path) == []
 
 
 def test_bad_arguments_rejected(tmp_path):

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_keras import images as image_utils
+from gan_keras import images as gan_images
 from gan_keras import input_pipeline, records
 
 
 def _example(image, label, source_id):
-    return records.make_example(image_utils.encode_png(image), *image.shape, label, source_id)
+    return records.make_example(gan_images.encode_png(image), *image.shape, label, source_id)
 
 
 def _write_ingest(directory, images, labels, shards=2, resolution=8, channels=1):
@@ -34,17 +34,31 @@ def ingest_dir(tmp_path):
     return _write_ingest(tmp_path / "ingest", images, np.arange(40) % 4), images
 
 
-def test_batches_are_normalised_and_drop_the_remainder(ingest_dir):
-    directory, images = ingest_dir
+def test_batches_are_normalised_exactly_and_drop_the_remainder(tmp_path):
+    # Every image holds the byte values 0, 1, 127, 128, 254 and 255 plus its own index; its
+    # label is its index, so each batch row can be checked against the image it came from.
+    known = np.array([0, 1, 127, 128, 254, 255], np.uint8)
+    images = np.zeros((40, 8, 8, 1), np.uint8)
+    for i in range(40):
+        images[i] = np.resize(np.append(known, i), (8, 8, 1))
+    directory = _write_ingest(tmp_path / "ingest", images, np.arange(40))
     ds = input_pipeline.make_dataset(directory, "train", resolution=8, channels=1, global_batch_size=16,
                                      repeat=False)
     batches = list(ds)
     assert len(batches) == 2  # 40 records -> two full batches of 16, remainder dropped
     x, y = batches[0]
     assert x.dtype == tf.float32 and x.shape == (16, 8, 8, 1) and y.dtype == tf.int32
-    assert -1.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
-    all_values = np.sort(image_utils.to_uint8(np.concatenate([b[0] for b in batches])).ravel())
-    assert set(all_values) <= set(images.ravel())
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert len(set(labels.tolist())) == 32 and set(labels.tolist()) <= set(range(40))
+    # x / 127.5 - 1 (to float32 rounding) for every pixel of every image, the one it came from.
+    expected = images.astype(np.float64) / 127.5 - 1.0
+    for batch_x, batch_y in batches:
+        np.testing.assert_allclose(batch_x.numpy(), expected[batch_y.numpy()], rtol=0, atol=1e-6)
+    # ...which puts the known bytes at these values, the ends of the range exactly.
+    first = batches[0][0].numpy()[0].ravel()[:6]
+    np.testing.assert_allclose(first, [-1.0, 1 / 127.5 - 1, -0.5 / 127.5, 0.5 / 127.5, 1 - 1 / 127.5, 1.0],
+                               rtol=0, atol=1e-6)
+    assert first[0] == -1.0 and first[-1] == 1.0
 
 
 def test_each_input_pipeline_keeps_its_slice_of_the_same_global_batch(ingest_dir):

@@ -20,20 +20,17 @@ conditional models).
 
 import json
 import logging
-import re
 
 import numpy as np
 from flask import Flask, Response, request
 
+from gan_keras import export_layout
 from gan_keras import images as gan_images
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.registry import ModelRegistry, Servable
 
 logger = logging.getLogger(__name__)
-
-_VERSION = re.compile(r"^[0-9]+$")
-
 
 def _json(obj, status: int = 200) -> Response:
     return Response(json.dumps(obj, separators=(",", ":")) + "\n", status=status,
@@ -50,7 +47,7 @@ def _parse_path(rest: str):
     name, version, metadata = parts[0], None, False
     parts = parts[1:]
     if len(parts) >= 2 and parts[0] == "versions":
-        if not _VERSION.match(parts[1]):
+        if not export_layout.is_version_name(parts[1]):
             raise ServingError(f"Invalid version '{parts[1]}': versions are integers", 400)
         version = int(parts[1])
         parts = parts[2:]

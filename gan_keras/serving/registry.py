@@ -18,7 +18,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from gan_keras import export as gan_export
+from gan_keras import export_layout
 from gan_keras.serving.codec import ServingError
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Servable:
         self.output_names = {
             name: sorted(fn.structured_outputs) for name, fn in self.signatures.items()}
         self.signature_defs = _read_signature_defs(self.path)
-        info_path = self.path / "assets.extra" / gan_export.MODEL_INFO_ASSET
+        info_path = export_layout.asset_path(self.path, export_layout.MODEL_INFO_ASSET)
         self.info = json.loads(info_path.read_text()) if info_path.exists() else {}
         self.num_classes = int(self.info.get("num_classes", 0))
         self._warm_up()
@@ -118,11 +118,11 @@ class ModelRegistry:
     def _versions_on_disk(self) -> list[int]:
         """Complete versions (with a saved_model.pb), highest first."""
         try:
-            versions = gan_export.list_versions(self.model_base_path)
+            versions = export_layout.list_versions(self.model_base_path)
         except (FileNotFoundError, NotADirectoryError):  # removed while listing
             return []
         return [v for v in reversed(versions)
-                if (self.model_base_path / str(v) / "saved_model.pb").is_file()]
+                if (self.model_base_path / str(v) / export_layout.SAVED_MODEL_FILE).is_file()]
 
     def refresh(self) -> Servable | None:
         """Serves the highest loadable version on disk; returns the served one."""

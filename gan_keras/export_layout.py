@@ -1,0 +1,59 @@
+"""The on-disk layout of exported models: TensorFlow Serving's, plus our assets.
+
+    <base_path>/<version>/saved_model.pb, variables/   integer versions, 0-9 only
+    <base_path>/<version>/assets.extra/model_info.json  written by gan_keras.export
+    <base_path>/<version>/assets.extra/evaluation.json  the evaluation that let it out
+
+Every reader and writer of that layout (the exporter, the export and evaluate
+stages, the model server, the sampling CLI, the runner's report) takes the
+names and the version listing from here. No TensorFlow import: the runner and
+the evaluator's gate list versions without loading it.
+"""
+
+import pathlib
+import re
+
+ASSETS_DIR = "assets.extra"
+MODEL_INFO_ASSET = "model_info.json"
+EVALUATION_ASSET = "evaluation.json"
+SAVED_MODEL_FILE = "saved_model.pb"
+
+# TF Serving takes only ASCII-digit directory names as versions (str.isdigit
+# would also accept other scripts' digits).
+VERSION_NAME = re.compile(r"[0-9]+")
+
+
+def is_version_name(name: str) -> bool:
+    return VERSION_NAME.fullmatch(name) is not None
+
+
+def list_versions(base_path) -> list[int]:
+    """Integer version directories under `base_path`, ascending (none if absent)."""
+    base_path = pathlib.Path(base_path)
+    if not base_path.is_dir():
+        return []
+    return sorted(int(entry.name) for entry in base_path.iterdir()
+                  if entry.is_dir() and is_version_name(entry.name))
+
+
+def latest_version(base_path) -> int | None:
+    versions = list_versions(base_path)
+    return versions[-1] if versions else None
+
+
+def version_dir(base_path, version: int | None = None) -> pathlib.Path:
+    """The directory of `version`, or of the highest version under `base_path`."""
+    base = pathlib.Path(base_path)
+    versions = list_versions(base)
+    if not versions:
+        raise FileNotFoundError(f"No integer version directories under {base}")
+    if version is None:
+        return base / str(versions[-1])
+    if version not in versions:
+        raise FileNotFoundError(f"Version {version} not found under {base} (have {versions})")
+    return base / str(version)
+
+
+def asset_path(model_dir, name: str) -> pathlib.Path:
+    """``<model_dir>/assets.extra/<name>``."""
+    return pathlib.Path(model_dir) / ASSETS_DIR / name

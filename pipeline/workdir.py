@@ -1,0 +1,52 @@
+"""Where each stage's artifacts live in a pipeline work directory.
+
+    <workdir>/ingest/     shards, stats.json, labels.json, rejected.jsonl (gan_keras.records)
+    <workdir>/train/      checkpoints/, best/, samples/, logs/ (TensorBoard)
+    <workdir>/judge/      the domain classifier shared by train and evaluate
+    <workdir>/evaluate/   metrics.json (with the export gate), samples, logs/
+    <workdir>/export/generator/<version>/   SavedModels (gan_keras.export_layout)
+    <workdir>/<stage>.failed/   what a failed ingest or evaluate wrote (reject report,
+                                statistics) and manifest.json with the error; the
+                                stage's own directory keeps its last good output
+
+A stage's directory is named after the stage (pipeline.stages); the functions
+below are the one place that spells the paths other stages read.
+"""
+
+import pathlib
+
+INGEST, TRAIN, EVALUATE, EXPORT = "ingest", "train", "evaluate", "export"
+JUDGE_DIR = "judge"
+METRICS_FILE = "metrics.json"
+EXPORTED_MODEL_NAME = "generator"  # export/<name>/, also the model server's default name
+
+
+def stage_dir(workdir, stage: str) -> pathlib.Path:
+    return pathlib.Path(workdir) / stage
+
+
+def failed_dir(workdir, stage: str) -> pathlib.Path:
+    """Where a failed staged stage's partial output is kept (removed by its next success)."""
+    return pathlib.Path(workdir) / f"{stage}.failed"
+
+
+def ingest_dir(workdir) -> pathlib.Path:
+    return stage_dir(workdir, INGEST)
+
+
+def train_dir(workdir) -> pathlib.Path:
+    return stage_dir(workdir, TRAIN)
+
+
+def judge_dir(workdir) -> pathlib.Path:
+    return pathlib.Path(workdir) / JUDGE_DIR
+
+
+def metrics_path(workdir) -> pathlib.Path:
+    """The evaluate stage's metrics.json, which holds the export gate."""
+    return stage_dir(workdir, EVALUATE) / METRICS_FILE
+
+
+def export_base_path(workdir) -> pathlib.Path:
+    """The model base path a TF Serving-style server watches."""
+    return stage_dir(workdir, EXPORT) / EXPORTED_MODEL_NAME
