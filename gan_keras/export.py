@@ -22,13 +22,53 @@ Signatures (all take and return plain tensors; the SavedModel loads with
     list) -> labels drawn uniformly with ``seed=[seed, 1]``; ``L == 1`` -> that
     label for every sample; ``L == num_samples`` -> one label per sample.
 
-Out-of-range labels, mismatched batch sizes and negative ``num_samples`` fail
-with ``InvalidArgumentError`` from in-graph assertions (which matters on GPU,
-where an embedding lookup out of range silently returns zeros).
+Controls (gan_keras.controls has the math); conditional models take the
+labels named below, with the same range checks:
 
-``assets.extra/model_info.json`` records latent_dim, num_classes and the image
-shape so a server can validate requests without tracing the graph, plus what
-the caller adds (the export stage: which training checkpoint, and its step).
+``truncated_sample``
+    ``num_samples``, ``seed`` (and ``label``) as ``sample``, plus
+    ``truncation`` float32 scalar psi in [0, 1] -> ``images``,
+    ``images_float``, ``z`` (the truncated latents; and ``label``, the labels
+    used). The latents are ``psi * z`` for ``sample``'s z (the prior's mean
+    latent is 0): psi = 1 gives exactly ``sample``'s images, psi = 0 one image
+    per class.
+``interpolate``
+    ``seed_a``, ``seed_b`` int64 scalars, ``steps`` int32 scalar >= 2 (and
+    ``label_a``, ``label_b`` int32 scalars) -> ``steps`` images (and ``z``,
+    ``label``) along the great circle (slerp) from ``sample``'s latent of
+    ``seed_a`` to that of ``seed_b``; the first and last images are exactly
+    ``sample(num_samples=1, seed=seed_a)`` with ``label=[label_a]`` and the
+    same for b. The class changes by linear interpolation of the label
+    embedding when the label reaches the network only through one Embedding
+    layer (networks.build_generator's "embedding" conditioning); otherwise
+    (conditional BatchNorm) from ``label_a`` to ``label_b`` half way.
+    ``model_info.json``'s "label_interpolation" says which ("embedding" or
+    "switch").
+``project``
+    ``images`` uint8 ``[N, H, W, C]`` with this generator's H, W, C (other
+    shapes fail with an error naming the expected one), ``steps`` int32
+    scalar >= 0 (and ``label`` int32 ``[N]``) -> ``z`` float32
+    ``[N, latent_dim]`` whose images best match (Adam on pixel MSE from
+    several starts, deterministic), ``reconstructions`` uint8 and ``psnr``
+    float32 ``[N]`` in dB (+inf for an exact match).
+``edit``
+    ``z`` float32 ``[N, latent_dim]``, ``direction`` int32 scalar,
+    ``strength`` float32 scalar (and ``label`` int32 ``[N]``) -> ``images``,
+    ``images_float`` and ``z`` for ``z + strength * directions[direction]``.
+    The unit-norm directions are constants in the graph; their names are in
+    ``assets.extra/directions.json``: a list of {"index", "name", "kind"}
+    with kind "sefa" (closed-form, label-free; always the first ones) or
+    "class" (given to `export_generator`).
+
+Out-of-range labels, directions or truncation, too few interpolation steps,
+mismatched batch sizes and negative ``num_samples`` fail with
+``InvalidArgumentError`` from in-graph assertions (which matters on GPU, where
+an embedding lookup out of range silently returns zeros).
+
+``assets.extra/model_info.json`` records latent_dim, num_classes, the image
+shape and the signatures so a server can validate requests without tracing
+the graph, plus what the caller adds (the export stage: which training
+checkpoint, and its step).
 """
 
 import json
@@ -39,17 +79,17 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from gan_keras.export_layout import ASSETS_DIR, MODEL_INFO_ASSET, list_versions
+from gan_keras import controls
+from gan_keras.controls import to_uint8
+from gan_keras.export_layout import ASSETS_DIR, DIRECTIONS_ASSET, MODEL_INFO_ASSET, list_versions
 
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-
-
-def to_uint8(images: tf.Tensor) -> tf.Tensor:
-    """In-graph twin of gan_keras.images.to_uint8: round((x + 1) * 127.5), clipped."""
-    images = tf.cast(images, tf.float32)
-    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+# Written by the exporter, so not accepted as extra assets.
+RESERVED_ASSETS = (MODEL_INFO_ASSET, DIRECTIONS_ASSET)
+CONTROL_SIGNATURES = ("truncated_sample", "interpolate", "project", "edit")
 
 
 def _image_shape(generator: keras.Model) -> tuple[int, int, int]:
@@ -65,8 +105,37 @@ def _image_shape(generator: keras.Model) -> tuple[int, int, int]:
     return tuple(int(d) for d in shape[1:])
 
 
-def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int):
+def _embedding_generator(generator: keras.Model):
+    """(label Embedding layer, model (z, embedding) -> images) if the label is used only there.
+
+    Then the class can be interpolated through the embedding. None otherwise,
+    e.g. for conditional BatchNorm, which looks the label up in every layer.
+    """
+    if len(generator.inputs) != 2:
+        return None
+    z_input, label_input = generator.inputs
+    embeddings = []
+    for layer in generator.layers:
+        if isinstance(layer, keras.layers.Embedding):
+            try:
+                if layer.input is label_input:
+                    embeddings.append(layer)
+            except (AttributeError, ValueError):  # called more than once: no single input
+                return None
+    if len(embeddings) != 1:
+        return None
+    try:
+        # Fails ("not connected") if the images need the label by another path.
+        from_embedding = keras.Model([z_input, embeddings[0].output], generator.outputs)
+    except ValueError:
+        return None
+    return embeddings[0], from_embedding
+
+
+def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
+                   directions: np.ndarray):
     conditional = num_classes > 0
+    height, width, channels = _image_shape(generator)
     archive = keras.export.ExportArchive()
     archive.track(generator)
 
@@ -79,19 +148,23 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int):
                 message=f"label must be < num_classes={num_classes}"),
         ]
 
+    def check_batch(z, label):
+        return tf.debugging.assert_equal(
+            tf.shape(z)[0], tf.shape(label)[0],
+            message="z and label must have the same batch size")
+
+    def outputs(images):
+        images = tf.cast(images, tf.float32)  # mixed-precision generators emit float16
+        return {"images": to_uint8(images), "images_float": images}
+
     def generate(z, label=None):
         if conditional:
-            checks = check_labels(label) + [
-                tf.debugging.assert_equal(
-                    tf.shape(z)[0], tf.shape(label)[0],
-                    message="z and label must have the same batch size"),
-            ]
+            checks = check_labels(label) + [check_batch(z, label)]
             with tf.control_dependencies(checks):
                 images = generator([z, label], training=False)
         else:
             images = generator(z, training=False)
-        images = tf.cast(images, tf.float32)  # mixed-precision generators emit float16
-        return {"images": to_uint8(images), "images_float": images}
+        return outputs(images)
 
     def latents(num_samples, seed):
         check = tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
@@ -99,34 +172,121 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int):
             shape = tf.stack([num_samples, tf.constant(latent_dim, tf.int32)])
         return tf.random.stateless_normal(shape, seed=tf.stack([seed, tf.constant(0, tf.int64)]))
 
+    def sample_labels(num_samples, seed, label):
+        size = tf.size(label)
+        check = tf.debugging.Assert(
+            tf.logical_or(tf.logical_or(size == 0, size == 1), size == num_samples),
+            ["label must be empty (random labels), hold one label, or one per sample; got",
+             size, "labels for num_samples =", num_samples])
+        with tf.control_dependencies([check]):
+            return tf.cond(
+                size > 0,
+                lambda: tf.broadcast_to(label, tf.reshape(num_samples, [1])),
+                lambda: tf.random.stateless_uniform(
+                    tf.reshape(num_samples, [1]),
+                    seed=tf.stack([seed, tf.constant(1, tf.int64)]),
+                    minval=0, maxval=num_classes, dtype=tf.int32))
+
+    def generator_fn(z, label):
+        inputs = z if label is None else [z, label]
+        return tf.cast(generator(inputs, training=False), tf.float32)
+
+    def check_image_shape(images):
+        # A loaded signature does not enforce its input shapes, and a wrong size
+        # would otherwise fail deep inside the optimisation loop.
+        shape = tf.shape(images)
+        padded = tf.pad(shape, [[0, 4]])[:4]
+        ok = tf.logical_and(tf.equal(tf.size(shape), 4),
+                            tf.reduce_all(tf.equal(padded[1:], [height, width, channels])))
+        return tf.debugging.Assert(ok, [
+            f"images must have shape [N, {height}, {width}, {channels}] (N, height, width, "
+            "channels); got shape", shape], summarize=8)
+
+    def project_images(images, steps, label=None):
+        checks = [check_image_shape(images)]
+        if label is not None:
+            checks += check_labels(label) + [check_batch(images, label)]
+        with tf.control_dependencies(checks):
+            # Through identities, so nothing downstream (a label lookup) runs unchecked.
+            images = tf.identity(images)
+            label = None if label is None else tf.identity(label)
+        fitted = controls.project(generator_fn, controls.uint8_to_float(images), steps,
+                                  latent_dim=latent_dim, label=label)
+        return {"z": fitted["z"], "reconstructions": to_uint8(fitted["images_float"]),
+                "psnr": fitted["psnr"]}
+
+    def edit_latents(z, direction, strength):
+        return controls.edit(z, tf.constant(directions), direction, strength)
+
+    def endpoint_latents(seed_a, seed_b, steps):
+        z_a = latents(tf.constant(1, tf.int32), seed_a)[0]
+        z_b = latents(tf.constant(1, tf.int32), seed_b)[0]
+        return controls.slerp(z_a, z_b, steps)
+
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
     label_spec = tf.TensorSpec([None], tf.int32, name="label")
     num_spec = tf.TensorSpec([], tf.int32, name="num_samples")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
+    truncation_spec = tf.TensorSpec([], tf.float32, name="truncation")
+    seed_a_spec = tf.TensorSpec([], tf.int64, name="seed_a")
+    seed_b_spec = tf.TensorSpec([], tf.int64, name="seed_b")
+    steps_spec = tf.TensorSpec([], tf.int32, name="steps")
+    # Not [None, H, W, C]: loaded signatures ignore static sizes, and a
+    # partially known shape could let graph optimisation fold the size check away.
+    images_spec = tf.TensorSpec([None, None, None, None], tf.uint8, name="images")
+    direction_spec = tf.TensorSpec([], tf.int32, name="direction")
+    strength_spec = tf.TensorSpec([], tf.float32, name="strength")
 
     if conditional:
+        by_embedding = _embedding_generator(generator)
+
         def serving_default(z, label):
             return generate(z, label)
 
         def sample(num_samples, seed, label):
             z = latents(num_samples, seed)
-            size = tf.size(label)
-            check = tf.debugging.Assert(
-                tf.logical_or(tf.logical_or(size == 0, size == 1), size == num_samples),
-                ["label must be empty (random labels), hold one label, or one per sample; got",
-                 size, "labels for num_samples =", num_samples])
-            with tf.control_dependencies([check]):
-                labels = tf.cond(
-                    size > 0,
-                    lambda: tf.broadcast_to(label, tf.reshape(num_samples, [1])),
-                    lambda: tf.random.stateless_uniform(
-                        tf.reshape(num_samples, [1]),
-                        seed=tf.stack([seed, tf.constant(1, tf.int64)]),
-                        minval=0, maxval=num_classes, dtype=tf.int32))
-            return generate(z, labels)
+            return generate(z, sample_labels(num_samples, seed, label))
+
+        def truncated_sample(num_samples, seed, truncation, label):
+            z = controls.truncate(latents(num_samples, seed), truncation)
+            labels = sample_labels(num_samples, seed, label)
+            return {**generate(z, labels), "z": z, "label": labels}
+
+        def interpolate(seed_a, seed_b, steps, label_a, label_b):
+            z = endpoint_latents(seed_a, seed_b, steps)
+            ends = tf.stack([label_a, label_b])
+            t = controls.interpolation_weights(steps)
+            # Half way, the label that generates the image switches from a to b.
+            labels = tf.where(t < 0.5, label_a, label_b)
+            if by_embedding is None:
+                return {**generate(z, labels), "z": z, "label": labels}
+            embedding, from_embedding = by_embedding
+            with tf.control_dependencies(check_labels(ends)):
+                vectors = tf.cast(embedding(ends), tf.float32)
+            mixed = (1.0 - t[:, None]) * vectors[0] + t[:, None] * vectors[1]
+            images = from_embedding([z, tf.cast(mixed, embedding.compute_dtype)], training=False)
+            # "label" is then the nearer class, as the switch would have chosen.
+            return {**outputs(images), "z": z, "label": labels}
+
+        def project(images, steps, label):
+            return project_images(images, steps, label)
+
+        def edit(z, direction, strength, label):
+            edited = edit_latents(z, direction, strength)
+            return {**generate(edited, label), "z": edited}
 
         archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec, label_spec])
         archive.add_endpoint("sample", sample, input_signature=[num_spec, seed_spec, label_spec])
+        archive.add_endpoint("truncated_sample", truncated_sample,
+                             input_signature=[num_spec, seed_spec, truncation_spec, label_spec])
+        archive.add_endpoint("interpolate", interpolate, input_signature=[
+            seed_a_spec, seed_b_spec, steps_spec,
+            tf.TensorSpec([], tf.int32, name="label_a"),
+            tf.TensorSpec([], tf.int32, name="label_b")])
+        archive.add_endpoint("project", project,
+                             input_signature=[images_spec, steps_spec, label_spec])
+        archive.add_endpoint("edit", edit, input_signature=[
+            z_spec, direction_spec, strength_spec, label_spec])
     else:
         def serving_default(z):
             return generate(z)
@@ -134,9 +294,34 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int):
         def sample(num_samples, seed):
             return generate(latents(num_samples, seed))
 
+        def truncated_sample(num_samples, seed, truncation):
+            z = controls.truncate(latents(num_samples, seed), truncation)
+            return {**generate(z), "z": z}
+
+        def interpolate(seed_a, seed_b, steps):
+            z = endpoint_latents(seed_a, seed_b, steps)
+            return {**generate(z), "z": z}
+
+        def project(images, steps):
+            return project_images(images, steps)
+
+        def edit(z, direction, strength):
+            edited = edit_latents(z, direction, strength)
+            return {**generate(edited), "z": edited}
+
         archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec])
         archive.add_endpoint("sample", sample, input_signature=[num_spec, seed_spec])
-    return archive
+        archive.add_endpoint("truncated_sample", truncated_sample,
+                             input_signature=[num_spec, seed_spec, truncation_spec])
+        archive.add_endpoint("interpolate", interpolate,
+                             input_signature=[seed_a_spec, seed_b_spec, steps_spec])
+        archive.add_endpoint("project", project, input_signature=[images_spec, steps_spec])
+        archive.add_endpoint("edit", edit,
+                             input_signature=[z_spec, direction_spec, strength_spec])
+    label_interpolation = None
+    if conditional:
+        label_interpolation = "switch" if by_embedding is None else "embedding"
+    return archive, label_interpolation
 
 
 def export_generator(
@@ -147,12 +332,16 @@ def export_generator(
     num_classes: int = 0,
     extra_assets: dict[str, bytes | str] | None = None,
     model_info: dict | None = None,
+    directions: dict[str, np.ndarray] | None = None,
 ) -> tuple[int, pathlib.Path]:
     """Writes `generator` as the next version under `base_path`.
 
     Returns (version, path of the version directory). `extra_assets` maps file
     names to contents written to ``<version>/assets.extra/<name>``; `model_info`
     adds JSON fields to ``model_info.json`` (not replacing the ones it derives).
+    `directions` maps names to latent vectors [latent_dim] (e.g. "towards class
+    X") offered by the ``edit`` signature after the SeFa directions, which are
+    always computed (min(8, latent_dim) of them).
     """
     if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
         raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
@@ -160,25 +349,30 @@ def export_generator(
         raise ValueError(f"num_classes must be an int >= 0, got {num_classes!r}")
     extra_assets = dict(extra_assets or {})
     for name in extra_assets:
-        if not _ASSET_NAME.match(name) or name == MODEL_INFO_ASSET:
-            raise ValueError(
-                f"extra_assets name {name!r} must be a plain file name (not {MODEL_INFO_ASSET!r})")
+        if not _ASSET_NAME.match(name) or name in RESERVED_ASSETS:
+            raise ValueError(f"extra_assets name {name!r} must be a plain file name (not one of "
+                             f"{', '.join(RESERVED_ASSETS)})")
     height, width, channels = _image_shape(generator)
     info = {
         "latent_dim": latent_dim,
         "num_classes": num_classes,
         "conditional": num_classes > 0,
         "image_shape": [height, width, channels],
-        "signatures": ["serving_default", "sample"],
+        "signatures": ["serving_default", "sample", *CONTROL_SIGNATURES],
+        "label_interpolation": None,
     }
     clashes = sorted(set(model_info or {}) & set(info))
     if clashes:
         raise ValueError(f"model_info must not set {', '.join(clashes)}: the exporter derives them")
     info.update(model_info or {})
 
+    # Before anything is written: bad extra directions fail here.
+    direction_vectors, direction_entries = controls.build_directions(
+        generator, latent_dim, extra=directions)
     base_path = pathlib.Path(base_path)
     base_path.mkdir(parents=True, exist_ok=True)
-    archive = _build_archive(generator, latent_dim, num_classes)
+    archive, info["label_interpolation"] = _build_archive(
+        generator, latent_dim, num_classes, direction_vectors)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=base_path, prefix=".export-tmp-"))
     try:
         model_dir = tmp / "model"
@@ -186,6 +380,8 @@ def export_generator(
         assets = model_dir / ASSETS_DIR
         assets.mkdir(exist_ok=True)
         (assets / MODEL_INFO_ASSET).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        (assets / DIRECTIONS_ASSET).write_text(
+            json.dumps(direction_entries, indent=2) + "\n", encoding="utf-8")
         for name, data in extra_assets.items():
             if isinstance(data, str):
                 data = data.encode("utf-8")

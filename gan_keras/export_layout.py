@@ -3,6 +3,7 @@
     <base_path>/<version>/saved_model.pb, variables/   integer versions, 0-9 only
     <base_path>/<version>/assets.extra/model_info.json  written by gan_keras.export
     <base_path>/<version>/assets.extra/evaluation.json  the evaluation that let it out
+    <base_path>/<version>/assets.extra/directions.json  names of the `edit` signature's directions
 
 Every reader and writer of that layout (the exporter, the export and evaluate
 stages, the model server, the sampling CLI, the runner's report) takes the
@@ -16,6 +17,7 @@ import re
 ASSETS_DIR = "assets.extra"
 MODEL_INFO_ASSET = "model_info.json"
 EVALUATION_ASSET = "evaluation.json"
+DIRECTIONS_ASSET = "directions.json"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 # TF Serving takes only ASCII-digit directory names as versions (str.isdigit
