@@ -52,6 +52,11 @@ def check_ema_settings(half_life_images: float, rampup: float) -> None:
         raise ValueError(f"train.ema_rampup must be in [0, 1] (0: no ramp-up), got {rampup}")
 
 
+def _per_example(losses_per_logit, local_batch):
+    """Mean over each example's logits: one for an image D, one per patch for a PatchGAN."""
+    return tf.reduce_mean(tf.reshape(losses_per_logit, [local_batch, -1]), axis=1)
+
+
 @keras.saving.register_keras_serializable(package="gan_keras")
 class GAN(keras.Model):
     """Holds G, D (and an EMA copy of G) and their two optimizers."""
@@ -188,16 +193,13 @@ class GAN(keras.Model):
         return diffaugment.diff_augment(images, self.augment_policy, random_fn)
 
     # -------------------------------------------------------------- networks
-    def _generate(self, z, labels, training):
-        inputs = [z, labels] if self.num_classes else z
-        return self.generator(inputs, training=training)
-
     def _discriminate(self, images, labels, training):
         inputs = [images, labels] if self.num_classes else images
         return tf.cast(self.discriminator(inputs, training=training), tf.float32)
 
     # ------------------------------------------------------------ train step
-    def train_step(self, data):
+    def _unpack(self, data):
+        """A batch -> (real images, what D conditions the real images on: labels or None)."""
         if isinstance(data, (tuple, list)):
             real_images, real_labels = data[0], data[1]
         else:
@@ -206,7 +208,23 @@ class GAN(keras.Model):
             if real_labels is None:
                 raise ValueError("a conditional GAN needs (images, labels) batches")
             real_labels = tf.cast(real_labels, tf.int32)
-        real_images = tf.cast(real_images, self.compute_dtype)
+        return tf.cast(real_images, self.compute_dtype), real_labels if self.num_classes else None
+
+    def _generator_inputs(self, step, critic, local_batch, real_condition):
+        """(G's inputs, what D conditions the fakes on) for one update: fresh latents (and
+        labels) from the update's own random streams."""
+        z = self._latents(step, critic, local_batch)
+        if not self.num_classes:
+            return z, None
+        labels = self._fake_labels(step, critic, local_batch)
+        return [z, labels], labels
+
+    def _reconstruction_loss(self, fake_images, real_images):
+        """Per-example loss added to G's adversarial one (image-to-image tasks); None here."""
+        return None
+
+    def train_step(self, data):
+        real_images, real_labels = self._unpack(data)
         local_batch = tf.shape(real_images)[0]
         ctx = tf.distribute.get_replica_context()
         global_batch = local_batch * ctx.num_replicas_in_sync
@@ -221,7 +239,7 @@ class GAN(keras.Model):
                 d_out = self._discriminator_update(
                     real_images, real_labels, step, critic, local_batch, global_batch)
         with tf.control_dependencies(list(d_out.values())):
-            g_out = self._generator_update(step, local_batch, global_batch)
+            g_out = self._generator_update(real_images, real_labels, step, local_batch, global_batch)
         if self.ema_generator is not None:
             with tf.control_dependencies(list(g_out.values())):
                 self._update_ema(step, global_batch)
@@ -233,9 +251,8 @@ class GAN(keras.Model):
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _discriminator_update(self, real_images, real_labels, step, critic, local_batch, global_batch):
-        z = self._latents(step, critic, local_batch)
-        fake_labels = self._fake_labels(step, critic, local_batch) if self.num_classes else None
-        fake_images = tf.stop_gradient(self._generate(z, fake_labels, training=True))
+        generator_inputs, fake_labels = self._generator_inputs(step, critic, local_batch, real_labels)
+        fake_images = tf.stop_gradient(self.generator(generator_inputs, training=True))
         real_in = self._augment(real_images, step, critic, _AUG_REAL)
         fake_in = self._augment(fake_images, step, critic, _AUG_FAKE)
         out = {}
@@ -249,7 +266,8 @@ class GAN(keras.Model):
             else:
                 real_logits = self._discriminate(real_in, real_labels, training=True)
             fake_logits = self._discriminate(fake_in, fake_labels, training=True)
-            per_example = losses.discriminator_loss(self.loss_name, real_logits, fake_logits)
+            per_example = _per_example(
+                losses.discriminator_loss(self.loss_name, real_logits, fake_logits), local_batch)
             total = per_example
             if self.loss_name == "wgan_gp":
                 gp = self._gradient_penalty(real_images, fake_images, real_labels, step, critic, local_batch)
@@ -282,21 +300,25 @@ class GAN(keras.Model):
         norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
         return tf.square(norms - 1.0)
 
-    def _generator_update(self, step, local_batch, global_batch):
+    def _generator_update(self, real_images, real_labels, step, local_batch, global_batch):
         # Noise for G's update comes from its own stream, after the critics'.
-        z = self._latents(step, self.n_critic, local_batch)
-        labels = self._fake_labels(step, self.n_critic, local_batch) if self.num_classes else None
+        generator_inputs, labels = self._generator_inputs(step, self.n_critic, local_batch, real_labels)
+        out = {}
         with tf.GradientTape() as tape:
-            fake_images = self._generate(z, labels, training=True)
+            fake_images = self.generator(generator_inputs, training=True)
             fake_in = self._augment(fake_images, step, self.n_critic, _AUG_FAKE)
             fake_logits = self._discriminate(fake_in, labels, training=True)
-            per_example = losses.generator_loss(self.loss_name, fake_logits)
+            per_example = _per_example(losses.generator_loss(self.loss_name, fake_logits), local_batch)
+            reconstruction = self._reconstruction_loss(fake_images, real_images)
+            if reconstruction is not None:
+                per_example = self.adversarial_weight * per_example + reconstruction
+                out["l1"] = tf.reduce_mean(reconstruction)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         variables = self.generator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         grad_norm = self._apply(self.g_optimizer, grads, variables)
-        return {"g_loss": tf.reduce_mean(per_example), "g_grad_norm": grad_norm}
+        return {**out, "g_loss": tf.reduce_mean(per_example), "g_grad_norm": grad_norm}
 
     def _apply(self, optimizer, grads, variables):
         """Applies gradients; returns the global norm of the global-batch gradient."""

@@ -1,0 +1,206 @@
+"""Image-to-image GANs (pix2pix, Isola et al., 2017): a U-Net generator, a PatchGAN
+discriminator, and the GAN whose batches pair a condition with its target image.
+
+The condition (a low-resolution image, a masked image plus its mask, an edge
+map; gan_keras.tasks derives it from the stored image) goes through a U-Net to
+an image of the target's size; D sees (condition, image) pairs and answers per
+patch. G's loss is `adversarial_weight` x the adversarial loss (any of
+gan_keras.losses, averaged over patches) + `l1_weight` x the L1 distance to
+the target; `adversarial_weight` = 0 is the L1-only reference model of the
+same architecture. The training step is GAN.train_step: same update order,
+per-replica randomness, global-batch loss scaling and EMA.
+"""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from gan_keras import gan as gan_lib
+from gan_keras.networks import MAX_WIDTH_MULTIPLIER, weight_init
+
+MIN_BOTTLENECK = 4  # the U-Net halves the resolution while it stays >= this and even
+
+
+def _levels(resolution: int) -> int:
+    levels = 0
+    while resolution % 2 == 0 and resolution // 2 >= MIN_BOTTLENECK and levels < 5:
+        resolution //= 2
+        levels += 1
+    return levels
+
+
+def _width(base: int, level: int) -> int:
+    return base * min(2 ** level, MAX_WIDTH_MULTIPLIER)
+
+
+def _to_target_size(condition, height: int, width: int):
+    """A low-resolution condition upsampled (bicubic) to the target's size; others as they are."""
+    if tuple(condition.shape[1:3]) == (height, width):
+        return condition
+    return layers.Resizing(height, width, interpolation="bicubic", name="upsample_condition")(condition)
+
+
+def build_unet_generator(*, condition_shape, image_shape, width: int = 64, norm: str = "batch",
+                         sync_batch_norm: bool = False, batch_norm_momentum: float = 0.99,
+                         inpainting: bool = False,
+                         name: str = "generator") -> keras.Model:
+    """condition [B, h, w, c] -> image [B, H, W, C] in [-1, 1].
+
+    Encoder: 4x4 stride-2 convolutions down to a bottleneck >= 4 px; decoder:
+    transposed convolutions back up, each concatenated with the encoder's
+    features of the same size (the U-Net skips that carry the condition's
+    detail). For inpainting (condition = masked image + mask channel) the known
+    pixels are copied through and only the hole comes from the network.
+    """
+    height, width_px, channels = image_shape
+    condition_in = keras.Input(tuple(condition_shape), name="condition")
+    x = _to_target_size(condition_in, height, width_px)
+    levels = _levels(height)
+
+    def normalize(h):
+        if norm == "batch":
+            return layers.BatchNormalization(synchronized=sync_batch_norm,
+                                             momentum=batch_norm_momentum)(h)
+        return h
+
+    x = layers.Conv2D(width, 3, padding="same", kernel_initializer=weight_init())(x)
+    x = layers.LeakyReLU(0.2)(x)
+    skips = [x]
+    for level in range(1, levels + 1):
+        x = layers.Conv2D(_width(width, level), 4, strides=2, padding="same",
+                          use_bias=norm == "none", kernel_initializer=weight_init())(x)
+        x = layers.LeakyReLU(0.2)(normalize(x))
+        skips.append(x)
+    x = layers.Conv2D(_width(width, levels), 3, padding="same", use_bias=norm == "none",
+                      kernel_initializer=weight_init())(x)
+    x = layers.ReLU()(normalize(x))
+    for level in range(levels - 1, -1, -1):
+        x = layers.Conv2DTranspose(_width(width, level), 4, strides=2, padding="same",
+                                   use_bias=norm == "none", kernel_initializer=weight_init())(x)
+        x = layers.ReLU()(normalize(x))
+        x = layers.Concatenate()([x, skips[level]])
+    x = layers.Conv2D(channels, 3, padding="same", kernel_initializer=weight_init())(x)
+    image = layers.Activation("tanh", dtype="float32")(x)
+    if inpainting:
+        image = _KeepKnownPixels(channels, name="keep_known_pixels")([image, condition_in])
+    image = layers.Activation("linear", dtype="float32", name="image")(image)
+    return keras.Model(condition_in, image, name=name)
+
+
+@keras.saving.register_keras_serializable(package="gan_keras")
+class _KeepKnownPixels(layers.Layer):
+    """[generated, masked image + mask] -> the masked image outside the hole, generated inside."""
+
+    def __init__(self, channels: int, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+
+    def call(self, inputs):
+        generated, condition = inputs
+        condition = tf.cast(condition, generated.dtype)
+        known, mask = condition[..., :self.channels], condition[..., self.channels:]
+        return known * (1.0 - mask) + generated * mask
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels}
+
+
+def build_patch_discriminator(*, condition_shape, image_shape, width: int = 64, norm: str = "batch",
+                              sync_batch_norm: bool = False, batch_norm_momentum: float = 0.99,
+                              spectral_norm: bool = False,
+                              name: str = "discriminator") -> keras.Model:
+    """[condition, image] -> logits [B, P], one per patch (a PatchGAN).
+
+    Two stride-2 convolutions and a stride-1 one, so each logit sees a patch of
+    about a third of a 28-32 px image (pix2pix's 70x70 patches of 256 px are
+    about a quarter).
+    """
+    height, width_px, channels = image_shape
+    condition_in = keras.Input(tuple(condition_shape), name="condition")
+    image_in = keras.Input(tuple(image_shape), name="images")
+
+    def sn(layer):
+        return layers.SpectralNormalization(layer) if spectral_norm else layer
+
+    def normalize(h):
+        if norm == "batch":
+            return layers.BatchNormalization(synchronized=sync_batch_norm,
+                                             momentum=batch_norm_momentum)(h)
+        if norm == "layer":
+            return layers.LayerNormalization(axis=[1, 2, 3])(h)
+        return h
+
+    condition = _to_target_size(condition_in, height, width_px)
+    x = layers.Concatenate()([condition, image_in])
+    x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=weight_init()))(x)
+    x = layers.LeakyReLU(0.2)(x)
+    x = sn(layers.Conv2D(_width(width, 1), 4, strides=2, padding="same", use_bias=norm == "none",
+                         kernel_initializer=weight_init()))(x)
+    x = layers.LeakyReLU(0.2)(normalize(x))
+    x = sn(layers.Conv2D(_width(width, 2), 3, padding="same", use_bias=norm == "none",
+                         kernel_initializer=weight_init()))(x)
+    x = layers.LeakyReLU(0.2)(normalize(x))
+    x = sn(layers.Conv2D(1, 3, padding="same", kernel_initializer=weight_init()))(x)
+    logits = layers.Reshape((-1,))(x)
+    logits = layers.Activation("linear", dtype="float32", name="logits")(logits)
+    return keras.Model([condition_in, image_in], logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="gan_keras")
+class ImageToImageGAN(gan_lib.GAN):
+    """GAN on ((condition, image), label) batches; the label is ignored.
+
+    G maps the batch's own conditions (no latent noise: as in pix2pix, whose
+    dropout noise the generator learns to ignore), D sees (condition, image)
+    pairs, and G's per-example loss adds `l1_weight` x mean |G(c) - image|.
+    """
+
+    def __init__(self, generator, discriminator, *, l1_weight: float, adversarial_weight: float,
+                 seed: int = 0, ema_half_life_images: float = 0.0, ema_rampup: float = 0.0,
+                 **kwargs):
+        if ema_half_life_images > 0 and any(
+                isinstance(layer, layers.BatchNormalization)
+                for layer in generator._flatten_layers(include_self=False)):
+            # Standing statistics need conditions, which only the data has.
+            raise ValueError("train.ema_half_life_images > 0 needs model.g_norm='none' for "
+                             "image-to-image tasks (the EMA copy's BatchNorm statistics cannot "
+                             "be re-estimated without data)")
+        super().__init__(generator, discriminator, latent_dim=1, num_classes=0, seed=seed,
+                         ema_half_life_images=ema_half_life_images, ema_rampup=ema_rampup,
+                         **kwargs)
+        if l1_weight < 0 or adversarial_weight < 0 or l1_weight + adversarial_weight <= 0:
+            raise ValueError(f"task.l1_weight={l1_weight} and task.adversarial_weight="
+                             f"{adversarial_weight} must be >= 0, not both 0")
+        self.l1_weight = float(l1_weight)
+        self.adversarial_weight = float(adversarial_weight)
+
+    def compile(self, *args, **kwargs):
+        if kwargs.get("diffaugment_policy"):
+            raise ValueError("train.diffaugment is not supported for image-to-image tasks "
+                             "(the condition and the image would need the same transform)")
+        super().compile(*args, **kwargs)
+        self.trackers["l1"] = keras.metrics.Mean(name="l1")
+
+    def _unpack(self, data):
+        (condition, images), _ = data
+        return tf.cast(images, self.compute_dtype), tf.cast(condition, self.compute_dtype)
+
+    def _generator_inputs(self, step, critic, local_batch, real_condition):
+        return real_condition, real_condition
+
+    def _discriminate(self, images, condition, training):
+        return tf.cast(self.discriminator([condition, images], training=training), tf.float32)
+
+    def _reconstruction_loss(self, fake_images, real_images):
+        difference = tf.abs(tf.cast(fake_images, tf.float32) - tf.cast(real_images, tf.float32))
+        return self.l1_weight * tf.reduce_mean(difference, axis=[1, 2, 3])
+
+    def refresh_ema_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
+        """Nothing to re-estimate: an EMA generator here has no BatchNorm (see __init__)."""
+
+    def sample(self, condition, labels=None):
+        """Images in [-1, 1] for `condition` from the sampling generator, inference mode."""
+        return self.sampling_generator(condition, training=False)
+
+    def translate(self, condition):
+        return self.sample(condition)
