@@ -102,6 +102,30 @@ def get_config() -> ml_collections.ConfigDict:
     # these scores compare with each other, not with evaluate.num_samples'.
     config.train.eval_num_samples = 2000
 
+    # --- task -------------------------------------------------------------
+    # What the generator does. 'generate': sample new images from noise (the
+    # DCGAN above). Image-to-image (pix2pix: a U-Net G of model.g_width, a
+    # PatchGAN D of model.d_width, model.g_norm/d_norm): 'super_resolution'
+    # (from images downsampled by `scale`), 'inpainting' (fill a `hole`
+    # covering `hole_fraction` of the image), 'translation' (from `source`:
+    # 'edges' or, for RGB data, 'grayscale'). The condition is derived from
+    # each stored image in tf.data (gan_keras.tasks).
+    config.task = ml_collections.ConfigDict()
+    config.task.name = "generate"
+    config.task.scale = 4  # 2 | 4
+    config.task.hole = "center"  # center | random_box | free_form
+    config.task.hole_fraction = 0.25
+    config.task.source = "edges"  # edges | grayscale
+    # Seeds the per-example degradations (holes); the eval split's are fixed.
+    config.task.seed = 0
+    # G's loss: adversarial_weight x adversarial + l1_weight x L1 to the real
+    # image (pix2pix: 1 and 100). adversarial_weight=0 is the L1-only model.
+    config.task.l1_weight = 100.0
+    config.task.adversarial_weight = 1.0
+    # Also train the L1-only model of the same architecture and steps
+    # (train/l1_reference/), the reference the evaluate stage compares with.
+    config.task.l1_reference = True
+
     # --- evaluation ---------------------------------------------------------
     config.evaluate = ml_collections.ConfigDict()
     config.evaluate.num_samples = 10_000

@@ -72,11 +72,8 @@ checkpoint, and its step).
 """
 
 import json
-import os
 import pathlib
 import re
-import shutil
-import tempfile
 
 import keras
 import numpy as np
@@ -84,7 +81,7 @@ import tensorflow as tf
 
 from gan_keras import controls
 from gan_keras.controls import to_uint8
-from gan_keras.export_layout import ASSETS_DIR, DIRECTIONS_ASSET, MODEL_INFO_ASSET, list_versions
+from gan_keras.export_layout import DIRECTIONS_ASSET, MODEL_INFO_ASSET, write_version
 
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # Written by the exporter, so not accepted as extra assets.
@@ -373,31 +370,6 @@ def export_generator(
     base_path.mkdir(parents=True, exist_ok=True)
     archive, info["label_interpolation"] = _build_archive(
         generator, latent_dim, num_classes, direction_vectors)
-    tmp = pathlib.Path(tempfile.mkdtemp(dir=base_path, prefix=".export-tmp-"))
-    try:
-        model_dir = tmp / "model"
-        archive.write_out(str(model_dir), verbose=False)
-        assets = model_dir / ASSETS_DIR
-        assets.mkdir(exist_ok=True)
-        (assets / MODEL_INFO_ASSET).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-        (assets / DIRECTIONS_ASSET).write_text(
-            json.dumps(direction_entries, indent=2) + "\n", encoding="utf-8")
-        for name, data in extra_assets.items():
-            if isinstance(data, str):
-                data = data.encode("utf-8")
-            (assets / name).write_bytes(data)
-        # Another exporter may take a number between our listing and our
-        # rename: renaming onto its (non-empty) directory fails, so try the next.
-        for _ in range(100):
-            version = max(list_versions(base_path), default=0) + 1
-            final = base_path / str(version)
-            try:
-                os.rename(model_dir, final)
-            except OSError:
-                if final.exists():
-                    continue
-                raise
-            return version, final
-        raise RuntimeError(f"Could not claim a version directory under {base_path}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    assets = {MODEL_INFO_ASSET: json.dumps(info, indent=2) + "\n",
+              DIRECTIONS_ASSET: json.dumps(direction_entries, indent=2) + "\n", **extra_assets}
+    return write_version(lambda path: archive.write_out(str(path), verbose=False), base_path, assets)

@@ -11,8 +11,11 @@ names and the version listing from here. No TensorFlow import: the runner and
 the evaluator's gate list versions without loading it.
 """
 
+import os
 import pathlib
 import re
+import shutil
+import tempfile
 
 ASSETS_DIR = "assets.extra"
 MODEL_INFO_ASSET = "model_info.json"
@@ -59,3 +62,35 @@ def version_dir(base_path, version: int | None = None) -> pathlib.Path:
 def asset_path(model_dir, name: str) -> pathlib.Path:
     """``<model_dir>/assets.extra/<name>``."""
     return pathlib.Path(model_dir) / ASSETS_DIR / name
+
+
+def write_version(write_model, base_path, assets: dict[str, bytes | str]) -> tuple[int, pathlib.Path]:
+    """Writes the next version under `base_path`: `write_model(directory)` writes the
+    SavedModel, then `assets` go to assets.extra/. Built in a dot-prefixed sibling (which TF
+    Serving and our server ignore) and renamed into place, so a server polling `base_path`
+    never sees a half-written version. Returns (version, its directory)."""
+    base_path = pathlib.Path(base_path)
+    base_path.mkdir(parents=True, exist_ok=True)
+    tmp = pathlib.Path(tempfile.mkdtemp(dir=base_path, prefix=".export-tmp-"))
+    try:
+        model_dir = tmp / "model"
+        write_model(model_dir)
+        (model_dir / ASSETS_DIR).mkdir(exist_ok=True)
+        for name, data in assets.items():
+            asset_path(model_dir, name).write_bytes(data.encode("utf-8") if isinstance(data, str)
+                                                    else data)
+        # Another exporter may take a number between our listing and our rename:
+        # renaming onto its (non-empty) directory fails, so try the next.
+        for _ in range(100):
+            version = max(list_versions(base_path), default=0) + 1
+            final = base_path / str(version)
+            try:
+                os.rename(model_dir, final)
+            except OSError:
+                if final.exists():
+                    continue
+                raise
+            return version, final
+        raise RuntimeError(f"Could not claim a version directory under {base_path}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -204,3 +204,17 @@ class ImageToImageGAN(gan_lib.GAN):
 
     def translate(self, condition):
         return self.sample(condition)
+
+
+def preview_condition(conditions, image_shape):
+    """Conditions drawn at the image's size and channels, for condition | output | real grids:
+    low-resolution images upsampled (nearest, so the pixels show), a 1-channel rendering
+    repeated over the image's channels, an inpainting condition's masked image (hole in grey)."""
+    height, width, channels = (int(d) for d in image_shape)
+    conditions = tf.cast(conditions, tf.float32)
+    preview = conditions[..., :channels]
+    if preview.shape[-1] != channels:
+        preview = tf.repeat(preview, channels, axis=-1)
+    if tuple(preview.shape[1:3]) != (height, width):
+        preview = tf.image.resize(preview, [height, width], method="nearest")
+    return preview

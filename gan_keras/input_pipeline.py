@@ -63,8 +63,16 @@ def make_dataset(
     seed: int = 0,
     repeat: bool = True,
     input_context: tf.distribute.InputContext | None = None,
+    condition_fn=None,
+    condition_seed: int = 0,
 ) -> tf.data.Dataset:
     """(images float32 [b, R, R, C] in [-1, 1], labels int32 [b]) batches.
+
+    With `condition_fn(image, seed) -> condition` (an image-to-image task's
+    degradation, gan_keras.tasks) the batches are ((conditions, images),
+    labels): each example's seed is [condition_seed, its index in the global
+    stream], so conditions do not depend on the replica layout, and a split
+    read without shuffling always gets the same ones.
 
     Without `input_context`, b is the global batch. With one (from
     `strategy.distribute_datasets_from_function`), this pipeline yields the
@@ -82,13 +90,17 @@ def make_dataset(
                 deterministic=True)
     if repeat:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
+    if condition_fn is not None:
+        ds = ds.enumerate().map(
+            lambda index, example: with_condition(example, index, condition_fn, condition_seed),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(global_batch_size, drop_remainder=True)
     if input_context is not None and input_context.num_replicas_in_sync > 1:
         per_replica = input_context.get_per_replica_batch_size(global_batch_size)
         replicas_here = input_context.num_replicas_in_sync // input_context.num_input_pipelines
         start = input_context.input_pipeline_id * replicas_here * per_replica
-        ds = ds.map(lambda x, y: (x[start:start + replicas_here * per_replica],
-                                  y[start:start + replicas_here * per_replica]))
+        ds = ds.map(lambda *batch: tf.nest.map_structure(
+            lambda t: t[start:start + replicas_here * per_replica], batch))
         ds = ds.rebatch(per_replica)
     options = tf.data.Options()
     options.deterministic = True
@@ -96,6 +108,13 @@ def make_dataset(
     # must not shard it again.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def with_condition(example, index, condition_fn, condition_seed: int):
+    """(image, label), its stream index -> ((condition, image), label)."""
+    image, label = example
+    seed = tf.stack([tf.constant(condition_seed, tf.int64), tf.cast(index, tf.int64)])
+    return (condition_fn(image, seed), image), label
 
 
 def read_split(ingest_dir, split: str, limit: int | None = None, *, resolution: int | None = None,

@@ -16,13 +16,35 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from gan_keras import io_utils, networks, records
+from gan_keras import image_to_image, io_utils, networks, records, tasks
 from pipeline import classes
 from pipeline import workdir as workdir_layout
 
 # train/best/: the checkpoint with the lowest in-training FD and its record.
 BEST_DIR, BEST_FILE = "best", "best.json"
 CHECKPOINT_BEST, CHECKPOINT_LATEST = "best by in-training FD", "latest"
+# train/l1_reference/: the L1-only model an image-to-image task is compared with.
+L1_REFERENCE_DIR = "l1_reference"
+
+
+def build_networks(config, *, resolution: int, channels: int, num_classes: int):
+    """(generator, discriminator) the config describes: the DCGAN for task.name='generate',
+    else the U-Net and PatchGAN of gan_keras.image_to_image for the task's condition."""
+    m = config.model
+    if not tasks.is_image_to_image(config.task):
+        return networks.build_networks(m, resolution=resolution, channels=channels,
+                                       num_classes=num_classes)
+    condition_shape = tasks.condition_shape(config.task, resolution, channels)
+    image_shape = (resolution, resolution, channels)
+    generator = image_to_image.build_unet_generator(
+        condition_shape=condition_shape, image_shape=image_shape, width=m.g_width, norm=m.g_norm,
+        sync_batch_norm=m.sync_batch_norm, batch_norm_momentum=m.batch_norm_momentum,
+        inpainting=config.task.name == "inpainting")
+    discriminator = image_to_image.build_patch_discriminator(
+        condition_shape=condition_shape, image_shape=image_shape, width=m.d_width, norm=m.d_norm,
+        sync_batch_norm=m.sync_batch_norm, batch_norm_momentum=m.batch_norm_momentum,
+        spectral_norm=m.spectral_norm)
+    return generator, discriminator
 
 
 def checkpoint_step(path: str) -> int:
@@ -49,11 +71,11 @@ def read_best_record(best_dir) -> dict | None:
     return record
 
 
-def generator_checkpoint(config, workdir) -> dict:
+def generator_checkpoint(config, workdir, model_dir: str = "") -> dict:
     """Which checkpoint `load_generator` restores: the best by in-training FD (train/best/) when
     train.eval_every > 0 and one exists, else the latest. {'checkpoint': kind, 'checkpoint_step',
     'checkpoint_path', and 'in_training_eval' (best.json) for the best one}."""
-    train_dir = workdir_layout.train_dir(workdir)
+    train_dir = workdir_layout.train_dir(workdir) / model_dir
     best = tf.train.latest_checkpoint(str(train_dir / BEST_DIR)) if config.train.eval_every > 0 else None
     if best is not None:
         info = {"checkpoint": CHECKPOINT_BEST, "checkpoint_step": checkpoint_step(best), "checkpoint_path": best}
@@ -68,17 +90,18 @@ def generator_checkpoint(config, workdir) -> dict:
     return {"checkpoint": CHECKPOINT_LATEST, "checkpoint_step": checkpoint_step(latest), "checkpoint_path": latest}
 
 
-def load_generator_with_info(config, workdir) -> tuple[keras.Model, dict]:
+def load_generator_with_info(config, workdir, model_dir: str = "") -> tuple[keras.Model, dict]:
     """The trained generator (the EMA one when train.ema_half_life_images > 0) from the workdir's
-    best checkpoint (train.eval_every > 0) or latest one, and `generator_checkpoint`'s description."""
+    best checkpoint (train.eval_every > 0) or latest one, and `generator_checkpoint`'s description.
+    `model_dir`: a model trained beside the main one, e.g. L1_REFERENCE_DIR."""
     workdir = pathlib.Path(workdir)
     ingest_dir = workdir_layout.ingest_dir(workdir)
     stats = records.read_stats(ingest_dir)
     num_classes = classes.resolve_num_classes(ingest_dir, conditional=config.model.conditional,
                                               num_classes=config.model.num_classes)
-    generator, _ = networks.build_networks(
-        config.model, resolution=stats["resolution"], channels=stats["channels"], num_classes=num_classes)
-    info = generator_checkpoint(config, workdir)
+    generator, _ = build_networks(config, resolution=stats["resolution"], channels=stats["channels"],
+                                  num_classes=num_classes)
+    info = generator_checkpoint(config, workdir, model_dir)
     key = "ema_generator" if config.train.ema_half_life_images > 0 else "generator"
     path = info["checkpoint_path"]
     tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()

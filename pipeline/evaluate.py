@@ -371,10 +371,18 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
 def run_evaluate(config, workdir, out_dir) -> dict:
     """Scores the trained generator, decides the gate, writes out_dir/metrics.json and TensorBoard logs."""
     validate_config(config)
+    from pipeline import control_metrics  # the export's controls, measured (metrics "controls")
+
+    control_metrics.validate_config(config)
     workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from pipeline import checkpoints  # imports TensorFlow; lazily
+    from gan_keras import tasks  # imports TensorFlow; lazily
+    from pipeline import checkpoints
 
+    if tasks.is_image_to_image(config.task):
+        from pipeline import task_evaluation
+
+        return task_evaluation.run_task_evaluation(config, workdir, out_dir)
     # The best checkpoint by in-training FD when train.eval_every > 0, else the latest.
     generator, checkpoint_info = checkpoints.load_generator_with_info(config, workdir)
     conditional = bool(config.model.conditional)
@@ -386,6 +394,7 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     metrics, samples = compute_metrics(
         config, workdir, sample_fn, conditional=conditional,
         num_classes=int(config.model.num_classes) or None, model_info=model_info, return_samples=True)
+    metrics["controls"] = control_metrics.evaluate_controls(config, workdir, generator, latent_dim, out_dir)
     ev = config.evaluate
     gate = decide_gate(metrics, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
     metrics["blessed"] = gate.pop("blessed")

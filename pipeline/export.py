@@ -17,7 +17,7 @@ import logging
 import pathlib
 
 from gan_keras import export as gan_export
-from gan_keras import export_layout
+from gan_keras import export_layout, tasks
 from pipeline import classes, gate
 from pipeline import workdir as workdir_layout
 
@@ -67,11 +67,23 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
     generator, checkpoint = checkpoints.load_generator_with_info(config, workdir)
     _check_evaluated_checkpoint(metrics_bytes, checkpoint)
     extra_assets = {export_layout.EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
-    version, path = gan_export.export_generator(
-        generator, out_dir / workdir_layout.EXPORTED_MODEL_NAME,
-        latent_dim=int(config.model.latent_dim), num_classes=num_classes,
-        extra_assets=extra_assets,
-        model_info={"checkpoint": checkpoint["checkpoint"], "checkpoint_step": checkpoint["checkpoint_step"]})
+    model_info = {"checkpoint": checkpoint["checkpoint"], "checkpoint_step": checkpoint["checkpoint_step"]}
+    base_path = out_dir / workdir_layout.EXPORTED_MODEL_NAME
+    if tasks.is_image_to_image(config.task):
+        from gan_keras import export_image_to_image
+
+        version, path = export_image_to_image.export_image_to_image(
+            generator, base_path, task_config=config.task, extra_assets=extra_assets,
+            model_info=model_info)
+    else:
+        from pipeline import control_metrics  # "towards class X" directions for the edit signature
+
+        directions, direction_info = control_metrics.export_directions(
+            config, workdir, generator, num_classes, metrics_bytes)
+        version, path = gan_export.export_generator(
+            generator, base_path, latent_dim=int(config.model.latent_dim), num_classes=num_classes,
+            extra_assets=extra_assets, model_info={**model_info, **direction_info},
+            directions=directions)
     logging.info("Exported generator version %d (checkpoint step %d, %s) to %s", version,
                  checkpoint["checkpoint_step"], checkpoint["checkpoint"], path)
     return {"exported": True, "version": version, "path": str(path), "forced": forced,

@@ -106,19 +106,19 @@ register(Stage(
     validate=hook("pipeline.ingest", "validate_config"), run=hook("pipeline.ingest", "run")))
 
 register(Stage(
-    name=TRAIN, sections=("data", "model", "train"), inputs=(INGEST,),
-    outputs=("checkpoints/*",), staged=False,
+    name=TRAIN, sections=("data", "model", "train", "task"), inputs=(INGEST,),
+    outputs=("checkpoints/*", "l1_reference/checkpoints/*"), staged=False,
     validate=hook("pipeline.train", "validate_config"), run=hook("pipeline.train", "run"),
     prepare=hook("pipeline.train", "prepare"),
     is_chief=hook("pipeline.train", "is_chief_process")))
 
 register(Stage(
-    name=EVALUATE, sections=("model", "train", "evaluate"), inputs=(INGEST, TRAIN),
+    name=EVALUATE, sections=("model", "train", "task", "evaluate"), inputs=(INGEST, TRAIN),
     outputs=(METRICS_FILE,), staged=True,
     validate=hook("pipeline.evaluate", "validate_config"), run=hook("pipeline.evaluate", "run")))
 
 register(Stage(
-    name=EXPORT, sections=("model", "export"), inputs=(TRAIN, EVALUATE),
+    name=EXPORT, sections=("model", "task", "export"), inputs=(TRAIN, EVALUATE),
     outputs=(f"{EXPORTED_MODEL_NAME}/*/{export_layout.SAVED_MODEL_FILE}",), staged=False,
     validate=hook("pipeline.export", "validate_config"), run=hook("pipeline.export", "run"),
     options=("force_export",)))

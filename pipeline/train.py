@@ -36,11 +36,11 @@ import tensorflow as tf
 from absl import logging
 
 from gan_keras import gan as gan_lib
+from gan_keras import image_to_image, input_pipeline, losses, networks, records, tasks
 from gan_keras import images as gan_images
-from gan_keras import input_pipeline, losses, networks, records
 from gan_keras.diffaugment import parse_policy
 from gan_keras.registry import Registry
-from pipeline import classes, stages
+from pipeline import checkpoints, classes, stages
 from pipeline import judge as judge_lib
 from pipeline import workdir as workdir_layout
 from pipeline.train_eval import BestCheckpoint, InTrainingEvaluator
@@ -100,6 +100,28 @@ def validate_config(config) -> None:
     networks.G_NORMS.check(m.g_norm)
     networks.D_NORMS.check(m.d_norm)
     networks.CONDITIONINGS.check(m.conditioning)
+    tasks.check_task_config(config.task, resolution=d.resolution, channels=d.channels)
+    if tasks.is_image_to_image(config.task):
+        _check_image_to_image_config(config)
+
+
+def _check_image_to_image_config(config) -> None:
+    """What an image-to-image task cannot combine with (yet), by field."""
+    t, m = config.train, config.model
+    if m.conditional:
+        raise ValueError(f"model.conditional=True with task.name={config.task.name!r}: image-to-image "
+                         "models are conditioned on images, not class labels")
+    if t.diffaugment:
+        raise ValueError(f"train.diffaugment={t.diffaugment!r} with task.name={config.task.name!r}: "
+                         "the condition and the image would need the same transform; set it to ''")
+    if t.eval_every:
+        raise ValueError(f"train.eval_every={t.eval_every} with task.name={config.task.name!r}: "
+                         "in-training evaluation scores sampled images; image-to-image models are "
+                         "scored by the evaluate stage (set train.eval_every=0)")
+    if t.ema_half_life_images > 0 and m.g_norm == "batch":
+        raise ValueError("train.ema_half_life_images > 0 with task.name="
+                         f"{config.task.name!r} needs model.g_norm='none' (the EMA copy's BatchNorm "
+                         "statistics cannot be re-estimated without conditions)")
 
 
 _STRATEGIES = {}
@@ -166,16 +188,25 @@ def _mixed_precision_policy() -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-def build_gan(config, *, resolution: int, channels: int, num_classes: int) -> gan_lib.GAN:
-    """Networks, optimizers and the compiled GAN; call under the strategy scope."""
+def build_gan(config, *, resolution: int, channels: int, num_classes: int,
+              adversarial_weight: float | None = None) -> gan_lib.GAN:
+    """Networks, optimizers and the compiled GAN; call under the strategy scope.
+
+    `adversarial_weight` overrides task.adversarial_weight (0: the L1-only reference)."""
     keras.utils.set_random_seed(config.train.seed)
-    generator, discriminator = networks.build_networks(
-        config.model, resolution=resolution, channels=channels, num_classes=num_classes)
-    model = gan_lib.GAN(generator, discriminator, latent_dim=config.model.latent_dim,
-                        num_classes=num_classes, ema_half_life_images=config.train.ema_half_life_images,
-                        ema_rampup=config.train.ema_rampup,
-                        seed=config.train.seed)
+    generator, discriminator = checkpoints.build_networks(
+        config, resolution=resolution, channels=channels, num_classes=num_classes)
     t = config.train
+    if tasks.is_image_to_image(config.task):
+        model = image_to_image.ImageToImageGAN(
+            generator, discriminator, l1_weight=config.task.l1_weight,
+            adversarial_weight=(config.task.adversarial_weight if adversarial_weight is None
+                                else adversarial_weight),
+            ema_half_life_images=t.ema_half_life_images, ema_rampup=t.ema_rampup, seed=t.seed)
+    else:
+        model = gan_lib.GAN(generator, discriminator, latent_dim=config.model.latent_dim,
+                            num_classes=num_classes, ema_half_life_images=t.ema_half_life_images,
+                            ema_rampup=t.ema_rampup, seed=t.seed)
 
     def adam(lr):
         opt = keras.optimizers.Adam(learning_rate=lr, beta_1=t.beta_1, beta_2=t.beta_2)
@@ -210,9 +241,37 @@ class _Sampler:
         return gan_images.make_grid(gan_images.to_uint8(fake), rows=self.rows)
 
 
+class _TaskSampler:
+    """Fixed conditions (from the fixed real images) for image-to-image sample grids: rows of
+    condition | output | real. `z` and `labels` are both the conditions, which is what
+    ImageToImageGAN.sample and .discriminate take in those places."""
+
+    def __init__(self, config, fixed_real_float):
+        n = int(fixed_real_float.shape[0])
+        conditions = [tasks.degrade(config.task, fixed_real_float[i],
+                                    tf.constant([config.task.seed, _GRID_SEED + i], tf.int64))
+                      for i in range(n)]
+        self.z = self.labels = tf.stack(conditions)
+        self.real = fixed_real_float
+        self.rows = None
+
+    def grid(self, model) -> np.ndarray:
+        fake = tf.cast(model.sample(self.z), tf.float32)
+        preview = image_to_image.preview_condition(self.z, self.real.shape[1:])
+        columns = tf.stack([preview, fake, self.real], axis=1)  # [n, 3, H, W, C]
+        triplets = tf.reshape(columns, [-1, *self.real.shape[1:]])
+        per_row = 3 * max(1, min(4, int(self.real.shape[0]) // 4 or 1))
+        return gan_images.make_grid(gan_images.to_uint8(triplets),
+                                    rows=-(-int(triplets.shape[0]) // per_row))
+
+
+# Seeds the sample grids' conditions apart from the training stream's (index < 2**40).
+_GRID_SEED = 1 << 40
+
+
 def _flat_hparams(config) -> dict:
     flat = {}
-    for section in ("data", "model", "train"):
+    for section in ("data", "model", "train", "task"):
         for key, value in config[section].items():
             if isinstance(value, (bool, int, float, str)):
                 flat[f"{section}.{key}"] = value
@@ -252,42 +311,64 @@ def run_train(config, workdir) -> dict:
     # Non-chief workers write to a scratch directory they delete afterwards.
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix="gan-worker-"))
     out_dir = train_dir if chief else scratch
-    ckpt_dir, logs_dir, samples_dir = out_dir / "checkpoints", out_dir / "logs", out_dir / "samples"
-    for d in (ckpt_dir, logs_dir, samples_dir):
-        d.mkdir(parents=True, exist_ok=True)
+    # (directory under train/, adversarial-weight override): the model, and for image-to-image
+    # tasks the L1-only reference of the same architecture and steps.
+    models = [("", None)]
+    if (tasks.is_image_to_image(config.task) and config.task.l1_reference
+            and config.task.adversarial_weight > 0):
+        models.append((checkpoints.L1_REFERENCE_DIR, 0.0))
 
     previous_policy = keras.mixed_precision.global_policy()
     if t.mixed_precision:
         keras.mixed_precision.set_global_policy(_mixed_precision_policy())
     try:
-        with strategy.scope():
-            model = build_gan(config, resolution=config.data.resolution, channels=config.data.channels,
-                              num_classes=num_classes)
-        checkpoint = model.checkpoint()
-        manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=t.keep_checkpoints,
-                                             checkpoint_name="ckpt")
-        if chief and manager.latest_checkpoint:
-            checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        elif not chief:
-            chief_latest = tf.train.latest_checkpoint(str(train_dir / "checkpoints"))
-            if chief_latest:
-                checkpoint.restore(chief_latest).assert_existing_objects_matched()
-        keeper = (BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
-                  if t.eval_every > 0 else None)
-        start = int(model.step.numpy())
-        if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
-            _check_workers_start_together(strategy, start, train_dir / "checkpoints")
-        if start:
-            logging.info("Resuming from step %d (checkpoint %s)", start,
-                         manager.latest_checkpoint or "of the chief")
-        summary = _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir,
-                              num_classes, start, chief, keeper)
+        summaries = {}
+        for model_dir, adversarial_weight in models:
+            if model_dir:
+                logging.info("Training the L1-only reference model into %s", train_dir / model_dir)
+            summaries[model_dir] = _train_model(
+                config, strategy, chief, out_dir / model_dir, train_dir / model_dir, ingest_dir,
+                num_classes, None if model_dir else evaluator, adversarial_weight)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
+    summary = summaries.pop("")
+    summary.update(summaries)
     summary.update(num_classes=num_classes, replicas=strategy.num_replicas_in_sync, chief=chief)
     return summary
+
+
+def _train_model(config, strategy, chief, out_dir, chief_dir, ingest_dir, num_classes, evaluator,
+                 adversarial_weight) -> dict:
+    """Builds (or resumes) one model in `out_dir` (this worker's; `chief_dir` is the chief's) and
+    trains it to train.steps."""
+    t = config.train
+    ckpt_dir, logs_dir, samples_dir = out_dir / "checkpoints", out_dir / "logs", out_dir / "samples"
+    for d in (ckpt_dir, logs_dir, samples_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    with strategy.scope():
+        model = build_gan(config, resolution=config.data.resolution, channels=config.data.channels,
+                          num_classes=num_classes, adversarial_weight=adversarial_weight)
+    checkpoint = model.checkpoint()
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=t.keep_checkpoints,
+                                         checkpoint_name="ckpt")
+    if chief and manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    elif not chief:
+        chief_latest = tf.train.latest_checkpoint(str(chief_dir / "checkpoints"))
+        if chief_latest:
+            checkpoint.restore(chief_latest).assert_existing_objects_matched()
+    keeper = (BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
+              if t.eval_every > 0 else None)
+    start = int(model.step.numpy())
+    if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
+        _check_workers_start_together(strategy, start, chief_dir / "checkpoints")
+    if start:
+        logging.info("Resuming from step %d (checkpoint %s)", start,
+                     manager.latest_checkpoint or "of the chief")
+    return _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir,
+                       num_classes, start, chief, keeper)
 
 
 def run(context: stages.Context) -> dict:
@@ -333,6 +414,10 @@ def prepare(context: stages.Context, previous: dict | None, current: dict) -> No
 def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
     """The train split as the strategy's per-replica batches, shuffled from `start`."""
     t = config.train
+    condition_fn = None
+    if tasks.is_image_to_image(config.task):
+        def condition_fn(image, seed):
+            return tasks.degrade(config.task, image, seed)
 
     def dataset_fn(input_context):
         # Reseeding with the start step keeps a resumed run from replaying the
@@ -340,7 +425,9 @@ def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
         return input_pipeline.make_dataset(
             ingest_dir, records.TRAIN, resolution=config.data.resolution, channels=config.data.channels,
             global_batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer, seed=t.seed + start,
-            input_context=input_context)
+            input_context=input_context, condition_fn=condition_fn,
+            # A resumed run's stream restarts at index 0: fold the start step in.
+            condition_seed=config.task.seed + start)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -378,8 +465,6 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
     t = config.train
     total_steps = t.steps
     writer = tf.summary.create_file_writer(str(logs_dir)) if chief else tf.summary.create_noop_writer()
-    sampler = _Sampler(config, num_classes)
-
     iterator = iter(make_distributed_dataset(config, strategy, ingest_dir, start))
 
     run_steps = make_train_steps(strategy, model, jit_compile=t.jit_compile)
@@ -389,6 +474,11 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
         channels=config.data.channels)
     fixed_real_float = tf.constant(gan_images.to_float(fixed_real))
     fixed_labels = tf.constant(np.clip(fixed_labels, 0, None), tf.int32) if num_classes else None
+    if tasks.is_image_to_image(config.task):
+        sampler = _TaskSampler(config, fixed_real_float)
+        fixed_labels = sampler.labels  # D conditions the real images on their conditions
+    else:
+        sampler = _Sampler(config, num_classes)
     with writer.as_default():
         if start == 0:
             from tensorboard.plugins.hparams import api as hp
