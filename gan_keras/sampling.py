@@ -1,47 +1,433 @@
-"""Images from an exported generator's ``sample`` signature.
+"""Images from an exported generator's signatures: samples, walks, edits, projections.
 
 Only TensorFlow and the SavedModel are needed: the training code is not
 imported. The same seed (and version) always gives the same images.
+
+The functions taking a ``model`` work on anything with ``run(signature_name,
+inputs) -> {name: ndarray}``, ``signatures``, ``input_specs`` ({signature:
+{input: TensorSpec}}) and ``info`` (model_info.json): a `LoadedModel` here
+(the command line, pipeline.generate) or a loaded version of the model server
+(gan_keras.serving.registry.Servable), so both give the same images. Bad
+arguments raise `RequestError` (a ValueError), which the server answers with
+HTTP 400. Also here: the GIF / strip / grid encodings and the lookup of edit
+directions by name in ``assets.extra/directions.json``.
 """
 
+import io
+import json
 import logging
+import math
 import pathlib
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image, UnidentifiedImageError
 
-from gan_keras import export_layout
+from gan_keras import export_layout, io_utils
 from gan_keras import images as gan_images
+
+DEFAULT_INTERPOLATION_STEPS = 8
+DEFAULT_PROJECT_STEPS = 200
+DEFAULT_GIF_FRAME_MS = 100
+DEFAULT_EDIT_STRENGTHS = (-3.0, -1.5, 0.0, 1.5, 3.0)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class RequestError(ValueError):
+    """An argument the model cannot take (a client error: HTTP 400 in the server)."""
+
+
+# --- a SavedModel version loaded for the command line ---------------------------------
+
+
+def _clean_tf_message(message: str) -> str:
+    """The assertion line of an in-graph check's error (or its first meaningful line)."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("assertion failed:"):
+            return line
+    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[{{node")
+    useful = [line for line in lines if not line.startswith(noise)]
+    return (useful or lines or ["invalid argument"])[0]
+
+
+class LoadedModel:
+    """One version of an exported generator, with the same interface as the server's Servable."""
+
+    def __init__(self, path):
+        self.path = pathlib.Path(path)
+        self._model = tf.saved_model.load(str(self.path))
+        self.signatures = dict(self._model.signatures.items())
+        self.input_specs = {name: dict(fn.structured_input_signature[1])
+                            for name, fn in self.signatures.items()}
+        info_path = export_layout.asset_path(self.path, export_layout.MODEL_INFO_ASSET)
+        self.info = json.loads(info_path.read_text()) if info_path.exists() else {}
+        self.num_classes = int(self.info.get("num_classes", 0))
+
+    def run(self, signature_name: str, inputs: dict) -> dict:
+        require_signature(self, signature_name)
+        fn = self.signatures[signature_name]
+        try:
+            outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.errors.InvalidArgumentError as e:
+            # In-graph checks (e.g. a label out of range) report "assertion failed: [...]".
+            raise RequestError(f"{self.path} rejected the request: "
+                               f"{_clean_tf_message(e.message)}") from None
+        return {k: v.numpy() for k, v in outputs.items()}
+
+
+def load_model(model_base_path, version: int | None = None) -> LoadedModel:
+    """The given version (default: the highest) under `model_base_path`."""
+    return LoadedModel(export_layout.version_dir(model_base_path, version))
+
+
+def require_signature(model, name: str) -> None:
+    if name not in model.signatures:
+        # The server's versions say which version; the command line names the directory.
+        version = getattr(model, "version", None)
+        where = f"version {version}" if version is not None else str(model.path)
+        raise RequestError(f"{where} has no '{name}' signature (has {sorted(model.signatures)})")
+
+
+def takes_label(model, signature_name: str = "sample") -> bool:
+    """Whether a signature takes labels ("label", or interpolate's "label_a" and "label_b")."""
+    require_signature(model, signature_name)
+    return any(name == "label" or name.startswith("label_")
+               for name in model.input_specs[signature_name])
+
+
+def image_shape(model) -> tuple[int, int, int] | None:
+    """(H, W, C) from model_info.json, or None for an export without it."""
+    shape = model.info.get("image_shape")
+    return tuple(int(d) for d in shape) if shape else None
+
+
+def check_label(model, label: int | None, name: str = "label", *, required: bool = False,
+                signature_name: str = "sample") -> None:
+    """A label suits the model: none for unconditional ones, in range for conditional ones."""
+    if not takes_label(model, signature_name):
+        if label is not None:
+            raise RequestError(f"{name}={label} given but this model is unconditional: it takes "
+                               "no label")
+        return
+    if label is None:
+        if required:
+            raise RequestError(f"{name} is required: this model is conditional")
+        return
+    num_classes = getattr(model, "num_classes", 0)
+    if label < 0 or (num_classes and label >= num_classes):
+        raise RequestError(f"{name}={label} is out of range: this model has {num_classes} "
+                           f"classes (0..{num_classes - 1})")
+
+
+# --- the signatures -----------------------------------------------------------------
+
+
+def _sample_inputs(model, signature_name, num, seed, label):
+    inputs = {"num_samples": np.int32(num), "seed": np.int64(seed)}
+    if takes_label(model, signature_name):
+        inputs["label"] = np.array([] if label is None else [label], np.int32)
+    elif label is not None:
+        raise RequestError(f"label={label} given but this model is unconditional: it takes "
+                           "no label")
+    return inputs
+
+
+def _check_truncation(truncation: float) -> float:
+    truncation = float(truncation)
+    if not 0.0 <= truncation <= 1.0:  # NaN fails too
+        raise RequestError(f"truncation must be in [0, 1], got {truncation}")
+    return truncation
+
+
+def sample_images(model, *, num: int, seed: int, label: int | None = None,
+                  truncation: float | None = None) -> np.ndarray:
+    """`num` uint8 images [num, H, W, C]: ``sample``, or ``truncated_sample`` with psi = truncation.
+
+    A conditional model takes `label` for every image or None for labels
+    drawn from the seed.
+    """
+    if num < 1:
+        raise RequestError(f"num must be >= 1, got {num}")
+    if truncation is None:
+        return model.run("sample", _sample_inputs(model, "sample", num, seed, label))["images"]
+    inputs = _sample_inputs(model, "truncated_sample", num, seed, label)
+    inputs["truncation"] = np.float32(_check_truncation(truncation))
+    return model.run("truncated_sample", inputs)["images"]
+
+
+def sample_latents(model, *, num: int, seed: int, label: int | None = None,
+                   truncation: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+    """(z [num, latent_dim], labels [num] or None): ``sample``'s latents (truncated by psi).
+
+    With psi = 1 these are exactly the latents behind ``sample(num, seed, label)``.
+    """
+    if num < 1:
+        raise RequestError(f"num must be >= 1, got {num}")
+    inputs = _sample_inputs(model, "truncated_sample", num, seed, label)
+    inputs["truncation"] = np.float32(_check_truncation(truncation))
+    out = model.run("truncated_sample", inputs)
+    return out["z"], out.get("label")
+
+
+def interpolate_images(model, *, seed_a: int, seed_b: int, steps: int,
+                       label_a: int | None = None, label_b: int | None = None) -> np.ndarray:
+    """`steps` uint8 images [steps, H, W, C] from sample(seed_a) to sample(seed_b) (slerp).
+
+    Conditional models need both labels; the first and last images are
+    exactly ``sample(1, seed_a, [label_a])`` and ``sample(1, seed_b, [label_b])``.
+    """
+    if steps < 2:
+        raise RequestError(f"steps must be >= 2 (the two end points), got {steps}")
+    inputs = {"seed_a": np.int64(seed_a), "seed_b": np.int64(seed_b), "steps": np.int32(steps)}
+    if takes_label(model, "interpolate"):
+        for name, value in (("label_a", label_a), ("label_b", label_b)):
+            check_label(model, value, name, required=True, signature_name="interpolate")
+            inputs[name] = np.int32(value)
+    else:
+        for name, value in (("label_a", label_a), ("label_b", label_b)):
+            check_label(model, value, name, signature_name="interpolate")
+    return model.run("interpolate", inputs)["images"]
+
+
+def edit_images(model, *, num: int, seed: int, direction: int, strengths,
+                label: int | None = None, truncation: float | None = None) -> np.ndarray:
+    """uint8 images [num, len(strengths), H, W, C]: sample i moved by each strength.
+
+    The latents are ``sample``'s for `seed` (truncated when `truncation` is
+    given), so strength 0 gives ``sample(num, seed, label)``'s images; a
+    conditional model keeps each sample's label (drawn from the seed when
+    `label` is None).
+    """
+    strengths = [float(s) for s in strengths]
+    if not strengths:
+        raise RequestError("strengths must hold at least one value")
+    bad = [s for s in strengths if not _finite_float32(s)]
+    if bad:
+        raise RequestError(f"strengths must be finite float32 values, got {bad[0]}")
+    require_signature(model, "edit")
+    z, labels = sample_latents(model, num=num, seed=seed, label=label,
+                               truncation=1.0 if truncation is None else truncation)
+    rows = []
+    for strength in strengths:
+        inputs = {"z": z, "direction": np.int32(direction), "strength": np.float32(strength)}
+        if takes_label(model, "edit"):
+            inputs["label"] = labels.astype(np.int32)
+        rows.append(model.run("edit", inputs)["images"])
+    return np.stack(rows, axis=1)
+
+
+def project_image(model, image: np.ndarray, *, steps: int = DEFAULT_PROJECT_STEPS,
+                  label: int | None = None) -> dict:
+    """Fits a latent to one uint8 image [H, W, C] with the ``project`` signature.
+
+    Returns {"z": [latent_dim] float32, "reconstruction": uint8 [H, W, C],
+    "psnr": float dB (inf for a pixel-exact reconstruction)}.
+    """
+    if steps < 0:
+        raise RequestError(f"steps must be >= 0, got {steps}")
+    inputs = {"images": np.asarray(image, np.uint8)[None], "steps": np.int32(steps)}
+    if takes_label(model, "project"):
+        check_label(model, label, required=True, signature_name="project")
+        inputs["label"] = np.array([label], np.int32)
+    else:
+        check_label(model, label, signature_name="project")
+    out = model.run("project", inputs)
+    return {"z": out["z"][0], "reconstruction": out["reconstructions"][0],
+            "psnr": float(out["psnr"][0])}
+
+
+# --- edit directions ------------------------------------------------------------------
+
+
+def load_directions(model_dir) -> list[dict]:
+    """The entries of ``assets.extra/directions.json`` ([] for an export without one)."""
+    path = export_layout.asset_path(model_dir, export_layout.DIRECTIONS_ASSET)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+
+
+def resolve_direction(spec, entries: list[dict]) -> int:
+    """The index of a direction given by name or index (a name wins if one is all digits)."""
+    spec = str(spec).strip()
+    by_name = {entry["name"]: int(entry["index"]) for entry in entries}
+    if spec in by_name:
+        return by_name[spec]
+    try:
+        index = int(spec)
+    except ValueError:
+        index = None
+    if index is not None and 0 <= index and (not entries or index < len(entries)):
+        return index
+    if entries:
+        names = ", ".join(entry["name"] for entry in entries)
+        raise RequestError(f"unknown direction {spec!r}: this model's directions are {names} "
+                           f"(or their index, 0..{len(entries) - 1})")
+    raise RequestError(f"unknown direction {spec!r}: this model lists no directions "
+                       f"({export_layout.DIRECTIONS_ASSET} is missing), so give an index >= 0")
+
+
+# --- parsing --------------------------------------------------------------------------
+
+
+def _finite_float32(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= float(np.finfo(np.float32).max)
+
+
+def parse_floats(text: str, name: str) -> list[float]:
+    """'-3,-1.5,0' -> [-3.0, -1.5, 0.0]; finite float32 values only."""
+    values = []
+    for part in str(text).split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise RequestError(f"{name}={text!r}: {part.strip()!r} is not a number "
+                               "(give comma-separated numbers)") from None
+        if not _finite_float32(value):
+            raise RequestError(f"{name}={text!r}: values must be finite float32 numbers")
+        values.append(value)
+    return values
+
+
+def parse_int_pair(text: str, name: str) -> tuple[int, int]:
+    """'3,7' -> (3, 7)."""
+    parts = str(text).split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        raise RequestError(f"{name}={text!r} must be two integers, A,B") from None
+
+
+# --- encodings ------------------------------------------------------------------------
+
+_CHANNEL_NAMES = {1: "grayscale", 2: "grayscale + alpha", 3: "RGB", 4: "RGBA"}
+
+
+def _shape_text(shape) -> str:
+    h, w, c = shape
+    return f"{w}x{h} pixels, {c} channel{'s' if c != 1 else ''} ({_CHANNEL_NAMES.get(c, '?')})"
+
+
+def decode_png(data: bytes, expected_shape=None) -> np.ndarray:
+    """An 8-bit PNG's pixels, uint8 [H, W, C], which must be `expected_shape` when given.
+
+    Nothing is resized or converted between grayscale and colour: a wrong
+    size or channel count is an error naming the expected [H, W, C]. (1-bit
+    and palette PNGs are read as the grayscale or RGB(A) pixels they hold.)
+    """
+    if not data:
+        raise RequestError("empty image: expected a PNG")
+    if not data.startswith(PNG_SIGNATURE):
+        raise RequestError("not a PNG image (the data does not start with the PNG signature)")
+    try:
+        image = Image.open(io.BytesIO(data))
+        mode = image.mode
+        if mode == "1":
+            channels = 1
+        elif mode == "P":
+            channels = 4 if "transparency" in image.info else 3
+        elif mode in ("L", "LA", "RGB", "RGBA"):
+            channels = len(mode)
+        else:
+            raise RequestError(f"unsupported PNG pixel format {mode!r}: use 8-bit grayscale or "
+                               "RGB(A)")
+        got = (image.height, image.width, channels)
+        if expected_shape is not None and got != tuple(expected_shape):
+            h, w, c = expected_shape
+            raise RequestError(
+                f"image must have shape [{h}, {w}, {c}] ({_shape_text(expected_shape)}), got "
+                f"[{got[0]}, {got[1]}, {got[2]}] ({_shape_text(got)}); it is not resized or "
+                "converted")
+        image.load()
+        if mode == "1":
+            image = image.convert("L")
+        elif mode == "P":
+            image = image.convert("RGBA" if channels == 4 else "RGB")
+    except RequestError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as e:
+        raise RequestError(f"could not decode the PNG: {e}") from None
+    pixels = np.asarray(image, np.uint8)
+    return pixels[..., None] if pixels.ndim == 2 else pixels
+
+
+def read_png(path, expected_shape=None) -> np.ndarray:
+    """`decode_png` of a file; errors name the file."""
+    try:
+        return decode_png(pathlib.Path(path).read_bytes(), expected_shape)
+    except RequestError as e:
+        raise RequestError(f"{path}: {e}") from None
+
+
+def strip_png(images: np.ndarray) -> bytes:
+    """PNG of images [N, H, W, C] in one row (2-pixel padding, as the sample grids)."""
+    return gan_images.encode_png(gan_images.make_grid(images, rows=1))
+
+
+def edit_grid(images: np.ndarray) -> np.ndarray:
+    """[num, S, H, W, C] -> one grid image: one row per sample, one column per strength."""
+    num, strengths = images.shape[:2]
+    return gan_images.make_grid(images.reshape((num * strengths, *images.shape[2:])), rows=num)
+
+
+def encode_gif(frames: np.ndarray, duration_ms: int = DEFAULT_GIF_FRAME_MS) -> bytes:
+    """An animated GIF of uint8 frames [N, H, W, C] that loops forever.
+
+    Grayscale frames are stored exactly; colour ones through a 256-colour
+    palette per frame (GIF's limit). GIF delays are in 10 ms units, and
+    identical consecutive frames become one longer frame.
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[0] == 0 or frames.dtype != np.uint8:
+        raise ValueError(f"encode_gif expects uint8 frames [N, H, W, C], got {frames.dtype} "
+                         f"{frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = frames[..., 0]
+    pictures = [Image.fromarray(frame) for frame in frames]
+    buf = io.BytesIO()
+    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:],
+                     duration=int(duration_ms), loop=0)
+    return buf.getvalue()
+
+
+def write_image_file(path, images: np.ndarray, duration_ms: int = DEFAULT_GIF_FRAME_MS) -> None:
+    """Images [N, H, W, C] to `path`: an animated GIF for '*.gif', else a one-row PNG strip."""
+    path = pathlib.Path(path)
+    if path.suffix.lower() == ".gif":
+        data = encode_gif(images, duration_ms)
+    else:
+        data = strip_png(images)
+    io_utils.atomic_write_bytes(path, data)
+
+
+def psnr_for_json(psnr: float) -> float | None:
+    """PSNR as JSON can hold it: None (null) for +inf, a pixel-exact reconstruction."""
+    return None if math.isinf(psnr) else float(psnr)
+
+
+# --- the command line's sampling -----------------------------------------------------------
 
 
 def generate(model_base_path, *, num: int, seed: int = 0, label: int | None = None,
-             version: int | None = None) -> np.ndarray:
-    """Returns `num` uint8 images [num, H, W, C] from the sample signature."""
+             version: int | None = None, truncation: float | None = None) -> np.ndarray:
+    """Returns `num` uint8 images [num, H, W, C] from the sample (or truncated_sample) signature."""
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
-    path = export_layout.version_dir(model_base_path, version)
-    model = tf.saved_model.load(str(path))
-    if "sample" not in model.signatures:
-        raise ValueError(f"{path} has no 'sample' signature (has {sorted(model.signatures)})")
-    sample = model.signatures["sample"]
-    kwargs = {"num_samples": tf.constant(num, tf.int32), "seed": tf.constant(seed, tf.int64)}
-    takes_label = "label" in sample.structured_input_signature[1]
-    if takes_label:
-        kwargs["label"] = tf.constant([] if label is None else [label], tf.int32)
-    elif label is not None:
-        raise ValueError(f"--label={label} given but the model at {path} is unconditional")
-    logging.info("Sampling %d images from %s (seed %d)", num, path, seed)
-    try:
-        return sample(**kwargs)["images"].numpy()
-    except tf.errors.InvalidArgumentError as e:
-        # In-graph checks (e.g. a label out of range) report "assertion failed: [...]".
-        lines = [x for x in e.message.splitlines() if x.startswith("assertion failed")]
-        raise ValueError(f"{path} rejected the request: {(lines or [e.message])[0]}") from None
+    model = load_model(model_base_path, version)
+    if label is not None and not takes_label(model):
+        raise ValueError(f"--label={label} given but the model at {model.path} is unconditional")
+    logging.info("Sampling %d images from %s (seed %d)", num, model.path, seed)
+    return sample_images(model, num=num, seed=seed, label=label, truncation=truncation)
 
 
-def write_images(images: np.ndarray, out=None, out_dir=None) -> None:
+def write_images(images: np.ndarray, out=None, out_dir=None, rows: int | None = None) -> None:
     if out is not None:
-        gan_images.save_png(out, gan_images.make_grid(images))
+        gan_images.save_png(out, gan_images.make_grid(images, rows=rows))
     if out_dir is not None:
         out_dir = pathlib.Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,9 +436,11 @@ def write_images(images: np.ndarray, out=None, out_dir=None) -> None:
 
 
 def generate_to_files(model_base_path, *, num: int, seed: int = 0, label: int | None = None,
-                      version: int | None = None, out=None, out_dir=None) -> np.ndarray:
+                      version: int | None = None, out=None, out_dir=None,
+                      truncation: float | None = None) -> np.ndarray:
     """`generate`, then `write_images`; returns the images."""
-    images = generate(model_base_path, num=num, seed=seed, label=label, version=version)
+    images = generate(model_base_path, num=num, seed=seed, label=label, version=version,
+                      truncation=truncation)
     write_images(images, out=out, out_dir=out_dir)
     for target in (out, out_dir):
         if target:

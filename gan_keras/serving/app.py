@@ -7,10 +7,27 @@ Endpoints (as documented for TF Serving's REST API):
     POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or
                                                       columnar ("inputs") format
     GET  /v1/models/<name>[/versions/<v>]:sample?n=16&seed=0[&label=3][&rows=4]
+                                                      [&truncation=0.7]
                                                       a PNG grid, for browsers
+    GET  ...:interpolate?seed_a=1&seed_b=2[&steps=8][&format=png|gif]
+                        [&label_a=0&label_b=1][&duration_ms=100]
+                                                      a PNG strip or a looping GIF
+    GET  ...:edit?direction=sefa_0[&seed=0][&num=4][&strengths=-3,-1.5,0,1.5,3]
+                 [&label=3][&truncation=0.7]          a PNG grid: a row per sample,
+                                                      a column per strength
+    POST ...:project[?steps=200][&label=3]            body: a PNG of the model's
+                                                      image shape -> JSON {"z",
+                                                      "psnr", "reconstruction_png_b64"}
 
-Errors are JSON ``{"error": "..."}`` with 400 for bad requests and 404 for an
-unknown model, version or path, as TF Serving answers.
+Errors are JSON ``{"error": "..."}`` with 400 for bad requests (naming the
+query parameter at fault) and 404 for an unknown model, version or path, as
+TF Serving answers. The GET endpoints follow the ``sample`` signature's seed
+convention (gan_keras.export): ``:interpolate``'s first and last images are
+``:sample?n=1&seed=<seed_a>[&label=<label_a>]`` and the same for b, and
+``:edit``'s images at strength 0 are ``:sample?n=<num>&seed=<seed>``'s.
+``:project``'s "psnr" is null when the reconstruction is pixel-exact
+(infinite PSNR), which JSON cannot hold. The logic behind these endpoints is
+gan_keras.sampling, shared with the command line (pipeline.generate).
 
 The ``sample`` signature takes scalars, so call it with the columnar format:
 ``{"signature_name": "sample", "inputs": {"num_samples": 4, "seed": 0}}`` (add
@@ -18,19 +35,29 @@ The ``sample`` signature takes scalars, so call it with the columnar format:
 conditional models).
 """
 
+import base64
 import json
 import logging
+import threading
+import weakref
 
 import numpy as np
 from flask import Flask, Response, request
 
-from gan_keras import export_layout
+from gan_keras import export_layout, sampling
 from gan_keras import images as gan_images
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.registry import ModelRegistry, Servable
 
 logger = logging.getLogger(__name__)
+
+MAX_INTERPOLATION_STEPS = 256
+MAX_EDIT_STRENGTHS = 64
+DEFAULT_EDIT_NUM = 4
+GIF_FRAME_MS_RANGE = (20, 10_000)
+INT64_RANGE = (-(2**63), 2**63 - 1)
+
 
 def _json(obj, status: int = 200) -> Response:
     return Response(json.dumps(obj, separators=(",", ":")) + "\n", status=status,
@@ -85,9 +112,26 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
             raise ServingError(f"Servable not found for request: Latest({name})", 404)
         return registry.get(version)
 
+    directions_cache = weakref.WeakKeyDictionary()  # Servable -> its directions.json entries
+    directions_lock = threading.Lock()
+
+    def directions(servable: Servable) -> list[dict]:
+        with directions_lock:
+            if servable not in directions_cache:
+                try:
+                    directions_cache[servable] = sampling.load_directions(servable.path)
+                except (OSError, ValueError) as e:  # unreadable: offer indices only
+                    logger.warning("Could not read the directions of %s: %s", servable.path, e)
+                    directions_cache[servable] = []
+            return directions_cache[servable]
+
     @app.errorhandler(ServingError)
     def serving_error(e: ServingError):
         return _json({"error": e.message}, e.status)
+
+    @app.errorhandler(sampling.RequestError)
+    def request_error(e: sampling.RequestError):
+        return _json({"error": str(e)}, 400)
 
     @app.errorhandler(404)
     def not_found(e):
@@ -130,13 +174,25 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
             servable = resolve(name, version)
             signature_name, arrays, row_format = codec.decode_predict_request(
                 request.get_data(cache=False), servable)
-            codec.check_limits(arrays, servable, max_batch)
+            codec.check_limits(arrays, servable, max_batch, signature_name)
             outputs = servable.run(signature_name, arrays)
             return _json(codec.encode_predict_response(outputs, row_format))
         if verb == "sample":
             if method != "GET":
                 raise ServingError(f"Use GET for :sample, not {method}", 405)
             return _sample_png(resolve(name, version), max_batch)
+        if verb in ("interpolate", "edit"):
+            if method != "GET":
+                raise ServingError(f"Use GET for :{verb}, not {method}", 405)
+            servable = resolve(name, version)
+            if verb == "interpolate":
+                return _interpolate(servable, max_batch)
+            return _edit(servable, max_batch, directions(servable))
+        if verb == "project":
+            if method != "POST":
+                raise ServingError(f"Use POST for :project (the PNG as the body), not {method}",
+                                   405)
+            return _project(resolve(name, version))
         if verb in ("classify", "regress"):
             raise ServingError(f"{verb} is not supported: this model only has predict "
                                "signatures", 400)
@@ -155,16 +211,78 @@ def _int_arg(name: str, default: int | None) -> int | None:
         raise ServingError(f"query parameter {name}={raw!r} is not an integer") from None
 
 
+def _int_param(name: str, default: int | None = None, *, required: bool = False,
+               low: int | None = None, high: int | None = None) -> int | None:
+    """An integer query parameter; missing, malformed or out of [low, high] -> 400 naming it."""
+    value = _int_arg(name, default)
+    if value is None:
+        if required:
+            raise ServingError(f"query parameter {name} is required")
+        return None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ServingError(f"query parameter {name} must be in [{low}, {high}], got {value}")
+    return value
+
+
+def _seed_param(name: str, default: int | None = None, required: bool = False) -> int:
+    value = _int_arg(name, default)
+    if value is None:
+        if required:
+            raise ServingError(f"query parameter {name} is required")
+        return value
+    if not INT64_RANGE[0] <= value <= INT64_RANGE[1]:
+        raise ServingError(f"query parameter {name}={value} does not fit in int64")
+    return value
+
+
+def _truncation_param(servable: Servable) -> float | None:
+    raw = request.args.get("truncation")
+    if raw is None or raw == "":
+        return None
+    try:
+        psi = float(raw)
+    except ValueError:
+        raise ServingError(f"query parameter truncation={raw!r} is not a number") from None
+    if not 0.0 <= psi <= 1.0:  # NaN fails too
+        raise ServingError(f"query parameter truncation must be in [0, 1], got {raw}")
+    sampling.require_signature(servable, "truncated_sample")
+    return psi
+
+
+def _label_param(servable: Servable, name: str, signature_name: str,
+                 required: bool = False) -> int | None:
+    """A label query parameter: in range for conditional models, absent for unconditional ones."""
+    label = _int_arg(name, None)
+    sampling.check_label(servable, label, name, required=required,
+                         signature_name=signature_name)
+    return label
+
+
+def _known_params(*names: str) -> None:
+    unknown = set(request.args) - set(names)
+    if unknown:
+        raise ServingError(f"unknown query parameters {sorted(unknown)}: use "
+                           f"{', '.join(names)}")
+
+
+def _image_response(data: bytes, mimetype: str, servable: Servable) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers["X-Model-Version"] = str(servable.version)
+    return response
+
+
 def _sample_png(servable: Servable, max_batch: int) -> Response:
     if "sample" not in servable.signatures:
         raise ServingError("this model has no 'sample' signature")
     n, seed = _int_arg("n", 16), _int_arg("seed", 0)
     label, rows = _int_arg("label", None), _int_arg("rows", None)
-    unknown = set(request.args) - {"n", "seed", "label", "rows"}
+    unknown = set(request.args) - {"n", "seed", "label", "rows", "truncation"}
     if unknown:
-        raise ServingError(f"unknown query parameters {sorted(unknown)}: use n, seed, label, rows")
+        raise ServingError(f"unknown query parameters {sorted(unknown)}: use n, seed, label, "
+                           "rows, truncation")
     if rows is not None and rows < 1:
         raise ServingError(f"rows must be >= 1, got {rows}")
+    truncation = _truncation_param(servable)
     inputs = {"num_samples": np.int32(min(max(n, 0), 2**31 - 1)),
               "seed": np.int64(seed) if -(2**63) <= seed < 2**63 else None}
     if inputs["seed"] is None:
@@ -175,12 +293,94 @@ def _sample_png(servable: Servable, max_batch: int) -> Response:
     if conditional:
         inputs["label"] = np.array([] if label is None else [label], np.int64)
     codec.check_limits(inputs, servable, max_batch)
-    if conditional:
-        inputs["label"] = inputs["label"].astype(np.int32)
-    outputs = servable.run("sample", inputs)
-    grid = gan_images.make_grid(outputs["images"],
-                                rows=rows if rows is None else min(rows, n))
-    response = Response(gan_images.encode_png(grid), mimetype="image/png")
+    images = sampling.sample_images(servable, num=n, seed=seed, label=label,
+                                    truncation=truncation)
+    grid = gan_images.make_grid(images, rows=rows if rows is None else min(rows, n))
+    return _image_response(gan_images.encode_png(grid), "image/png", servable)
+
+
+def _interpolate(servable: Servable, max_batch: int) -> Response:
+    _known_params("seed_a", "seed_b", "steps", "format", "label_a", "label_b", "duration_ms")
+    sampling.require_signature(servable, "interpolate")
+    seed_a = _seed_param("seed_a", required=True)
+    seed_b = _seed_param("seed_b", required=True)
+    steps = _int_param("steps", sampling.DEFAULT_INTERPOLATION_STEPS, low=2,
+                       high=MAX_INTERPOLATION_STEPS)
+    if steps > max_batch:
+        raise ServingError(f"query parameter steps={steps} is more than this server's "
+                           f"--max_batch={max_batch}")
+    image_format = request.args.get("format") or "png"
+    if image_format.lower() not in ("png", "gif"):
+        raise ServingError(f"query parameter format must be png or gif, got {image_format!r}")
+    image_format = image_format.lower()
+    duration_ms = _int_param("duration_ms", None, low=GIF_FRAME_MS_RANGE[0],
+                             high=GIF_FRAME_MS_RANGE[1])
+    if duration_ms is not None and image_format != "gif":
+        raise ServingError("query parameter duration_ms applies only to format=gif")
+    label_a = _label_param(servable, "label_a", "interpolate", required=True)
+    label_b = _label_param(servable, "label_b", "interpolate", required=True)
+    images = sampling.interpolate_images(servable, seed_a=seed_a, seed_b=seed_b, steps=steps,
+                                         label_a=label_a, label_b=label_b)
+    if image_format == "gif":
+        data = sampling.encode_gif(images, duration_ms or sampling.DEFAULT_GIF_FRAME_MS)
+        return _image_response(data, "image/gif", servable)
+    return _image_response(sampling.strip_png(images), "image/png", servable)
+
+
+def _edit(servable: Servable, max_batch: int, entries: list[dict]) -> Response:
+    _known_params("direction", "seed", "num", "strengths", "label", "truncation")
+    sampling.require_signature(servable, "edit")
+    sampling.require_signature(servable, "truncated_sample")
+    seed = _seed_param("seed", 0)
+    raw_direction = request.args.get("direction")
+    if raw_direction is None or raw_direction.strip() == "":
+        names = ", ".join(entry["name"] for entry in entries) or "indices"
+        raise ServingError(f"query parameter direction is required (a name or index: {names})")
+    try:
+        direction = sampling.resolve_direction(raw_direction, entries)
+    except sampling.RequestError as e:
+        raise ServingError(f"query parameter direction: {e}") from None
+    raw_strengths = request.args.get("strengths") or ",".join(
+        f"{s:g}" for s in sampling.DEFAULT_EDIT_STRENGTHS)
+    strengths = sampling.parse_floats(raw_strengths, "query parameter strengths")
+    if len(strengths) > MAX_EDIT_STRENGTHS:
+        raise ServingError(f"query parameter strengths has {len(strengths)} values; at most "
+                           f"{MAX_EDIT_STRENGTHS}")
+    num = _int_param("num", DEFAULT_EDIT_NUM, low=1, high=max_batch)
+    if num * len(strengths) > max_batch:
+        raise ServingError(f"query parameters num x strengths = {num} x {len(strengths)} images "
+                           f"is more than this server's --max_batch={max_batch}")
+    label = _label_param(servable, "label", "edit")
+    truncation = _truncation_param(servable)
+    images = sampling.edit_images(servable, num=num, seed=seed, direction=direction,
+                                  strengths=strengths, label=label, truncation=truncation)
+    return _image_response(gan_images.encode_png(sampling.edit_grid(images)), "image/png",
+                           servable)
+
+
+def _project(servable: Servable) -> Response:
+    _known_params("steps", "label")
+    sampling.require_signature(servable, "project")
+    steps = _int_param("steps", sampling.DEFAULT_PROJECT_STEPS, low=0,
+                       high=codec.MAX_PROJECT_STEPS)
+    label = _label_param(servable, "label", "project", required=True)
+    mimetype = request.mimetype or ""
+    if mimetype.startswith("multipart/"):
+        raise ServingError("send the PNG as the raw request body (curl --data-binary "
+                           "@image.png -H 'Content-Type: image/png'), not as a form")
+    body = request.get_data(cache=False)
+    if mimetype == "application/json" or body.lstrip()[:1] in (b"{", b"["):
+        raise ServingError('this endpoint takes a PNG body; send JSON to :predict with '
+                           '"signature_name": "project"')
+    shape = sampling.image_shape(servable)
+    try:
+        image = sampling.decode_png(body, shape)
+    except sampling.RequestError as e:
+        raise ServingError(f"request body: {e}") from None
+    out = sampling.project_image(servable, image, steps=steps, label=label)
+    png = gan_images.encode_png(out["reconstruction"])
+    response = _json({"z": codec.json_floats(out["z"]), "psnr": sampling.psnr_for_json(out["psnr"]),
+                      "reconstruction_png_b64": base64.b64encode(png).decode("ascii")})
     response.headers["X-Model-Version"] = str(servable.version)
     return response
 

@@ -120,7 +120,27 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     return signature_name, arrays, has_instances
 
 
-def check_limits(arrays: dict, servable, max_batch: int) -> None:
+# Most optimisation steps one `project` request may run (about 4 generator
+# forward and backward passes per step: a few seconds at this many on a CPU).
+MAX_PROJECT_STEPS = 2000
+
+
+def check_limits(arrays: dict, servable, max_batch: int, signature_name: str | None = None) -> None:
+    """Rejects requests bigger than the server allows, and labels out of range.
+
+    `signature_name` adds the limits of the control signatures' ``steps``: an
+    ``interpolate`` request returns ``steps`` images (at most max_batch), a
+    ``project`` one runs ``steps`` optimisation steps (at most MAX_PROJECT_STEPS).
+    """
+    steps = arrays.get("steps")
+    if signature_name == "interpolate" and steps is not None and steps.ndim == 0:
+        if int(steps) > max_batch:
+            raise ServingError(f"steps={int(steps)} is more than this server's --max_batch="
+                               f"{max_batch} (interpolate returns one image per step)")
+    if signature_name == "project" and steps is not None and steps.ndim == 0:
+        if int(steps) > MAX_PROJECT_STEPS:
+            raise ServingError(f"steps={int(steps)} is more than the {MAX_PROJECT_STEPS} "
+                               "projection steps this server runs per request")
     for name, array in arrays.items():
         if name == "num_samples":
             n = int(array)
@@ -157,6 +177,11 @@ def _json_ready(array: np.ndarray) -> np.ndarray:
     down = np.where(decimals < 0, 10.0 ** np.abs(decimals), 1.0)
     rounded = np.rint(x * up / down) * down / up
     return np.where(finite, rounded, x)
+
+
+def json_floats(array) -> list:
+    """A float array as (nested) lists of the shortest decimals that round-trip float32."""
+    return _json_ready(np.asarray(array)).tolist()
 
 
 def encode_predict_response(outputs: dict, row_format: bool) -> dict:
