@@ -11,6 +11,13 @@ inputs) -> {name: ndarray}``, ``signatures``, ``input_specs`` ({signature:
 arguments raise `RequestError` (a ValueError), which the server answers with
 HTTP 400. Also here: the GIF / strip / grid encodings and the lookup of edit
 directions by name in ``assets.extra/directions.json``.
+
+Image-to-image exports (gan_keras.export_image_to_image: super_resolution,
+inpainting, translation) have only ``serving_default``, which maps a condition
+picture (plus a mask for inpainting) to an image: `transform_png` and
+`transform_files` run it on PNGs checked against ``model_info.json``'s
+``inputs`` first. `require_sampling_model` / `require_image_to_image` reject
+the other kind of model with a message saying what to use instead.
 """
 
 import io
@@ -35,6 +42,10 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 class RequestError(ValueError):
     """An argument the model cannot take (a client error: HTTP 400 in the server)."""
+
+
+class _WrongShape(RequestError):
+    """A PNG that decodes but has another size or channel count than expected."""
 
 
 # --- a SavedModel version loaded for the command line ---------------------------------
@@ -81,12 +92,16 @@ def load_model(model_base_path, version: int | None = None) -> LoadedModel:
     return LoadedModel(export_layout.version_dir(model_base_path, version))
 
 
+def _where(model) -> str:
+    # The server's versions say which version; the command line names the directory.
+    version = getattr(model, "version", None)
+    return f"version {version}" if version is not None else str(model.path)
+
+
 def require_signature(model, name: str) -> None:
     if name not in model.signatures:
-        # The server's versions say which version; the command line names the directory.
-        version = getattr(model, "version", None)
-        where = f"version {version}" if version is not None else str(model.path)
-        raise RequestError(f"{where} has no '{name}' signature (has {sorted(model.signatures)})")
+        raise RequestError(f"{_where(model)} has no '{name}' signature (has "
+                           f"{sorted(model.signatures)})")
 
 
 def takes_label(model, signature_name: str = "sample") -> bool:
@@ -312,12 +327,17 @@ def _shape_text(shape) -> str:
     return f"{w}x{h} pixels, {c} channel{'s' if c != 1 else ''} ({_CHANNEL_NAMES.get(c, '?')})"
 
 
-def decode_png(data: bytes, expected_shape=None) -> np.ndarray:
+def _shape_list(shape) -> str:
+    return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+
+
+def decode_png(data: bytes, expected_shape=None, name: str = "image") -> np.ndarray:
     """An 8-bit PNG's pixels, uint8 [H, W, C], which must be `expected_shape` when given.
 
     Nothing is resized or converted between grayscale and colour: a wrong
-    size or channel count is an error naming the expected [H, W, C]. (1-bit
-    and palette PNGs are read as the grayscale or RGB(A) pixels they hold.)
+    size or channel count is an error naming the expected [H, W, C] (and
+    `name`, the input it is for). (1-bit and palette PNGs are read as the
+    grayscale or RGB(A) pixels they hold.)
     """
     if not data:
         raise RequestError("empty image: expected a PNG")
@@ -337,11 +357,10 @@ def decode_png(data: bytes, expected_shape=None) -> np.ndarray:
                                "RGB(A)")
         got = (image.height, image.width, channels)
         if expected_shape is not None and got != tuple(expected_shape):
-            h, w, c = expected_shape
-            raise RequestError(
-                f"image must have shape [{h}, {w}, {c}] ({_shape_text(expected_shape)}), got "
-                f"[{got[0]}, {got[1]}, {got[2]}] ({_shape_text(got)}); it is not resized or "
-                "converted")
+            raise _WrongShape(
+                f"{name} must have shape {_shape_list(expected_shape)} "
+                f"({_shape_text(expected_shape)}), got {_shape_list(got)} ({_shape_text(got)}); "
+                "it is not resized or converted")
         image.load()
         if mode == "1":
             image = image.convert("L")
@@ -356,10 +375,10 @@ def decode_png(data: bytes, expected_shape=None) -> np.ndarray:
     return pixels[..., None] if pixels.ndim == 2 else pixels
 
 
-def read_png(path, expected_shape=None) -> np.ndarray:
+def read_png(path, expected_shape=None, name: str = "image") -> np.ndarray:
     """`decode_png` of a file; errors name the file."""
     try:
-        return decode_png(pathlib.Path(path).read_bytes(), expected_shape)
+        return decode_png(pathlib.Path(path).read_bytes(), expected_shape, name)
     except RequestError as e:
         raise RequestError(f"{path}: {e}") from None
 
@@ -446,3 +465,156 @@ def generate_to_files(model_base_path, *, num: int, seed: int = 0, label: int | 
         if target:
             logging.info("Wrote %s", target)
     return images
+
+
+# --- image-to-image models ------------------------------------------------------------
+
+TRANSFORM_SIGNATURE = "serving_default"
+# Images per serving_default call when transforming a folder.
+TRANSFORM_BATCH = 32
+
+
+def task_name(model) -> str:
+    """model_info.json's task name; "generate" (sampling) for exports without a task."""
+    task = model.info.get("task")
+    name = task.get("name") if isinstance(task, dict) else None
+    return str(name) if name else "generate"
+
+
+def is_image_to_image(model) -> bool:
+    """True for a super_resolution / inpainting / translation export (not a sampling one)."""
+    return task_name(model) != "generate"
+
+
+def require_sampling_model(model, what: str, instead: str) -> None:
+    """Rejects an image-to-image model for `what` (an endpoint or flag of sampling models)."""
+    if is_image_to_image(model):
+        raise RequestError(f"{what} is for sampling models, but {_where(model)} is an "
+                           f"image-to-image model (task {task_name(model)}): {instead}")
+
+
+def require_image_to_image(model, what: str, instead: str) -> None:
+    """Rejects a sampling model for `what` (an endpoint or flag of image-to-image models)."""
+    if not is_image_to_image(model):
+        raise RequestError(f"{what} is for image-to-image models (super_resolution, inpainting, "
+                           f"translation), but {_where(model)} is a sampling model (task "
+                           f"generate): {instead}")
+
+
+def transform_input_shapes(model) -> dict[str, tuple[int, int, int] | None]:
+    """serving_default's inputs: {"image": (h, w, c)} plus {"mask": (H, W, 1)} for inpainting.
+
+    Shapes come from model_info.json's "inputs" (None when an export lacks
+    them: the model's in-graph check still rejects a wrong shape).
+    """
+    require_signature(model, TRANSFORM_SIGNATURE)
+    names = set(model.input_specs[TRANSFORM_SIGNATURE])
+    if names not in ({"image"}, {"image", "mask"}):
+        raise RequestError(f"{_where(model)}'s {TRANSFORM_SIGNATURE} takes {sorted(names)}, not "
+                           "an image (and mask): it is not an image-to-image export")
+    declared = model.info.get("inputs") or {}
+    return {name: tuple(int(d) for d in declared[name]) if declared.get(name) else None
+            for name in sorted(names)}
+
+
+def takes_mask(model) -> bool:
+    return "mask" in transform_input_shapes(model)
+
+
+def describe_transform_inputs(model) -> str:
+    """What serving_default takes, e.g. 'image: a PNG of shape [8, 8, 1] (8x8 pixels, ...)'."""
+    parts = []
+    for name, shape in transform_input_shapes(model).items():
+        text = (f"{name}: a PNG of shape {_shape_list(shape)} ({_shape_text(shape)})"
+                if shape else f"{name}: a PNG")
+        if name == "mask":
+            text += ", white (any value >= 128) = hole, black = keep"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def decode_transform_png(data: bytes, shape, name: str) -> np.ndarray:
+    """`decode_png` of serving_default's input `name`; every error names the expected shape."""
+    expected = (f"; expected a PNG of shape {_shape_list(shape)} ({_shape_text(shape)})"
+                if shape else "")
+    if not data:
+        raise RequestError(f"{name} is empty{expected or '; expected a PNG'}")
+    try:
+        return decode_png(data, shape, name)
+    except _WrongShape:
+        raise
+    except RequestError as e:
+        raise RequestError(f"{name}: {e}{expected}") from None
+
+
+def check_transform_fields(model, given: set[str]) -> None:
+    """`given` (input names) is what serving_default takes: the mask for inpainting only."""
+    shapes = transform_input_shapes(model)
+    task = task_name(model)
+    if "mask" in shapes and "mask" not in given:
+        raise RequestError(f"this {task} model needs a mask as well as the image ("
+                           f"{describe_transform_inputs(model)})")
+    if "mask" in given and "mask" not in shapes:
+        raise RequestError(f"this {task} model takes no mask, only the image ("
+                           f"{describe_transform_inputs(model)})")
+    if "image" not in given:
+        raise RequestError(f"the image is missing ({describe_transform_inputs(model)})")
+
+
+def transform_images(model, inputs: dict) -> np.ndarray:
+    """serving_default on uint8 batches {"image": [N, h, w, c](, "mask": [N, H, W, 1])}:
+    uint8 images [N, H, W, C]."""
+    return model.run(TRANSFORM_SIGNATURE, {name: np.asarray(value, np.uint8)
+                                           for name, value in inputs.items()})["images"]
+
+
+def transform_png(model, image_png: bytes, mask_png: bytes | None = None) -> bytes:
+    """The output PNG for one condition PNG (and mask PNG for inpainting), both checked
+    against model_info.json's "inputs" before the model runs."""
+    given = {"image"} | ({"mask"} if mask_png is not None else set())
+    check_transform_fields(model, given)
+    shapes = transform_input_shapes(model)
+    inputs = {"image": decode_transform_png(image_png, shapes["image"], "image")}
+    if mask_png is not None:
+        inputs["mask"] = decode_transform_png(mask_png, shapes["mask"], "mask")
+    images = transform_images(model, {name: value[None] for name, value in inputs.items()})
+    return gan_images.encode_png(images[0])
+
+
+def _read_transform_file(path, shape, name: str) -> np.ndarray:
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as e:
+        raise RequestError(f"{path}: cannot read the {name}: {e.strerror or e}") from None
+    try:
+        return decode_transform_png(data, shape, name)
+    except RequestError as e:
+        raise RequestError(f"{path}: {e}") from None
+
+
+def transform_files(model, jobs, batch_size: int = TRANSFORM_BATCH) -> int:
+    """Runs serving_default on PNG files; returns how many images were written.
+
+    `jobs`: (input path, mask path or None, output path) triples. Files are
+    read and checked `batch_size` at a time, in order; the first bad one
+    stops the run with a RequestError naming it (outputs already written stay).
+    """
+    jobs = list(jobs)
+    shapes = transform_input_shapes(model)
+    if any(shape is None for shape in shapes.values()):
+        batch_size = 1  # undeclared shapes: the files need not stack
+    written = 0
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        batch = {name: [] for name in shapes}
+        for image_path, mask_path, _ in chunk:
+            check_transform_fields(model, {"image"} | ({"mask"} if mask_path else set()))
+            batch["image"].append(_read_transform_file(image_path, shapes["image"], "image"))
+            if mask_path:
+                batch["mask"].append(_read_transform_file(mask_path, shapes["mask"], "mask"))
+        images = transform_images(model, {name: np.stack(values)
+                                          for name, values in batch.items()})
+        for (_, _, out_path), image in zip(chunk, images, strict=True):
+            gan_images.save_png(out_path, image)
+            written += 1
+    return written

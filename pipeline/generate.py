@@ -12,13 +12,28 @@ r"""Writes images from an exported generator: samples, truncated samples, walks,
     # Projection: the latent whose image best matches a PNG of the model's exact shape.
     python -m pipeline.generate --model_base_path=... --project=photo.png [--steps=200] \
         --out=recon.png --latent_out=z.npy [--label=3]
+    # Image-to-image models (super_resolution, inpainting, translation): the condition PNG
+    # in, the output PNG out; inpainting also takes a mask (1 channel, white = hole).
+    python -m pipeline.generate --model_base_path=... --input=low_res.png --out=out.png \
+        [--mask=mask.png]
+    python -m pipeline.generate --model_base_path=... --input_dir=in/ --out_dir=out/ \
+        [--mask=mask.png | --mask_dir=masks/]
 
 The same seed (and version) always gives the same images. ``--out_dir`` also
 writes one PNG per image (``sample_00000.png``, ...). The library behind it is
 gan_keras.sampling, which the model server's endpoints share.
+
+``--input`` / ``--input_dir`` are for image-to-image exports and the sampling
+flags for sampling ones; the wrong kind is an error saying what to give. The
+PNGs must have exactly the size and channels of model_info.json's "inputs"
+(nothing is resized or converted between grayscale and RGB). ``--input_dir``
+transforms every ``*.png`` in the directory (not recursively, in name order)
+into ``--out_dir`` under the same names; the first bad file stops the run.
 """
 
 import io
+import logging
+import pathlib
 import sys
 
 import numpy as np
@@ -38,7 +53,9 @@ _LABEL = flags.DEFINE_integer(
 _OUT = flags.DEFINE_string(
     "out", "grid.png", "Image to write ('' for none): the grid; with --interpolate a GIF if it "
     "ends in .gif, else a PNG strip; with --project the reconstruction (only if given).")
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "Also write one PNG per image into this directory.")
+_OUT_DIR = flags.DEFINE_string(
+    "out_dir", None, "Also write one PNG per image into this directory; with --input_dir: "
+    "where the outputs go.")
 _TRUNCATION = flags.DEFINE_float(
     "truncation", None, "Truncation psi in [0, 1] for the latents (1: plain samples, 0: the "
     "mean latent). With plain sampling or --edit.")
@@ -63,14 +80,34 @@ _STRENGTHS = flags.DEFINE_string(
     "strengths", None, "With --edit: comma-separated strengths (default "
     f"{','.join(f'{s:g}' for s in sampling.DEFAULT_EDIT_STRENGTHS)}).")
 
+_INPUT = flags.DEFINE_string(
+    "input", None, "Image-to-image models: the condition PNG (the low-resolution image, the "
+    "image with a hole, the edge map or grayscale image) with exactly model_info.json's "
+    "inputs.image shape; the output goes to --out.")
+_INPUT_DIR = flags.DEFINE_string(
+    "input_dir", None, "Image-to-image models: transform every *.png in this directory into "
+    "--out_dir, under the same file names.")
+_MASK = flags.DEFINE_string(
+    "mask", None, "Inpainting: the mask PNG (1 channel, the output's size; white, any value "
+    ">= 128, = hole). With --input_dir: the mask for every image.")
+_MASK_DIR = flags.DEFINE_string(
+    "mask_dir", None, "Inpainting with --input_dir: a directory with a mask PNG of each "
+    "input's file name.")
+
 _MODES = ("interpolate", "project", "edit")
 # Flags that only one mode reads (or a subset of modes), to reject them elsewhere.
+# "transform" is --input / --input_dir (image-to-image models).
 _ONLY_IN = {
     "label_b": ("interpolate",), "duration_ms": ("interpolate",),
     "steps": ("interpolate", "project"), "latent_out": ("project",),
     "strength": ("edit",), "strengths": ("edit",), "truncation": (None, "edit"),
-    "out_dir": (None, "interpolate", "edit"),
+    "out_dir": (None, "interpolate", "edit", "transform"),
+    "mask": ("transform",), "mask_dir": ("transform",),
 }
+_MODE_NAMES = {None: "plain sampling", "transform": "--input or --input_dir"}
+# The flags of sampling models, which image-to-image ones do not take.
+_SAMPLING_FLAGS = ("num", "seed", "label", "label_b", "truncation", "interpolate", "steps",
+                   "duration_ms", "project", "latent_out", "edit", "strength", "strengths")
 
 
 def _present(name: str) -> bool:
@@ -78,16 +115,39 @@ def _present(name: str) -> bool:
 
 
 def _mode() -> str | None:
-    modes = [m for m in _MODES if flags.FLAGS[m].value is not None]
-    if len(modes) > 1:
-        raise app.UsageError(f"Give at most one of --{', --'.join(_MODES)}; got --"
-                             f"{' and --'.join(modes)}")
-    mode = modes[0] if modes else None
+    if _INPUT.value is not None or _INPUT_DIR.value is not None:
+        sampling_flags = [name for name in _SAMPLING_FLAGS if _present(name)]
+        if sampling_flags:
+            raise app.UsageError(f"--{sampling_flags[0]} is for sampling models: --input and "
+                                 "--input_dir run an image-to-image model, which takes only the "
+                                 "picture (and --mask for inpainting)")
+        mode = "transform"
+    else:
+        modes = [m for m in _MODES if flags.FLAGS[m].value is not None]
+        if len(modes) > 1:
+            raise app.UsageError(f"Give at most one of --{', --'.join(_MODES)}; got --"
+                                 f"{' and --'.join(modes)}")
+        mode = modes[0] if modes else None
     for name, modes_ok in _ONLY_IN.items():
         if _present(name) and mode not in modes_ok:
-            where = " or ".join("plain sampling" if m is None else f"--{m}" for m in modes_ok)
+            where = " or ".join(_MODE_NAMES.get(m, f"--{m}") for m in modes_ok)
             raise app.UsageError(f"--{name} applies only with {where}")
     return mode
+
+
+def _check_model_kind(model, mode: str | None) -> None:
+    """Sampling flags on an image-to-image model, or --input on a sampling one: one line."""
+    if mode == "transform":
+        sampling.require_image_to_image(
+            model, "--input" if _INPUT.value is not None else "--input_dir",
+            "use --num/--seed, --interpolate, --edit or --project")
+    elif sampling.is_image_to_image(model):
+        given = [name for name in _SAMPLING_FLAGS if _present(name)]
+        mask = " --mask=mask.png" if sampling.takes_mask(model) else ""
+        sampling.require_sampling_model(
+            model, f"--{given[0]}" if given else "Sampling (no --input given)",
+            f"give --input=in.png{mask} --out=out.png, or --input_dir=DIR{mask} --out_dir=DIR "
+            f"({sampling.describe_transform_inputs(model)})")
 
 
 def _sample(model) -> None:
@@ -156,6 +216,65 @@ def _project(model) -> None:
           else f"PSNR: {psnr:.2f} dB")
 
 
+def _folder_jobs(mask_dir) -> list[tuple]:
+    """(input, mask, output) paths for every *.png in --input_dir."""
+    input_dir, out_dir = pathlib.Path(_INPUT_DIR.value), pathlib.Path(_OUT_DIR.value)
+    if not input_dir.is_dir():
+        raise sampling.RequestError(f"--input_dir={input_dir} is not a directory")
+    if out_dir.resolve() == input_dir.resolve():
+        raise app.UsageError("--out_dir must differ from --input_dir (the inputs would be "
+                             "overwritten)")
+    inputs = sorted(path for path in input_dir.iterdir()
+                    if path.suffix.lower() == ".png" and path.is_file())
+    if not inputs:
+        raise sampling.RequestError(f"no .png files in --input_dir={input_dir}")
+    jobs = []
+    for path in inputs:
+        mask = _MASK.value
+        if mask_dir is not None:
+            mask = mask_dir / path.name
+            if not mask.is_file():
+                raise sampling.RequestError(f"no mask for {path.name} in --mask_dir={mask_dir} "
+                                            f"(expected {mask})")
+        jobs.append((path, mask, out_dir / path.name))
+    return jobs
+
+
+def _transform(model) -> None:
+    if _INPUT.value is not None and _INPUT_DIR.value is not None:
+        raise app.UsageError("Give --input or --input_dir, not both")
+    if _MASK.value is not None and _MASK_DIR.value is not None:
+        raise app.UsageError("Give --mask or --mask_dir, not both")
+    if _INPUT.value is not None:
+        if not _present("out") or not _OUT.value:
+            raise app.UsageError("--input needs --out (the output PNG)")
+        if _OUT_DIR.value or _MASK_DIR.value:
+            raise app.UsageError("--out_dir and --mask_dir go with --input_dir; with --input "
+                                 "give --out (and --mask)")
+    else:
+        if not _OUT_DIR.value:
+            raise app.UsageError("--input_dir needs --out_dir (where the outputs go)")
+        if _present("out"):
+            raise app.UsageError("--out goes with --input; with --input_dir give --out_dir")
+    task, expected = sampling.task_name(model), sampling.describe_transform_inputs(model)
+    has_mask = _MASK.value is not None or _MASK_DIR.value is not None
+    if sampling.takes_mask(model) and not has_mask:
+        raise sampling.RequestError(
+            f"this {task} model needs a mask: give --mask=mask.png"
+            f"{' (or --mask_dir=DIR)' if _INPUT_DIR.value else ''}; {expected}")
+    if has_mask and not sampling.takes_mask(model):
+        flag = "--mask" if _MASK.value is not None else "--mask_dir"
+        raise sampling.RequestError(f"{flag} is for inpainting models; this {task} model takes "
+                                    f"only the image ({expected})")
+    if _INPUT.value is not None:
+        jobs = [(_INPUT.value, _MASK.value, _OUT.value)]
+    else:
+        jobs = _folder_jobs(pathlib.Path(_MASK_DIR.value) if _MASK_DIR.value else None)
+    written = sampling.transform_files(model, jobs)
+    logging.info("Wrote %d image%s to %s", written, "" if written == 1 else "s",
+                 _OUT.value if _INPUT.value is not None else _OUT_DIR.value)
+
+
 def _npy_bytes(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.save(buf, np.asarray(array, np.float32))
@@ -170,8 +289,9 @@ def main(argv):
     mode = _mode()
     try:
         model = sampling.load_model(_MODEL_BASE_PATH.value, _VERSION.value)
-        {None: _sample, "interpolate": _interpolate, "edit": _edit,
-         "project": _project}[mode](model)
+        _check_model_kind(model, mode)
+        {None: _sample, "interpolate": _interpolate, "edit": _edit, "project": _project,
+         "transform": _transform}[mode](model)
     except (sampling.RequestError, FileNotFoundError) as e:  # bad flags or files: no traceback
         sys.exit(f"pipeline.generate: {e}")
 

@@ -18,6 +18,20 @@ Endpoints (as documented for TF Serving's REST API):
     POST ...:project[?steps=200][&label=3]            body: a PNG of the model's
                                                       image shape -> JSON {"z",
                                                       "psnr", "reconstruction_png_b64"}
+    POST ...:transform                                image-to-image models: body the
+                                                      condition PNG (image/png), or
+                                                      multipart/form-data with file
+                                                      fields "image" and "mask"
+                                                      (inpainting) -> the output PNG
+
+``:sample``, ``:interpolate``, ``:edit`` and ``:project`` are for sampling
+models and ``:transform`` for image-to-image ones (model_info.json's "task":
+super_resolution, inpainting, translation); the other kind gets a 400 saying
+which to use. ``:transform`` checks the PNGs against model_info.json's
+"inputs" before the model runs: the size and channel count must match exactly
+(nothing is resized, and grayscale and RGB are not converted), and the mask is
+a 1-channel PNG where values >= 128 (white) are the hole; an image's alpha
+channel is never read as the mask.
 
 Errors are JSON ``{"error": "..."}`` with 400 for bad requests (naming the
 query parameter at fault) and 404 for an unknown model, version or path, as
@@ -112,6 +126,13 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
             raise ServingError(f"Servable not found for request: Latest({name})", 404)
         return registry.get(version)
 
+    def sampling_servable(name: str, version: int | None, verb: str) -> Servable:
+        servable = resolve(name, version)
+        sampling.require_sampling_model(
+            servable, f":{verb}", "POST the condition PNG to :transform, or call "
+            "serving_default with :predict")
+        return servable
+
     directions_cache = weakref.WeakKeyDictionary()  # Servable -> its directions.json entries
     directions_lock = threading.Lock()
 
@@ -132,6 +153,10 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
     @app.errorhandler(sampling.RequestError)
     def request_error(e: sampling.RequestError):
         return _json({"error": str(e)}, 400)
+
+    @app.errorhandler(400)
+    def bad_request(e):  # werkzeug's own, e.g. a malformed multipart body
+        return _json({"error": getattr(e, "description", None) or "Bad request"}, 400)
 
     @app.errorhandler(404)
     def not_found(e):
@@ -177,14 +202,12 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
             codec.check_limits(arrays, servable, max_batch, signature_name)
             outputs = servable.run(signature_name, arrays)
             return _json(codec.encode_predict_response(outputs, row_format))
-        if verb == "sample":
-            if method != "GET":
-                raise ServingError(f"Use GET for :sample, not {method}", 405)
-            return _sample_png(resolve(name, version), max_batch)
-        if verb in ("interpolate", "edit"):
+        if verb in ("sample", "interpolate", "edit"):
             if method != "GET":
                 raise ServingError(f"Use GET for :{verb}, not {method}", 405)
-            servable = resolve(name, version)
+            servable = sampling_servable(name, version, verb)
+            if verb == "sample":
+                return _sample_png(servable, max_batch)
             if verb == "interpolate":
                 return _interpolate(servable, max_batch)
             return _edit(servable, max_batch, directions(servable))
@@ -192,7 +215,12 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
             if method != "POST":
                 raise ServingError(f"Use POST for :project (the PNG as the body), not {method}",
                                    405)
-            return _project(resolve(name, version))
+            return _project(sampling_servable(name, version, verb))
+        if verb == "transform":
+            if method != "POST":
+                raise ServingError("Use POST for :transform (the PNG as the body, or a "
+                                   f"multipart form with image and mask), not {method}", 405)
+            return _transform(resolve(name, version))
         if verb in ("classify", "regress"):
             raise ServingError(f"{verb} is not supported: this model only has predict "
                                "signatures", 400)
@@ -383,6 +411,60 @@ def _project(servable: Servable) -> Response:
                       "reconstruction_png_b64": base64.b64encode(png).decode("ascii")})
     response.headers["X-Model-Version"] = str(servable.version)
     return response
+
+
+def _transform_request(servable: Servable, shapes: dict) -> dict[str, bytes]:
+    """{"image": PNG bytes(, "mask": PNG bytes)} from a raw PNG body or a multipart form."""
+    mimetype = request.mimetype or ""
+    if mimetype == "multipart/form-data":
+        files, form = request.files, request.form
+        text_fields = sorted(set(form) & {"image", "mask"})
+        if text_fields:
+            raise ServingError(f"form field {text_fields[0]!r} must be a file part (curl -F "
+                               f"{text_fields[0]}=@{text_fields[0]}.png), not text")
+        unknown = sorted((set(files) | set(form)) - {"image", "mask"})
+        if unknown:
+            raise ServingError(f"unknown form fields {unknown}: use image and mask")
+        repeated = [name for name in files if len(files.getlist(name)) > 1]
+        if repeated:
+            raise ServingError(f"form field {repeated[0]!r} given more than once: :transform "
+                               "takes one image per request")
+        data = {name: files[name].read() for name in files}
+        if "image" not in data:
+            raise ServingError("form field 'image' is missing ("
+                               f"{sampling.describe_transform_inputs(servable)})")
+        return data
+    if mimetype.startswith("multipart/") or mimetype == "application/x-www-form-urlencoded":
+        raise ServingError(f"send the PNG as the raw body (Content-Type: image/png) or as "
+                           f"multipart/form-data file fields, not {mimetype}")
+    body = request.get_data(cache=False)
+    if mimetype == "application/json" or body.lstrip()[:1] in (b"{", b"["):
+        raise ServingError('this endpoint takes a PNG body; send JSON to :predict (signature '
+                           '"serving_default")')
+    if "mask" in shapes:
+        raise ServingError(
+            f"this {sampling.task_name(servable)} model needs a mask: send multipart/form-data "
+            "with file fields image and mask (curl -F image=@in.png -F mask=@mask.png); "
+            f"{sampling.describe_transform_inputs(servable)}")
+    return {"image": body}
+
+
+def _transform(servable: Servable) -> Response:
+    sampling.require_image_to_image(
+        servable, ":transform", "use :sample, :interpolate, :edit or :project (or :predict)")
+    if request.args:
+        raise ServingError(f":transform takes no query parameters, got {sorted(request.args)}")
+    shapes = sampling.transform_input_shapes(servable)
+    limit = codec.transform_body_limit(shapes)
+    if limit is not None:
+        if request.content_length is not None and request.content_length > limit:
+            raise ServingError(f"request body of {request.content_length} bytes is over this "
+                               f"model's :transform limit of {limit} bytes", 413)
+        # Bodies without a Content-Length are cut off at the limit too (werkzeug answers 413).
+        request.max_content_length = min(limit, request.max_content_length or limit)
+    data = _transform_request(servable, shapes)
+    png = sampling.transform_png(servable, data["image"], data.get("mask"))
+    return _image_response(png, "image/png", servable)
 
 
 def run_server(model_base_path, model_name: str = "generator", *, host: str = "127.0.0.1",

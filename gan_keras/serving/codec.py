@@ -120,6 +120,19 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     return signature_name, arrays, has_instances
 
 
+# A :transform body may hold twice its pixels' raw size (room for an uncompressed PNG) plus
+# this much (multipart framing, PNG metadata); anything bigger is answered 413 unread.
+TRANSFORM_BODY_SLACK = 1024 * 1024
+
+
+def transform_body_limit(shapes: dict) -> int | None:
+    """Most bytes a :transform request for inputs of these [H, W, C] shapes may send (None
+    when a shape is unknown: the app-wide limit applies)."""
+    if any(shape is None for shape in shapes.values()):
+        return None
+    return 2 * sum(int(np.prod(shape)) for shape in shapes.values()) + TRANSFORM_BODY_SLACK
+
+
 # Most optimisation steps one `project` request may run (about 4 generator
 # forward and backward passes per step: a few seconds at this many on a CPU).
 MAX_PROJECT_STEPS = 2000
