@@ -51,8 +51,9 @@ class _WrongShape(RequestError):
 # --- a SavedModel version loaded for the command line ---------------------------------
 
 
-def _clean_tf_message(message: str) -> str:
-    """The assertion line of an in-graph check's error (or its first meaningful line)."""
+def clean_tf_message(message: str) -> str:
+    """The assertion line of an in-graph check's error (or its first meaningful line): graph
+    errors wrap it in "Graph execution error", the node and a stack trace."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     for line in lines:
         if line.startswith("assertion failed:"):
@@ -83,7 +84,7 @@ class LoadedModel:
         except tf.errors.InvalidArgumentError as e:
             # In-graph checks (e.g. a label out of range) report "assertion failed: [...]".
             raise RequestError(f"{self.path} rejected the request: "
-                               f"{_clean_tf_message(e.message)}") from None
+                               f"{clean_tf_message(e.message)}") from None
         return {k: v.numpy() for k, v in outputs.items()}
 
 

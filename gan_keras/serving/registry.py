@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
 from gan_keras import export_layout
+from gan_keras.sampling import clean_tf_message
 from gan_keras.serving.codec import ServingError
 
 logger = logging.getLogger(__name__)
@@ -53,26 +54,18 @@ class Servable:
             if "label" in self.input_specs["sample"]:
                 kwargs["label"] = np.zeros([0], np.int32)
             self.run("sample", kwargs)
+        elif isinstance(self.info.get("inputs"), dict) and "serving_default" in self.signatures:
+            # An image-to-image model: one all-black input of each shape it takes.
+            self.run("serving_default", {name: np.zeros([1, *shape], np.uint8)
+                                         for name, shape in self.info["inputs"].items()})
 
     def run(self, signature_name: str, inputs: dict) -> dict:
         fn = self.signatures[signature_name]
         try:
             outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
         except tf.errors.InvalidArgumentError as e:
-            raise ServingError(_clean_tf_message(e.message)) from None
+            raise ServingError(clean_tf_message(e.message)) from None
         return {k: v.numpy() for k, v in outputs.items()}
-
-
-def _clean_tf_message(message: str) -> str:
-    # Graph errors wrap the useful line in "Graph execution error", the node
-    # and a stack trace; keep the assertion (or first meaningful) line.
-    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith("assertion failed:"):
-            return line
-    noise = ("Graph execution error", "Detected at node", "<stack traces", "[[{{node")
-    useful = [line for line in lines if not line.startswith(noise)]
-    return (useful or lines or ["invalid argument"])[0]
 
 
 def _read_signature_defs(path: pathlib.Path) -> dict:
