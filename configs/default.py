@@ -154,6 +154,15 @@ def get_config() -> ml_collections.ConfigDict:
     # Relative slack when comparing with the exported version's metric
     # (0.05: up to 5% worse still passes), since sample metrics are noisy.
     config.evaluate.baseline_tolerance = 0.0
+    # What the export's controls do (pipeline.control_metrics; metrics.json "controls",
+    # truncation_tradeoff.png, nearest_neighbours.png): FD/precision/recall per truncation
+    # psi, projection PSNR of held-out eval images (0 images: skipped) after
+    # projection_steps steps, class-edit success at edit_strengths, memorisation check.
+    config.evaluate.controls = True
+    config.evaluate.truncation_psis = (1.0, 0.9, 0.8, 0.7, 0.5)
+    config.evaluate.projection_images = 256
+    config.evaluate.projection_steps = 100
+    config.evaluate.edit_strengths = (2.0, 4.0)
 
     # --- export -------------------------------------------------------------
     config.export = ml_collections.ConfigDict()

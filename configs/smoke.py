@@ -28,4 +28,7 @@ def get_config():
     config.evaluate.classifier_min_steps = 150
     config.evaluate.kid_subsets = 5
     config.evaluate.kid_subset_size = 100
+    # The controls' measurements in about 5 s: fewer, shorter projections.
+    config.evaluate.projection_images = 64
+    config.evaluate.projection_steps = 50
     return config

@@ -39,7 +39,7 @@ from absl import logging
 from gan_keras import export_layout, feature_extractors, io_utils, records, reference_scores
 from gan_keras import images as gan_images
 from gan_keras import metrics as metrics_lib
-from pipeline import classes, judge
+from pipeline import classes, control_metrics, judge
 from pipeline import workdir as workdir_layout
 from pipeline.gate import GATE_METRICS, decide_gate
 
@@ -71,6 +71,7 @@ def validate_config(config) -> None:
          and not math.isnan(ev.threshold), "threshold", "must be a number (inf = no threshold)")
     need(isinstance(ev.baseline_tolerance, (int, float)) and ev.baseline_tolerance >= 0, "baseline_tolerance",
          "must be a number >= 0")
+    control_metrics.validate_config(config)
 
 
 # --------------------------------------------------------------------------
@@ -371,9 +372,6 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
 def run_evaluate(config, workdir, out_dir) -> dict:
     """Scores the trained generator, decides the gate, writes out_dir/metrics.json and TensorBoard logs."""
     validate_config(config)
-    from pipeline import control_metrics  # the export's controls, measured (metrics "controls")
-
-    control_metrics.validate_config(config)
     workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     from gan_keras import tasks  # imports TensorFlow; lazily
