@@ -383,6 +383,15 @@ _RESUMABLE_TRAIN_FIELDS = {"train.steps", "train.log_every", "train.sample_every
                            "train.jit_compile", "train.eval_every", "train.eval_num_samples"}
 
 
+def _default_fields() -> dict:
+    """Every field of configs/default.py as the manifest stores it ('section.field': value)."""
+    from configs import default
+
+    config = default.get_config()
+    flat = {f"{section}.{key}": value for section in config for key, value in config[section].items()}
+    return json.loads(json.dumps(flat, default=str))
+
+
 def prepare(context: stages.Context, previous: dict | None, current: dict) -> None:
     """Resume when compatible; refuse to mix checkpoints of another model or data."""
     stage_dir = workdir_layout.train_dir(context.workdir)
@@ -398,8 +407,12 @@ def prepare(context: stages.Context, previous: dict | None, current: dict) -> No
         raise stages.PipelineError(f"{stage_dir} holds checkpoints but no manifest.json; "
                                    "cannot tell what produced them (use --force to start over)")
     old, new = previous.get("config", {}), current["config"]
+    defaults = _default_fields()
+    # A field the old run's manifest lacks (added in a later version) left at its default
+    # value changes nothing: the old run trained with that behaviour.
     changed = [k for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k) and k not in _RESUMABLE_TRAIN_FIELDS]
+               if old.get(k) != new.get(k) and k not in _RESUMABLE_TRAIN_FIELDS
+               and not (k not in old and k in defaults and new.get(k) == defaults[k])]
     if changed:
         raise stages.PipelineError(
             f"{stage_dir} holds checkpoints of a different configuration "
