@@ -58,7 +58,11 @@ def _cutout(x, rand, ratio=0.5):
     cy = rand(0, [1, 1], 0, h + (1 - cut_h % 2), tf.int32)
     cx = rand(1, [1, 1], 0, w + (1 - cut_w % 2), tf.int32)
     grid_y, grid_x = tf.meshgrid(tf.range(h), tf.range(w), indexing="ij")
-    inside = (tf.abs(grid_y[None] - cy) <= cut_h // 2) & (tf.abs(grid_x[None] - cx) <= cut_w // 2)
+    # Rows cy - cut_h // 2 ... cy - cut_h // 2 + cut_h - 1 (the reference's square of side
+    # cut_h, clipped at the border), and the same for columns.
+    top, left = cy - cut_h // 2, cx - cut_w // 2
+    inside = ((grid_y[None] >= top) & (grid_y[None] < top + cut_h)
+              & (grid_x[None] >= left) & (grid_x[None] < left + cut_w))
     return x * tf.cast(~inside, x.dtype)[..., None]
 
 

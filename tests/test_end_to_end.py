@@ -7,11 +7,15 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from gan_keras import records
 from pipeline import runner, stages
+
+# Every test here runs whole stages (the smoke pipeline, shared; the conditional one, its own).
+pytestmark = pytest.mark.slow
 
 
 def test_ingest_records_parse_and_match_stats(smoke_workdir):
@@ -69,7 +73,9 @@ def test_metrics_json_holds_numbers(smoke_workdir):
     metrics = json.loads((smoke_workdir / "evaluate" / "metrics.json").read_text())
     for key in ("frechet_distance", "kid_mean", "precision", "recall", "classifier_score"):
         assert isinstance(metrics[key], (int, float)) and np.isfinite(metrics[key]), key
-    assert isinstance(metrics["blessed"], bool)
+    # No threshold and nothing exported before: the gate must let the model through.
+    assert metrics["blessed"] is True
+    assert metrics["gate"]["threshold"] is None and metrics["gate"]["baseline"] is None
     # The trained smoke generator sits between real data and noise.
     references = metrics["references"]
     assert references["real_floor"]["frechet_distance"] < metrics["frechet_distance"]
@@ -123,7 +129,7 @@ def test_saved_model_generates_in_a_process_that_does_not_import_the_project(smo
                           "sample_shape": sampled["images"].shape.as_list()}}))
     """)
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=300, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"})
+                            timeout=600, env={"TF_CPP_MIN_LOG_LEVEL": "2", "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out == {"shape": [5, 16, 16, 1], "dtype": "uint8", "sample_shape": [3, 16, 16, 1]}
@@ -141,25 +147,37 @@ def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
     assert changed == []
 
 
-def test_conditional_pipeline_end_to_end(tmp_path):
+def test_conditional_pipeline_end_to_end(smoke_workdir, tmp_path):
+    import shutil
+
     from conftest import run_pipeline
     from PIL import Image
 
+    # The smoke run's ingest output and judge: same data and evaluate recipe, so both are reused.
     workdir = tmp_path / "cond"
-    run_pipeline(workdir, "--config.model.conditional=True", "--config.model.conditioning=conditional_batch_norm",
-                 "--config.train.loss=hinge", "--config.train.steps=100", "--config.train.sample_every=100",
-                 "--config.train.eval_every=50", "--config.train.eval_num_samples=200")
+    shutil.copytree(smoke_workdir / "ingest", workdir / "ingest")
+    shutil.copytree(smoke_workdir / "judge", workdir / "judge")
+    # Label embedding with the default loss learns to follow the label within the smoke budget
+    # (generated-label accuracy 0.31-0.54 over seeds 0-3 at 300 steps); conditional BatchNorm
+    # learns it far more slowly (about chance after 600 steps), so it is not the setting here.
+    run_pipeline(workdir, "--config.model.conditional=True", "--config.model.conditioning=embedding",
+                 "--config.train.steps=300", "--config.train.sample_every=100",
+                 "--config.train.eval_every=100", "--config.train.eval_num_samples=200")
     # One row per class, at least 8 samples each: 10 rows of 16x16 tiles with 2px padding.
-    grid = Image.open(workdir / "train" / "samples" / "step_0000100.png")
+    grid = Image.open(workdir / "train" / "samples" / "step_0000300.png")
     assert grid.size == (8 * 18 + 2, 10 * 18 + 2)
     metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
     assert np.isfinite(metrics["intra_frechet_distance"])
     # In-training evaluation of the conditional generator (balanced labels) picked the checkpoint.
     best = json.loads((workdir / "train" / "best" / "best.json").read_text())
-    assert best["step"] in (50, 100) and best["num_samples"] == 200
+    assert best["step"] in (100, 200, 300) and best["num_samples"] == 200
     assert (metrics["model"]["checkpoint"], metrics["model"]["checkpoint_step"]) == (
         "best by in-training FD", best["step"])
-    assert 0.0 <= metrics["generated_label_accuracy"] <= 1.0
+    # The judge recognises the requested digit far more often than chance (1 in 10) would.
+    assert metrics["generated_label_accuracy"] > 0.2
     model = tf.saved_model.load(str(workdir / "export" / "generator" / "1"))
     out = model.signatures["serving_default"](z=tf.zeros([3, 16]), label=tf.constant([0, 5, 9]))
     assert out["images"].shape == (3, 16, 16, 1) and out["images"].dtype == tf.uint8
+    # The label changes the image drawn from the same latent.
+    images = out["images"].numpy().astype(int)
+    assert np.abs(images[0] - images[1]).mean() > 1 and np.abs(images[1] - images[2]).mean() > 1

@@ -174,7 +174,7 @@ def test_loads_without_this_project(exported, tmp_path):
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     # cwd=tmp_path and no PYTHONPATH: the project is not importable from there.
     proc = subprocess.run([sys.executable, str(script), json.dumps(paths)], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=120)
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("REPORT"))
     report = json.loads(line[len("REPORT"):])
@@ -197,7 +197,7 @@ def test_saved_model_cli_lists_signatures(exported):
         pytest.skip(f"{cli} not installed")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.run([str(cli), "show", "--all", "--dir", str(path)], env=env,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "signature_def['serving_default']" in out

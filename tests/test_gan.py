@@ -34,7 +34,7 @@ def _strategies():
 
 
 def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0.0, ema_rampup=0.0, r1=0.0,
-              augment="", spectral=False, num_classes=0, n_critic=1, lr=2e-4):
+              augment="", spectral=False, num_classes=0, n_critic=1, lr=2e-4, seed=3):
     with strategy.scope():
         keras.utils.set_random_seed(1)
         g = networks.build_generator(resolution=RES, channels=1, latent_dim=LATENT, width=4, norm=norm,
@@ -44,7 +44,7 @@ def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0
                                          sync_batch_norm=sync, spectral_norm=spectral,
                                          num_classes=num_classes)
         model = gan_lib.GAN(g, d, latent_dim=LATENT, num_classes=num_classes, ema_half_life_images=ema,
-                            ema_rampup=ema_rampup, seed=3)
+                            ema_rampup=ema_rampup, seed=seed)
         model.compile(keras.optimizers.Adam(lr, 0.5), keras.optimizers.Adam(lr, 0.5), loss=loss,
                       r1_gamma=r1, diffaugment_policy=augment, n_critic=n_critic)
     return model
@@ -105,15 +105,19 @@ def test_unsynchronised_batch_norm_differs_across_replica_layouts():
     assert _max_diff(one_w, two_w) > 1e-5
 
 
-def test_same_seed_gives_same_losses_and_different_seed_does_not():
+def test_same_seed_gives_same_training_and_a_different_seed_does_not():
     strategy = tf.distribute.get_strategy()
-    _, first = _train(strategy, steps=3, norm="batch")
-    _, again = _train(strategy, steps=3, norm="batch")
+    first_w, first = _train(strategy, steps=3, norm="batch")
+    again_w, again = _train(strategy, steps=3, norm="batch")
     assert first == again
-    model = _make_gan(strategy, norm="batch")
-    model.seed = 99
-    model.train_step(_batch())
-    assert float(model.trackers["g_loss"].result()) != pytest.approx(first["g_loss"], rel=1e-7)
+    assert _max_diff(first_w, again_w) == 0
+    # The same three steps from the same initial weights on the same data: only the GAN's
+    # noise seed (latents, and so fake images) differs, so every noise-driven quantity does.
+    other_w, other = _train(strategy, steps=3, norm="batch", seed=99)
+    assert set(other) == set(first)
+    for name in ("g_loss", "d_fake_logit", "d_loss"):
+        assert abs(other[name] - first[name]) > 1e-5, name
+    assert _max_diff(first_w, other_w) > 1e-4
 
 
 def test_fit_runs_the_same_train_step():
@@ -189,11 +193,64 @@ def test_ema_generator_samples_with_batch_norm_statistics_of_its_own_weights():
     assert _max_diff(refreshed, [w.numpy() for w in model.ema_generator.non_trainable_weights]) == 0
 
 
-def test_penalties_are_reported_when_in_use():
-    model = _make_gan(tf.distribute.get_strategy(), loss="wgan_gp", r1=2.0)
-    results = model.train_step(_batch())
-    assert float(results["gradient_penalty"]) > 0
-    assert float(results["r1_penalty"]) > 0
+def _linear_gan(loss, r1_gamma, gp_weight, w, bias, fake_value):
+    """D(x) = <w, x> + bias, whose input gradient is w at every x; G ignores z and always
+    draws the constant image `fake_value`. Zero learning rates: the models stay as built."""
+    generator = keras.Sequential([
+        keras.Input((LATENT,)),
+        keras.layers.Dense(RES * RES, kernel_initializer="zeros",
+                           bias_initializer=keras.initializers.Constant(fake_value)),
+        keras.layers.Reshape((RES, RES, 1))])
+    discriminator = keras.Sequential([keras.Input((RES, RES, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    discriminator.set_weights([w.reshape(-1, 1).astype(np.float32), np.array([bias], np.float32)])
+    model = gan_lib.GAN(generator, discriminator, latent_dim=LATENT, seed=3)
+    model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), loss=loss, gp_weight=gp_weight,
+                  r1_gamma=r1_gamma)
+    return model
+
+
+@pytest.mark.parametrize("loss, r1_gamma", [("wgan_gp", 0.0), ("wgan_gp", 2.0), ("non_saturating", 2.0)])
+def test_gradient_penalty_and_r1_match_their_closed_form_on_a_linear_discriminator(loss, r1_gamma):
+    # For a linear D the input gradient is w wherever it is taken (real images for R1,
+    # real/fake interpolates for the gradient penalty), so both penalties are known exactly:
+    # GP = (|w| - 1)^2 per example and R1 = gamma/2 |w|^2; and so is D's whole loss and its
+    # gradient with respect to (w, bias), penalties included.
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(RES * RES)
+    w *= 1.7 / np.linalg.norm(w)
+    bias, fake_value, gp_weight = 0.3, 0.25, 10.0
+    real = rng.uniform(-1, 1, (8, RES * RES))
+    model = _linear_gan(loss, r1_gamma, gp_weight, w, bias, fake_value)
+    results = {k: float(v) for k, v in model.train_step(
+        tf.constant(real.reshape(8, RES, RES, 1), tf.float32)).items()}
+
+    norm = np.linalg.norm(w)
+    fake = np.full(RES * RES, fake_value)
+    real_logits, fake_logit = real @ w + bias, fake @ w + bias
+    if loss == "wgan_gp":
+        per_example = fake_logit - real_logits
+        grad_w, grad_b = fake - real.mean(axis=0), 0.0
+        gp = (norm - 1.0) ** 2
+        per_example = per_example + gp_weight * gp
+        grad_w = grad_w + gp_weight * 2.0 * (norm - 1.0) * w / norm
+        assert results["gradient_penalty"] == pytest.approx(gp, rel=1e-5)
+    else:
+        sigmoid = lambda x: 1.0 / (1.0 + np.exp(-x))  # noqa: E731
+        per_example = np.logaddexp(0, -real_logits) + np.logaddexp(0, fake_logit)
+        grad_w = (-sigmoid(-real_logits)[:, None] * real).mean(axis=0) + sigmoid(fake_logit) * fake
+        grad_b = float(np.mean(-sigmoid(-real_logits)) + sigmoid(fake_logit))
+        assert "gradient_penalty" not in results
+    if r1_gamma:
+        r1 = 0.5 * r1_gamma * norm ** 2
+        per_example = per_example + r1
+        grad_w = grad_w + r1_gamma * w
+        assert results["r1_penalty"] == pytest.approx(r1, rel=1e-5)
+    else:
+        assert "r1_penalty" not in results
+    assert results["d_real_logit"] == pytest.approx(real_logits.mean(), rel=1e-5, abs=1e-6)
+    assert results["d_fake_logit"] == pytest.approx(fake_logit, rel=1e-5, abs=1e-6)
+    assert results["d_loss"] == pytest.approx(per_example.mean(), rel=1e-5, abs=1e-6)
+    assert results["d_grad_norm"] == pytest.approx(np.sqrt(np.sum(grad_w ** 2) + grad_b ** 2), rel=1e-4)
 
 
 def test_conditional_gan_needs_labels():

@@ -10,6 +10,8 @@ chief's last checkpoint without repeating or skipping steps.
 import contextlib
 import json
 import os
+import pathlib
+import random
 import shutil
 import signal
 import socket
@@ -18,6 +20,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from conftest import REPO
 
@@ -28,39 +31,72 @@ from pipeline import checkpoints, runner, train
 # with per-replica statistics it is a different (equally valid) model.
 FLAGS = ["--stages=train", "--config.train.strategy=multi_worker", "--config.model.sync_batch_norm=True",
          "--config.train.checkpoint_every=10", "--config.train.log_every=10"]
-STARTUP_AND_RUN_TIMEOUT = 180
+# Failure guards only: every wait below ends as soon as what it waits for has happened.
+GUARD_SECONDS = 600
+# What a worker logs when its gRPC server cannot bind its port (TensorFlow's message).
+_PORT_TAKEN = "Could not start gRPC server"
+_MAX_LAUNCHES = 4
+
+pytestmark = pytest.mark.slow
 
 
-def _free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
+def _unused_ports(n):
+    """`n` ports free right now, below the kernel's ephemeral range.
+
+    TF_CONFIG must name every worker's address before any of them starts, so the ports cannot
+    be bound by the servers themselves first (port 0) and read back. Ports outside the range
+    the kernel hands out for port 0 and outgoing connections cannot be taken by another
+    process's automatic choice in the meantime; only a process naming the same port could take
+    one, and a worker that cannot bind is detected and the cluster relaunched (_Cluster).
+    """
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        low = int(pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    rng = random.SystemRandom()
+    ports = []
+    while len(ports) < n:
+        port = rng.randrange(max(1024, low - 16384), low)
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # TensorFlow's gRPC server binds every interface
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 class _Cluster:
-    """Two worker processes, each in its own process group so it can be killed whole."""
+    """Two worker processes, each in its own process group so it can be killed whole.
+
+    A launch whose worker could not bind its port (taken since it was chosen) is relaunched
+    with other ports; this happens before training starts, so it changes nothing else.
+    """
 
     def __init__(self, workdir, tmp_path, tag, steps, sample_every, extra=()):
         """`workdir`: shared by both workers, or a list with one per worker."""
-        workdirs = workdir if isinstance(workdir, list) else [workdir, workdir]
-        ports = _free_ports(2)
+        self.workdirs = workdir if isinstance(workdir, list) else [workdir, workdir]
+        self.tmp_path, self.tag = tmp_path, tag
+        self.args = [f"--config.train.steps={steps}", f"--config.train.sample_every={sample_every}", *extra]
+        self.launches = 0
+        self._launch()
+
+    def _launch(self):
+        self.launches += 1
+        ports = _unused_ports(2)
         cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
         self.logs, self.tmpdirs, self.procs = [], [], []
         for index in range(2):
-            tmpdir = tmp_path / f"tmp-{tag}-{index}"
+            tmpdir = self.tmp_path / f"tmp-{self.tag}-{self.launches}-{index}"
             tmpdir.mkdir()
-            log = tmp_path / f"worker{index}-{tag}.log"
+            log = self.tmp_path / f"worker{index}-{self.tag}-{self.launches}.log"
             env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
                    "TMPDIR": str(tmpdir),  # where a non-chief puts its scratch directory
                    "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
             cmd = [sys.executable, "-m", "pipeline.run", f"--config={REPO / 'configs/smoke.py'}",
-                   f"--workdir={workdirs[index]}", *FLAGS, f"--config.train.steps={steps}",
-                   f"--config.train.sample_every={sample_every}", *extra]
+                   f"--workdir={self.workdirs[index]}", *FLAGS, *self.args]
             with open(log, "w") as out:
                 self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
                                                    start_new_session=True))
@@ -73,16 +109,31 @@ class _Cluster:
     def kill(self, index):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.procs[index].pid, signal.SIGKILL)
-        self.procs[index].wait(timeout=30)
+        self.procs[index].wait()
 
-    def wait(self, timeout=STARTUP_AND_RUN_TIMEOUT):
-        deadline = time.time() + timeout
-        for index, proc in enumerate(self.procs):
-            try:
-                proc.wait(timeout=max(1.0, deadline - time.time()))
-            except subprocess.TimeoutExpired:
-                raise AssertionError(f"worker {index} still running after {timeout} s:\n"
-                                     f"{self.log(index)[-4000:]}") from None
+    def exited(self):
+        return all(proc.poll() is not None for proc in self.procs)
+
+    def poll_until(self, done, what, timeout=GUARD_SECONDS):
+        """Returns as soon as `done()`; relaunches a cluster that could not bind its ports."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if any(proc.poll() is not None and _PORT_TAKEN in self.log(index)
+                   for index, proc in enumerate(self.procs)):
+                assert self.launches < _MAX_LAUNCHES, f"no free ports after {self.launches} launches"
+                self.close()
+                self._launch()
+                continue
+            if done():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still waiting for {what} after {timeout} s (a failure guard):\n"
+                                     + "\n".join(self.log(i)[-3000:] for i in range(2)))
+            time.sleep(0.05)
+
+    def wait(self):
+        """Both workers' exit; both must succeed."""
+        self.poll_until(self.exited, "the workers to exit")
         for index, proc in enumerate(self.procs):
             assert proc.returncode == 0, f"worker {index} exited with {proc.returncode}:\n{self.log(index)[-6000:]}"
 
@@ -176,28 +227,29 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_work
 def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoint(smoke_workdir, tmp_path):
     workdir = _workdir_with_ingest(smoke_workdir, tmp_path / "work")
     ckpt_dir = workdir / "train" / "checkpoints"
-    steps = 200
     # Keep every checkpoint, to compare the states around the restart.
-    keep = ["--config.train.keep_checkpoints=30"]
+    keep = ["--config.train.keep_checkpoints=1000"]
 
     def latest_step():
         latest = tf.train.latest_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
         return int(latest.rsplit("-", 1)[1]) if latest else 0
 
-    with _cluster(workdir, tmp_path, "first", steps=steps, sample_every=100, extra=keep) as cluster:
-        deadline = time.time() + STARTUP_AND_RUN_TIMEOUT
-        while latest_step() < 20 and time.time() < deadline and cluster.procs[0].poll() is None:
-            time.sleep(0.05)
-        assert 20 <= latest_step() < steps, f"not killed mid-run:\n{cluster.log(0)[-4000:]}"
+    # A step count the cluster cannot reach before it is killed, however fast the machine:
+    # the kill always lands mid-run, after the checkpoint of step 20 exists.
+    with _cluster(workdir, tmp_path, "first", steps=1_000_000, sample_every=100, extra=keep) as cluster:
+        cluster.poll_until(lambda: latest_step() >= 20 or cluster.exited(), "the checkpoint of step 20")
+        assert not cluster.exited(), f"a worker exited mid-run:\n{cluster.log(0)[-4000:]}\n{cluster.log(1)[-4000:]}"
         cluster.kill(1)
         # The chief fails on its next collective (UnavailableError after the
         # peer's heartbeats stop, ~10 s); a scheduler would restart the whole
         # cluster, so kill it too rather than wait.
         cluster.kill(0)
     resumed_from = latest_step()
-    assert 20 <= resumed_from < steps
+    assert resumed_from >= 20
     assert json.loads((workdir / "train/manifest.json").read_text())["status"] == "running"
 
+    # Restarted with a step count just past the checkpoint (train.steps may change on a resume).
+    steps = resumed_from + 20
     with _cluster(workdir, tmp_path, "restart", steps=steps, sample_every=100, extra=keep) as restart:
         restart.wait()
     chief_log, worker_log = restart.log(0), restart.log(1)
@@ -233,8 +285,7 @@ def test_workers_that_cannot_see_the_chiefs_checkpoints_fail_instead_of_training
     other_dir = _workdir_with_ingest(smoke_workdir, tmp_path / "other")
 
     with _cluster([chief_dir, other_dir], tmp_path, "split", steps=20, sample_every=10) as cluster:
-        for proc in cluster.procs:
-            proc.wait(timeout=STARTUP_AND_RUN_TIMEOUT)
+        cluster.poll_until(cluster.exited, "the workers to exit")
     for index, start in ((0, 10), (1, 0)):
         assert cluster.procs[index].returncode != 0
         assert f"the workers resumed from different steps (this one: {start}, mean over replicas: 5)" \

@@ -3,7 +3,11 @@
 import concurrent.futures
 import io
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 import time
 
 import conftest
@@ -14,11 +18,15 @@ import server_thread
 from PIL import Image
 
 from gan_keras import export as gan_export
+from gan_keras import images as gan_images
+from gan_keras import sampling
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import codec
 
 LATENT = 8
 CLASSES = 3
+# Failure guards only: every wait ends as soon as what it waits for has happened.
+GUARD_SECONDS = 300
 
 
 def tiny_generator(conditional: bool, seed: int = 0):
@@ -224,7 +232,11 @@ def test_sample_png(cond, uncond):
     assert a.shape == (2 * 10 + 2, 2 * 10 + 2)
     c = _png(cond.get("/v1/models/gen:sample?n=4&seed=1&label=0"))
     assert not np.array_equal(a, c)
-    _png(cond.get("/v1/models/gen:sample"))  # defaults, random labels
+    # Defaults: 16 images of seed 0 with random labels (the sample signature's), in a 4x4 grid.
+    default = _png(cond.get("/v1/models/gen:sample"))
+    body = {"signature_name": "sample", "inputs": {"num_samples": 16, "seed": 0, "label": []}}
+    sampled = np.array(cond.post("/v1/models/gen:predict", json=body).get_json()["outputs"]["images"], np.uint8)
+    np.testing.assert_array_equal(default, gan_images.make_grid(sampled, rows=4)[..., 0])
     wide = _png(uncond.get("/v1/models/generator/versions/1:sample?n=3&rows=1"))
     assert wide.shape == (12, 3 * 10 + 2)
     for url, fragment in [("/v1/models/gen:sample?n=17", "max_batch"),
@@ -286,11 +298,11 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
     try:
         with server_thread.ServerThread(app, threads=4) as server:
             url = f"{server.url}/v1/models/generator"
-            assert requests.get(url, timeout=10).json() == _ok_status("1")
+            assert requests.get(url, timeout=60).json() == _ok_status("1")
             body = {"instances": _z(2).tolist()}
 
             def predict(_):
-                r = requests.post(url + ":predict", json=body, timeout=30)
+                r = requests.post(url + ":predict", json=body, timeout=60)
                 return r.status_code, r.json()
 
             with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -298,20 +310,17 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
             assert all(code == 200 for code, _ in results)
             assert all(out == results[0][1] for _, out in results)
 
-            r = requests.post(url + ":predict", data=b"{oops", timeout=10)
+            r = requests.post(url + ":predict", data=b"{oops", timeout=60)
             assert r.status_code == 400 and "JSON" in r.json()["error"]
 
             gan_export.export_generator(tiny_generator(False, seed=2), base, latent_dim=LATENT)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                if requests.get(url, timeout=10).json() == _ok_status("2"):
-                    break
+            deadline = time.monotonic() + GUARD_SECONDS
+            while requests.get(url, timeout=60).json() != _ok_status("2"):
+                assert time.monotonic() < deadline, f"version 2 not picked up after {GUARD_SECONDS} s"
                 time.sleep(0.1)
-            else:
-                pytest.fail("the server did not pick up version 2")
-            new = requests.post(url + ":predict", json=body, timeout=30).json()
+            new = requests.post(url + ":predict", json=body, timeout=60).json()
             assert new != results[0][1]
-            png = requests.get(url + ":sample?n=4&seed=0", timeout=30)
+            png = requests.get(url + ":sample?n=4&seed=0", timeout=60)
             assert png.status_code == 200 and png.headers["Content-Type"] == "image/png"
             assert png.headers["X-Model-Version"] == "2"
         assert not server._thread.is_alive()  # stop() ends the server loop
@@ -333,39 +342,41 @@ def test_float_outputs_round_trip_float32_exactly():
     np.testing.assert_array_equal(back, x)
 
 
-def test_command_line_server(bases, tmp_path):
-    """`python -m gan_keras.serve` parses its flags and serves over loopback."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+@pytest.mark.parametrize("how", ["console_script", "module"])
+def test_command_line_server(bases, tmp_path, how):
+    """`gan-serve` (setup.py's console script) and `python -m gan_keras.serve` parse their flags
+    and serve over loopback on the port the server bound (--port=0: the OS picks one)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gan_keras.serve", f"--model_base_path={bases / 'cond'}",
-         "--model_name=gen", f"--port={port}", "--max_batch=4", "--poll_seconds=0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+               PYTHONPATH=str(conftest.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if how == "console_script":
+        script = shutil.which("gan-serve", path=os.path.dirname(sys.executable))
+        assert script, "the gan-serve console script is not installed (pip install -e .)"
+        cmd = [script]
+    else:
+        cmd = [sys.executable, "-m", "gan_keras.serve"]
+    log = tmp_path / "serve.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            cmd + [f"--model_base_path={bases / 'cond'}", "--model_name=gen", "--port=0", "--max_batch=4",
+                   "--poll_seconds=0"], env=env, stdout=subprocess.DEVNULL, stderr=out)
     try:
-        url = f"http://127.0.0.1:{port}/v1/models/gen"
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
-            try:
-                r = requests.get(url, timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline, "server did not start"
-                time.sleep(0.2)
-        assert r.json() == _ok_status()
-        r = requests.get(url + ":sample?n=5", timeout=10)
+        # The server logs the port it bound (--port=0: a free one) once its socket is bound.
+        deadline = time.monotonic() + GUARD_SECONDS
+        while not (match := re.search(r"Serving gen from \S+ on (http://127\.0\.0\.1:[1-9]\d*)/v1/models/gen",
+                                      log.read_text())):
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"no address logged after {GUARD_SECONDS} s"
+            time.sleep(0.05)
+        url = f"{match.group(1)}/v1/models/gen"
+        assert requests.get(url, timeout=60).json() == _ok_status()
+        r = requests.get(url + ":sample?n=5", timeout=60)
         assert r.status_code == 400 and "max_batch=4" in r.json()["error"]
-        assert requests.get(url + ":sample?n=4&label=1", timeout=10).status_code == 200
+        r = requests.get(url + ":sample?n=4&label=1&seed=3", timeout=60)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
+        # The images of the exported version for that seed and label.
+        expected = sampling.generate(bases / "cond", num=4, seed=3, label=1)
+        np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(r.content))),
+                                      gan_images.make_grid(expected, rows=2)[..., 0])
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
-        proc.stderr.close()
+        proc.wait(timeout=GUARD_SECONDS)

@@ -4,8 +4,12 @@ import json
 import re
 
 import numpy as np
+import pytest
 from conftest import run_pipeline
 from PIL import Image
+
+# Runs the ingest stage end to end, twice.
+pytestmark = pytest.mark.slow
 
 
 def _folder(root, num_good: int, num_bad: int):

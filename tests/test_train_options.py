@@ -1,5 +1,6 @@
 """train.jit_compile (XLA) and train.mixed_precision on the smoke config."""
 
+import json
 import shutil
 
 import keras
@@ -12,6 +13,9 @@ from configs import smoke
 from pipeline import checkpoints, train
 
 STEPS = 10
+
+# Every test here trains (the train stage, on the smoke run's ingest output).
+pytestmark = pytest.mark.slow
 
 
 def _workdir(smoke_workdir, path):
@@ -57,13 +61,23 @@ def test_xla_trains_and_really_compiles(smoke_workdir, tmp_path, float32_run):
     assert np.max(np.abs(weights - float32_run)) < 2 * config.train.g_learning_rate * STEPS
 
 
-def test_xla_with_the_default_mirrored_strategy_from_the_command_line(smoke_workdir, tmp_path):
+def test_xla_with_the_default_mirrored_strategy_from_the_command_line(smoke_workdir, tmp_path, float32_run):
     # configs/default.py trains under MirroredStrategy; on this CPU-only host
     # (no logical-device split in the subprocess) that is one replica.
     workdir = _workdir(smoke_workdir, tmp_path)
     run_pipeline(workdir, "--stages=train", "--config.train.jit_compile=True", f"--config.train.steps={STEPS}",
                  env={"CUDA_VISIBLE_DEVICES": ""})
     assert tf.train.latest_checkpoint(str(workdir / "train/checkpoints")).endswith(f"ckpt-{STEPS}")
+    manifest = json.loads((workdir / "train" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["config"]["train.jit_compile"] is True
+    summary = manifest["summary"]
+    assert (summary["replicas"], summary["start_step"], summary["final_step"]) == (1, 0, STEPS)
+    assert all(np.isfinite(v) for v in summary["last_window_metrics"].values())
+    # The same run uncompiled gives float32_run's weights exactly (one replica of MirroredStrategy
+    # computes what the default strategy does); XLA's other RNG kernels move them, as far.
+    config = _config(jit_compile=True)
+    weights = _weights(config, workdir)
+    assert 1e-4 < np.max(np.abs(weights - float32_run)) < 2 * config.train.g_learning_rate * STEPS
 
 
 def test_xla_with_several_cpu_replicas_fails_before_training(smoke_workdir, tmp_path):

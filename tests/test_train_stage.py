@@ -3,9 +3,9 @@
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +19,10 @@ from conftest import REPO
 
 from configs import smoke
 from gan_keras import losses, records
-from pipeline import checkpoints, train
+from pipeline import checkpoints, stages, train
+
+# Failure guards only: every wait ends as soon as what it waits for has happened.
+GUARD_SECONDS = 600
 
 
 def _fresh_workdir(smoke_workdir, tmp_path):
@@ -29,46 +32,68 @@ def _fresh_workdir(smoke_workdir, tmp_path):
     return workdir
 
 
+def _wait_for(done, proc, what, log=None):
+    """Polls until `done()`; fails if `proc` exits first, or after GUARD_SECONDS (a failure guard)."""
+    deadline = time.monotonic() + GUARD_SECONDS
+    while not done():
+        if proc.poll() is not None:
+            raise AssertionError(f"exited ({proc.returncode}) before {what}:\n"
+                                 f"{log.read_text()[-4000:] if log else ''}")
+        assert time.monotonic() < deadline, f"still waiting for {what} after {GUARD_SECONDS} s"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_resumes_and_finishes_at_the_right_step(smoke_workdir, tmp_path):
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
-    cmd = [sys.executable, "-m", "pipeline.run", f"--config={REPO / 'configs/smoke.py'}",
-           f"--workdir={workdir}", "--stages=train", "--config.train.steps=400",
-           "--config.train.checkpoint_every=20", "--config.train.log_every=20",
-           "--config.train.sample_every=200"]
+
+    def command(steps):
+        return [sys.executable, "-m", "pipeline.run", f"--config={REPO / 'configs/smoke.py'}",
+                f"--workdir={workdir}", "--stages=train", f"--config.train.steps={steps}",
+                "--config.train.checkpoint_every=20", "--config.train.log_every=20",
+                "--config.train.sample_every=200"]
+
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     ckpt_dir = workdir / "train" / "checkpoints"
-    deadline = time.time() + 240
-    killed_after = None
-    while time.time() < deadline and proc.poll() is None:
+
+    def latest_step():
         latest = tf.train.latest_checkpoint(str(ckpt_dir)) if ckpt_dir.exists() else None
-        if latest and int(latest.rsplit("-", 1)[1]) >= 40:
-            proc.send_signal(signal.SIGKILL)
-            killed_after = int(latest.rsplit("-", 1)[1])
-            break
-        time.sleep(0.05)
-    proc.wait(timeout=30)
-    assert killed_after is not None, "training finished or stalled before it could be killed"
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+    # A step count no machine reaches before the kill: it always lands mid-run, once the
+    # checkpoint of step 40 exists.
+    log = tmp_path / "killed.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command(1_000_000), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        _wait_for(lambda: latest_step() >= 40, proc, "the checkpoint of step 40", log)
+    finally:
+        proc.kill()
+        proc.wait()
     assert proc.returncode == -signal.SIGKILL
     manifest = json.loads((workdir / "train" / "manifest.json").read_text())
     assert manifest["status"] == "running"  # a killed run is never taken as complete
 
-    resumed_from = int(tf.train.latest_checkpoint(str(ckpt_dir)).rsplit("-", 1)[1])
-    assert resumed_from >= killed_after
-    result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    resumed_from = latest_step()
+    assert resumed_from >= 40
+    # Rerun to a step count just past the checkpoint (train.steps may change on a resume).
+    steps = resumed_from + 60
+    result = subprocess.run(command(steps), cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=GUARD_SECONDS)
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"Resuming from step {resumed_from} " in result.stderr
     manifest = json.loads((workdir / "train" / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert manifest["summary"]["start_step"] == resumed_from
-    assert manifest["summary"]["final_step"] == 400
-    assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith("ckpt-400")
+    assert manifest["summary"]["final_step"] == steps
+    assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith(f"ckpt-{steps}")
     # The progress lines of the resumed run start right after the checkpoint.
     logged = [int(line.split("step ")[1].split("/")[0]) for line in result.stderr.splitlines()
               if "] step " in line]
-    assert logged[0] == resumed_from + 20 and logged[-1] == 400
+    assert logged == list(range(resumed_from + 20, steps + 1, 20))
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
         smoke_workdir, tmp_path, monkeypatch):
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
@@ -87,6 +112,7 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     assert all(np.isfinite(w).all() for w in generator.get_weights())
 
 
+@pytest.mark.slow
 def test_records_that_disagree_with_the_config_fail_before_training(smoke_workdir, tmp_path):
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
     config = smoke.get_config()
@@ -96,36 +122,36 @@ def test_records_that_disagree_with_the_config_fail_before_training(smoke_workdi
     assert not (workdir / "train" / "checkpoints").exists()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir):
-    port = _free_port()
+@pytest.mark.slow
+def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir, tmp_path):
     tensorboard = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
-    proc = subprocess.Popen([tensorboard, "--logdir", str(smoke_workdir / "train" / "logs"),
-                             "--host", "127.0.0.1", "--port", str(port), "--load_fast=false"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    # --port 0: TensorBoard binds a port the OS picks and prints it; no port is chosen here.
+    log = tmp_path / "tensorboard.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([tensorboard, "--logdir", str(smoke_workdir / "train" / "logs"),
+                                 "--host", "127.0.0.1", "--port", "0", "--load_fast=false"],
+                                stdout=subprocess.DEVNULL, stderr=out)
 
     def get(path):
-        with urllib.request.urlopen(base + path, timeout=10) as response:
+        with urllib.request.urlopen(base + path, timeout=60) as response:
             return response.read()
 
     try:
-        deadline = time.time() + 90
+        _wait_for(lambda: re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/", log.read_text()), proc,
+                  "TensorBoard to print its address", log)
+        base = re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/", log.read_text()).group(1)
         scalar_tags = {}
-        while time.time() < deadline:
+
+        def loaded():
+            nonlocal scalar_tags
             try:
                 scalar_tags = json.loads(get("/data/plugin/scalars/tags"))
-                if scalar_tags.get(".", {}).get("train/d_loss"):
-                    break
             except OSError:
-                pass
-            time.sleep(0.5)
-        assert "train/d_loss" in scalar_tags.get(".", {}), scalar_tags
+                return False
+            return bool(scalar_tags.get(".", {}).get("train/d_loss"))
+
+        # The server answers at once; the event files are loaded in the background.
+        _wait_for(loaded, proc, "the run's scalars to load", log)
         points = json.loads(get("/data/plugin/scalars/scalars?" + urllib.parse.urlencode(
             {"run": ".", "tag": "train/g_loss"})))
         assert [p[1] for p in points][-1] == 300
@@ -140,7 +166,7 @@ def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir):
         assert png.startswith(b"\x89PNG")
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=GUARD_SECONDS)
 
 
 # ----------------------------------------------------------------------------
@@ -157,6 +183,7 @@ def _scalars(logdir, tag):
     return {e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)}
 
 
+@pytest.mark.slow
 def test_in_training_evaluation_logs_scores_keeps_the_best_and_shares_the_judge(smoke_workdir, tmp_path):
     from pipeline import evaluate
 
@@ -219,6 +246,7 @@ def _generator_weights(config, checkpoint_path):
     return generator.get_weights()
 
 
+@pytest.mark.slow
 def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdir, tmp_path, monkeypatch):
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
     monkeypatch.setattr(train, "InTrainingEvaluator", _ScriptedEvaluator)
@@ -289,3 +317,78 @@ def test_eval_fields_are_validated_naming_the_field():
     config.train.eval_every = 100
     with pytest.raises(ValueError, match="config.evaluate.classifier_epochs"):
         train.validate_config(config)
+
+
+# ----------------------------------------------------------------------------
+# Config checks of the train stage, before any work
+# ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fields, match", [
+    # The gradient penalty is per example; BatchNorm in D couples a batch's examples.
+    ({"train.loss": "wgan_gp", "model.d_norm": "batch"}, "train.loss='wgan_gp' needs model.d_norm"),
+    # The per-step random streams are laid out for at most 7 critic updates.
+    ({"train.n_critic": 8}, "train.n_critic"),
+    ({"train.n_critic": 0}, "train.n_critic"),
+    ({"train.batch_size": 0}, "train.batch_size"),
+])
+def test_train_config_is_refused_naming_the_field(fields, match):
+    config = smoke.get_config()
+    for name, value in fields.items():
+        section, field = name.split(".")
+        config[section][field] = value
+    with pytest.raises(ValueError, match=re.escape(match)):
+        stages.get("train").validate(config)
+
+
+@pytest.mark.parametrize("fields", [
+    {"train.loss": "wgan_gp", "model.d_norm": "layer"},
+    {"train.loss": "wgan_gp", "model.d_norm": "none"},
+    {"train.loss": "hinge", "model.d_norm": "batch"},
+    {"train.n_critic": 7},
+])
+def test_train_config_at_the_limits_is_accepted(fields):
+    config = smoke.get_config()
+    for name, value in fields.items():
+        section, field = name.split(".")
+        config[section][field] = value
+    stages.get("train").validate(config)
+
+
+def _tiny_ingest(workdir, count=40):
+    """`count` 16x16x1 training records and their stats.json, as the ingest stage writes them."""
+    from gan_keras import images as gan_images
+
+    ingest = workdir / "ingest"
+    ingest.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    with tf.io.TFRecordWriter(str(ingest / records.shard_name("train", 0, 1)), options) as writer:
+        for i in range(count):
+            image = rng.integers(0, 256, (16, 16, 1), dtype=np.uint8)
+            writer.write(records.make_example(gan_images.encode_png(image), 16, 16, 1, i % 10, f"img{i}"))
+    (ingest / records.STATS_FILE).write_text(json.dumps(
+        {"resolution": 16, "channels": 1, "splits": {"train": {"count": count}}}))
+    return workdir
+
+
+def test_batch_larger_than_the_training_data_fails_before_training(tmp_path):
+    workdir = _tiny_ingest(tmp_path / "work", count=40)
+    config = smoke.get_config()
+    config.train.strategy = "default"
+    config.train.batch_size = 41
+    with pytest.raises(ValueError, match=r"train\.batch_size=41 exceeds the 40 training records"):
+        train.run_train(config, workdir)
+    assert not (workdir / "train").exists()
+
+
+def test_batch_that_does_not_divide_over_the_replicas_fails_before_training(tmp_path):
+    # conftest splits the CPU in two logical devices: MirroredStrategy has two replicas here.
+    if len(tf.config.list_logical_devices("CPU")) < 2:
+        pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
+    workdir = _tiny_ingest(tmp_path / "work", count=40)
+    config = smoke.get_config()
+    config.train.strategy = "mirrored"
+    config.train.batch_size = 33
+    with pytest.raises(ValueError, match=r"train\.batch_size=33 \(global\) is not divisible by the 2 replicas"):
+        train.run_train(config, workdir)
+    assert not (workdir / "train").exists()

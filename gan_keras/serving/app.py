@@ -474,9 +474,11 @@ def run_server(model_base_path, model_name: str = "generator", *, host: str = "1
     import waitress
 
     flask_app = create_app(model_base_path, model_name, max_batch, poll_seconds)
-    logger.info("Serving %s from %s on http://%s:%d/v1/models/%s", model_name, model_base_path,
-                host, port, model_name)
     try:
-        waitress.serve(flask_app, host=host, port=port, threads=threads)
+        server = waitress.create_server(flask_app, host=host, port=port, threads=threads)
+        # The bound port: --port=0 asks the OS for a free one, which clients then read here.
+        logger.info("Serving %s from %s on http://%s:%s/v1/models/%s", model_name, model_base_path,
+                    host, server.effective_port, model_name)
+        server.run()
     finally:
         flask_app.config["REGISTRY"].stop()
