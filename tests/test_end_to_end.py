@@ -112,6 +112,15 @@ def test_run_prints_where_the_artifacts_are(smoke_workdir):
     assert (metrics["model"]["checkpoint"], metrics["model"]["checkpoint_step"]) == ("latest", 300)
     info = json.loads((smoke_workdir / "export" / "generator" / "1" / "assets.extra" / "model_info.json").read_text())
     assert (info["checkpoint"], info["checkpoint_step"]) == ("latest", 300)
+    # The controls are in every export of the smoke run, with the digits' class directions.
+    assert set(info["signatures"]) >= {"serving_default", "sample", "truncated_sample", "interpolate",
+                                       "project", "edit"}
+    directions = json.loads((smoke_workdir / "export" / "generator" / "1" / "assets.extra"
+                             / "directions.json").read_text())
+    assert directions[0]["name"] == "sefa_0" and {d["kind"] for d in directions} <= {"sefa", "class"}
+    metrics = json.loads((smoke_workdir / "evaluate" / "metrics.json").read_text())
+    assert [row["psi"] for row in metrics["controls"]["truncation"]["rows"]] == [1.0, 0.9, 0.8, 0.7, 0.5]
+    assert metrics["controls"]["projection"]["num_images"] > 0
 
 
 def test_saved_model_generates_in_a_process_that_does_not_import_the_project(smoke_workdir, tmp_path):
