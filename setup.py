@@ -15,7 +15,9 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=setuptools.find_packages(include=["pipeline", "pipeline.*", "gan_keras", "gan_keras.*", "configs"]),
+    packages=setuptools.find_packages(
+        include=["pipeline", "pipeline.*", "gan_keras", "gan_keras.*", "configs"]
+    ),
     # Reference scores (benchmarks.quality) that metrics.json places a model against.
     package_data={"gan_keras": ["reference_scores.json"]},
     install_requires=[
@@ -37,7 +39,13 @@ setuptools.setup(
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
         "gpu": [f"tensorflow[and-cuda]=={TF_VERSION}"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "requests>=2.31", "matplotlib>=3.8"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "ruff>=0.6",
+            "requests>=2.31",
+            "matplotlib>=3.8",
+        ],
         # benchmarks.quality's plot.
         "bench": ["matplotlib>=3.8"],
     },

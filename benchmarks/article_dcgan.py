@@ -33,34 +33,43 @@ def _conv_init():
 
 
 def _batch_norm():
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
-                                     gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+    return layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02)
+    )
 
 
 def build_generator() -> keras.Model:
     z = keras.Input((LATENT_DIM,))
     x = layers.Reshape((1, 1, LATENT_DIM))(z)
-    x = layers.Conv2DTranspose(256, 4, strides=1, padding="valid", use_bias=False,
-                               kernel_initializer=_conv_init())(x)
+    x = layers.Conv2DTranspose(
+        256, 4, strides=1, padding="valid", use_bias=False, kernel_initializer=_conv_init()
+    )(x)
     x = layers.ReLU()(_batch_norm()(x))
     for filters in (128, 64):
-        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=_conv_init())(x)
+        x = layers.Conv2DTranspose(
+            filters, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_conv_init()
+        )(x)
         x = layers.ReLU()(_batch_norm()(x))
-    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same", use_bias=False,
-                               kernel_initializer=_conv_init())(x)
+    x = layers.Conv2DTranspose(
+        1, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_conv_init()
+    )(x)
     return keras.Model(z, layers.Activation("tanh")(x), name="article_generator")
 
 
 def build_discriminator() -> keras.Model:
     images = keras.Input((32, 32, 1))
-    x = layers.Conv2D(64, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_conv_init())(images)
+    x = layers.Conv2D(
+        64, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_conv_init()
+    )(images)
     x = layers.LeakyReLU(0.2)(x)
     for filters in (128, 256):
-        x = layers.Conv2D(filters, 4, strides=2, padding="same", use_bias=False,
-                          kernel_initializer=_conv_init())(x)
+        x = layers.Conv2D(
+            filters, 4, strides=2, padding="same", use_bias=False, kernel_initializer=_conv_init()
+        )(x)
         x = layers.LeakyReLU(0.2)(_batch_norm()(x))
-    x = layers.Conv2D(1, 4, strides=1, padding="valid", use_bias=False, kernel_initializer=_conv_init())(x)
+    x = layers.Conv2D(
+        1, 4, strides=1, padding="valid", use_bias=False, kernel_initializer=_conv_init()
+    )(x)
     return keras.Model(images, layers.Flatten()(x), name="article_discriminator")
 
 
@@ -76,11 +85,18 @@ class ArticleDCGAN:
         self.g_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.d_opt = keras.optimizers.Adam(2e-4, beta_1=0.5)
         self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
-        padded = np.pad(train_images.astype(np.float32) / 127.5 - 1.0,
-                        ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)), constant_values=-1.0)
-        data = (tf.data.Dataset.from_tensor_slices(padded)
-                .shuffle(len(padded), seed=seed, reshuffle_each_iteration=True)
-                .batch(BATCH_SIZE, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE))
+        padded = np.pad(
+            train_images.astype(np.float32) / 127.5 - 1.0,
+            ((0, 0), (PAD, PAD), (PAD, PAD), (0, 0)),
+            constant_values=-1.0,
+        )
+        data = (
+            tf.data.Dataset.from_tensor_slices(padded)
+            .shuffle(len(padded), seed=seed, reshuffle_each_iteration=True)
+            .batch(BATCH_SIZE, drop_remainder=True)
+            .repeat()
+            .prefetch(tf.data.AUTOTUNE)
+        )
         self._iterator = iter(data)
         self._seed = seed
 
@@ -92,8 +108,9 @@ class ArticleDCGAN:
         with tf.GradientTape() as g_tape:
             fake = self.generator(z, training=True)
             with tf.GradientTape() as d_tape:
-                d_loss = (self.bce(ones, self.discriminator(real, training=True))
-                          + self.bce(zeros, self.discriminator(tf.stop_gradient(fake), training=True)))
+                d_loss = self.bce(ones, self.discriminator(real, training=True)) + self.bce(
+                    zeros, self.discriminator(tf.stop_gradient(fake), training=True)
+                )
             d_vars = self.discriminator.trainable_variables
             self.d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars, strict=True))
             g_loss = self.bce(ones, self.discriminator(fake, training=True))
@@ -111,7 +128,9 @@ class ArticleDCGAN:
     def samples(self, num: int, seed: int, batch_size: int = 500) -> np.ndarray:
         """uint8 [num, 28, 28, 1] in inference mode (BatchNorm moving statistics)."""
         z = tf.random.stateless_normal([num, LATENT_DIM], [seed, 1])
-        out = [self.generator(z[i:i + batch_size], training=False) for i in range(0, num, batch_size)]
+        out = [
+            self.generator(z[i : i + batch_size], training=False) for i in range(0, num, batch_size)
+        ]
         images = np.concatenate([o.numpy() for o in out])[:, PAD:-PAD, PAD:-PAD, :]
         return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 

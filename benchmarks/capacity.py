@@ -34,7 +34,9 @@ def _photo_jpegs(n, seed=0):
         top = rng.integers(0, photo.shape[0] - 375 + 1)
         left = rng.integers(0, photo.shape[1] - 500 + 1)
         buf = io.BytesIO()
-        Image.fromarray(photo[top:top + 375, left:left + 500]).save(buf, format="JPEG", quality=90)
+        Image.fromarray(photo[top : top + 375, left : left + 500]).save(
+            buf, format="JPEG", quality=90
+        )
         out.append(buf.getvalue())
     return out
 
@@ -63,7 +65,10 @@ def measure_training(resolution, steps, batch_size):
     config.data.resolution, config.data.channels = resolution, 3
     config.train.batch_size = batch_size
     model = train.build_gan(config, resolution=resolution, channels=3, num_classes=0)
-    batch = (tf.random.uniform([batch_size, resolution, resolution, 3], -1, 1), tf.zeros([batch_size], tf.int32))
+    batch = (
+        tf.random.uniform([batch_size, resolution, resolution, 3], -1, 1),
+        tf.zeros([batch_size], tf.int32),
+    )
     step = tf.function(model.train_step)
     step(batch)  # trace
     start = time.perf_counter()
@@ -84,27 +89,42 @@ def _human_bytes(n):
 def main(argv):
     del argv
     jpegs = _photo_jpegs(_IMAGES.value)
-    print(f"{len(jpegs)} source JPEGs of 375x500, mean {np.mean([len(j) for j in jpegs]) / 1000:.0f} KB")
+    print(
+        f"{len(jpegs)} source JPEGs of 375x500, mean "
+        f"{np.mean([len(j) for j in jpegs]) / 1000:.0f} KB"
+    )
     rows = []
     for resolution, batch in ((64, 64), (256, 16)):
         seconds, record_bytes = measure_ingest(resolution, jpegs)
         img_s = measure_training(resolution, _TRAIN_STEPS.value, batch)
         rows.append((resolution, seconds, record_bytes, img_s, batch))
     print()
-    print("| resolution | record size | ingest per image (1 worker) | train img/s per CPU replica (batch) |")
+    print(
+        "| resolution | record size | ingest per image (1 worker) | train img/s per CPU "
+        "replica (batch) |"
+    )
     print("|---|---|---|---|")
     for resolution, seconds, record_bytes, img_s, batch in rows:
-        print(f"| {resolution}x{resolution}x3 | {record_bytes / 1000:.1f} KB | {seconds * 1000:.2f} ms "
-              f"| {img_s:.1f} ({batch}) |")
+        print(
+            f"| {resolution}x{resolution}x3 | {record_bytes / 1000:.1f} KB | "
+            f"{seconds * 1000:.2f} ms "
+            f"| {img_s:.1f} ({batch}) |"
+        )
     print()
-    print("| dataset | resolution | TFRecords (PNG, before GZIP) | ingest, 1 worker | ingest, 100 workers "
-          "| one epoch on 1 CPU replica |")
+    print(
+        "| dataset | resolution | TFRecords (PNG, before GZIP) | ingest, 1 worker | ingest, "
+        "100 workers "
+        "| one epoch on 1 CPU replica |"
+    )
     print("|---|---|---|---|---|---|")
     for n in _SCALES:
         for resolution, seconds, record_bytes, img_s, _ in rows:
             hours = n * seconds / 3600
-            print(f"| {n:,} | {resolution}x{resolution} | {_human_bytes(n * record_bytes)} | {hours:,.1f} h "
-                  f"| {hours * 60 / 100:,.1f} min | {n / img_s / 3600:,.0f} h |")
+            print(
+                f"| {n:,} | {resolution}x{resolution} | {_human_bytes(n * record_bytes)} | "
+                f"{hours:,.1f} h "
+                f"| {hours * 60 / 100:,.1f} min | {n / img_s / 3600:,.0f} h |"
+            )
 
 
 if __name__ == "__main__":

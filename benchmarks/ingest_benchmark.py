@@ -23,7 +23,9 @@ from configs import default
 from gan_keras import records
 from pipeline import ingest, ingest_config, ingest_images, ingest_sources
 
-_SOURCE = flags.DEFINE_string("source", "idx:/usr/share/datasets/fashion-mnist", "data.source to ingest.")
+_SOURCE = flags.DEFINE_string(
+    "source", "idx:/usr/share/datasets/fashion-mnist", "data.source to ingest."
+)
 _RESOLUTION = flags.DEFINE_integer("resolution", 28, "data.resolution.")
 _CHANNELS = flags.DEFINE_integer("channels", 1, "data.channels.")
 _MODES = flags.DEFINE_list("modes", ["loop", "beam1", "beam2"], "Any of loop, beam1, beam2.")
@@ -40,7 +42,8 @@ def plain_loop(data_config, out_dir) -> int:
     # gzip level 6, as Beam's GZIP files.
     files = {
         (split, i): gzip.open(out_dir / records.shard_name(split, i, n), "wb", compresslevel=6)
-        for split, n in shards.items() for i in range(n)
+        for split, n in shards.items()
+        for i in range(n)
     }
     stats_fn = ingest.IngestStatsFn()
     acc = stats_fn.create_accumulator()
@@ -98,8 +101,12 @@ def main(argv):
                 records = _run(mode, config, out_dir)
                 seconds = time.perf_counter() - start
                 results.append((mode, seconds, records))
-                print(f"{mode:6s} run {repeat}: {records} records in {seconds:7.2f} s = {records / seconds:8.0f} images/s"
-                      f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)", flush=True)
+                print(
+                    f"{mode:6s} run {repeat}: {records} records in {seconds:7.2f} s = "
+                    f"{records / seconds:8.0f} images/s"
+                    f"  (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)",
+                    flush=True,
+                )
     finally:
         if not _OUT_DIR.value:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -107,7 +114,10 @@ def main(argv):
     for mode in _MODES.value:
         runs = [(s, n) for m, s, n in results if m == mode]
         best = min(runs)
-        print(f"{mode:6s} best {best[0]:7.2f} s  {best[1] / best[0]:8.0f} images/s  (runs: {', '.join(f'{s:.2f}' for s, _ in runs)})")
+        print(
+            f"{mode:6s} best {best[0]:7.2f} s  {best[1] / best[0]:8.0f} images/s  (runs: "
+            f"{', '.join(f'{s:.2f}' for s, _ in runs)})"
+        )
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Time-to-quality: how good a generator each recipe gives after a budget of seconds and of images.
 
-    python -m benchmarks.quality                                  # reference, previous default, default; 3 seeds
-    python -m benchmarks.quality --rows=article_dcgan,default --seeds=1 --seconds=120 --images=100000
+    python -m benchmarks.quality         # reference, previous default, default; 3 seeds
+    python -m benchmarks.quality --rows=article_dcgan,default --seeds=1 \
+        --seconds=120 --images=100000
     python -m benchmarks.quality --rows=default --candidate='wide:model.g_width=64,model.d_width=64'
 
 Every row trains on Fashion-MNIST (ingested once by the pipeline's own ingest
@@ -48,37 +49,65 @@ from configs import fashion_mnist
 from gan_keras import io_utils, reference_scores
 from pipeline import judge, runner, train
 
-_ROWS = flags.DEFINE_list("rows", ["article_dcgan", "previous_default", "default"],
-                          "Rows to run, in order: article_dcgan, previous_default, default, or candidate names.")
+_ROWS = flags.DEFINE_list(
+    "rows",
+    ["article_dcgan", "previous_default", "default"],
+    "Rows to run, in order: article_dcgan, previous_default, default, or candidate names.",
+)
 _CANDIDATE = flags.DEFINE_multi_string(
-    "candidate", [], "An extra row 'name:field=value,field=value' (overrides of configs/fashion_mnist.py).")
+    "candidate",
+    [],
+    "An extra row 'name:field=value,field=value' (overrides of configs/fashion_mnist.py).",
+)
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ...).")
-_ROW_SEEDS = flags.DEFINE_multi_string("row_seeds", [], "Seeds for one row, 'name:N' (overrides --seeds).")
-_ONLY_SEED = flags.DEFINE_integer("only_seed", None, "Run just this seed of each row (to spread seeds over "
-                                  "processes, e.g. one per core); the table then shows what is cached.")
+_ROW_SEEDS = flags.DEFINE_multi_string(
+    "row_seeds", [], "Seeds for one row, 'name:N' (overrides --seeds)."
+)
+_ONLY_SEED = flags.DEFINE_integer(
+    "only_seed",
+    None,
+    "Run just this seed of each row (to spread seeds over "
+    "processes, e.g. one per core); the table then shows what is cached.",
+)
 _SECONDS = flags.DEFINE_float("seconds", 300, "Training seconds every row gets (at least).")
 _IMAGES = flags.DEFINE_integer("images", 300_000, "Images every row sees (at least).")
-_SNAPSHOT_SECONDS = flags.DEFINE_float("snapshot_seconds", 30, "Score every this many training seconds.")
+_SNAPSHOT_SECONDS = flags.DEFINE_float(
+    "snapshot_seconds", 30, "Score every this many training seconds."
+)
 _SNAPSHOT_IMAGES = flags.DEFINE_integer("snapshot_images", 60_000, "And every this many images.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "Generated images per score.")
-_DATA = flags.DEFINE_string("data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX directory.")
+_DATA = flags.DEFINE_string(
+    "data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX directory."
+)
 _OUT_DIR = flags.DEFINE_string("out_dir", "runs/quality", "Cache, table and plot.")
-_JUDGE_MIN_ACCURACY = flags.DEFINE_float("judge_min_accuracy", 0.90,
-                                         "The judge must reach this test accuracy, or the run stops.")
+_JUDGE_MIN_ACCURACY = flags.DEFINE_float(
+    "judge_min_accuracy", 0.90, "The judge must reach this test accuracy, or the run stops."
+)
 _RERUN = flags.DEFINE_bool("rerun", False, "Ignore cached row results.")
 _RECORD_REFERENCE = flags.DEFINE_bool(
-    "record_reference", False,
-    "Write the article DCGAN's FD at --images into gan_keras/reference_scores.json (replacing the entry "
-    "for the same judge, sample count and images), where the evaluate stage finds it.")
+    "record_reference",
+    False,
+    "Write the article DCGAN's FD at --images into gan_keras/reference_scores.json (replacing "
+    "the entry "
+    "for the same judge, sample count and images), where the evaluate stage finds it.",
+)
 
 # The demo config as it was before this benchmark (configs/fashion_mnist.py at
 # commit 0b5684b): 28x28 DCGAN, widths 32, latent 64. Its EMA was a fixed
 # 0.999 decay; its half-life in images at batch 64 is 64 * ln(0.5) / ln(0.999).
 PREVIOUS_DEFAULT = {
-    "model.network_resolution": 0, "model.latent_dim": 64, "model.g_width": 32, "model.d_width": 32,
-    "model.batch_norm_momentum": 0.99, "train.batch_size": 64,
-    "train.g_learning_rate": 2e-4, "train.d_learning_rate": 2e-4, "train.beta_1": 0.5, "train.beta_2": 0.999,
-    "train.ema_half_life_images": 44_339.0, "train.ema_rampup": 0.0,
+    "model.network_resolution": 0,
+    "model.latent_dim": 64,
+    "model.g_width": 32,
+    "model.d_width": 32,
+    "model.batch_norm_momentum": 0.99,
+    "train.batch_size": 64,
+    "train.g_learning_rate": 2e-4,
+    "train.d_learning_rate": 2e-4,
+    "train.beta_1": 0.5,
+    "train.beta_2": 0.999,
+    "train.ema_half_life_images": 44_339.0,
+    "train.ema_rampup": 0.0,
 }
 
 # Recipes tried while choosing the default (overrides of configs/fashion_mnist.py).
@@ -123,7 +152,9 @@ def _parse_value(value: str):
 def known_rows(extra: list[str]) -> dict[str, Row]:
     rows = {
         "article_dcgan": Row("article_dcgan", "the article's DCGAN (reference)", None),
-        "previous_default": Row("previous_default", "the demo config before this benchmark", PREVIOUS_DEFAULT),
+        "previous_default": Row(
+            "previous_default", "the demo config before this benchmark", PREVIOUS_DEFAULT
+        ),
         "default": Row("default", "configs/fashion_mnist.py", {}),
     }
     for name, overrides in CANDIDATES.items():
@@ -148,6 +179,7 @@ def row_config(row: Row, seed: int, data_dir: str):
 
 # --------------------------------------------------------------------------- contestants
 
+
 class ProjectContestant:
     """A config trained through the train stage's own code path."""
 
@@ -156,10 +188,16 @@ class ProjectContestant:
         self.strategy = train.make_strategy(config.train.strategy)
         self.images_per_step = config.train.batch_size
         with self.strategy.scope():
-            self.model = train.build_gan(config, resolution=config.data.resolution,
-                                         channels=config.data.channels, num_classes=0)
+            self.model = train.build_gan(
+                config,
+                resolution=config.data.resolution,
+                channels=config.data.channels,
+                num_classes=0,
+            )
         self.iterator = iter(train.make_distributed_dataset(config, self.strategy, ingest_dir))
-        self.run_steps = train.make_train_steps(self.strategy, self.model, jit_compile=config.train.jit_compile)
+        self.run_steps = train.make_train_steps(
+            self.strategy, self.model, jit_compile=config.train.jit_compile
+        )
         self.latent_dim = config.model.latent_dim
 
     def train(self, num_steps: int) -> None:
@@ -169,7 +207,10 @@ class ProjectContestant:
 
     def _sample(self, generator, num, seed, batch_size=500):
         z = tf.random.stateless_normal([num, self.latent_dim], [seed, 1])
-        out = [generator(z[i:i + batch_size], training=False).numpy() for i in range(0, num, batch_size)]
+        out = [
+            generator(z[i : i + batch_size], training=False).numpy()
+            for i in range(0, num, batch_size)
+        ]
         return np.clip(np.round((np.concatenate(out) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
     def samples(self, num, seed):
@@ -188,7 +229,7 @@ def benchmark_config(data_dir: str):
 
 
 def prepare_data(out_dir: pathlib.Path, data_dir: str) -> pathlib.Path:
-    """A pipeline workdir with Fashion-MNIST through the pipeline's ingest stage (cached like any run)."""
+    """A workdir with Fashion-MNIST through the pipeline's ingest stage (cached like any run)."""
     workdir = out_dir / "data"
     runner.Runner(benchmark_config(data_dir), workdir).run(["ingest"])
     return workdir
@@ -203,8 +244,11 @@ class Judge:
         self.real = judge.read_real_data(config, workdir)
         self.classifier = judge.load_judge(config, workdir, self.real)
         if self.classifier.eval_accuracy < min_accuracy:
-            raise SystemExit(f"the judge reached {self.classifier.eval_accuracy:.4f} test accuracy, below the "
-                             f"required {min_accuracy}; raise evaluate.classifier_epochs in configs/fashion_mnist.py")
+            raise SystemExit(
+                f"the judge reached {self.classifier.eval_accuracy:.4f} test accuracy, below the "
+                f"required {min_accuracy}; raise evaluate.classifier_epochs in "
+                "configs/fashion_mnist.py"
+            )
         self.scorer = judge.JudgeScorer(config, self.classifier, self.real.eval_images)
 
     def fd(self, images) -> float:
@@ -217,11 +261,14 @@ class Judge:
             "judge_fingerprint": self.classifier.fingerprint,
             "judge_test_accuracy": self.classifier.eval_accuracy,
             "real_floor": self.fd(train_images[rng.permutation(len(train_images))[:num_samples]]),
-            "noise_ceiling": self.fd(rng.integers(0, 256, (num_samples, *train_images.shape[1:]), dtype=np.uint8)),
+            "noise_ceiling": self.fd(
+                rng.integers(0, 256, (num_samples, *train_images.shape[1:]), dtype=np.uint8)
+            ),
         }
 
 
 # --------------------------------------------------------------------------- one row, one seed
+
 
 def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
     """Trains until both budgets are spent; returns the snapshots."""
@@ -241,12 +288,22 @@ def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
         done = train_seconds >= seconds_budget and images >= images_budget
         due = train_seconds >= next_s or images >= next_img or done
         if due and images > 0:
-            shot = {"seconds": round(train_seconds, 2), "images": images,
-                    "fd": judge.fd(contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed)),
-                    "fd_raw": judge.fd(contestant.raw_samples(_NUM_SAMPLES.value, seed=1000 + seed))}
+            shot = {
+                "seconds": round(train_seconds, 2),
+                "images": images,
+                "fd": judge.fd(contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed)),
+                "fd_raw": judge.fd(contestant.raw_samples(_NUM_SAMPLES.value, seed=1000 + seed)),
+            }
             snapshots.append(shot)
-            logging.info("%s seed %d: %.0f s, %d images: FD %.2f (raw %.2f)", row.name, seed,
-                         shot["seconds"], images, shot["fd"], shot["fd_raw"])
+            logging.info(
+                "%s seed %d: %.0f s, %d images: FD %.2f (raw %.2f)",
+                row.name,
+                seed,
+                shot["seconds"],
+                images,
+                shot["fd"],
+                shot["fd_raw"],
+            )
             while next_s <= train_seconds:
                 next_s += every_s
             while next_img <= images:
@@ -259,11 +316,16 @@ def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
         contestant.train(steps)
         train_seconds += time.perf_counter() - t0
         images += steps * batch
-    return {"row": row.spec(), "seed": seed, "snapshots": snapshots,
-            "images_per_second": images / train_seconds}
+    return {
+        "row": row.spec(),
+        "seed": seed,
+        "snapshots": snapshots,
+        "images_per_second": images / train_seconds,
+    }
 
 
 # --------------------------------------------------------------------------- summaries
+
 
 def at_seconds(snapshots, seconds) -> dict:
     """The last snapshot within `seconds` of training."""
@@ -298,17 +360,25 @@ def _fmt(values, digits=2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
-def summarize(results: dict[str, list[dict]], references: dict, seconds: float, images: int) -> tuple[str, dict]:
+def summarize(
+    results: dict[str, list[dict]], references: dict, seconds: float, images: int
+) -> tuple[str, dict]:
     ref_runs = results.get("article_dcgan", [])
-    ref_fd_images = _mean_std([at_images(r["snapshots"], images)["fd"] for r in ref_runs])[0] if ref_runs else None
+    ref_fd_images = (
+        _mean_std([at_images(r["snapshots"], images)["fd"] for r in ref_runs])[0]
+        if ref_runs
+        else None
+    )
     ref_rate = _mean_std([r["images_per_second"] for r in ref_runs])[0] if ref_runs else None
     lines = [
         f"Judge: domain classifier, test accuracy {references['judge_test_accuracy']:.4f}; "
         f"FD on {_NUM_SAMPLES.value} samples vs the 10,000 test images. Real floor (train subset): "
         f"{references['real_floor']:.2f}; uniform noise: {references['noise_ceiling']:.1f}.",
         "",
-        f"| row | seeds | img/s | × ref speed | FD @ {seconds:.0f} s (export) | raw G @ {seconds:.0f} s "
-        f"| FD @ {images // 1000}k images | raw G @ {images // 1000}k | s to ref's FD @ {images // 1000}k |",
+        f"| row | seeds | img/s | × ref speed | FD @ {seconds:.0f} s (export) | raw G @ "
+        f"{seconds:.0f} s "
+        f"| FD @ {images // 1000}k images | raw G @ {images // 1000}k | s to ref's FD @ "
+        f"{images // 1000}k |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     summary = {"references": references, "reference_fd_at_images": ref_fd_images, "rows": {}}
@@ -320,31 +390,59 @@ def summarize(results: dict[str, list[dict]], references: dict, seconds: float, 
         fd_i = [(at_images(r["snapshots"], images) or {}).get("fd") for r in runs]
         raw_i = [(at_images(r["snapshots"], images) or {}).get("fd_raw") for r in runs]
         rate = [r["images_per_second"] for r in runs]
-        reach = ([seconds_to_reach(r["snapshots"], ref_fd_images) for r in runs]
-                 if ref_fd_images is not None else [])
+        reach = (
+            [seconds_to_reach(r["snapshots"], ref_fd_images) for r in runs]
+            if ref_fd_images is not None
+            else []
+        )
         speed = f"{_mean_std(rate)[0] / ref_rate:.2f}" if ref_rate else "–"
-        reach_text = (_fmt(reach, 0) if reach and None not in reach
-                      else f"not in {sum(x is not None for x in reach)}/{len(reach)}" if reach else "–")
-        lines.append(f"| {name} | {len(runs)} | {_mean_std(rate)[0]:.0f} | {speed} | {_fmt(fd_s)} | {_fmt(raw_s)} "
-                     f"| {_fmt(fd_i)} | {_fmt(raw_i)} | {reach_text} |")
+        reach_text = (
+            _fmt(reach, 0)
+            if reach and None not in reach
+            else f"not in {sum(x is not None for x in reach)}/{len(reach)}"
+            if reach
+            else "–"
+        )
+        lines.append(
+            f"| {name} | {len(runs)} | {_mean_std(rate)[0]:.0f} | {speed} | {_fmt(fd_s)} | "
+            f"{_fmt(raw_s)} "
+            f"| {_fmt(fd_i)} | {_fmt(raw_i)} | {reach_text} |"
+        )
         summary["rows"][name] = {
-            "fd_at_seconds": _mean_std(fd_s), "fd_raw_at_seconds": _mean_std(raw_s),
-            "fd_at_images": _mean_std(fd_i), "fd_raw_at_images": _mean_std(raw_i),
-            "images_per_second": _mean_std(rate), "seeds": len(runs)}
+            "fd_at_seconds": _mean_std(fd_s),
+            "fd_raw_at_seconds": _mean_std(raw_s),
+            "fd_at_images": _mean_std(fd_i),
+            "fd_raw_at_images": _mean_std(raw_i),
+            "images_per_second": _mean_std(rate),
+            "seeds": len(runs),
+        }
     if ref_fd_images is not None and "default" in summary["rows"]:
         d = summary["rows"]["default"]
         checks = [
-            (f"default FD @ {seconds:.0f} s <= article DCGAN FD @ {images // 1000}k images",
-             d["fd_at_seconds"][0], ref_fd_images),
-            (f"default FD @ {images // 1000}k images <= {EQUAL_IMAGES_TARGET} x article DCGAN's",
-             d["fd_at_images"][0], EQUAL_IMAGES_TARGET * ref_fd_images),
-            ("default: exported (EMA) generator no worse than raw G", d["fd_at_seconds"][0],
-             d["fd_raw_at_seconds"][0]),
+            (
+                f"default FD @ {seconds:.0f} s <= article DCGAN FD @ {images // 1000}k images",
+                d["fd_at_seconds"][0],
+                ref_fd_images,
+            ),
+            (
+                f"default FD @ {images // 1000}k images <= {EQUAL_IMAGES_TARGET} x article DCGAN's",
+                d["fd_at_images"][0],
+                EQUAL_IMAGES_TARGET * ref_fd_images,
+            ),
+            (
+                "default: exported (EMA) generator no worse than raw G",
+                d["fd_at_seconds"][0],
+                d["fd_raw_at_seconds"][0],
+            ),
         ]
         lines.append("")
         for text, value, bound in checks:
-            lines.append(f"- {'MET' if value <= bound else 'NOT MET'}: {text} ({value:.2f} vs {bound:.2f})")
-        summary["targets"] = [{"target": t, "value": v, "bound": b, "met": v <= b} for t, v, b in checks]
+            lines.append(
+                f"- {'MET' if value <= bound else 'NOT MET'}: {text} ({value:.2f} vs {bound:.2f})"
+            )
+        summary["targets"] = [
+            {"target": t, "value": v, "bound": b, "met": v <= b} for t, v, b in checks
+        ]
     return "\n".join(lines), summary
 
 
@@ -359,8 +457,13 @@ def plot(results, path, seconds):
         color = f"C{i % 10}"
         for j, r in enumerate(runs):
             xs = [s["seconds"] for s in r["snapshots"]]
-            ax.plot(xs, [s["fd"] for s in r["snapshots"]], color=color, alpha=0.8,
-                    label=name if j == 0 else None)
+            ax.plot(
+                xs,
+                [s["fd"] for s in r["snapshots"]],
+                color=color,
+                alpha=0.8,
+                label=name if j == 0 else None,
+            )
     ax.axvline(seconds, color="gray", linestyle=":", linewidth=1)
     ax.set_yscale("log")
     ax.set_xlabel("training seconds (this machine)")
@@ -374,29 +477,46 @@ def plot(results, path, seconds):
 
 
 def record_reference(runs: list[dict], references: dict) -> None:
-    """The article DCGAN's FD at the images budget, for the evaluate stage to place models against."""
+    """The article DCGAN's FD at the images budget: evaluate places models against it."""
     values = [(at_images(r["snapshots"], _IMAGES.value) or {}).get("fd") for r in runs]
     values = [v for v in values if v is not None]
     if not values:
-        raise SystemExit("--record_reference needs the article_dcgan row with snapshots at --images")
+        raise SystemExit(
+            "--record_reference needs the article_dcgan row with snapshots at --images"
+        )
     mean, std = _mean_std(values)
     entry = {
-        "judge_fingerprint": references["judge_fingerprint"], "num_samples": _NUM_SAMPLES.value,
-        "name": "article DCGAN", "images": _IMAGES.value, "frechet_distance": round(mean, 3),
-        "frechet_distance_std": round(std, 3), "seeds": len(values),
+        "judge_fingerprint": references["judge_fingerprint"],
+        "num_samples": _NUM_SAMPLES.value,
+        "name": "article DCGAN",
+        "images": _IMAGES.value,
+        "frechet_distance": round(mean, 3),
+        "frechet_distance_std": round(std, 3),
+        "seeds": len(values),
         "command": f"python -m benchmarks.quality --rows=article_dcgan --seeds={len(values)} "
-                   f"--images={_IMAGES.value} --num_samples={_NUM_SAMPLES.value} --record_reference",
+        f"--images={_IMAGES.value} --num_samples={_NUM_SAMPLES.value} --record_reference",
     }
     path = pathlib.Path(reference_scores.__file__).with_name(reference_scores.REFERENCE_FILE)
-    entries = [e for e in reference_scores.load(path)
-               if (e["judge_fingerprint"], e["num_samples"], e["name"], e.get("images")) !=
-               (entry["judge_fingerprint"], entry["num_samples"], entry["name"], entry["images"])]
+    entries = [
+        e
+        for e in reference_scores.load(path)
+        if (e["judge_fingerprint"], e["num_samples"], e["name"], e.get("images"))
+        != (entry["judge_fingerprint"], entry["num_samples"], entry["name"], entry["images"])
+    ]
     io_utils.atomic_write_text(path, json.dumps([*entries, entry], indent=2) + "\n")
     print(f"Recorded {entry['name']} FD {mean:.2f} ± {std:.2f} at {_IMAGES.value} images in {path}")
 
 
-_LOOP_FIELDS = ("steps", "checkpoint_every", "keep_checkpoints", "sample_every", "log_every",
-                "num_sample_images", "eval_every", "eval_num_samples")
+_LOOP_FIELDS = (
+    "steps",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "sample_every",
+    "log_every",
+    "num_sample_images",
+    "eval_every",
+    "eval_num_samples",
+)
 
 
 def _cache_key(row: Row, seed: int) -> str:
@@ -408,11 +528,19 @@ def _cache_key(row: Row, seed: int) -> str:
     else:
         config = row_config(row, seed, _DATA.value)
         trained = {section: config[section].to_dict() for section in ("data", "model", "train")}
-        for field in _LOOP_FIELDS:  # the benchmark's budgets replace the train stage's loop settings
+        for (
+            field
+        ) in _LOOP_FIELDS:  # the benchmark's budgets replace the train stage's loop settings
             trained["train"].pop(field, None)
-    spec = {"trained": trained, "seed": seed, "seconds": _SECONDS.value, "images": _IMAGES.value,
-            "snapshot_seconds": _SNAPSHOT_SECONDS.value, "snapshot_images": _SNAPSHOT_IMAGES.value,
-            "num_samples": _NUM_SAMPLES.value}
+    spec = {
+        "trained": trained,
+        "seed": seed,
+        "seconds": _SECONDS.value,
+        "images": _IMAGES.value,
+        "snapshot_seconds": _SNAPSHOT_SECONDS.value,
+        "snapshot_images": _SNAPSHOT_IMAGES.value,
+        "num_samples": _NUM_SAMPLES.value,
+    }
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -451,7 +579,10 @@ def main(argv):
     plot(results, out_dir / "quality.png", _SECONDS.value)
     if _RECORD_REFERENCE.value:
         record_reference(results.get("article_dcgan", []), references)
-    print(f"\nWrote {out_dir / 'quality.md'}, {out_dir / 'quality.json'} and {out_dir / 'quality.png'}")
+    print(
+        f"\nWrote {out_dir / 'quality.md'}, {out_dir / 'quality.json'} and "
+        f"{out_dir / 'quality.png'}"
+    )
 
 
 if __name__ == "__main__":

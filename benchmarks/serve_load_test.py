@@ -33,8 +33,12 @@ flags.DEFINE_string("model_base_path", None, "Export to serve (default: export a
 flags.DEFINE_integer("client_threads", 8, "Concurrent client threads.")
 flags.DEFINE_float("seconds", 10.0, "How long to send requests (bounded: at most 120).")
 flags.DEFINE_integer("batch", 8, "Images per request.")
-flags.DEFINE_enum("signature", "serving_default", ["serving_default", "sample"],
-                  "serving_default sends z (row format); sample sends num_samples/seed.")
+flags.DEFINE_enum(
+    "signature",
+    "serving_default",
+    ["serving_default", "sample"],
+    "serving_default sends z (row format); sample sends num_samples/seed.",
+)
 flags.DEFINE_integer("server_threads", 4, "waitress worker threads in the server.")
 
 
@@ -73,8 +77,9 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> dic
     raise TimeoutError(f"server at {url} not ready after {timeout}s")
 
 
-def run_load(url: str, body: bytes, client_threads: int, seconds: float,
-             expect_prefix: bytes) -> dict:
+def run_load(
+    url: str, body: bytes, client_threads: int, seconds: float, expect_prefix: bytes
+) -> dict:
     latencies: list[list[float]] = [[] for _ in range(client_threads)]
     errors: list[list[str]] = [[] for _ in range(client_threads)]
     start_barrier = threading.Barrier(client_threads + 1)
@@ -137,15 +142,18 @@ def main(argv):
         if base is None:
             base = os.path.join(tmp, "generator")
             gan_export.export_generator(_demo_generator(), base, latent_dim=100)
-        info_path = export_layout.asset_path(export_layout.version_dir(base), export_layout.MODEL_INFO_ASSET)
+        info_path = export_layout.asset_path(
+            export_layout.version_dir(base), export_layout.MODEL_INFO_ASSET
+        )
         info = json.loads(info_path.read_text())
 
         if FLAGS.signature == "serving_default":
             rng = np.random.default_rng(0)
             z = rng.standard_normal((FLAGS.batch, info["latent_dim"])).astype(np.float32)
             if info["num_classes"]:
-                instances = [{"z": v, "label": i % info["num_classes"]}
-                             for i, v in enumerate(z.tolist())]
+                instances = [
+                    {"z": v, "label": i % info["num_classes"]} for i, v in enumerate(z.tolist())
+                ]
             else:
                 instances = z.tolist()
             body = json.dumps({"instances": instances}).encode()
@@ -156,11 +164,22 @@ def main(argv):
             body = json.dumps({"signature_name": "sample", "inputs": inputs}).encode()
 
         port = _free_port()
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-                   PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        cmd = [sys.executable, "-m", "gan_keras.serve", f"--model_base_path={base}",
-               "--model_name=generator", "--host=127.0.0.1", f"--port={port}",
-               f"--threads={FLAGS.server_threads}", f"--max_batch={max(256, FLAGS.batch)}"]
+        env = dict(
+            os.environ,
+            TF_CPP_MIN_LOG_LEVEL="2",
+            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "gan_keras.serve",
+            f"--model_base_path={base}",
+            "--model_name=generator",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--threads={FLAGS.server_threads}",
+            f"--max_batch={max(256, FLAGS.batch)}",
+        ]
         log_path = pathlib.Path(tmp, "server.log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -172,12 +191,18 @@ def main(argv):
             first.raise_for_status()
             key = "predictions" if FLAGS.signature == "serving_default" else "outputs"
             payload = first.json()[key]
-            images = [row["images"] for row in payload] if key == "predictions" \
-                else payload["images"]
+            images = (
+                [row["images"] for row in payload] if key == "predictions" else payload["images"]
+            )
             if np.array(images).shape != (FLAGS.batch, *info["image_shape"]):
                 raise AssertionError(f"unexpected images shape {np.array(images).shape}")
-            result = run_load(url + ":predict", body, FLAGS.client_threads, seconds,
-                              expect_prefix=f'{{"{key}":'.encode())
+            result = run_load(
+                url + ":predict",
+                body,
+                FLAGS.client_threads,
+                seconds,
+                expect_prefix=f'{{"{key}":'.encode(),
+            )
         finally:
             proc.terminate()
             try:
@@ -187,17 +212,24 @@ def main(argv):
         if result["errors"]:
             print(log_path.read_text()[-3000:], file=sys.stderr)
 
-    result.update({
-        "signature": FLAGS.signature, "batch": FLAGS.batch,
-        "images_per_s": round(result["requests_per_s"] * FLAGS.batch, 1),
-        "client_threads": FLAGS.client_threads, "server_threads": FLAGS.server_threads,
-        "model": info, "served_version": status["model_version_status"][0]["version"],
-    })
-    print(f"{result['requests']} requests in {result['elapsed_s']} s with "
-          f"{FLAGS.client_threads} client threads ({FLAGS.signature}, batch {FLAGS.batch}): "
-          f"{result['requests_per_s']} req/s, {result['images_per_s']} images/s, "
-          f"p50 {result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
-          f"errors {result['errors']}")
+    result.update(
+        {
+            "signature": FLAGS.signature,
+            "batch": FLAGS.batch,
+            "images_per_s": round(result["requests_per_s"] * FLAGS.batch, 1),
+            "client_threads": FLAGS.client_threads,
+            "server_threads": FLAGS.server_threads,
+            "model": info,
+            "served_version": status["model_version_status"][0]["version"],
+        }
+    )
+    print(
+        f"{result['requests']} requests in {result['elapsed_s']} s with "
+        f"{FLAGS.client_threads} client threads ({FLAGS.signature}, batch {FLAGS.batch}): "
+        f"{result['requests_per_s']} req/s, {result['images_per_s']} images/s, "
+        f"p50 {result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
+        f"errors {result['errors']}"
+    )
     print(json.dumps(result, indent=2))
     if result["errors"]:
         sys.exit(1)

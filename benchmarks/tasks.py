@@ -29,14 +29,20 @@ from absl import app, flags, logging
 from configs import fashion_mnist_edges, fashion_mnist_inpaint, fashion_mnist_sr
 from pipeline import runner
 
-CONFIGS = {"super_resolution": fashion_mnist_sr, "inpainting": fashion_mnist_inpaint,
-           "translation": fashion_mnist_edges}
+CONFIGS = {
+    "super_resolution": fashion_mnist_sr,
+    "inpainting": fashion_mnist_inpaint,
+    "translation": fashion_mnist_edges,
+}
 
 _TASKS = flags.DEFINE_list("tasks", list(CONFIGS), f"Tasks to run, of {', '.join(CONFIGS)}.")
 _SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per task (0, 1, ...).")
 _STEPS = flags.DEFINE_integer("steps", None, "Training steps (default: the task config's).")
-_DATA = flags.DEFINE_string("data_dir", "/usr/share/datasets/fashion-mnist",
-                            "Fashion-MNIST IDX files (Debian's dataset-fashion-mnist).")
+_DATA = flags.DEFINE_string(
+    "data_dir",
+    "/usr/share/datasets/fashion-mnist",
+    "Fashion-MNIST IDX files (Debian's dataset-fashion-mnist).",
+)
 _OUT_DIR = flags.DEFINE_string("out_dir", "runs/tasks", "Where workdirs and the table go.")
 
 
@@ -82,39 +88,72 @@ def targets(task: str, runs: list[dict]) -> list[tuple[str, bool]]:
 
     checks = []
     if task == "super_resolution":
-        checks.append(("L1-only PSNR >= bicubic + 2 dB",
-                       m("l1_reference", "psnr") >= m("bicubic_upsample", "psnr") + 2))
+        checks.append(
+            (
+                "L1-only PSNR >= bicubic + 2 dB",
+                m("l1_reference", "psnr") >= m("bicubic_upsample", "psnr") + 2,
+            )
+        )
     if task == "inpainting":
-        checks.append(("GAN hole PSNR > harmonic fill's",
-                       m("model", "hole_psnr") > m("classical_fill", "hole_psnr")))
-    checks.append(("GAN FD <= 0.5 x L1-only FD",
-                   m("model", "frechet_distance") <= 0.5 * m("l1_reference", "frechet_distance")))
+        checks.append(
+            (
+                "GAN hole PSNR > harmonic fill's",
+                m("model", "hole_psnr") > m("classical_fill", "hole_psnr"),
+            )
+        )
+    checks.append(
+        (
+            "GAN FD <= 0.5 x L1-only FD",
+            m("model", "frechet_distance") <= 0.5 * m("l1_reference", "frechet_distance"),
+        )
+    )
     if task == "super_resolution":
-        checks.append(("GAN PSNR within 1.5 dB of L1-only",
-                       m("model", "psnr") >= m("l1_reference", "psnr") - 1.5))
+        checks.append(
+            (
+                "GAN PSNR within 1.5 dB of L1-only",
+                m("model", "psnr") >= m("l1_reference", "psnr") - 1.5,
+            )
+        )
     if task == "translation":
         real = _mean([r["references"]["real_floor"].get("classifier_accuracy") for r in runs])[0]
-        checks.append(("judge accuracy on GAN outputs within 10 points of real",
-                       m("model", "classifier_accuracy") >= real - 0.10))
+        checks.append(
+            (
+                "judge accuracy on GAN outputs within 10 points of real",
+                m("model", "classifier_accuracy") >= real - 0.10,
+            )
+        )
     return checks
 
 
 def table(results: dict) -> str:
-    lines = ["| task | method | PSNR (dB) | SSIM | L1 | FD | hole PSNR (dB) | judge accuracy |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | method | PSNR (dB) | SSIM | L1 | FD | hole PSNR (dB) | judge accuracy |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     verdicts = []
     for task, runs in results.items():
         for method in runs[0]["methods"]:
-            cells = [_cell([r["methods"][method].get(k) for r in runs])
-                     for k in ("psnr", "ssim", "l1", "frechet_distance", "hole_psnr",
-                               "classifier_accuracy")]
+            cells = [
+                _cell([r["methods"][method].get(k) for r in runs])
+                for k in (
+                    "psnr",
+                    "ssim",
+                    "l1",
+                    "frechet_distance",
+                    "hole_psnr",
+                    "classifier_accuracy",
+                )
+            ]
             lines.append(f"| {task} | {method} | " + " | ".join(cells) + " |")
         floor = [r["references"]["real_floor"] for r in runs]
-        lines.append(f"| {task} | real-data floor | | | | "
-                     f"{_cell([f['frechet_distance'] for f in floor])} | | "
-                     f"{_cell([f.get('classifier_accuracy') for f in floor])} |")
-        verdicts += [f"- {task}: {name}: {'MET' if ok else 'NOT met'}"
-                     for name, ok in targets(task, runs)]
+        lines.append(
+            f"| {task} | real-data floor | | | | "
+            f"{_cell([f['frechet_distance'] for f in floor])} | | "
+            f"{_cell([f.get('classifier_accuracy') for f in floor])} |"
+        )
+        verdicts += [
+            f"- {task}: {name}: {'MET' if ok else 'NOT met'}" for name, ok in targets(task, runs)
+        ]
     seeds = {task: len(runs) for task, runs in results.items()}
     return "\n".join(lines + ["", f"Seeds per task: {seeds}.", ""] + verdicts) + "\n"
 

@@ -10,8 +10,9 @@ def get_config():
     config.data.resolution = 28
     config.data.channels = 1
     # IDX files carry no class names.
-    config.data.label_names = ("T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,"
-                               "Bag,Ankle boot")
+    config.data.label_names = (
+        "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
+    )
     # Chosen with `python -m benchmarks.quality` (README, "Time to quality"):
     # the article's 32x32 DCGAN geometry (one more layer per network than
     # 7 -> 14 -> 28) at half its widths, 8x the article's learning rate, and

@@ -83,7 +83,8 @@ def interpolation_weights(steps) -> tf.Tensor:
     """[steps] float32 from exactly 0 to exactly 1; steps >= 2."""
     steps = tf.convert_to_tensor(steps, tf.int32)
     check = tf.debugging.assert_greater_equal(
-        steps, 2, message="interpolation steps must be >= 2 (the two end points)")
+        steps, 2, message="interpolation steps must be >= 2 (the two end points)"
+    )
     with tf.control_dependencies([check]):
         # i / (steps - 1) is exact at both ends, unlike an accumulated linspace.
         return tf.cast(tf.range(steps), tf.float32) / tf.cast(steps - 1, tf.float32)
@@ -125,9 +126,19 @@ def slerp(z_a: tf.Tensor, z_b: tf.Tensor, steps) -> tf.Tensor:
 # --- projection -----------------------------------------------------------------
 
 
-def project(generator_fn, images_float: tf.Tensor, steps, *, latent_dim: int, label=None,
-            num_restarts: int = PROJECT_RESTARTS, learning_rate: float = PROJECT_LEARNING_RATE,
-            seed: int = 0, feature_fn=None, feature_weight: float = 1.0) -> dict:
+def project(
+    generator_fn,
+    images_float: tf.Tensor,
+    steps,
+    *,
+    latent_dim: int,
+    label=None,
+    num_restarts: int = PROJECT_RESTARTS,
+    learning_rate: float = PROJECT_LEARNING_RATE,
+    seed: int = 0,
+    feature_fn=None,
+    feature_weight: float = 1.0,
+) -> dict:
     """Finds latents whose generated images match `images_float` ([N, H, W, C] in [-1, 1]).
 
     `generator_fn(z, label)` (label None when unconditional) returns float
@@ -151,14 +162,18 @@ def project(generator_fn, images_float: tf.Tensor, steps, *, latent_dim: int, la
     num_images = tf.shape(target)[0]
 
     # Restart r of image i is row r * N + i.
-    starts = tf.concat([
-        tf.zeros([1, latent_dim], tf.float32),
-        tf.random.stateless_normal([num_restarts - 1, latent_dim], seed=[seed, 2]),
-    ], axis=0)
+    starts = tf.concat(
+        [
+            tf.zeros([1, latent_dim], tf.float32),
+            tf.random.stateless_normal([num_restarts - 1, latent_dim], seed=[seed, 2]),
+        ],
+        axis=0,
+    )
     z0 = tf.repeat(starts, num_images, axis=0)
     targets = tf.tile(target, [num_restarts, 1, 1, 1])
-    labels = None if label is None else tf.tile(tf.convert_to_tensor(label, tf.int32),
-                                                [num_restarts])
+    labels = (
+        None if label is None else tf.tile(tf.convert_to_tensor(label, tf.int32), [num_restarts])
+    )
     target_features = None if feature_fn is None else feature_fn(targets)
 
     def losses(z):
@@ -191,10 +206,12 @@ def project(generator_fn, images_float: tf.Tensor, steps, *, latent_dim: int, la
     with tf.control_dependencies([steps_check]):
         zeros = tf.zeros_like(z0)
         _, z, _, _ = tf.while_loop(
-            lambda i, *_: i < steps, body, [tf.constant(0, tf.int32), z0, zeros, zeros])
+            lambda i, *_: i < steps, body, [tf.constant(0, tf.int32), z0, zeros, zeros]
+        )
     per_image, images = losses(z)
-    best = tf.argmin(tf.reshape(per_image, [num_restarts, num_images]), axis=0,
-                     output_type=tf.int32)
+    best = tf.argmin(
+        tf.reshape(per_image, [num_restarts, num_images]), axis=0, output_type=tf.int32
+    )
     rows = best * num_images + tf.range(num_images)
     reconstructions = tf.gather(images, rows)
     return {
@@ -215,8 +232,9 @@ def edit(z: tf.Tensor, directions: tf.Tensor, direction_index, strength) -> tf.T
     count = tf.shape(directions)[0]
     checks = [
         tf.debugging.assert_non_negative(index, message="direction must be >= 0"),
-        tf.debugging.assert_less(index, count, message="direction index out of range: must be < "
-                                                       "the number of directions"),
+        tf.debugging.assert_less(
+            index, count, message="direction index out of range: must be < the number of directions"
+        ),
     ]
     with tf.control_dependencies(checks):
         return z + tf.cast(strength, tf.float32) * tf.gather(directions, index)
@@ -231,8 +249,9 @@ def first_layer_z_weight(generator: keras.Model, latent_dim: int) -> np.ndarray 
     are then the map from z. None for other wirings.
     """
     z_input = generator.inputs[0]
-    dense = next((layer for layer in generator.layers if isinstance(layer, keras.layers.Dense)),
-                 None)
+    dense = next(
+        (layer for layer in generator.layers if isinstance(layer, keras.layers.Dense)), None
+    )
     if dense is None:
         return None
     try:
@@ -248,7 +267,7 @@ def first_layer_z_weight(generator: keras.Model, latent_dim: int) -> np.ndarray 
     offset = 0
     for part in producer.input:
         if part is z_input:
-            rows = kernel[offset:offset + latent_dim]
+            rows = kernel[offset : offset + latent_dim]
             return rows if rows.shape[0] == latent_dim else None
         offset += int(part.shape[-1])
     return None
@@ -284,8 +303,9 @@ def _top_eigenvectors(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
     return vectors, values[order]
 
 
-def sefa_directions_with_info(generator: keras.Model, latent_dim: int,
-                              k: int) -> tuple[np.ndarray, np.ndarray, str]:
+def sefa_directions_with_info(
+    generator: keras.Model, latent_dim: int, k: int
+) -> tuple[np.ndarray, np.ndarray, str]:
     """(directions [k, latent_dim] float32, eigenvalues [k], method) for `sefa_directions`."""
     if not 1 <= k <= latent_dim:
         raise ValueError(f"k must be in [1, latent_dim={latent_dim}], got {k}")
@@ -299,8 +319,9 @@ def sefa_directions_with_info(generator: keras.Model, latent_dim: int,
     return vectors.astype(np.float32), values, method
 
 
-def sefa_directions(generator: keras.Model, latent_dim: int,
-                    k: int = DEFAULT_SEFA_DIRECTIONS) -> tuple[np.ndarray, list[str]]:
+def sefa_directions(
+    generator: keras.Model, latent_dim: int, k: int = DEFAULT_SEFA_DIRECTIONS
+) -> tuple[np.ndarray, list[str]]:
     """SeFa's top-k latent directions: ([k, latent_dim] unit rows, ["sefa_0", ...]).
 
     Ordered by eigenvalue, largest (the direction that moves the first
@@ -310,8 +331,13 @@ def sefa_directions(generator: keras.Model, latent_dim: int,
     return vectors, [f"sefa_{i}" for i in range(len(vectors))]
 
 
-def build_directions(generator: keras.Model, latent_dim: int, *, k: int | None = None,
-                     extra: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, list[dict]]:
+def build_directions(
+    generator: keras.Model,
+    latent_dim: int,
+    *,
+    k: int | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, list[dict]]:
     """All edit directions of an export: SeFa's, then the `extra` named ones (kind "class").
 
     Returns (vectors [D, latent_dim] float32, unit rows; entries for
@@ -323,24 +349,33 @@ def build_directions(generator: keras.Model, latent_dim: int, *, k: int | None =
     vectors, eigenvalues, method = sefa_directions_with_info(generator, latent_dim, k)
     rows = list(vectors)
     entries = [
-        {"index": i, "name": f"sefa_{i}", "kind": SEFA_KIND, "method": method,
-         "eigenvalue": float(eigenvalues[i])}
+        {
+            "index": i,
+            "name": f"sefa_{i}",
+            "kind": SEFA_KIND,
+            "method": method,
+            "eigenvalue": float(eigenvalues[i]),
+        }
         for i in range(len(vectors))
     ]
     names = {entry["name"] for entry in entries}
     for name, vector in (extra or {}).items():
         if not isinstance(name, str) or not name or name in names:
-            raise ValueError(f"direction name {name!r} must be a non-empty string not already "
-                             f"used (taken: {sorted(names)})")
+            raise ValueError(
+                f"direction name {name!r} must be a non-empty string not already "
+                f"used (taken: {sorted(names)})"
+            )
         vector = np.asarray(vector, np.float64)
         if vector.shape != (latent_dim,):
-            raise ValueError(f"direction {name!r} must have shape ({latent_dim},), got "
-                             f"{vector.shape}")
+            raise ValueError(
+                f"direction {name!r} must have shape ({latent_dim},), got {vector.shape}"
+            )
         norm = float(np.linalg.norm(vector))
         if not np.isfinite(norm) or norm == 0.0:
             raise ValueError(f"direction {name!r} must be finite and non-zero")
         rows.append((vector / norm).astype(np.float32))
-        entries.append({"index": len(entries), "name": name, "kind": CLASS_KIND,
-                        "input_norm": norm})
+        entries.append(
+            {"index": len(entries), "name": name, "kind": CLASS_KIND, "input_norm": norm}
+        )
         names.add(name)
     return np.stack(rows).astype(np.float32), entries

@@ -61,8 +61,12 @@ def _cutout(x, rand, ratio=0.5):
     # Rows cy - cut_h // 2 ... cy - cut_h // 2 + cut_h - 1 (the reference's square of side
     # cut_h, clipped at the border), and the same for columns.
     top, left = cy - cut_h // 2, cx - cut_w // 2
-    inside = ((grid_y[None] >= top) & (grid_y[None] < top + cut_h)
-              & (grid_x[None] >= left) & (grid_x[None] < left + cut_w))
+    inside = (
+        (grid_y[None] >= top)
+        & (grid_y[None] < top + cut_h)
+        & (grid_x[None] >= left)
+        & (grid_x[None] < left + cut_w)
+    )
     return x * tf.cast(~inside, x.dtype)[..., None]
 
 

@@ -98,7 +98,8 @@ def _image_shape(generator: keras.Model) -> tuple[int, int, int]:
     shape = tuple(shape)
     if len(shape) != 4 or any(d is None for d in shape[1:]):
         raise ValueError(
-            f"Generator output must be NHWC with static H, W, C; got output_shape={shape}")
+            f"Generator output must be NHWC with static H, W, C; got output_shape={shape}"
+        )
     return tuple(int(d) for d in shape[1:])
 
 
@@ -129,8 +130,9 @@ def _embedding_generator(generator: keras.Model):
     return embeddings[0], from_embedding
 
 
-def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
-                   directions: np.ndarray):
+def _build_archive(
+    generator: keras.Model, latent_dim: int, num_classes: int, directions: np.ndarray
+):
     conditional = num_classes > 0
     height, width, channels = _image_shape(generator)
     archive = keras.export.ExportArchive()
@@ -139,16 +141,19 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
     def check_labels(label):
         return [
             tf.debugging.assert_greater_equal(
-                label, tf.constant(0, tf.int32), message="label must be >= 0"),
+                label, tf.constant(0, tf.int32), message="label must be >= 0"
+            ),
             tf.debugging.assert_less(
-                label, tf.constant(num_classes, tf.int32),
-                message=f"label must be < num_classes={num_classes}"),
+                label,
+                tf.constant(num_classes, tf.int32),
+                message=f"label must be < num_classes={num_classes}",
+            ),
         ]
 
     def check_batch(z, label):
         return tf.debugging.assert_equal(
-            tf.shape(z)[0], tf.shape(label)[0],
-            message="z and label must have the same batch size")
+            tf.shape(z)[0], tf.shape(label)[0], message="z and label must have the same batch size"
+        )
 
     def outputs(images):
         images = tf.cast(images, tf.float32)  # mixed-precision generators emit float16
@@ -173,8 +178,13 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
         size = tf.size(label)
         check = tf.debugging.Assert(
             tf.logical_or(tf.logical_or(size == 0, size == 1), size == num_samples),
-            ["label must be empty (random labels), hold one label, or one per sample; got",
-             size, "labels for num_samples =", num_samples])
+            [
+                "label must be empty (random labels), hold one label, or one per sample; got",
+                size,
+                "labels for num_samples =",
+                num_samples,
+            ],
+        )
         with tf.control_dependencies([check]):
             return tf.cond(
                 size > 0,
@@ -182,7 +192,11 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
                 lambda: tf.random.stateless_uniform(
                     tf.reshape(num_samples, [1]),
                     seed=tf.stack([seed, tf.constant(1, tf.int64)]),
-                    minval=0, maxval=num_classes, dtype=tf.int32))
+                    minval=0,
+                    maxval=num_classes,
+                    dtype=tf.int32,
+                ),
+            )
 
     def generator_fn(z, label):
         inputs = z if label is None else [z, label]
@@ -193,11 +207,19 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
         # would otherwise fail deep inside the optimisation loop.
         shape = tf.shape(images)
         padded = tf.pad(shape, [[0, 4]])[:4]
-        ok = tf.logical_and(tf.equal(tf.size(shape), 4),
-                            tf.reduce_all(tf.equal(padded[1:], [height, width, channels])))
-        return tf.debugging.Assert(ok, [
-            f"images must have shape [N, {height}, {width}, {channels}] (N, height, width, "
-            "channels); got shape", shape], summarize=8)
+        ok = tf.logical_and(
+            tf.equal(tf.size(shape), 4),
+            tf.reduce_all(tf.equal(padded[1:], [height, width, channels])),
+        )
+        return tf.debugging.Assert(
+            ok,
+            [
+                f"images must have shape [N, {height}, {width}, {channels}] (N, height, width, "
+                "channels); got shape",
+                shape,
+            ],
+            summarize=8,
+        )
 
     def project_images(images, steps, label=None):
         checks = [check_image_shape(images)]
@@ -207,10 +229,14 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
             # Through identities, so nothing downstream (a label lookup) runs unchecked.
             images = tf.identity(images)
             label = None if label is None else tf.identity(label)
-        fitted = controls.project(generator_fn, controls.uint8_to_float(images), steps,
-                                  latent_dim=latent_dim, label=label)
-        return {"z": fitted["z"], "reconstructions": to_uint8(fitted["images_float"]),
-                "psnr": fitted["psnr"]}
+        fitted = controls.project(
+            generator_fn, controls.uint8_to_float(images), steps, latent_dim=latent_dim, label=label
+        )
+        return {
+            "z": fitted["z"],
+            "reconstructions": to_uint8(fitted["images_float"]),
+            "psnr": fitted["psnr"],
+        }
 
     def edit_latents(z, direction, strength):
         return controls.edit(z, tf.constant(directions), direction, strength)
@@ -272,19 +298,34 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
             edited = edit_latents(z, direction, strength)
             return {**generate(edited, label), "z": edited}
 
-        archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec, label_spec])
+        archive.add_endpoint(
+            "serving_default", serving_default, input_signature=[z_spec, label_spec]
+        )
         archive.add_endpoint("sample", sample, input_signature=[num_spec, seed_spec, label_spec])
-        archive.add_endpoint("truncated_sample", truncated_sample,
-                             input_signature=[num_spec, seed_spec, truncation_spec, label_spec])
-        archive.add_endpoint("interpolate", interpolate, input_signature=[
-            seed_a_spec, seed_b_spec, steps_spec,
-            tf.TensorSpec([], tf.int32, name="label_a"),
-            tf.TensorSpec([], tf.int32, name="label_b")])
-        archive.add_endpoint("project", project,
-                             input_signature=[images_spec, steps_spec, label_spec])
-        archive.add_endpoint("edit", edit, input_signature=[
-            z_spec, direction_spec, strength_spec, label_spec])
+        archive.add_endpoint(
+            "truncated_sample",
+            truncated_sample,
+            input_signature=[num_spec, seed_spec, truncation_spec, label_spec],
+        )
+        archive.add_endpoint(
+            "interpolate",
+            interpolate,
+            input_signature=[
+                seed_a_spec,
+                seed_b_spec,
+                steps_spec,
+                tf.TensorSpec([], tf.int32, name="label_a"),
+                tf.TensorSpec([], tf.int32, name="label_b"),
+            ],
+        )
+        archive.add_endpoint(
+            "project", project, input_signature=[images_spec, steps_spec, label_spec]
+        )
+        archive.add_endpoint(
+            "edit", edit, input_signature=[z_spec, direction_spec, strength_spec, label_spec]
+        )
     else:
+
         def serving_default(z):
             return generate(z)
 
@@ -308,13 +349,16 @@ def _build_archive(generator: keras.Model, latent_dim: int, num_classes: int,
 
         archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec])
         archive.add_endpoint("sample", sample, input_signature=[num_spec, seed_spec])
-        archive.add_endpoint("truncated_sample", truncated_sample,
-                             input_signature=[num_spec, seed_spec, truncation_spec])
-        archive.add_endpoint("interpolate", interpolate,
-                             input_signature=[seed_a_spec, seed_b_spec, steps_spec])
+        archive.add_endpoint(
+            "truncated_sample",
+            truncated_sample,
+            input_signature=[num_spec, seed_spec, truncation_spec],
+        )
+        archive.add_endpoint(
+            "interpolate", interpolate, input_signature=[seed_a_spec, seed_b_spec, steps_spec]
+        )
         archive.add_endpoint("project", project, input_signature=[images_spec, steps_spec])
-        archive.add_endpoint("edit", edit,
-                             input_signature=[z_spec, direction_spec, strength_spec])
+        archive.add_endpoint("edit", edit, input_signature=[z_spec, direction_spec, strength_spec])
     label_interpolation = None
     if conditional:
         label_interpolation = "switch" if by_embedding is None else "embedding"
@@ -347,8 +391,10 @@ def export_generator(
     extra_assets = dict(extra_assets or {})
     for name in extra_assets:
         if not _ASSET_NAME.match(name) or name in RESERVED_ASSETS:
-            raise ValueError(f"extra_assets name {name!r} must be a plain file name (not one of "
-                             f"{', '.join(RESERVED_ASSETS)})")
+            raise ValueError(
+                f"extra_assets name {name!r} must be a plain file name (not one of "
+                f"{', '.join(RESERVED_ASSETS)})"
+            )
     height, width, channels = _image_shape(generator)
     info = {
         "latent_dim": latent_dim,
@@ -365,11 +411,18 @@ def export_generator(
 
     # Before anything is written: bad extra directions fail here.
     direction_vectors, direction_entries = controls.build_directions(
-        generator, latent_dim, extra=directions)
+        generator, latent_dim, extra=directions
+    )
     base_path = pathlib.Path(base_path)
     base_path.mkdir(parents=True, exist_ok=True)
     archive, info["label_interpolation"] = _build_archive(
-        generator, latent_dim, num_classes, direction_vectors)
-    assets = {MODEL_INFO_ASSET: json.dumps(info, indent=2) + "\n",
-              DIRECTIONS_ASSET: json.dumps(direction_entries, indent=2) + "\n", **extra_assets}
-    return write_version(lambda path: archive.write_out(str(path), verbose=False), base_path, assets)
+        generator, latent_dim, num_classes, direction_vectors
+    )
+    assets = {
+        MODEL_INFO_ASSET: json.dumps(info, indent=2) + "\n",
+        DIRECTIONS_ASSET: json.dumps(direction_entries, indent=2) + "\n",
+        **extra_assets,
+    }
+    return write_version(
+        lambda path: archive.write_out(str(path), verbose=False), base_path, assets
+    )

@@ -28,8 +28,13 @@ def _check_shape(tensor, expected, name):
     shape = tf.shape(tensor)
     ok = tf.reduce_all(tf.equal(shape[1:], tf.constant(expected, tf.int32)))
     return tf.debugging.Assert(
-        ok, [f"{name} must have shape [N, {', '.join(map(str, expected))}] (N, height, width, "
-             "channels); got shape", shape])
+        ok,
+        [
+            f"{name} must have shape [N, {', '.join(map(str, expected))}] (N, height, width, "
+            "channels); got shape",
+            shape,
+        ],
+    )
 
 
 def input_shapes(task_config, image_shape) -> dict:
@@ -58,18 +63,26 @@ def _build_archive(generator: keras.Model, task_config, image_shape):
         mask_spec = tf.TensorSpec([None, None, None, None], tf.uint8, name="mask")
 
         def serving_default(image, mask):
-            checks = [_check_shape(image, shapes["image"], "image"),
-                      _check_shape(mask, shapes["mask"], "mask"),
-                      tf.debugging.assert_equal(tf.shape(image)[0], tf.shape(mask)[0],
-                                                message="image and mask must have the same N")]
+            checks = [
+                _check_shape(image, shapes["image"], "image"),
+                _check_shape(mask, shapes["mask"], "mask"),
+                tf.debugging.assert_equal(
+                    tf.shape(image)[0],
+                    tf.shape(mask)[0],
+                    message="image and mask must have the same N",
+                ),
+            ]
             with tf.control_dependencies(checks):
                 condition = tasks.inpainting_condition_from_uint8(image, mask)
-            return translate(tf.ensure_shape(condition, [None, *image_shape[:2],
-                                                         image_shape[2] + 1]))
+            return translate(
+                tf.ensure_shape(condition, [None, *image_shape[:2], image_shape[2] + 1])
+            )
 
-        archive.add_endpoint("serving_default", serving_default,
-                             input_signature=[image_spec, mask_spec])
+        archive.add_endpoint(
+            "serving_default", serving_default, input_signature=[image_spec, mask_spec]
+        )
     else:
+
         def serving_default(image):
             with tf.control_dependencies([_check_shape(image, shapes["image"], "image")]):
                 condition = tf.ensure_shape(to_float(image), [None, *shapes["image"]])
@@ -79,9 +92,14 @@ def _build_archive(generator: keras.Model, task_config, image_shape):
     return archive, shapes
 
 
-def export_image_to_image(generator: keras.Model, base_path, *, task_config,
-                          extra_assets: dict[str, bytes | str] | None = None,
-                          model_info: dict | None = None):
+def export_image_to_image(
+    generator: keras.Model,
+    base_path,
+    *,
+    task_config,
+    extra_assets: dict[str, bytes | str] | None = None,
+    model_info: dict | None = None,
+):
     """Writes `generator` as the next version under `base_path`; returns (version, path)."""
     image_shape = tuple(int(d) for d in generator.output_shape[1:])
     archive, shapes = _build_archive(generator, task_config, image_shape)
@@ -95,5 +113,6 @@ def export_image_to_image(generator: keras.Model, base_path, *, task_config,
         **(model_info or {}),
     }
     assets = {MODEL_INFO_ASSET: json.dumps(info, indent=2) + "\n", **(extra_assets or {})}
-    return write_version(lambda path: archive.write_out(str(path), verbose=False), base_path,
-                         assets)
+    return write_version(
+        lambda path: archive.write_out(str(path), verbose=False), base_path, assets
+    )

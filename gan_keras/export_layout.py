@@ -37,8 +37,11 @@ def list_versions(base_path) -> list[int]:
     base_path = pathlib.Path(base_path)
     if not base_path.is_dir():
         return []
-    return sorted(int(entry.name) for entry in base_path.iterdir()
-                  if entry.is_dir() and is_version_name(entry.name))
+    return sorted(
+        int(entry.name)
+        for entry in base_path.iterdir()
+        if entry.is_dir() and is_version_name(entry.name)
+    )
 
 
 def latest_version(base_path) -> int | None:
@@ -64,7 +67,9 @@ def asset_path(model_dir, name: str) -> pathlib.Path:
     return pathlib.Path(model_dir) / ASSETS_DIR / name
 
 
-def write_version(write_model, base_path, assets: dict[str, bytes | str]) -> tuple[int, pathlib.Path]:
+def write_version(
+    write_model, base_path, assets: dict[str, bytes | str]
+) -> tuple[int, pathlib.Path]:
     """Writes the next version under `base_path`: `write_model(directory)` writes the
     SavedModel, then `assets` go to assets.extra/. Built in a dot-prefixed sibling (which TF
     Serving and our server ignore) and renamed into place, so a server polling `base_path`
@@ -77,8 +82,9 @@ def write_version(write_model, base_path, assets: dict[str, bytes | str]) -> tup
         write_model(model_dir)
         (model_dir / ASSETS_DIR).mkdir(exist_ok=True)
         for name, data in assets.items():
-            asset_path(model_dir, name).write_bytes(data.encode("utf-8") if isinstance(data, str)
-                                                    else data)
+            asset_path(model_dir, name).write_bytes(
+                data.encode("utf-8") if isinstance(data, str) else data
+            )
         # Another exporter may take a number between our listing and our rename:
         # renaming onto its (non-empty) directory fails, so try the next.
         for _ in range(100):

@@ -50,10 +50,12 @@ def _fixed_batches(images, batch_size):
     call has the same shape and the predict function is traced once."""
     batch_size = min(batch_size, len(images))
     for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size].astype(np.float32)
+        batch = images[start : start + batch_size].astype(np.float32)
         n = len(batch)
         if n < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - n, *batch.shape[1:]), np.float32)])
+            batch = np.concatenate(
+                [batch, np.zeros((batch_size - n, *batch.shape[1:]), np.float32)]
+            )
         yield batch, n
 
 
@@ -88,6 +90,7 @@ class FeatureExtractor:
 # --------------------------------------------------------------------------
 # Domain classifier
 # --------------------------------------------------------------------------
+
 
 def build_classifier(image_shape, num_classes: int, feature_dim: int = 128):
     """Small CNN on uint8-valued float input [H, W, C]; the 'features' layer is the embedding."""
@@ -128,6 +131,7 @@ def _make_dataset(images, labels, batch_size, seed, num_rotations, training):
     ds = tf.data.Dataset.from_tensor_slices(images)
     if num_rotations:
         step = 4 // num_rotations
+
         # A fresh random rotation per example and epoch: 4x the data without 4x the memory.
         def rotate(image):
             k = tf.random.uniform([], 0, num_rotations, dtype=tf.int32, seed=seed)
@@ -155,7 +159,9 @@ class DomainClassifier(FeatureExtractor):
         self.fingerprint = info["fingerprint"]
         self.mode = info["mode"]
         self.has_class_probs = self.mode == "labels"
-        self._feature_model = keras.Model(model.inputs, [model.get_layer("features").output, model.outputs[0]])
+        self._feature_model = keras.Model(
+            model.inputs, [model.get_layer("features").output, model.outputs[0]]
+        )
 
     @property
     def info(self) -> dict:
@@ -169,7 +175,9 @@ class DomainClassifier(FeatureExtractor):
         images = _check_images(images)
         expected = tuple(self._info["image_shape"])
         if images.shape[1:] != expected:
-            raise ValueError(f"classifier was trained on images of shape {expected}, got {images.shape[1:]}")
+            raise ValueError(
+                f"classifier was trained on images of shape {expected}, got {images.shape[1:]}"
+            )
         feats, probs = [], []
         for batch, n in _fixed_batches(images, batch_size):
             f, p = self._feature_model.predict_on_batch(batch)
@@ -193,9 +201,21 @@ class DomainClassifier(FeatureExtractor):
         return cls(model, info)
 
     @classmethod
-    def train_or_load(cls, cache_dir, train_images, train_labels, eval_images, eval_labels, *,
-                      data_fingerprint: str, epochs: int, batch_size: int, seed: int,
-                      min_steps: int = 0, log=print) -> "DomainClassifier":
+    def train_or_load(
+        cls,
+        cache_dir,
+        train_images,
+        train_labels,
+        eval_images,
+        eval_labels,
+        *,
+        data_fingerprint: str,
+        epochs: int,
+        batch_size: int,
+        seed: int,
+        min_steps: int = 0,
+        log=print,
+    ) -> "DomainClassifier":
         """Loads the cached classifier when it was trained on the same data with
         the same recipe; otherwise trains one and caches it (atomically)."""
         train_images, eval_images = _check_images(train_images), _check_images(eval_images)
@@ -204,17 +224,28 @@ class DomainClassifier(FeatureExtractor):
         if len(train_labels) != len(train_images) or len(eval_labels) != len(eval_images):
             raise ValueError("images and labels differ in length")
         if train_images.shape[1:] != eval_images.shape[1:]:
-            raise ValueError(f"train and eval image shapes differ: {train_images.shape[1:]} vs {eval_images.shape[1:]}")
+            raise ValueError(
+                f"train and eval image shapes differ: {train_images.shape[1:]} vs "
+                f"{eval_images.shape[1:]}"
+            )
         # Class labels only when every example has one; otherwise rotation prediction.
-        labelled = bool(len(train_labels)) and bool(np.all(train_labels >= 0)) and bool(np.all(eval_labels >= 0))
+        labelled = (
+            bool(len(train_labels))
+            and bool(np.all(train_labels >= 0))
+            and bool(np.all(eval_labels >= 0))
+        )
         mode = "labels" if labelled else "rotation"
         # Small datasets get at least `min_steps` optimizer steps: a few epochs
         # of a thousand images leave the classifier (and its features) untrained.
         steps_per_epoch = -(-len(train_images) // batch_size)
         epochs = max(int(epochs), -(-int(min_steps) // max(steps_per_epoch, 1)))
         recipe = {
-            "version": CLASSIFIER_VERSION, "data": data_fingerprint, "epochs": int(epochs),
-            "batch_size": int(batch_size), "seed": int(seed), "mode": mode,
+            "version": CLASSIFIER_VERSION,
+            "data": data_fingerprint,
+            "epochs": int(epochs),
+            "batch_size": int(batch_size),
+            "seed": int(seed),
+            "mode": mode,
             "image_shape": list(train_images.shape[1:]),
         }
         fingerprint = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
@@ -230,12 +261,30 @@ class DomainClassifier(FeatureExtractor):
                 log(f"Using cached domain classifier from {cache_dir}")
                 return cls.load(cache_dir)
             log(f"Cached classifier in {cache_dir} is stale (data or recipe changed); retraining")
-        return cls._train(cache_dir, train_images, train_labels, eval_images, eval_labels,
-                          recipe=recipe, fingerprint=fingerprint, log=log)
+        return cls._train(
+            cache_dir,
+            train_images,
+            train_labels,
+            eval_images,
+            eval_labels,
+            recipe=recipe,
+            fingerprint=fingerprint,
+            log=log,
+        )
 
     @classmethod
-    def _train(cls, cache_dir, train_images, train_labels, eval_images, eval_labels, *, recipe,
-               fingerprint, log):
+    def _train(
+        cls,
+        cache_dir,
+        train_images,
+        train_labels,
+        eval_images,
+        eval_labels,
+        *,
+        recipe,
+        fingerprint,
+        log,
+    ):
         import keras
 
         keras.utils.set_random_seed(recipe["seed"])
@@ -246,24 +295,43 @@ class DomainClassifier(FeatureExtractor):
             num_rotations = _rotations(train_images.shape[1:])
             num_classes = num_rotations
         if len(train_images) < 2 or len(eval_images) < 1:
-            raise ValueError(f"not enough images to train the domain classifier: {len(train_images)} train, "
-                             f"{len(eval_images)} eval")
-        log(f"Training the domain classifier ({recipe['mode']}, {num_classes} classes) on "
-            f"{len(train_images)} images for {recipe['epochs']} epochs")
+            raise ValueError(
+                f"not enough images to train the domain classifier: {len(train_images)} train, "
+                f"{len(eval_images)} eval"
+            )
+        log(
+            f"Training the domain classifier ({recipe['mode']}, {num_classes} classes) on "
+            f"{len(train_images)} images for {recipe['epochs']} epochs"
+        )
         model = build_classifier(train_images.shape[1:], num_classes)
-        model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        train_ds = _make_dataset(train_images, train_labels, recipe["batch_size"], recipe["seed"],
-                                 num_rotations, training=True)
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
+        train_ds = _make_dataset(
+            train_images,
+            train_labels,
+            recipe["batch_size"],
+            recipe["seed"],
+            num_rotations,
+            training=True,
+        )
         history = model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=0)
         eval_accuracy = _eval_accuracy(model, eval_images, eval_labels, num_rotations)
         info = {
-            **recipe, "fingerprint": fingerprint, "num_classes": num_classes,
+            **recipe,
+            "fingerprint": fingerprint,
+            "num_classes": num_classes,
             "eval_accuracy": eval_accuracy,
             "train_accuracy": float(history.history["accuracy"][-1]),
-            "num_train": len(train_images), "num_eval": len(eval_images),
-            "task": ("class labels" if recipe["mode"] == "labels" else
-                     f"rotation prediction ({num_rotations} rotations; the data is unlabelled)"),
+            "num_train": len(train_images),
+            "num_eval": len(eval_images),
+            "task": (
+                "class labels"
+                if recipe["mode"] == "labels"
+                else f"rotation prediction ({num_rotations} rotations; the data is unlabelled)"
+            ),
         }
         log(f"Domain classifier eval accuracy: {eval_accuracy:.4f}")
         with io_utils.staged_directory(cache_dir) as tmp:
@@ -280,7 +348,7 @@ def _eval_accuracy(model, images, labels, num_rotations, batch_size=256) -> floa
     correct, start = 0, 0
     for batch, n in _fixed_batches(images, batch_size):
         probs = np.asarray(model.predict_on_batch(batch))[:n]
-        correct += int(np.sum(np.argmax(probs, axis=1) == labels[start:start + n]))
+        correct += int(np.sum(np.argmax(probs, axis=1) == labels[start : start + n]))
         start += n
     return correct / len(images)
 
@@ -288,6 +356,7 @@ def _eval_accuracy(model, images, labels, num_rotations, batch_size=256) -> floa
 # --------------------------------------------------------------------------
 # InceptionV3 (standard FID)
 # --------------------------------------------------------------------------
+
 
 class InceptionV3Extractor(FeatureExtractor):
     """pool_3 features of InceptionV3 loaded from a local weights file.
@@ -302,18 +371,26 @@ class InceptionV3Extractor(FeatureExtractor):
     def __init__(self, weights_path: str, batch_size: int = 32):
         if not weights_path:
             raise ExtractorUnavailable(
-                "InceptionV3 skipped: config.evaluate.inception_weights is empty and weights are never "
-                "downloaded at run time; set it to a local inception_v3 'notop' .h5 file for standard FID")
+                "InceptionV3 skipped: config.evaluate.inception_weights is empty and weights "
+                "are never "
+                "downloaded at run time; set it to a local inception_v3 'notop' .h5 file for "
+                "standard FID"
+            )
         if not os.path.isfile(weights_path):
-            raise FileNotFoundError(f"config.evaluate.inception_weights: no such file: {weights_path}")
+            raise FileNotFoundError(
+                f"config.evaluate.inception_weights: no such file: {weights_path}"
+            )
         import keras
 
         self.weights_path = str(weights_path)
         self.batch_size = batch_size
         # A path (never 'imagenet') makes Keras load the file instead of downloading.
         self.model = keras.applications.InceptionV3(
-            include_top=False, weights=self.weights_path, input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
-            pooling="avg")
+            include_top=False,
+            weights=self.weights_path,
+            input_shape=(INCEPTION_SIZE, INCEPTION_SIZE, 3),
+            pooling="avg",
+        )
         self.fingerprint = sha256_file(self.weights_path)
 
     @property
@@ -326,8 +403,11 @@ class InceptionV3Extractor(FeatureExtractor):
         images = _check_images(images)
         feats = []
         for start in range(0, len(images), self.batch_size):
-            x = tf.image.resize(tf.cast(images[start:start + self.batch_size], tf.float32),
-                                (INCEPTION_SIZE, INCEPTION_SIZE), method="bilinear")
+            x = tf.image.resize(
+                tf.cast(images[start : start + self.batch_size], tf.float32),
+                (INCEPTION_SIZE, INCEPTION_SIZE),
+                method="bilinear",
+            )
             if x.shape[-1] == 1:
                 x = tf.tile(x, [1, 1, 1, 3])
             x = x / 127.5 - 1.0

@@ -40,14 +40,22 @@ MAX_N_CRITIC = 7
 def check_n_critic(n_critic) -> None:
     """The one validation of train.n_critic: the per-step random streams are laid out for at
     most MAX_N_CRITIC discriminator updates per generator update."""
-    if isinstance(n_critic, bool) or not isinstance(n_critic, int) or not 1 <= n_critic <= MAX_N_CRITIC:
-        raise ValueError(f"train.n_critic must be an integer in [1, {MAX_N_CRITIC}], got {n_critic!r}")
+    if (
+        isinstance(n_critic, bool)
+        or not isinstance(n_critic, int)
+        or not 1 <= n_critic <= MAX_N_CRITIC
+    ):
+        raise ValueError(
+            f"train.n_critic must be an integer in [1, {MAX_N_CRITIC}], got {n_critic!r}"
+        )
 
 
 def check_ema_settings(half_life_images: float, rampup: float) -> None:
     """The one validation of the EMA's config fields (train.ema_*)."""
     if not half_life_images >= 0:
-        raise ValueError(f"train.ema_half_life_images must be >= 0 (0 turns EMA off), got {half_life_images}")
+        raise ValueError(
+            f"train.ema_half_life_images must be >= 0 (0 turns EMA off), got {half_life_images}"
+        )
     if not 0 <= rampup <= 1:
         raise ValueError(f"train.ema_rampup must be in [0, 1] (0: no ramp-up), got {rampup}")
 
@@ -159,24 +167,29 @@ class GAN(keras.Model):
         num_replicas = ctx.num_replicas_in_sync
         replica_id = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
         full = draw(local_batch * num_replicas)
-        return full[replica_id * local_batch:(replica_id + 1) * local_batch]
+        return full[replica_id * local_batch : (replica_id + 1) * local_batch]
 
     def _seed(self, step, critic, stream):
         """A distinct stateless seed per (step, update within the step, draw)."""
-        counter = (tf.cast(step, tf.int64) * _DRAWS_PER_UPDATE * (MAX_N_CRITIC + 1)
-                   + critic * _DRAWS_PER_UPDATE + stream)
+        counter = (
+            tf.cast(step, tf.int64) * _DRAWS_PER_UPDATE * (MAX_N_CRITIC + 1)
+            + critic * _DRAWS_PER_UPDATE
+            + stream
+        )
         return tf.stack([tf.constant(self.seed, tf.int64), counter])
 
     def _latents(self, step, critic, local_batch):
         seed = self._seed(step, critic, _Z)
         return self._replica_slice(
-            lambda n: tf.random.stateless_normal([n, self.latent_dim], seed), local_batch)
+            lambda n: tf.random.stateless_normal([n, self.latent_dim], seed), local_batch
+        )
 
     def _fake_labels(self, step, critic, local_batch):
         seed = self._seed(step, critic, _LABEL)
         return self._replica_slice(
             lambda n: tf.random.stateless_uniform([n], seed, 0, self.num_classes, dtype=tf.int32),
-            local_batch)
+            local_batch,
+        )
 
     def _augment(self, images, step, critic, stream):
         if not self.augment_policy:
@@ -187,8 +200,11 @@ class GAN(keras.Model):
         def random_fn(key, shape, minval, maxval, dtype):
             seed = tf.random.experimental.stateless_fold_in(base_seed, key)
             return self._replica_slice(
-                lambda n: tf.random.stateless_uniform([n, *shape], seed, minval, maxval, dtype=dtype),
-                local_batch)
+                lambda n: tf.random.stateless_uniform(
+                    [n, *shape], seed, minval, maxval, dtype=dtype
+                ),
+                local_batch,
+            )
 
         return diffaugment.diff_augment(images, self.augment_policy, random_fn)
 
@@ -237,9 +253,12 @@ class GAN(keras.Model):
             # in the same order, and data flow alone does not impose one.
             with tf.control_dependencies(list(d_out.values())):
                 d_out = self._discriminator_update(
-                    real_images, real_labels, step, critic, local_batch, global_batch)
+                    real_images, real_labels, step, critic, local_batch, global_batch
+                )
         with tf.control_dependencies(list(d_out.values())):
-            g_out = self._generator_update(real_images, real_labels, step, local_batch, global_batch)
+            g_out = self._generator_update(
+                real_images, real_labels, step, local_batch, global_batch
+            )
         if self.ema_generator is not None:
             with tf.control_dependencies(list(g_out.values())):
                 self._update_ema(step, global_batch)
@@ -250,8 +269,12 @@ class GAN(keras.Model):
             tracker.update_state(outputs[name])
         return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-    def _discriminator_update(self, real_images, real_labels, step, critic, local_batch, global_batch):
-        generator_inputs, fake_labels = self._generator_inputs(step, critic, local_batch, real_labels)
+    def _discriminator_update(
+        self, real_images, real_labels, step, critic, local_batch, global_batch
+    ):
+        generator_inputs, fake_labels = self._generator_inputs(
+            step, critic, local_batch, real_labels
+        )
         fake_images = tf.stop_gradient(self.generator(generator_inputs, training=True))
         real_in = self._augment(real_images, step, critic, _AUG_REAL)
         fake_in = self._augment(fake_images, step, critic, _AUG_FAKE)
@@ -262,15 +285,22 @@ class GAN(keras.Model):
                     r1_tape.watch(real_in)
                     real_logits = self._discriminate(real_in, real_labels, training=True)
                 r1_grads = r1_tape.gradient(real_logits, real_in)
-                r1 = 0.5 * self.r1_gamma * tf.reduce_sum(tf.square(tf.cast(r1_grads, tf.float32)), axis=[1, 2, 3])
+                r1 = (
+                    0.5
+                    * self.r1_gamma
+                    * tf.reduce_sum(tf.square(tf.cast(r1_grads, tf.float32)), axis=[1, 2, 3])
+                )
             else:
                 real_logits = self._discriminate(real_in, real_labels, training=True)
             fake_logits = self._discriminate(fake_in, fake_labels, training=True)
             per_example = _per_example(
-                losses.discriminator_loss(self.loss_name, real_logits, fake_logits), local_batch)
+                losses.discriminator_loss(self.loss_name, real_logits, fake_logits), local_batch
+            )
             total = per_example
             if self.loss_name == "wgan_gp":
-                gp = self._gradient_penalty(real_images, fake_images, real_labels, step, critic, local_batch)
+                gp = self._gradient_penalty(
+                    real_images, fake_images, real_labels, step, critic, local_batch
+                )
                 total = total + self.gp_weight * gp
                 out["gradient_penalty"] = tf.reduce_mean(gp)
             if self.r1_gamma > 0:
@@ -290,7 +320,9 @@ class GAN(keras.Model):
 
     def _gradient_penalty(self, real_images, fake_images, labels, step, critic, local_batch):
         seed = self._seed(step, critic, _GP_EPS)
-        eps = self._replica_slice(lambda n: tf.random.stateless_uniform([n, 1, 1, 1], seed), local_batch)
+        eps = self._replica_slice(
+            lambda n: tf.random.stateless_uniform([n, 1, 1, 1], seed), local_batch
+        )
         eps = tf.cast(eps, real_images.dtype)
         mixed = eps * real_images + (1.0 - eps) * fake_images
         with tf.GradientTape() as tape:
@@ -302,13 +334,17 @@ class GAN(keras.Model):
 
     def _generator_update(self, real_images, real_labels, step, local_batch, global_batch):
         # Noise for G's update comes from its own stream, after the critics'.
-        generator_inputs, labels = self._generator_inputs(step, self.n_critic, local_batch, real_labels)
+        generator_inputs, labels = self._generator_inputs(
+            step, self.n_critic, local_batch, real_labels
+        )
         out = {}
         with tf.GradientTape() as tape:
             fake_images = self.generator(generator_inputs, training=True)
             fake_in = self._augment(fake_images, step, self.n_critic, _AUG_FAKE)
             fake_logits = self._discriminate(fake_in, labels, training=True)
-            per_example = _per_example(losses.generator_loss(self.loss_name, fake_logits), local_batch)
+            per_example = _per_example(
+                losses.generator_loss(self.loss_name, fake_logits), local_batch
+            )
             reconstruction = self._reconstruction_loss(fake_images, real_images)
             if reconstruction is not None:
                 per_example = self.adversarial_weight * per_example + reconstruction
@@ -353,8 +389,9 @@ class GAN(keras.Model):
         # after the (all-reduced) update, so each updates its own EMA copy and
         # the copies stay identical without another collective.
         decay = self.ema_decay(step, global_batch)
-        for ema_var, var in zip(self.ema_generator.trainable_weights, self.generator.trainable_weights,
-                                strict=True):
+        for ema_var, var in zip(
+            self.ema_generator.trainable_weights, self.generator.trainable_weights, strict=True
+        ):
             ema_var.assign(decay * ema_var.value + (1.0 - decay) * var.value)
 
     def refresh_ema_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
@@ -371,8 +408,11 @@ class GAN(keras.Model):
         step = int(self.step.numpy())
         if self._ema_statistics_step == step:
             return
-        norms = [layer for layer in self.ema_generator._flatten_layers(include_self=False)
-                 if isinstance(layer, keras.layers.BatchNormalization)]
+        norms = [
+            layer
+            for layer in self.ema_generator._flatten_layers(include_self=False)
+            if isinstance(layer, keras.layers.BatchNormalization)
+        ]
         momenta = [layer.momentum for layer in norms]
         try:
             for i in range(num_batches):
@@ -384,8 +424,9 @@ class GAN(keras.Model):
                 z = tf.random.stateless_normal([batch_size, self.latent_dim], seed)
                 inputs = z
                 if self.num_classes:
-                    labels = tf.random.stateless_uniform([batch_size], seed + 1, 0, self.num_classes,
-                                                         dtype=tf.int32)
+                    labels = tf.random.stateless_uniform(
+                        [batch_size], seed + 1, 0, self.num_classes, dtype=tf.int32
+                    )
                     inputs = [z, labels]
                 self.ema_generator(inputs, training=True)
         finally:

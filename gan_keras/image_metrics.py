@@ -31,11 +31,14 @@ def _pair(a, b, name: str) -> tuple[np.ndarray, np.ndarray, float]:
     """(a, b) as float64 numpy [N, H, W, C] and the peak value their dtype implies."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape or a.ndim != 4 or a.shape[-1] not in (1, 3):
-        raise ValueError(f"{name} expects two batches [N, H, W, 1|3] of one shape, got "
-                         f"{a.shape} and {b.shape}")
+        raise ValueError(
+            f"{name} expects two batches [N, H, W, 1|3] of one shape, got {a.shape} and {b.shape}"
+        )
     if (a.dtype == np.uint8) != (b.dtype == np.uint8):
-        raise ValueError(f"{name}: dtypes {a.dtype} and {b.dtype} mix uint8 with floats; "
-                         "convert both to the same range first")
+        raise ValueError(
+            f"{name}: dtypes {a.dtype} and {b.dtype} mix uint8 with floats; "
+            "convert both to the same range first"
+        )
     peak = 255.0 if a.dtype == np.uint8 else 2.0
     return a.astype(np.float64), b.astype(np.float64), peak
 
@@ -54,11 +57,12 @@ def _protocol(x: np.ndarray, *, y_channel: bool, border: int) -> np.ndarray:
 
 def _psnr_from_mse(mse: np.ndarray, peak: float) -> np.ndarray:
     with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(peak ** 2 / mse)
+        return 10.0 * np.log10(peak**2 / mse)
 
 
-def psnr(a, b, *, max_val: float | None = None, y_channel: bool = False,
-         border: int = 0) -> np.ndarray:
+def psnr(
+    a, b, *, max_val: float | None = None, y_channel: bool = False, border: int = 0
+) -> np.ndarray:
     """Peak signal-to-noise ratio in dB per image, float64 numpy [N]:
     10 log10(max_val^2 / MSE). max_val defaults to 2.0 ([-1, 1] floats) or 255 (uint8)."""
     a, b, peak = _pair(a, b, "psnr")
@@ -68,8 +72,9 @@ def psnr(a, b, *, max_val: float | None = None, y_channel: bool = False,
     return _psnr_from_mse(mse, peak if max_val is None else float(max_val))
 
 
-def ssim(a, b, *, max_val: float | None = None, y_channel: bool = False,
-         border: int = 0) -> np.ndarray:
+def ssim(
+    a, b, *, max_val: float | None = None, y_channel: bool = False, border: int = 0
+) -> np.ndarray:
     """Structural similarity per image, float64 numpy [N] (tf.image.ssim: 11x11 Gaussian
     window, sigma 1.5, k1 = 0.01, k2 = 0.03; averaged over channels when several).
 
@@ -80,12 +85,17 @@ def ssim(a, b, *, max_val: float | None = None, y_channel: bool = False,
     a = _protocol(a, y_channel=y_channel, border=border)
     b = _protocol(b, y_channel=y_channel, border=border)
     if min(a.shape[1], a.shape[2]) < SSIM_FILTER_SIZE:
-        raise ValueError(f"ssim needs images of at least {SSIM_FILTER_SIZE}x{SSIM_FILTER_SIZE} "
-                         f"pixels (after cropping the border), got {a.shape[1]}x{a.shape[2]}")
+        raise ValueError(
+            f"ssim needs images of at least {SSIM_FILTER_SIZE}x{SSIM_FILTER_SIZE} "
+            f"pixels (after cropping the border), got {a.shape[1]}x{a.shape[2]}"
+        )
     peak = peak if max_val is None else float(max_val)
     # float64 keeps identical images at exactly 1.
-    return tf.image.ssim(tf.constant(a), tf.constant(b), max_val=peak,
-                         filter_size=SSIM_FILTER_SIZE).numpy().astype(np.float64)
+    return (
+        tf.image.ssim(tf.constant(a), tf.constant(b), max_val=peak, filter_size=SSIM_FILTER_SIZE)
+        .numpy()
+        .astype(np.float64)
+    )
 
 
 def _hole(mask, shape) -> np.ndarray:

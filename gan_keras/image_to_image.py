@@ -30,20 +30,29 @@ def _levels(resolution: int) -> int:
 
 
 def _width(base: int, level: int) -> int:
-    return base * min(2 ** level, MAX_WIDTH_MULTIPLIER)
+    return base * min(2**level, MAX_WIDTH_MULTIPLIER)
 
 
 def _to_target_size(condition, height: int, width: int):
     """A low-resolution condition upsampled (bicubic) to the target's size; others as they are."""
     if tuple(condition.shape[1:3]) == (height, width):
         return condition
-    return layers.Resizing(height, width, interpolation="bicubic", name="upsample_condition")(condition)
+    return layers.Resizing(height, width, interpolation="bicubic", name="upsample_condition")(
+        condition
+    )
 
 
-def build_unet_generator(*, condition_shape, image_shape, width: int = 64, norm: str = "batch",
-                         sync_batch_norm: bool = False, batch_norm_momentum: float = 0.99,
-                         inpainting: bool = False,
-                         name: str = "generator") -> keras.Model:
+def build_unet_generator(
+    *,
+    condition_shape,
+    image_shape,
+    width: int = 64,
+    norm: str = "batch",
+    sync_batch_norm: bool = False,
+    batch_norm_momentum: float = 0.99,
+    inpainting: bool = False,
+    name: str = "generator",
+) -> keras.Model:
     """condition [B, h, w, c] -> image [B, H, W, C] in [-1, 1].
 
     Encoder: 4x4 stride-2 convolutions down to a bottleneck >= 4 px; decoder:
@@ -59,24 +68,42 @@ def build_unet_generator(*, condition_shape, image_shape, width: int = 64, norm:
 
     def normalize(h):
         if norm == "batch":
-            return layers.BatchNormalization(synchronized=sync_batch_norm,
-                                             momentum=batch_norm_momentum)(h)
+            return layers.BatchNormalization(
+                synchronized=sync_batch_norm, momentum=batch_norm_momentum
+            )(h)
         return h
 
     x = layers.Conv2D(width, 3, padding="same", kernel_initializer=weight_init())(x)
     x = layers.LeakyReLU(0.2)(x)
     skips = [x]
     for level in range(1, levels + 1):
-        x = layers.Conv2D(_width(width, level), 4, strides=2, padding="same",
-                          use_bias=norm == "none", kernel_initializer=weight_init())(x)
+        x = layers.Conv2D(
+            _width(width, level),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=norm == "none",
+            kernel_initializer=weight_init(),
+        )(x)
         x = layers.LeakyReLU(0.2)(normalize(x))
         skips.append(x)
-    x = layers.Conv2D(_width(width, levels), 3, padding="same", use_bias=norm == "none",
-                      kernel_initializer=weight_init())(x)
+    x = layers.Conv2D(
+        _width(width, levels),
+        3,
+        padding="same",
+        use_bias=norm == "none",
+        kernel_initializer=weight_init(),
+    )(x)
     x = layers.ReLU()(normalize(x))
     for level in range(levels - 1, -1, -1):
-        x = layers.Conv2DTranspose(_width(width, level), 4, strides=2, padding="same",
-                                   use_bias=norm == "none", kernel_initializer=weight_init())(x)
+        x = layers.Conv2DTranspose(
+            _width(width, level),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=norm == "none",
+            kernel_initializer=weight_init(),
+        )(x)
         x = layers.ReLU()(normalize(x))
         x = layers.Concatenate()([x, skips[level]])
     x = layers.Conv2D(channels, 3, padding="same", kernel_initializer=weight_init())(x)
@@ -98,17 +125,24 @@ class _KeepKnownPixels(layers.Layer):
     def call(self, inputs):
         generated, condition = inputs
         condition = tf.cast(condition, generated.dtype)
-        known, mask = condition[..., :self.channels], condition[..., self.channels:]
+        known, mask = condition[..., : self.channels], condition[..., self.channels :]
         return known * (1.0 - mask) + generated * mask
 
     def get_config(self):
         return {**super().get_config(), "channels": self.channels}
 
 
-def build_patch_discriminator(*, condition_shape, image_shape, width: int = 64, norm: str = "batch",
-                              sync_batch_norm: bool = False, batch_norm_momentum: float = 0.99,
-                              spectral_norm: bool = False,
-                              name: str = "discriminator") -> keras.Model:
+def build_patch_discriminator(
+    *,
+    condition_shape,
+    image_shape,
+    width: int = 64,
+    norm: str = "batch",
+    sync_batch_norm: bool = False,
+    batch_norm_momentum: float = 0.99,
+    spectral_norm: bool = False,
+    name: str = "discriminator",
+) -> keras.Model:
     """[condition, image] -> logits [B, P], one per patch (a PatchGAN).
 
     Two stride-2 convolutions and a stride-1 one, so each logit sees a patch of
@@ -124,8 +158,9 @@ def build_patch_discriminator(*, condition_shape, image_shape, width: int = 64, 
 
     def normalize(h):
         if norm == "batch":
-            return layers.BatchNormalization(synchronized=sync_batch_norm,
-                                             momentum=batch_norm_momentum)(h)
+            return layers.BatchNormalization(
+                synchronized=sync_batch_norm, momentum=batch_norm_momentum
+            )(h)
         if norm == "layer":
             return layers.LayerNormalization(axis=[1, 2, 3])(h)
         return h
@@ -134,11 +169,26 @@ def build_patch_discriminator(*, condition_shape, image_shape, width: int = 64, 
     x = layers.Concatenate()([condition, image_in])
     x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=weight_init()))(x)
     x = layers.LeakyReLU(0.2)(x)
-    x = sn(layers.Conv2D(_width(width, 1), 4, strides=2, padding="same", use_bias=norm == "none",
-                         kernel_initializer=weight_init()))(x)
+    x = sn(
+        layers.Conv2D(
+            _width(width, 1),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=norm == "none",
+            kernel_initializer=weight_init(),
+        )
+    )(x)
     x = layers.LeakyReLU(0.2)(normalize(x))
-    x = sn(layers.Conv2D(_width(width, 2), 3, padding="same", use_bias=norm == "none",
-                         kernel_initializer=weight_init()))(x)
+    x = sn(
+        layers.Conv2D(
+            _width(width, 2),
+            3,
+            padding="same",
+            use_bias=norm == "none",
+            kernel_initializer=weight_init(),
+        )
+    )(x)
     x = layers.LeakyReLU(0.2)(normalize(x))
     x = sn(layers.Conv2D(1, 3, padding="same", kernel_initializer=weight_init()))(x)
     logits = layers.Reshape((-1,))(x)
@@ -155,29 +205,52 @@ class ImageToImageGAN(gan_lib.GAN):
     pairs, and G's per-example loss adds `l1_weight` x mean |G(c) - image|.
     """
 
-    def __init__(self, generator, discriminator, *, l1_weight: float, adversarial_weight: float,
-                 seed: int = 0, ema_half_life_images: float = 0.0, ema_rampup: float = 0.0,
-                 **kwargs):
+    def __init__(
+        self,
+        generator,
+        discriminator,
+        *,
+        l1_weight: float,
+        adversarial_weight: float,
+        seed: int = 0,
+        ema_half_life_images: float = 0.0,
+        ema_rampup: float = 0.0,
+        **kwargs,
+    ):
         if ema_half_life_images > 0 and any(
-                isinstance(layer, layers.BatchNormalization)
-                for layer in generator._flatten_layers(include_self=False)):
+            isinstance(layer, layers.BatchNormalization)
+            for layer in generator._flatten_layers(include_self=False)
+        ):
             # Standing statistics need conditions, which only the data has.
-            raise ValueError("train.ema_half_life_images > 0 needs model.g_norm='none' for "
-                             "image-to-image tasks (the EMA copy's BatchNorm statistics cannot "
-                             "be re-estimated without data)")
-        super().__init__(generator, discriminator, latent_dim=1, num_classes=0, seed=seed,
-                         ema_half_life_images=ema_half_life_images, ema_rampup=ema_rampup,
-                         **kwargs)
+            raise ValueError(
+                "train.ema_half_life_images > 0 needs model.g_norm='none' for "
+                "image-to-image tasks (the EMA copy's BatchNorm statistics cannot "
+                "be re-estimated without data)"
+            )
+        super().__init__(
+            generator,
+            discriminator,
+            latent_dim=1,
+            num_classes=0,
+            seed=seed,
+            ema_half_life_images=ema_half_life_images,
+            ema_rampup=ema_rampup,
+            **kwargs,
+        )
         if l1_weight < 0 or adversarial_weight < 0 or l1_weight + adversarial_weight <= 0:
-            raise ValueError(f"task.l1_weight={l1_weight} and task.adversarial_weight="
-                             f"{adversarial_weight} must be >= 0, not both 0")
+            raise ValueError(
+                f"task.l1_weight={l1_weight} and task.adversarial_weight="
+                f"{adversarial_weight} must be >= 0, not both 0"
+            )
         self.l1_weight = float(l1_weight)
         self.adversarial_weight = float(adversarial_weight)
 
     def compile(self, *args, **kwargs):
         if kwargs.get("diffaugment_policy"):
-            raise ValueError("train.diffaugment is not supported for image-to-image tasks "
-                             "(the condition and the image would need the same transform)")
+            raise ValueError(
+                "train.diffaugment is not supported for image-to-image tasks "
+                "(the condition and the image would need the same transform)"
+            )
         super().compile(*args, **kwargs)
         self.trackers["l1"] = keras.metrics.Mean(name="l1")
 

@@ -34,13 +34,15 @@ def make_grid(images, rows: int | None = None, padding: int = 2) -> np.ndarray:
     if rows is None:
         rows = max(1, int(math.floor(math.sqrt(n))))
     cols = int(math.ceil(n / rows))
-    grid = np.zeros((rows * (h + padding) + padding, cols * (w + padding) + padding, c), images.dtype)
+    grid = np.zeros(
+        (rows * (h + padding) + padding, cols * (w + padding) + padding, c), images.dtype
+    )
     for i, image in enumerate(images):
         r, col = divmod(i, cols)
         if r >= rows:
             break
         top, left = padding + r * (h + padding), padding + col * (w + padding)
-        grid[top:top + h, left:left + w] = image
+        grid[top : top + h, left : left + w] = image
     return grid
 
 

@@ -27,11 +27,14 @@ def verify_shards(ingest_dir, split: str, expected_count: int | None = None) -> 
                 count += int(batch.shape[0])
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
             raise records.DataError(
-                f"{shard}: corrupt after {count} records ({e.message.splitlines()[0]})") from None
+                f"{shard}: corrupt after {count} records ({e.message.splitlines()[0]})"
+            ) from None
         total += count
     if expected_count is not None and total != expected_count:
-        raise records.DataError(f"{ingest_dir}: {split} shards hold {total} records but "
-                                f"{records.STATS_FILE} says {expected_count}")
+        raise records.DataError(
+            f"{ingest_dir}: {split} shards hold {total} records but "
+            f"{records.STATS_FILE} says {expected_count}"
+        )
     return total
 
 
@@ -39,13 +42,30 @@ def _parse(filename, serialized, resolution, channels):
     ex = tf.io.parse_single_example(serialized, records.parse_spec())
     image = tf.io.decode_png(ex[records.ENCODED], channels=0)
     shape = tf.shape(image, out_type=tf.int64)
-    ok = tf.reduce_all(tf.stack([
-        shape[0] == resolution, shape[1] == resolution, shape[2] == channels,
-        ex[records.HEIGHT] == resolution, ex[records.WIDTH] == resolution,
-        ex[records.CHANNELS] == channels]))
-    check = tf.debugging.Assert(ok, [
-        "record shape differs from the config; file:", filename, "source_id:", ex[records.SOURCE_ID],
-        "decoded HxWxC:", shape, f"expected {resolution}x{resolution}x{channels}"])
+    ok = tf.reduce_all(
+        tf.stack(
+            [
+                shape[0] == resolution,
+                shape[1] == resolution,
+                shape[2] == channels,
+                ex[records.HEIGHT] == resolution,
+                ex[records.WIDTH] == resolution,
+                ex[records.CHANNELS] == channels,
+            ]
+        )
+    )
+    check = tf.debugging.Assert(
+        ok,
+        [
+            "record shape differs from the config; file:",
+            filename,
+            "source_id:",
+            ex[records.SOURCE_ID],
+            "decoded HxWxC:",
+            shape,
+            f"expected {resolution}x{resolution}x{channels}",
+        ],
+    )
     with tf.control_dependencies([check]):
         image = tf.ensure_shape(tf.identity(image), [resolution, resolution, channels])
     image = tf.cast(image, tf.float32) / 127.5 - 1.0
@@ -85,22 +105,33 @@ def make_dataset(
         files = files.shuffle(len(shards), seed=seed, reshuffle_each_iteration=True)
     ds = files.interleave(
         lambda f: tf.data.TFRecordDataset(f, compression_type="GZIP").map(lambda r: (f, r)),
-        cycle_length=min(len(shards), 8), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.map(lambda f, r: _parse(f, r, resolution, channels), num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True)
+        cycle_length=min(len(shards), 8),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    ds = ds.map(
+        lambda f, r: _parse(f, r, resolution, channels),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     if repeat:
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True).repeat()
     if condition_fn is not None:
         ds = ds.enumerate().map(
             lambda index, example: with_condition(example, index, condition_fn, condition_seed),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     if input_context is not None and input_context.num_replicas_in_sync > 1:
         per_replica = input_context.get_per_replica_batch_size(global_batch_size)
         replicas_here = input_context.num_replicas_in_sync // input_context.num_input_pipelines
         start = input_context.input_pipeline_id * replicas_here * per_replica
-        ds = ds.map(lambda *batch: tf.nest.map_structure(
-            lambda t: t[start:start + replicas_here * per_replica], batch))
+        ds = ds.map(
+            lambda *batch: tf.nest.map_structure(
+                lambda t: t[start : start + replicas_here * per_replica], batch
+            )
+        )
         ds = ds.rebatch(per_replica)
     options = tf.data.Options()
     options.deterministic = True
@@ -117,14 +148,21 @@ def with_condition(example, index, condition_fn, condition_seed: int):
     return (condition_fn(image, seed), image), label
 
 
-def read_split(ingest_dir, split: str, limit: int | None = None, *, resolution: int | None = None,
-               channels: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def read_split(
+    ingest_dir,
+    split: str,
+    limit: int | None = None,
+    *,
+    resolution: int | None = None,
+    channels: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The first `limit` records of a split, in file order, as numpy arrays: uint8 images
     [N, H, W, C] exactly as ingested (no normalisation) and int64 labels [N].
 
     Every record's PNG must decode to the shape it declares and, when `resolution` and
     `channels` are given, to that shape; errors name the shard and the record.
     """
+
     def parse(serialized):
         ex = tf.io.parse_single_example(serialized, records.parse_spec())
         image = tf.io.decode_png(ex[records.ENCODED], channels=0)
@@ -146,19 +184,24 @@ def read_split(ingest_dir, split: str, limit: int | None = None, *, resolution: 
                 bad = np.flatnonzero(np.any(declared != actual, axis=1))
                 if bad.size:
                     raise records.DataError(
-                        f"{path}: record {total + bad[0]} declares shape {declared[bad[0]].tolist()} "
-                        f"but its PNG decodes to {actual[bad[0]].tolist()}")
+                        f"{path}: record {total + bad[0]} declares shape "
+                        f"{declared[bad[0]].tolist()} "
+                        f"but its PNG decodes to {actual[bad[0]].tolist()}"
+                    )
                 if expected is not None and list(image.shape[1:]) != expected:
                     raise records.DataError(
-                        f"{path}: records are {list(image.shape[1:])} (HxWxC) but the config expects "
-                        f"{expected}")
+                        f"{path}: records are {list(image.shape[1:])} (HxWxC) but the config "
+                        "expects "
+                        f"{expected}"
+                    )
                 all_images.append(image)
                 all_labels.append(label)
                 total += len(image)
         except tf.errors.OpError as e:
             raise records.DataError(
                 f"{path}: cannot read records after {total} images (corrupt file or images of "
-                f"different shapes): {e.message}") from e
+                f"different shapes): {e.message}"
+            ) from e
     if not all_images:
         raise records.DataError(f"the {split} split in {ingest_dir} has no records")
     shapes = {x.shape[1:] for x in all_images}

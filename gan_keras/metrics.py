@@ -66,12 +66,19 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
 def frechet_distance_from_statistics(mu1, sigma1, mu2, sigma2) -> float:
     """||mu1 - mu2||^2 + Tr(sigma1 + sigma2 - 2 sqrtm(sigma1 sigma2))."""
     mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    sigma1, sigma2 = (
+        np.atleast_2d(sigma1).astype(np.float64),
+        np.atleast_2d(sigma2).astype(np.float64),
+    )
     if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
         raise ValueError(
-            f"statistics shapes disagree: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+            f"statistics shapes disagree: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} "
+            f"vs {sigma2.shape}"
+        )
     diff = mu1 - mu2
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    value = (
+        diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2)
+    )
     # The exact value is >= 0; round-off can leave a tiny negative.
     return float(max(value, 0.0))
 
@@ -99,8 +106,9 @@ def _mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
     return float(sum_xx + sum_yy - 2.0 * k_xy.mean())
 
 
-def kernel_inception_distance(features_a, features_b, num_subsets: int = 10, subset_size: int = 1000,
-                              seed: int = 0) -> tuple[float, float]:
+def kernel_inception_distance(
+    features_a, features_b, num_subsets: int = 10, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3; (mean, std) over subsets.
 
     Each subset draws `subset_size` rows without replacement from each set
@@ -115,9 +123,15 @@ def kernel_inception_distance(features_a, features_b, num_subsets: int = 10, sub
         raise ValueError(f"subset_size must be >= 2, got {subset_size}")
     m = min(subset_size, a.shape[0], b.shape[0])
     rng = np.random.default_rng(seed)
-    values = np.array([
-        _mmd2_unbiased(a[rng.choice(a.shape[0], m, replace=False)], b[rng.choice(b.shape[0], m, replace=False)])
-        for _ in range(num_subsets)])
+    values = np.array(
+        [
+            _mmd2_unbiased(
+                a[rng.choice(a.shape[0], m, replace=False)],
+                b[rng.choice(b.shape[0], m, replace=False)],
+            )
+            for _ in range(num_subsets)
+        ]
+    )
     return float(values.mean()), float(values.std())
 
 
@@ -165,12 +179,12 @@ def knn_radii(features, k: int = 3) -> np.ndarray:
     radii = np.empty(x.shape[0])
     step = _block_rows(x.shape[0])
     for start in range(0, x.shape[0], step):
-        d = _squared_distances(x[start:start + step], x, x_sq)
+        d = _squared_distances(x[start : start + step], x, x_sq)
         # Each row's own distance is 0, so it must not count as a neighbour;
         # setting it to inf keeps exact duplicates (distance 0) as neighbours.
         rows = np.arange(d.shape[0])
         d[rows, start + rows] = np.inf
-        radii[start:start + d.shape[0]] = np.partition(d, k - 1, axis=1)[:, k - 1]
+        radii[start : start + d.shape[0]] = np.partition(d, k - 1, axis=1)[:, k - 1]
     return radii
 
 
@@ -180,12 +194,14 @@ def _coverage(manifold: np.ndarray, radii: np.ndarray, queries: np.ndarray) -> f
     inside = np.zeros(queries.shape[0], dtype=bool)
     step = _block_rows(manifold.shape[0])
     for start in range(0, queries.shape[0], step):
-        d = _squared_distances(queries[start:start + step], manifold, m_sq)
-        inside[start:start + d.shape[0]] = np.any(d <= radii[None, :], axis=1)
+        d = _squared_distances(queries[start : start + step], manifold, m_sq)
+        inside[start : start + d.shape[0]] = np.any(d <= radii[None, :], axis=1)
     return float(inside.mean())
 
 
-def precision_recall(real_features, fake_features, k: int = 3, real_radii=None) -> tuple[float, float]:
+def precision_recall(
+    real_features, fake_features, k: int = 3, real_radii=None
+) -> tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019).
 
     Each set's manifold is the union of balls around its points with radius the
@@ -205,7 +221,9 @@ def precision_recall(real_features, fake_features, k: int = 3, real_radii=None) 
     if real_radii is None:
         real_radii = knn_radii(real, k)
     elif np.shape(real_radii) != (real.shape[0],):
-        raise ValueError(f"real_radii must have one radius per real row, got shape {np.shape(real_radii)}")
+        raise ValueError(
+            f"real_radii must have one radius per real row, got shape {np.shape(real_radii)}"
+        )
     precision = _coverage(real, np.asarray(real_radii, np.float64), fake)
     recall = _coverage(fake, knn_radii(fake, k), real)
     return precision, recall

@@ -64,11 +64,15 @@ def check_network_resolution(resolution: int, network_resolution: int) -> int:
         _geometry(resolution)
         return resolution
     if network_resolution not in SUPPORTED_RESOLUTIONS:
-        raise ValueError(f"model.network_resolution={network_resolution} is not supported; use 0 or one of "
-                         f"{SUPPORTED_RESOLUTIONS}")
+        raise ValueError(
+            f"model.network_resolution={network_resolution} is not supported; use 0 or one of "
+            f"{SUPPORTED_RESOLUTIONS}"
+        )
     if network_resolution < resolution or (network_resolution - resolution) % 2:
-        raise ValueError(f"model.network_resolution={network_resolution} must be 0, or at least "
-                         f"data.resolution={resolution} with an even difference (centre padding)")
+        raise ValueError(
+            f"model.network_resolution={network_resolution} must be 0, or at least "
+            f"data.resolution={resolution} with an even difference (centre padding)"
+        )
     return network_resolution
 
 
@@ -85,8 +89,9 @@ class ConditionalBatchNormalization(layers.Layer):
         self.num_classes = num_classes
         self.synchronized = synchronized
         self.momentum = momentum
-        self.norm = layers.BatchNormalization(center=False, scale=False, synchronized=synchronized,
-                                              momentum=momentum)
+        self.norm = layers.BatchNormalization(
+            center=False, scale=False, synchronized=synchronized, momentum=momentum
+        )
 
     def build(self, input_shape):
         x_shape, _ = input_shape
@@ -108,8 +113,12 @@ class ConditionalBatchNormalization(layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "synchronized": self.synchronized,
-                "momentum": self.momentum}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "synchronized": self.synchronized,
+            "momentum": self.momentum,
+        }
 
 
 @keras.saving.register_keras_serializable(package="gan_keras")
@@ -122,7 +131,9 @@ class ProjectionLogit(layers.Layer):
 
     def build(self, input_shape):
         h_shape, _ = input_shape
-        self.embedding = layers.Embedding(self.num_classes, h_shape[-1], embeddings_initializer=weight_init())
+        self.embedding = layers.Embedding(
+            self.num_classes, h_shape[-1], embeddings_initializer=weight_init()
+        )
         self.embedding.build((None,))
 
     def call(self, inputs):
@@ -176,21 +187,32 @@ def build_generator(
         if norm == "none":
             return h
         if use_cbn:
-            return ConditionalBatchNormalization(num_classes, synchronized=sync_batch_norm,
-                                                 momentum=batch_norm_momentum)([h, label_in])
-        return layers.BatchNormalization(synchronized=sync_batch_norm, momentum=batch_norm_momentum)(h)
+            return ConditionalBatchNormalization(
+                num_classes, synchronized=sync_batch_norm, momentum=batch_norm_momentum
+            )([h, label_in])
+        return layers.BatchNormalization(
+            synchronized=sync_batch_norm, momentum=batch_norm_momentum
+        )(h)
 
     channels0 = _width(width, n_up - 1)
-    x = layers.Dense(start * start * channels0, use_bias=norm == "none", kernel_initializer=weight_init())(x)
+    x = layers.Dense(
+        start * start * channels0, use_bias=norm == "none", kernel_initializer=weight_init()
+    )(x)
     x = layers.Reshape((start, start, channels0))(x)
     x = layers.ReLU()(normalize(x))
     for level in reversed(range(n_up - 1)):
         x = layers.Conv2DTranspose(
-            _width(width, level), 4, strides=2, padding="same",
-            use_bias=norm == "none", kernel_initializer=weight_init(),
+            _width(width, level),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=norm == "none",
+            kernel_initializer=weight_init(),
         )(x)
         x = layers.ReLU()(normalize(x))
-    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=weight_init())(x)
+    x = layers.Conv2DTranspose(
+        channels, 4, strides=2, padding="same", kernel_initializer=weight_init()
+    )(x)
     if resolution != data_resolution:
         x = layers.Cropping2D((resolution - data_resolution) // 2)(x)
     # tanh in float32 so mixed-precision samples still span [-1, 1] exactly.
@@ -226,7 +248,9 @@ def build_discriminator(
 
     def normalize(h):
         if norm == "batch":
-            return layers.BatchNormalization(synchronized=sync_batch_norm, momentum=batch_norm_momentum)(h)
+            return layers.BatchNormalization(
+                synchronized=sync_batch_norm, momentum=batch_norm_momentum
+            )(h)
         if norm == "layer":
             return layers.LayerNormalization(axis=[1, 2, 3])(h)
         return h
@@ -243,10 +267,16 @@ def build_discriminator(
     x = sn(layers.Conv2D(width, 4, strides=2, padding="same", kernel_initializer=weight_init()))(x)
     x = layers.LeakyReLU(0.2)(x)
     for level in range(1, n_down):
-        x = sn(layers.Conv2D(
-            _width(width, level), 4, strides=2, padding="same",
-            use_bias=norm == "none", kernel_initializer=weight_init(),
-        ))(x)
+        x = sn(
+            layers.Conv2D(
+                _width(width, level),
+                4,
+                strides=2,
+                padding="same",
+                use_bias=norm == "none",
+                kernel_initializer=weight_init(),
+            )
+        )(x)
         x = layers.LeakyReLU(0.2)(normalize(x))
     h = layers.Flatten()(x)
     logit = sn(layers.Dense(1, kernel_initializer=weight_init()))(h)

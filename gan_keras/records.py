@@ -62,17 +62,20 @@ class RecordsNotFoundError(DataError, FileNotFoundError):
 # --- writing ----------------------------------------------------------------
 
 
-def make_example(png: bytes, height: int, width: int, channels: int, label: int,
-                 source_id: str) -> bytes:
+def make_example(
+    png: bytes, height: int, width: int, channels: int, label: int, source_id: str
+) -> bytes:
     """A serialized tf.train.Example holding one image (the features above)."""
-    return serialize_example({
-        ENCODED: png,
-        HEIGHT: height,
-        WIDTH: width,
-        CHANNELS: channels,
-        LABEL: label,
-        SOURCE_ID: source_id.encode("utf-8"),
-    })
+    return serialize_example(
+        {
+            ENCODED: png,
+            HEIGHT: height,
+            WIDTH: width,
+            CHANNELS: channels,
+            LABEL: label,
+            SOURCE_ID: source_id.encode("utf-8"),
+        }
+    )
 
 
 def _varint(value):
@@ -131,8 +134,16 @@ def _masked_crc32c(data):
 def write_tfrecord(file, data: bytes) -> None:
     """One record in TFRecord framing (length, masked CRC32C of length, data, CRC)."""
     length = struct.pack("<Q", len(data))
-    file.write(b"".join((length, struct.pack("<I", _masked_crc32c(length)), data,
-                         struct.pack("<I", _masked_crc32c(data)))))
+    file.write(
+        b"".join(
+            (
+                length,
+                struct.pack("<I", _masked_crc32c(length)),
+                data,
+                struct.pack("<I", _masked_crc32c(data)),
+            )
+        )
+    )
 
 
 # --- reading ----------------------------------------------------------------
@@ -144,8 +155,10 @@ def parse_spec() -> dict:
     import tensorflow as tf
 
     dtypes = {bytes: tf.string, int: tf.int64}
-    return {key: tf.io.FixedLenFeature([], dtypes[kind], default_value=default)
-            for key, (kind, default) in SCHEMA.items()}
+    return {
+        key: tf.io.FixedLenFeature([], dtypes[kind], default_value=default)
+        for key, (kind, default) in SCHEMA.items()
+    }
 
 
 # --- shard files ------------------------------------------------------------
@@ -164,8 +177,10 @@ def list_shards(ingest_dir, split: str) -> list[str]:
     """The shard paths of a split, sorted; raises RecordsNotFoundError if there are none."""
     shards = sorted(str(p) for p in pathlib.Path(ingest_dir).glob(shard_pattern(split)))
     if not shards:
-        raise RecordsNotFoundError(f"no {split} records: {ingest_dir}/{shard_pattern(split)} "
-                                   "matched nothing (run the ingest stage first)")
+        raise RecordsNotFoundError(
+            f"no {split} records: {ingest_dir}/{shard_pattern(split)} "
+            "matched nothing (run the ingest stage first)"
+        )
     return shards
 
 
@@ -202,5 +217,6 @@ def check_records_match_config(ingest_dir, resolution: int, channels: int) -> di
         raise DataError(
             f"{pathlib.Path(ingest_dir) / STATS_FILE}: records are {got[0]}x{got[0]}x{got[1]} "
             f"but the config asks for data.resolution={resolution}, data.channels={channels}; "
-            "re-run ingest with this config or fix the config")
+            "re-run ingest with this config or fix the config"
+        )
     return stats

@@ -22,8 +22,12 @@ REQUIRED_FIELDS = ("judge_fingerprint", "num_samples", "name", "frechet_distance
 
 
 def load(path=None) -> list[dict]:
-    """Every entry of the reference file (the packaged one unless `path`); ValueError if malformed."""
-    source = pathlib.Path(path) if path is not None else importlib.resources.files("gan_keras") / REFERENCE_FILE
+    """Every entry of the reference file (the packaged one unless `path`); ValueError if bad."""
+    source = (
+        pathlib.Path(path)
+        if path is not None
+        else importlib.resources.files("gan_keras") / REFERENCE_FILE
+    )
     with source.open(encoding="utf-8") as f:
         entries = json.load(f)
     if not isinstance(entries, list):
@@ -37,5 +41,9 @@ def load(path=None) -> list[dict]:
 
 def lookup(judge_fingerprint: str, num_samples: int, path=None) -> list[dict]:
     """The entries measured with this judge at this sample count, in file order."""
-    return [entry for entry in load(path)
-            if entry["judge_fingerprint"] == judge_fingerprint and int(entry["num_samples"]) == int(num_samples)]
+    return [
+        entry
+        for entry in load(path)
+        if entry["judge_fingerprint"] == judge_fingerprint
+        and int(entry["num_samples"]) == int(num_samples)
+    ]

@@ -70,8 +70,9 @@ class LoadedModel:
         self.path = pathlib.Path(path)
         self._model = tf.saved_model.load(str(self.path))
         self.signatures = dict(self._model.signatures.items())
-        self.input_specs = {name: dict(fn.structured_input_signature[1])
-                            for name, fn in self.signatures.items()}
+        self.input_specs = {
+            name: dict(fn.structured_input_signature[1]) for name, fn in self.signatures.items()
+        }
         info_path = export_layout.asset_path(self.path, export_layout.MODEL_INFO_ASSET)
         self.info = json.loads(info_path.read_text()) if info_path.exists() else {}
         self.num_classes = int(self.info.get("num_classes", 0))
@@ -83,8 +84,9 @@ class LoadedModel:
             outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
         except tf.errors.InvalidArgumentError as e:
             # In-graph checks (e.g. a label out of range) report "assertion failed: [...]".
-            raise RequestError(f"{self.path} rejected the request: "
-                               f"{clean_tf_message(e.message)}") from None
+            raise RequestError(
+                f"{self.path} rejected the request: {clean_tf_message(e.message)}"
+            ) from None
         return {k: v.numpy() for k, v in outputs.items()}
 
 
@@ -101,15 +103,17 @@ def _where(model) -> str:
 
 def require_signature(model, name: str) -> None:
     if name not in model.signatures:
-        raise RequestError(f"{_where(model)} has no '{name}' signature (has "
-                           f"{sorted(model.signatures)})")
+        raise RequestError(
+            f"{_where(model)} has no '{name}' signature (has {sorted(model.signatures)})"
+        )
 
 
 def takes_label(model, signature_name: str = "sample") -> bool:
     """Whether a signature takes labels ("label", or interpolate's "label_a" and "label_b")."""
     require_signature(model, signature_name)
-    return any(name == "label" or name.startswith("label_")
-               for name in model.input_specs[signature_name])
+    return any(
+        name == "label" or name.startswith("label_") for name in model.input_specs[signature_name]
+    )
 
 
 def image_shape(model) -> tuple[int, int, int] | None:
@@ -118,13 +122,20 @@ def image_shape(model) -> tuple[int, int, int] | None:
     return tuple(int(d) for d in shape) if shape else None
 
 
-def check_label(model, label: int | None, name: str = "label", *, required: bool = False,
-                signature_name: str = "sample") -> None:
+def check_label(
+    model,
+    label: int | None,
+    name: str = "label",
+    *,
+    required: bool = False,
+    signature_name: str = "sample",
+) -> None:
     """A label suits the model: none for unconditional ones, in range for conditional ones."""
     if not takes_label(model, signature_name):
         if label is not None:
-            raise RequestError(f"{name}={label} given but this model is unconditional: it takes "
-                               "no label")
+            raise RequestError(
+                f"{name}={label} given but this model is unconditional: it takes no label"
+            )
         return
     if label is None:
         if required:
@@ -132,8 +143,10 @@ def check_label(model, label: int | None, name: str = "label", *, required: bool
         return
     num_classes = getattr(model, "num_classes", 0)
     if label < 0 or (num_classes and label >= num_classes):
-        raise RequestError(f"{name}={label} is out of range: this model has {num_classes} "
-                           f"classes (0..{num_classes - 1})")
+        raise RequestError(
+            f"{name}={label} is out of range: this model has {num_classes} "
+            f"classes (0..{num_classes - 1})"
+        )
 
 
 # --- the signatures -----------------------------------------------------------------
@@ -144,8 +157,9 @@ def _sample_inputs(model, signature_name, num, seed, label):
     if takes_label(model, signature_name):
         inputs["label"] = np.array([] if label is None else [label], np.int32)
     elif label is not None:
-        raise RequestError(f"label={label} given but this model is unconditional: it takes "
-                           "no label")
+        raise RequestError(
+            f"label={label} given but this model is unconditional: it takes no label"
+        )
     return inputs
 
 
@@ -156,8 +170,9 @@ def _check_truncation(truncation: float) -> float:
     return truncation
 
 
-def sample_images(model, *, num: int, seed: int, label: int | None = None,
-                  truncation: float | None = None) -> np.ndarray:
+def sample_images(
+    model, *, num: int, seed: int, label: int | None = None, truncation: float | None = None
+) -> np.ndarray:
     """`num` uint8 images [num, H, W, C]: ``sample``, or ``truncated_sample`` with psi = truncation.
 
     A conditional model takes `label` for every image or None for labels
@@ -172,8 +187,9 @@ def sample_images(model, *, num: int, seed: int, label: int | None = None,
     return model.run("truncated_sample", inputs)["images"]
 
 
-def sample_latents(model, *, num: int, seed: int, label: int | None = None,
-                   truncation: float = 1.0) -> tuple[np.ndarray, np.ndarray | None]:
+def sample_latents(
+    model, *, num: int, seed: int, label: int | None = None, truncation: float = 1.0
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(z [num, latent_dim], labels [num] or None): ``sample``'s latents (truncated by psi).
 
     With psi = 1 these are exactly the latents behind ``sample(num, seed, label)``.
@@ -186,8 +202,15 @@ def sample_latents(model, *, num: int, seed: int, label: int | None = None,
     return out["z"], out.get("label")
 
 
-def interpolate_images(model, *, seed_a: int, seed_b: int, steps: int,
-                       label_a: int | None = None, label_b: int | None = None) -> np.ndarray:
+def interpolate_images(
+    model,
+    *,
+    seed_a: int,
+    seed_b: int,
+    steps: int,
+    label_a: int | None = None,
+    label_b: int | None = None,
+) -> np.ndarray:
     """`steps` uint8 images [steps, H, W, C] from sample(seed_a) to sample(seed_b) (slerp).
 
     Conditional models need both labels; the first and last images are
@@ -206,8 +229,16 @@ def interpolate_images(model, *, seed_a: int, seed_b: int, steps: int,
     return model.run("interpolate", inputs)["images"]
 
 
-def edit_images(model, *, num: int, seed: int, direction: int, strengths,
-                label: int | None = None, truncation: float | None = None) -> np.ndarray:
+def edit_images(
+    model,
+    *,
+    num: int,
+    seed: int,
+    direction: int,
+    strengths,
+    label: int | None = None,
+    truncation: float | None = None,
+) -> np.ndarray:
     """uint8 images [num, len(strengths), H, W, C]: sample i moved by each strength.
 
     The latents are ``sample``'s for `seed` (truncated when `truncation` is
@@ -222,8 +253,9 @@ def edit_images(model, *, num: int, seed: int, direction: int, strengths,
     if bad:
         raise RequestError(f"strengths must be finite float32 values, got {bad[0]}")
     require_signature(model, "edit")
-    z, labels = sample_latents(model, num=num, seed=seed, label=label,
-                               truncation=1.0 if truncation is None else truncation)
+    z, labels = sample_latents(
+        model, num=num, seed=seed, label=label, truncation=1.0 if truncation is None else truncation
+    )
     rows = []
     for strength in strengths:
         inputs = {"z": z, "direction": np.int32(direction), "strength": np.float32(strength)}
@@ -233,8 +265,9 @@ def edit_images(model, *, num: int, seed: int, direction: int, strengths,
     return np.stack(rows, axis=1)
 
 
-def project_image(model, image: np.ndarray, *, steps: int = DEFAULT_PROJECT_STEPS,
-                  label: int | None = None) -> dict:
+def project_image(
+    model, image: np.ndarray, *, steps: int = DEFAULT_PROJECT_STEPS, label: int | None = None
+) -> dict:
     """Fits a latent to one uint8 image [H, W, C] with the ``project`` signature.
 
     Returns {"z": [latent_dim] float32, "reconstruction": uint8 [H, W, C],
@@ -249,8 +282,11 @@ def project_image(model, image: np.ndarray, *, steps: int = DEFAULT_PROJECT_STEP
     else:
         check_label(model, label, signature_name="project")
     out = model.run("project", inputs)
-    return {"z": out["z"][0], "reconstruction": out["reconstructions"][0],
-            "psnr": float(out["psnr"][0])}
+    return {
+        "z": out["z"][0],
+        "reconstruction": out["reconstructions"][0],
+        "psnr": float(out["psnr"][0]),
+    }
 
 
 # --- edit directions ------------------------------------------------------------------
@@ -279,10 +315,14 @@ def resolve_direction(spec, entries: list[dict]) -> int:
         return index
     if entries:
         names = ", ".join(entry["name"] for entry in entries)
-        raise RequestError(f"unknown direction {spec!r}: this model's directions are {names} "
-                           f"(or their index, 0..{len(entries) - 1})")
-    raise RequestError(f"unknown direction {spec!r}: this model lists no directions "
-                       f"({export_layout.DIRECTIONS_ASSET} is missing), so give an index >= 0")
+        raise RequestError(
+            f"unknown direction {spec!r}: this model's directions are {names} "
+            f"(or their index, 0..{len(entries) - 1})"
+        )
+    raise RequestError(
+        f"unknown direction {spec!r}: this model lists no directions "
+        f"({export_layout.DIRECTIONS_ASSET} is missing), so give an index >= 0"
+    )
 
 
 # --- parsing --------------------------------------------------------------------------
@@ -299,8 +339,9 @@ def parse_floats(text: str, name: str) -> list[float]:
         try:
             value = float(part)
         except ValueError:
-            raise RequestError(f"{name}={text!r}: {part.strip()!r} is not a number "
-                               "(give comma-separated numbers)") from None
+            raise RequestError(
+                f"{name}={text!r}: {part.strip()!r} is not a number (give comma-separated numbers)"
+            ) from None
         if not _finite_float32(value):
             raise RequestError(f"{name}={text!r}: values must be finite float32 numbers")
         values.append(value)
@@ -354,14 +395,16 @@ def decode_png(data: bytes, expected_shape=None, name: str = "image") -> np.ndar
         elif mode in ("L", "LA", "RGB", "RGBA"):
             channels = len(mode)
         else:
-            raise RequestError(f"unsupported PNG pixel format {mode!r}: use 8-bit grayscale or "
-                               "RGB(A)")
+            raise RequestError(
+                f"unsupported PNG pixel format {mode!r}: use 8-bit grayscale or RGB(A)"
+            )
         got = (image.height, image.width, channels)
         if expected_shape is not None and got != tuple(expected_shape):
             raise _WrongShape(
                 f"{name} must have shape {_shape_list(expected_shape)} "
                 f"({_shape_text(expected_shape)}), got {_shape_list(got)} ({_shape_text(got)}); "
-                "it is not resized or converted")
+                "it is not resized or converted"
+            )
         image.load()
         if mode == "1":
             image = image.convert("L")
@@ -369,8 +412,13 @@ def decode_png(data: bytes, expected_shape=None, name: str = "image") -> np.ndar
             image = image.convert("RGBA" if channels == 4 else "RGB")
     except RequestError:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
-            Image.DecompressionBombError) as e:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as e:
         raise RequestError(f"could not decode the PNG: {e}") from None
     pixels = np.asarray(image, np.uint8)
     return pixels[..., None] if pixels.ndim == 2 else pixels
@@ -404,14 +452,21 @@ def encode_gif(frames: np.ndarray, duration_ms: int = DEFAULT_GIF_FRAME_MS) -> b
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[0] == 0 or frames.dtype != np.uint8:
-        raise ValueError(f"encode_gif expects uint8 frames [N, H, W, C], got {frames.dtype} "
-                         f"{frames.shape}")
+        raise ValueError(
+            f"encode_gif expects uint8 frames [N, H, W, C], got {frames.dtype} {frames.shape}"
+        )
     if frames.shape[-1] == 1:
         frames = frames[..., 0]
     pictures = [Image.fromarray(frame) for frame in frames]
     buf = io.BytesIO()
-    pictures[0].save(buf, format="GIF", save_all=True, append_images=pictures[1:],
-                     duration=int(duration_ms), loop=0)
+    pictures[0].save(
+        buf,
+        format="GIF",
+        save_all=True,
+        append_images=pictures[1:],
+        duration=int(duration_ms),
+        loop=0,
+    )
     return buf.getvalue()
 
 
@@ -433,8 +488,15 @@ def psnr_for_json(psnr: float) -> float | None:
 # --- the command line's sampling -----------------------------------------------------------
 
 
-def generate(model_base_path, *, num: int, seed: int = 0, label: int | None = None,
-             version: int | None = None, truncation: float | None = None) -> np.ndarray:
+def generate(
+    model_base_path,
+    *,
+    num: int,
+    seed: int = 0,
+    label: int | None = None,
+    version: int | None = None,
+    truncation: float | None = None,
+) -> np.ndarray:
     """Returns `num` uint8 images [num, H, W, C] from the sample (or truncated_sample) signature."""
     if num < 1:
         raise ValueError(f"--num must be >= 1, got {num}")
@@ -455,12 +517,21 @@ def write_images(images: np.ndarray, out=None, out_dir=None, rows: int | None = 
             gan_images.save_png(out_dir / f"sample_{i:05d}.png", image)
 
 
-def generate_to_files(model_base_path, *, num: int, seed: int = 0, label: int | None = None,
-                      version: int | None = None, out=None, out_dir=None,
-                      truncation: float | None = None) -> np.ndarray:
+def generate_to_files(
+    model_base_path,
+    *,
+    num: int,
+    seed: int = 0,
+    label: int | None = None,
+    version: int | None = None,
+    out=None,
+    out_dir=None,
+    truncation: float | None = None,
+) -> np.ndarray:
     """`generate`, then `write_images`; returns the images."""
-    images = generate(model_base_path, num=num, seed=seed, label=label, version=version,
-                      truncation=truncation)
+    images = generate(
+        model_base_path, num=num, seed=seed, label=label, version=version, truncation=truncation
+    )
     write_images(images, out=out, out_dir=out_dir)
     for target in (out, out_dir):
         if target:
@@ -490,16 +561,20 @@ def is_image_to_image(model) -> bool:
 def require_sampling_model(model, what: str, instead: str) -> None:
     """Rejects an image-to-image model for `what` (an endpoint or flag of sampling models)."""
     if is_image_to_image(model):
-        raise RequestError(f"{what} is for sampling models, but {_where(model)} is an "
-                           f"image-to-image model (task {task_name(model)}): {instead}")
+        raise RequestError(
+            f"{what} is for sampling models, but {_where(model)} is an "
+            f"image-to-image model (task {task_name(model)}): {instead}"
+        )
 
 
 def require_image_to_image(model, what: str, instead: str) -> None:
     """Rejects a sampling model for `what` (an endpoint or flag of image-to-image models)."""
     if not is_image_to_image(model):
-        raise RequestError(f"{what} is for image-to-image models (super_resolution, inpainting, "
-                           f"translation), but {_where(model)} is a sampling model (task "
-                           f"generate): {instead}")
+        raise RequestError(
+            f"{what} is for image-to-image models (super_resolution, inpainting, "
+            f"translation), but {_where(model)} is a sampling model (task "
+            f"generate): {instead}"
+        )
 
 
 def transform_input_shapes(model) -> dict[str, tuple[int, int, int] | None]:
@@ -511,11 +586,15 @@ def transform_input_shapes(model) -> dict[str, tuple[int, int, int] | None]:
     require_signature(model, TRANSFORM_SIGNATURE)
     names = set(model.input_specs[TRANSFORM_SIGNATURE])
     if names not in ({"image"}, {"image", "mask"}):
-        raise RequestError(f"{_where(model)}'s {TRANSFORM_SIGNATURE} takes {sorted(names)}, not "
-                           "an image (and mask): it is not an image-to-image export")
+        raise RequestError(
+            f"{_where(model)}'s {TRANSFORM_SIGNATURE} takes {sorted(names)}, not "
+            "an image (and mask): it is not an image-to-image export"
+        )
     declared = model.info.get("inputs") or {}
-    return {name: tuple(int(d) for d in declared[name]) if declared.get(name) else None
-            for name in sorted(names)}
+    return {
+        name: tuple(int(d) for d in declared[name]) if declared.get(name) else None
+        for name in sorted(names)
+    }
 
 
 def takes_mask(model) -> bool:
@@ -526,8 +605,11 @@ def describe_transform_inputs(model) -> str:
     """What serving_default takes, e.g. 'image: a PNG of shape [8, 8, 1] (8x8 pixels, ...)'."""
     parts = []
     for name, shape in transform_input_shapes(model).items():
-        text = (f"{name}: a PNG of shape {_shape_list(shape)} ({_shape_text(shape)})"
-                if shape else f"{name}: a PNG")
+        text = (
+            f"{name}: a PNG of shape {_shape_list(shape)} ({_shape_text(shape)})"
+            if shape
+            else f"{name}: a PNG"
+        )
         if name == "mask":
             text += ", white (any value >= 128) = hole, black = keep"
         parts.append(text)
@@ -536,8 +618,9 @@ def describe_transform_inputs(model) -> str:
 
 def decode_transform_png(data: bytes, shape, name: str) -> np.ndarray:
     """`decode_png` of serving_default's input `name`; every error names the expected shape."""
-    expected = (f"; expected a PNG of shape {_shape_list(shape)} ({_shape_text(shape)})"
-                if shape else "")
+    expected = (
+        f"; expected a PNG of shape {_shape_list(shape)} ({_shape_text(shape)})" if shape else ""
+    )
     if not data:
         raise RequestError(f"{name} is empty{expected or '; expected a PNG'}")
     try:
@@ -553,11 +636,14 @@ def check_transform_fields(model, given: set[str]) -> None:
     shapes = transform_input_shapes(model)
     task = task_name(model)
     if "mask" in shapes and "mask" not in given:
-        raise RequestError(f"this {task} model needs a mask as well as the image ("
-                           f"{describe_transform_inputs(model)})")
+        raise RequestError(
+            f"this {task} model needs a mask as well as the image ("
+            f"{describe_transform_inputs(model)})"
+        )
     if "mask" in given and "mask" not in shapes:
-        raise RequestError(f"this {task} model takes no mask, only the image ("
-                           f"{describe_transform_inputs(model)})")
+        raise RequestError(
+            f"this {task} model takes no mask, only the image ({describe_transform_inputs(model)})"
+        )
     if "image" not in given:
         raise RequestError(f"the image is missing ({describe_transform_inputs(model)})")
 
@@ -565,8 +651,9 @@ def check_transform_fields(model, given: set[str]) -> None:
 def transform_images(model, inputs: dict) -> np.ndarray:
     """serving_default on uint8 batches {"image": [N, h, w, c](, "mask": [N, H, W, 1])}:
     uint8 images [N, H, W, C]."""
-    return model.run(TRANSFORM_SIGNATURE, {name: np.asarray(value, np.uint8)
-                                           for name, value in inputs.items()})["images"]
+    return model.run(
+        TRANSFORM_SIGNATURE, {name: np.asarray(value, np.uint8) for name, value in inputs.items()}
+    )["images"]
 
 
 def transform_png(model, image_png: bytes, mask_png: bytes | None = None) -> bytes:
@@ -606,15 +693,14 @@ def transform_files(model, jobs, batch_size: int = TRANSFORM_BATCH) -> int:
         batch_size = 1  # undeclared shapes: the files need not stack
     written = 0
     for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start:start + batch_size]
+        chunk = jobs[start : start + batch_size]
         batch = {name: [] for name in shapes}
         for image_path, mask_path, _ in chunk:
             check_transform_fields(model, {"image"} | ({"mask"} if mask_path else set()))
             batch["image"].append(_read_transform_file(image_path, shapes["image"], "image"))
             if mask_path:
                 batch["mask"].append(_read_transform_file(mask_path, shapes["mask"], "mask"))
-        images = transform_images(model, {name: np.stack(values)
-                                          for name, values in batch.items()})
+        images = transform_images(model, {name: np.stack(values) for name, values in batch.items()})
         for (_, _, out_path), image in zip(chunk, images, strict=True):
             gan_images.save_png(out_path, image)
             written += 1

@@ -15,14 +15,17 @@ from absl import app, flags
 from gan_keras.serving import app as serving_app
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
-    "model_base_path", None, "Directory holding integer version subdirectories (SavedModels).")
+    "model_base_path", None, "Directory holding integer version subdirectories (SavedModels)."
+)
 _MODEL_NAME = flags.DEFINE_string("model_name", "generator", "Name in the /v1/models/<name> URLs.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for all).")
 _PORT = flags.DEFINE_integer("port", 8501, "HTTP port (TF Serving's REST default).")
-_MAX_BATCH = flags.DEFINE_integer("max_batch", 256,
-                                  "Largest batch / num_samples one request may ask for.")
-_POLL_SECONDS = flags.DEFINE_float("poll_seconds", 2.0,
-                                   "How often to look for new versions (0: never).")
+_MAX_BATCH = flags.DEFINE_integer(
+    "max_batch", 256, "Largest batch / num_samples one request may ask for."
+)
+_POLL_SECONDS = flags.DEFINE_float(
+    "poll_seconds", 2.0, "How often to look for new versions (0: never)."
+)
 _THREADS = flags.DEFINE_integer("threads", 4, "Request worker threads.")
 
 
@@ -32,9 +35,15 @@ def main(argv):
     if not _MODEL_BASE_PATH.value:
         raise app.UsageError("--model_base_path is required")
     logging.getLogger().setLevel(logging.INFO)
-    serving_app.run_server(_MODEL_BASE_PATH.value, _MODEL_NAME.value, host=_HOST.value,
-                           port=_PORT.value, max_batch=_MAX_BATCH.value,
-                           poll_seconds=_POLL_SECONDS.value, threads=_THREADS.value)
+    serving_app.run_server(
+        _MODEL_BASE_PATH.value,
+        _MODEL_NAME.value,
+        host=_HOST.value,
+        port=_PORT.value,
+        max_batch=_MAX_BATCH.value,
+        poll_seconds=_POLL_SECONDS.value,
+        threads=_THREADS.value,
+    )
 
 
 def console_main():

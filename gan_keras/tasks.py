@@ -56,17 +56,38 @@ class Task:
 
 
 TASKS = Registry("task.name")
-TASKS.register("generate", Task(
-    "generate", "sample images from z (and a label)", (), False, None))
-TASKS.register("super_resolution", Task(
-    "super_resolution", "recover the image from its task.scale-times downsampled copy",
-    ("scale",), True, "bicubic_upsample"))
-TASKS.register("inpainting", Task(
-    "inpainting", "fill a task.hole covering task.hole_fraction of the image",
-    ("hole", "hole_fraction"), True, "classical_fill"))
-TASKS.register("translation", Task(
-    "translation", "recover the image from its task.source rendering (edges or grayscale)",
-    ("source",), True, None))
+TASKS.register("generate", Task("generate", "sample images from z (and a label)", (), False, None))
+TASKS.register(
+    "super_resolution",
+    Task(
+        "super_resolution",
+        "recover the image from its task.scale-times downsampled copy",
+        ("scale",),
+        True,
+        "bicubic_upsample",
+    ),
+)
+TASKS.register(
+    "inpainting",
+    Task(
+        "inpainting",
+        "fill a task.hole covering task.hole_fraction of the image",
+        ("hole", "hole_fraction"),
+        True,
+        "classical_fill",
+    ),
+)
+TASKS.register(
+    "translation",
+    Task(
+        "translation",
+        "recover the image from its task.source rendering (edges or grayscale)",
+        ("source",),
+        True,
+        None,
+    ),
+)
+
 
 def is_image_to_image(task_config) -> bool:
     """True when G maps a condition to an image (not `generate`'s sampling)."""
@@ -75,10 +96,14 @@ def is_image_to_image(task_config) -> bool:
 
 HOLES = Registry("task.hole")
 HOLES.register("center", "a centred rectangle of task.hole_fraction of the area (seed-independent)")
-HOLES.register("random_box", "a rectangle of task.hole_fraction of the area, random position "
-               "and aspect ratio in [1/2, 2]")
-HOLES.register("free_form", "random thick brush strokes whose union covers close to "
-               "task.hole_fraction of the area")
+HOLES.register(
+    "random_box",
+    "a rectangle of task.hole_fraction of the area, random position and aspect ratio in [1/2, 2]",
+)
+HOLES.register(
+    "free_form",
+    "random thick brush strokes whose union covers close to task.hole_fraction of the area",
+)
 
 SOURCES = Registry("task.source")
 SOURCES.register("edges", "thresholded Sobel gradient magnitude of the luminance, black on white")
@@ -127,8 +152,11 @@ def _is_int(value) -> bool:
 
 
 def _is_real(value) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
-            and math.isfinite(float(value)))
+    return (
+        isinstance(value, numbers.Real)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
 
 
 def check_task_config(task_config, *, resolution: int, channels: int) -> None:
@@ -149,7 +177,7 @@ def check_task_config(task_config, *, resolution: int, channels: int) -> None:
         raise ValueError(f"data.resolution must be a positive int, got {resolution!r}")
 
     seed = _field(task_config, "seed")
-    if not _is_int(seed) or not -2**63 <= seed < 2**63:
+    if not _is_int(seed) or not -(2**63) <= seed < 2**63:
         raise ValueError(f"task.seed must be an int64 integer, got {seed!r}")
     weights = {}
     for name in ("l1_weight", "adversarial_weight"):
@@ -158,8 +186,10 @@ def check_task_config(task_config, *, resolution: int, channels: int) -> None:
             raise ValueError(f"task.{name} must be a finite number >= 0, got {value!r}")
         weights[name] = float(value)
     if not any(weights.values()):
-        raise ValueError("task.l1_weight and task.adversarial_weight are both 0: at least one "
-                         "must be > 0 (adversarial_weight=0 is the L1-only baseline)")
+        raise ValueError(
+            "task.l1_weight and task.adversarial_weight are both 0: at least one "
+            "must be > 0 (adversarial_weight=0 is the L1-only baseline)"
+        )
 
     if task.name == "super_resolution":
         scale = _field(task_config, "scale")
@@ -168,24 +198,31 @@ def check_task_config(task_config, *, resolution: int, channels: int) -> None:
         if resolution % scale:
             raise ValueError(f"task.scale={scale} does not divide data.resolution={resolution}")
         if resolution // scale < MIN_CONDITION_SIZE:
-            raise ValueError(f"task.scale={scale} leaves {resolution // scale}x"
-                             f"{resolution // scale} conditions at data.resolution={resolution}; "
-                             f"they must be at least {MIN_CONDITION_SIZE} pixels wide")
+            raise ValueError(
+                f"task.scale={scale} leaves {resolution // scale}x"
+                f"{resolution // scale} conditions at data.resolution={resolution}; "
+                f"they must be at least {MIN_CONDITION_SIZE} pixels wide"
+            )
     elif task.name == "inpainting":
         HOLES.check(_field(task_config, "hole"))
         fraction = _field(task_config, "hole_fraction")
         if not _is_real(fraction) or not 0 < fraction <= MAX_HOLE_FRACTION:
-            raise ValueError(f"task.hole_fraction must be in (0, {MAX_HOLE_FRACTION}], "
-                             f"got {fraction!r}")
+            raise ValueError(
+                f"task.hole_fraction must be in (0, {MAX_HOLE_FRACTION}], got {fraction!r}"
+            )
         if fraction * resolution * resolution < 1:
-            raise ValueError(f"task.hole_fraction={fraction!r} is less than one pixel at "
-                             f"data.resolution={resolution}")
+            raise ValueError(
+                f"task.hole_fraction={fraction!r} is less than one pixel at "
+                f"data.resolution={resolution}"
+            )
     elif task.name == "translation":
         source = SOURCES.check(_field(task_config, "source"))
         if source == "grayscale" and channels != 3:
-            raise ValueError(f"task.source='grayscale' needs RGB data (data.channels=3), got "
-                             f"data.channels={channels}; use task.source='edges' for "
-                             f"1-channel data")
+            raise ValueError(
+                f"task.source='grayscale' needs RGB data (data.channels=3), got "
+                f"data.channels={channels}; use task.source='edges' for "
+                f"1-channel data"
+            )
 
 
 def condition_shape(task_config, resolution: int, channels: int) -> tuple[int, int, int] | None:
@@ -410,8 +447,9 @@ def degrade(task_config, image, seed) -> tf.Tensor:
     """
     image = tf.convert_to_tensor(image, tf.float32)
     if image.shape.rank != 3 or not image.shape.is_fully_defined():
-        raise ValueError(f"degrade takes one image [H, W, C] with a static shape, got "
-                         f"{image.shape}")
+        raise ValueError(
+            f"degrade takes one image [H, W, C] with a static shape, got {image.shape}"
+        )
     height, width, channels = image.shape
     for size in {height, width}:
         check_task_config(task_config, resolution=size, channels=channels)
@@ -450,8 +488,11 @@ def paste_known(generated, condition) -> tf.Tensor:
 
 def mask_to_uint8(masks) -> tf.Tensor:
     """Serving convention of float masks (1 = hole): uint8, 255 = hole, 0 = keep."""
-    return tf.where(tf.convert_to_tensor(masks, tf.float32) >= 0.5,
-                    tf.constant(255, tf.uint8), tf.constant(0, tf.uint8))
+    return tf.where(
+        tf.convert_to_tensor(masks, tf.float32) >= 0.5,
+        tf.constant(255, tf.uint8),
+        tf.constant(0, tf.uint8),
+    )
 
 
 def mask_from_uint8(masks) -> tf.Tensor:
@@ -489,8 +530,9 @@ def _neighbour_sum(u: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return out
 
 
-def classical_fill(condition, *, tol: float = 1e-7, max_iterations: int | None = None
-                   ) -> np.ndarray:
+def classical_fill(
+    condition, *, tol: float = 1e-7, max_iterations: int | None = None
+) -> np.ndarray:
     """Harmonic (membrane) inpainting: float32 numpy [N, H, W, C] from inpainting
     conditions [N, H, W, C + 1].
 
@@ -503,12 +545,17 @@ def classical_fill(condition, *, tol: float = 1e-7, max_iterations: int | None =
     """
     condition = np.asarray(condition)
     if condition.ndim != 4 or condition.shape[-1] < 2:
-        raise ValueError(f"classical_fill expects inpainting conditions [N, H, W, C + 1], got "
-                         f"shape {condition.shape}")
+        raise ValueError(
+            f"classical_fill expects inpainting conditions [N, H, W, C + 1], got "
+            f"shape {condition.shape}"
+        )
     # In chunks, so a whole eval split does not hold a dozen float64 copies at once.
-    return np.concatenate([
-        _harmonic_fill(condition[i:i + _FILL_CHUNK].astype(np.float64), tol, max_iterations)
-        for i in range(0, len(condition), _FILL_CHUNK)] or [condition[..., :-1]]
+    return np.concatenate(
+        [
+            _harmonic_fill(condition[i : i + _FILL_CHUNK].astype(np.float64), tol, max_iterations)
+            for i in range(0, len(condition), _FILL_CHUNK)
+        ]
+        or [condition[..., :-1]]
     ).astype(np.float32)
 
 
@@ -532,7 +579,7 @@ def _harmonic_fill(condition: np.ndarray, tol: float, max_iterations: int | None
     p = r.copy()
     axes = (1, 2)
     rr = np.sum(r * r, axis=axes, keepdims=True)
-    stop = (tol ** 2) * np.maximum(np.sum(b * b, axis=axes, keepdims=True), 1e-30)
+    stop = (tol**2) * np.maximum(np.sum(b * b, axis=axes, keepdims=True), 1e-30)
     if max_iterations is None:
         max_iterations = 10 * (h + w) + 100
     active = rr > stop
@@ -550,8 +597,11 @@ def _harmonic_fill(condition: np.ndarray, tol: float, max_iterations: int | None
         rr = rr_new
         active = rr > stop
     if np.any(active):
-        warnings.warn(f"classical_fill: {int(np.sum(np.any(active, axis=(1, 2, 3))))} of {n} "
-                      f"images did not converge in {max_iterations} iterations", stacklevel=3)
+        warnings.warn(
+            f"classical_fill: {int(np.sum(np.any(active, axis=(1, 2, 3))))} of {n} "
+            f"images did not converge in {max_iterations} iterations",
+            stacklevel=3,
+        )
     no_known = ~np.any(~hole, axis=(1, 2, 3))
     x[no_known] = 0.0
     filled = known + hole_c * x
@@ -572,6 +622,11 @@ def baseline(task_config, condition) -> np.ndarray:
         return bicubic_upsample(condition, int(_field(task_config, "scale")))
     if task.name == "inpainting":
         return classical_fill(condition)
-    raise ValueError(f"task.name={task.name!r} has no classical baseline"
-                     + (" (its reference is the L1-only model, task.adversarial_weight=0)"
-                        if task.name == "translation" else ""))
+    raise ValueError(
+        f"task.name={task.name!r} has no classical baseline"
+        + (
+            " (its reference is the L1-only model, task.adversarial_weight=0)"
+            if task.name == "translation"
+            else ""
+        )
+    )

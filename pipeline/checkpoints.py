@@ -32,18 +32,29 @@ def build_networks(config, *, resolution: int, channels: int, num_classes: int):
     else the U-Net and PatchGAN of gan_keras.image_to_image for the task's condition."""
     m = config.model
     if not tasks.is_image_to_image(config.task):
-        return networks.build_networks(m, resolution=resolution, channels=channels,
-                                       num_classes=num_classes)
+        return networks.build_networks(
+            m, resolution=resolution, channels=channels, num_classes=num_classes
+        )
     condition_shape = tasks.condition_shape(config.task, resolution, channels)
     image_shape = (resolution, resolution, channels)
     generator = image_to_image.build_unet_generator(
-        condition_shape=condition_shape, image_shape=image_shape, width=m.g_width, norm=m.g_norm,
-        sync_batch_norm=m.sync_batch_norm, batch_norm_momentum=m.batch_norm_momentum,
-        inpainting=config.task.name == "inpainting")
+        condition_shape=condition_shape,
+        image_shape=image_shape,
+        width=m.g_width,
+        norm=m.g_norm,
+        sync_batch_norm=m.sync_batch_norm,
+        batch_norm_momentum=m.batch_norm_momentum,
+        inpainting=config.task.name == "inpainting",
+    )
     discriminator = image_to_image.build_patch_discriminator(
-        condition_shape=condition_shape, image_shape=image_shape, width=m.d_width, norm=m.d_norm,
-        sync_batch_norm=m.sync_batch_norm, batch_norm_momentum=m.batch_norm_momentum,
-        spectral_norm=m.spectral_norm)
+        condition_shape=condition_shape,
+        image_shape=image_shape,
+        width=m.d_width,
+        norm=m.d_norm,
+        sync_batch_norm=m.sync_batch_norm,
+        batch_norm_momentum=m.batch_norm_momentum,
+        spectral_norm=m.spectral_norm,
+    )
     return generator, discriminator
 
 
@@ -76,9 +87,17 @@ def generator_checkpoint(config, workdir, model_dir: str = "") -> dict:
     train.eval_every > 0 and one exists, else the latest. {'checkpoint': kind, 'checkpoint_step',
     'checkpoint_path', and 'in_training_eval' (best.json) for the best one}."""
     train_dir = workdir_layout.train_dir(workdir) / model_dir
-    best = tf.train.latest_checkpoint(str(train_dir / BEST_DIR)) if config.train.eval_every > 0 else None
+    best = (
+        tf.train.latest_checkpoint(str(train_dir / BEST_DIR))
+        if config.train.eval_every > 0
+        else None
+    )
     if best is not None:
-        info = {"checkpoint": CHECKPOINT_BEST, "checkpoint_step": checkpoint_step(best), "checkpoint_path": best}
+        info = {
+            "checkpoint": CHECKPOINT_BEST,
+            "checkpoint_step": checkpoint_step(best),
+            "checkpoint_path": best,
+        }
         record = read_best_record(train_dir / BEST_DIR)
         if record is not None:
             info["in_training_eval"] = record
@@ -87,7 +106,11 @@ def generator_checkpoint(config, workdir, model_dir: str = "") -> dict:
     latest = tf.train.latest_checkpoint(str(ckpt_dir))
     if latest is None:
         raise FileNotFoundError(f"no checkpoint in {ckpt_dir} (run the train stage first)")
-    return {"checkpoint": CHECKPOINT_LATEST, "checkpoint_step": checkpoint_step(latest), "checkpoint_path": latest}
+    return {
+        "checkpoint": CHECKPOINT_LATEST,
+        "checkpoint_step": checkpoint_step(latest),
+        "checkpoint_path": latest,
+    }
 
 
 def load_generator_with_info(config, workdir, model_dir: str = "") -> tuple[keras.Model, dict]:
@@ -97,17 +120,27 @@ def load_generator_with_info(config, workdir, model_dir: str = "") -> tuple[kera
     workdir = pathlib.Path(workdir)
     ingest_dir = workdir_layout.ingest_dir(workdir)
     stats = records.read_stats(ingest_dir)
-    num_classes = classes.resolve_num_classes(ingest_dir, conditional=config.model.conditional,
-                                              num_classes=config.model.num_classes)
-    generator, _ = build_networks(config, resolution=stats["resolution"], channels=stats["channels"],
-                                  num_classes=num_classes)
+    num_classes = classes.resolve_num_classes(
+        ingest_dir, conditional=config.model.conditional, num_classes=config.model.num_classes
+    )
+    generator, _ = build_networks(
+        config, resolution=stats["resolution"], channels=stats["channels"], num_classes=num_classes
+    )
     info = generator_checkpoint(config, workdir, model_dir)
     key = "ema_generator" if config.train.ema_half_life_images > 0 else "generator"
     path = info["checkpoint_path"]
-    tf.train.Checkpoint(**{key: generator}).restore(path).expect_partial().assert_existing_objects_matched()
+    tf.train.Checkpoint(**{key: generator}).restore(
+        path
+    ).expect_partial().assert_existing_objects_matched()
     fd = info.get("in_training_eval", {}).get("frechet_distance")
-    logging.info("Restored %s of step %d (%s%s) from %s", key, info["checkpoint_step"], info["checkpoint"],
-                 f" {fd:.4g}" if fd is not None else "", path)
+    logging.info(
+        "Restored %s of step %d (%s%s) from %s",
+        key,
+        info["checkpoint_step"],
+        info["checkpoint"],
+        f" {fd:.4g}" if fd is not None else "",
+        path,
+    )
     return generator, {**info, "generator": key}
 
 

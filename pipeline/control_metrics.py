@@ -81,12 +81,16 @@ TRUNCATION_PLOT = "truncation_tradeoff.png"
 TRUNCATION_PLOT_SIZE = (760, 320)
 NEIGHBOURS_PLOT = "nearest_neighbours.png"
 DIRECTION_PREFIX = "towards_"
-METHOD = ("Stein: Cov(z, p_X(G(z))) = E[grad_z p_X(G(z))] for z ~ N(0, I), the average gradient "
-          "of the judge's class-X probability, from the judge's predictions on generated samples")
-CONDITIONAL_NOTE = ("not fitted: the model is conditional, so its label input chooses the class and "
-                    "there is no direction in z towards a class (set the label; the interpolate "
-                    "signature morphs between classes)")
-UNLABELLED_NOTE = ("not fitted: the data is unlabelled, so the judge predicts rotations, not classes")
+METHOD = (
+    "Stein: Cov(z, p_X(G(z))) = E[grad_z p_X(G(z))] for z ~ N(0, I), the average gradient "
+    "of the judge's class-X probability, from the judge's predictions on generated samples"
+)
+CONDITIONAL_NOTE = (
+    "not fitted: the model is conditional, so its label input chooses the class and "
+    "there is no direction in z towards a class (set the label; the interpolate "
+    "signature morphs between classes)"
+)
+UNLABELLED_NOTE = "not fitted: the data is unlabelled, so the judge predicts rotations, not classes"
 
 # Seeds of the random draws here (pipeline.judge and pipeline.evaluate use 0-3 with the same seed).
 _FIT_STREAM, _EDIT_STREAM, _RANDOM_DIRECTION_STREAM, _PROJECTION_STREAM = 10, 11, 12, 13
@@ -96,10 +100,16 @@ _FIT_STREAM, _EDIT_STREAM, _RANDOM_DIRECTION_STREAM, _PROJECTION_STREAM = 10, 11
 # Config
 # --------------------------------------------------------------------------
 
+
 def _numbers(value) -> bool:
-    return (isinstance(value, (list, tuple)) and len(value) > 0
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                    for v in value))
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) > 0
+        and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            for v in value
+        )
+    )
 
 
 def validate_config(config) -> None:
@@ -108,27 +118,43 @@ def validate_config(config) -> None:
     need = judge_lib.field_checker(ev)
     need(isinstance(getattr(ev, "controls", None), bool), "controls", "must be True or False")
     psis = getattr(ev, "truncation_psis", None)
-    need(_numbers(psis) and all(0.0 <= p <= 1.0 for p in psis) and len(set(psis)) == len(psis),
-         "truncation_psis", "must be a non-empty list of distinct numbers in [0, 1]")
-    need(judge_lib.is_int(getattr(ev, "projection_images", None)) and ev.projection_images >= 0,
-         "projection_images", "must be an integer >= 0 (0 skips the projection measurement)")
-    need(judge_lib.is_int(getattr(ev, "projection_steps", None)) and ev.projection_steps >= 0,
-         "projection_steps", "must be an integer >= 0")
-    need(_numbers(getattr(ev, "edit_strengths", None)), "edit_strengths",
-         "must be a non-empty list of finite numbers")
+    need(
+        _numbers(psis) and all(0.0 <= p <= 1.0 for p in psis) and len(set(psis)) == len(psis),
+        "truncation_psis",
+        "must be a non-empty list of distinct numbers in [0, 1]",
+    )
+    need(
+        judge_lib.is_int(getattr(ev, "projection_images", None)) and ev.projection_images >= 0,
+        "projection_images",
+        "must be an integer >= 0 (0 skips the projection measurement)",
+    )
+    need(
+        judge_lib.is_int(getattr(ev, "projection_steps", None)) and ev.projection_steps >= 0,
+        "projection_steps",
+        "must be an integer >= 0",
+    )
+    need(
+        _numbers(getattr(ev, "edit_strengths", None)),
+        "edit_strengths",
+        "must be a non-empty list of finite numbers",
+    )
 
 
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
 
-def _generate(generator, z: np.ndarray, labels: np.ndarray | None = None,
-              batch_size: int = 256) -> np.ndarray:
+
+def _generate(
+    generator, z: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 256
+) -> np.ndarray:
     """uint8 images of `generator` (float output in [-1, 1]) for latents z (and labels)."""
     out = []
     for start in range(0, len(z), batch_size):
-        zb = np.asarray(z[start:start + batch_size], np.float32)
-        inputs = zb if labels is None else [zb, np.asarray(labels[start:start + batch_size], np.int32)]
+        zb = np.asarray(z[start : start + batch_size], np.float32)
+        inputs = (
+            zb if labels is None else [zb, np.asarray(labels[start : start + batch_size], np.int32)]
+        )
         out.append(gan_images.to_uint8(np.asarray(generator(inputs, training=False))))
     return np.concatenate(out)
 
@@ -141,7 +167,7 @@ def _psnr(mse: np.ndarray) -> np.ndarray:
     """PSNR in dB of uint8 images from their mean squared error, exact matches capped."""
     mse = np.asarray(mse, np.float64)
     with np.errstate(divide="ignore"):
-        psnr = 10.0 * np.log10(255.0 ** 2 / mse)
+        psnr = 10.0 * np.log10(255.0**2 / mse)
     return np.minimum(psnr, PSNR_CAP_DB)
 
 
@@ -162,19 +188,23 @@ def _nearest(queries: np.ndarray, base: np.ndarray, k: int, max_entries: int = 8
     query_rows = max(1, max_entries // base_rows)
     q_sq = np.einsum("ij,ij->i", queries, queries)
     for b_start in range(0, len(base), base_rows):
-        block = np.asarray(base[b_start:b_start + base_rows], np.float64).reshape(-1, dim)
+        block = np.asarray(base[b_start : b_start + base_rows], np.float64).reshape(-1, dim)
         block_sq = np.einsum("ij,ij->i", block, block)
         ids = np.arange(b_start, b_start + len(block))
         for q_start in range(0, len(queries), query_rows):
             rows = slice(q_start, q_start + query_rows)
-            d = np.maximum(q_sq[rows, None] + block_sq[None, :] - 2.0 * (queries[rows] @ block.T), 0.0)
+            d = np.maximum(
+                q_sq[rows, None] + block_sq[None, :] - 2.0 * (queries[rows] @ block.T), 0.0
+            )
             cand_d = np.concatenate([best_d[rows], d], axis=1)
             cand_i = np.concatenate([best_i[rows], np.broadcast_to(ids, d.shape)], axis=1)
             top = np.argpartition(cand_d, k - 1, axis=1)[:, :k]
             best_d[rows] = np.take_along_axis(cand_d, top, axis=1)
             best_i[rows] = np.take_along_axis(cand_i, top, axis=1)
     order = np.argsort(best_d, axis=1, kind="stable")
-    return np.sqrt(np.take_along_axis(best_d, order, axis=1)), np.take_along_axis(best_i, order, axis=1)
+    return np.sqrt(np.take_along_axis(best_d, order, axis=1)), np.take_along_axis(
+        best_i, order, axis=1
+    )
 
 
 def _direction_names(class_names, num_classes: int) -> list[str]:
@@ -191,7 +221,9 @@ def _direction_names(class_names, num_classes: int) -> list[str]:
 
 
 def _random_directions(count: int, latent_dim: int, seed: int) -> np.ndarray:
-    vectors = np.random.default_rng([seed, _RANDOM_DIRECTION_STREAM]).standard_normal((count, latent_dim))
+    vectors = np.random.default_rng([seed, _RANDOM_DIRECTION_STREAM]).standard_normal(
+        (count, latent_dim)
+    )
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -199,9 +231,18 @@ def _random_directions(count: int, latent_dim: int, seed: int) -> np.ndarray:
 # Class directions
 # --------------------------------------------------------------------------
 
-def class_directions_with_info(generator, judge, latent_dim: int, num_classes: int, *,
-                               class_names=None, num_samples: int = DIRECTION_FIT_SAMPLES,
-                               seed: int = 0, batch_size: int = 256) -> tuple[dict, dict]:
+
+def class_directions_with_info(
+    generator,
+    judge,
+    latent_dim: int,
+    num_classes: int,
+    *,
+    class_names=None,
+    num_samples: int = DIRECTION_FIT_SAMPLES,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> tuple[dict, dict]:
     """(`class_directions`' {name: unit vector [latent_dim]}, a description for metrics/model_info).
 
     `num_classes` is the model's (0: unconditional); the classes are the judge's.
@@ -221,23 +262,36 @@ def class_directions_with_info(generator, judge, latent_dim: int, num_classes: i
         norm = float(np.linalg.norm(gradient))
         # Its expected norm if p_c did not depend on z: sqrt(latent_dim * Var(p_c) / N).
         noise = math.sqrt(latent_dim * float(np.mean(p * p)) / num_samples)
-        entry = {"class": c, "class_name": str(class_names[c]) if class_names is not None
-                 and c < len(class_names) else str(c),
-                 "predicted_fraction": float(assigned[c] / num_samples),
-                 "mean_gradient_norm": norm,
-                 "signal_to_noise": float(norm / noise) if noise > 0 else 0.0}
+        entry = {
+            "class": c,
+            "class_name": str(class_names[c])
+            if class_names is not None and c < len(class_names)
+            else str(c),
+            "predicted_fraction": float(assigned[c] / num_samples),
+            "mean_gradient_norm": norm,
+            "signal_to_noise": float(norm / noise) if noise > 0 else 0.0,
+        }
         if assigned[c] < MIN_CLASS_SAMPLES:
-            entry["skipped"] = (f"the judge saw this class in {int(assigned[c])} of {num_samples} "
-                                f"samples (< {MIN_CLASS_SAMPLES})")
+            entry["skipped"] = (
+                f"the judge saw this class in {int(assigned[c])} of {num_samples} "
+                f"samples (< {MIN_CLASS_SAMPLES})"
+            )
         elif entry["signal_to_noise"] < MIN_SIGNAL_TO_NOISE:
-            entry["skipped"] = (f"estimate {entry['signal_to_noise']:.2f}x its sampling noise "
-                                f"(< {MIN_SIGNAL_TO_NOISE:g}x)")
+            entry["skipped"] = (
+                f"estimate {entry['signal_to_noise']:.2f}x its sampling noise "
+                f"(< {MIN_SIGNAL_TO_NOISE:g}x)"
+            )
         else:
             directions[name] = (gradient / norm).astype(np.float32)
         per_class[name] = entry
-    info = {"method": METHOD, "num_samples": int(num_samples), "seed": int(seed),
-            "judge_fingerprint": judge.fingerprint, "fitted": sorted(directions),
-            "classes": per_class}
+    info = {
+        "method": METHOD,
+        "num_samples": int(num_samples),
+        "seed": int(seed),
+        "judge_fingerprint": judge.fingerprint,
+        "fitted": sorted(directions),
+        "classes": per_class,
+    }
     return directions, info
 
 
@@ -247,14 +301,26 @@ def class_directions(generator, judge, latent_dim: int, num_classes: int, **kwar
     return class_directions_with_info(generator, judge, latent_dim, num_classes, **kwargs)[0]
 
 
-def edit_metrics(generator, judge, directions: dict, direction_info: dict, *, latent_dim: int,
-                 strengths, seed: int = 0, num_samples: int = EDIT_SAMPLES,
-                 batch_size: int = 256) -> dict:
+def edit_metrics(
+    generator,
+    judge,
+    directions: dict,
+    direction_info: dict,
+    *,
+    latent_dim: int,
+    strengths,
+    seed: int = 0,
+    num_samples: int = EDIT_SAMPLES,
+    batch_size: int = 256,
+) -> dict:
     """Success rate (judge predicts X after z + s * towards_X) and mean absolute pixel change
     (uint8 levels), per strength, averaged over classes; the same for one random unit direction
     per class, the reference."""
-    z = np.random.default_rng([seed, _EDIT_STREAM]).standard_normal(
-        (num_samples, latent_dim)).astype(np.float32)
+    z = (
+        np.random.default_rng([seed, _EDIT_STREAM])
+        .standard_normal((num_samples, latent_dim))
+        .astype(np.float32)
+    )
     base = _generate(generator, z, batch_size=batch_size)
     base_pred = _predicted_classes(judge, base)
     random_dirs = _random_directions(len(directions), latent_dim, seed)
@@ -265,19 +331,27 @@ def edit_metrics(generator, judge, directions: dict, direction_info: dict, *, la
         per_class[name] = {"base_rate": float(np.mean(base_pred == c))}
         for strength in strengths:
             for kind, v in (("class", vector), ("random", random_vector)):
-                edited = _generate(generator, z + np.float32(strength) * v.astype(np.float32),
-                                   batch_size=batch_size)
+                edited = _generate(
+                    generator,
+                    z + np.float32(strength) * v.astype(np.float32),
+                    batch_size=batch_size,
+                )
                 pred = _predicted_classes(judge, edited)
-                row = {"success_rate": float(np.mean(pred == c)),
-                       # Of the samples the judge did not already call X.
-                       "flip_rate": float(np.mean(pred[others] == c)) if others.any() else None,
-                       "mean_abs_pixel_change": float(np.mean(np.abs(
-                           edited.astype(np.int16) - base.astype(np.int16))))}
+                row = {
+                    "success_rate": float(np.mean(pred == c)),
+                    # Of the samples the judge did not already call X.
+                    "flip_rate": float(np.mean(pred[others] == c)) if others.any() else None,
+                    "mean_abs_pixel_change": float(
+                        np.mean(np.abs(edited.astype(np.int16) - base.astype(np.int16)))
+                    ),
+                }
                 rows[float(strength)][kind].append(row)
                 if kind == "class":
                     per_class[name].setdefault("success_rate", []).append(row["success_rate"])
                 else:
-                    per_class[name].setdefault("random_success_rate", []).append(row["success_rate"])
+                    per_class[name].setdefault("random_success_rate", []).append(
+                        row["success_rate"]
+                    )
 
     def mean(values):
         values = [v for v in values if v is not None]
@@ -291,13 +365,17 @@ def edit_metrics(generator, judge, directions: dict, direction_info: dict, *, la
                 entry[key + suffix] = mean([r[key] for r in kinds[kind]])
         by_strength.append(entry)
     return {
-        "num_samples": int(num_samples), "strengths": [float(s) for s in strengths],
+        "num_samples": int(num_samples),
+        "strengths": [float(s) for s in strengths],
         "base_rate": mean([v["base_rate"] for v in per_class.values()]),
-        "by_strength": by_strength, "per_class": per_class,
-        "note": ("success_rate: fraction of samples the judge calls X after z + strength * "
-                 "towards_X (base_rate: before the edit); flip_rate: the same among samples not "
-                 "called X before; mean_abs_pixel_change in uint8 levels; *_random: one random "
-                 "unit direction per class at the same strengths"),
+        "by_strength": by_strength,
+        "per_class": per_class,
+        "note": (
+            "success_rate: fraction of samples the judge calls X after z + strength * "
+            "towards_X (base_rate: before the edit); flip_rate: the same among samples not "
+            "called X before; mean_abs_pixel_change in uint8 levels; *_random: one random "
+            "unit direction per class at the same strengths"
+        ),
     }
 
 
@@ -305,12 +383,25 @@ def edit_metrics(generator, judge, directions: dict, direction_info: dict, *, la
 # Truncation, projection, nearest neighbours
 # --------------------------------------------------------------------------
 
-def truncation_sweep(generator, judge, real_features: np.ndarray, *, latent_dim: int, psis,
-                     num_samples: int, seed: int, pr_k: int, labels: np.ndarray | None = None,
-                     real_radii: np.ndarray | None = None, batch_size: int = 256):
+
+def truncation_sweep(
+    generator,
+    judge,
+    real_features: np.ndarray,
+    *,
+    latent_dim: int,
+    psis,
+    num_samples: int,
+    seed: int,
+    pr_k: int,
+    labels: np.ndarray | None = None,
+    real_radii: np.ndarray | None = None,
+    batch_size: int = 256,
+):
     """([{psi, frechet_distance, precision, recall}], {1.0: (the first NEIGHBOUR_QUERIES images,
-    their features)} if psi = 1 is swept). The latents (and labels) are the headline metrics' (pipeline.judge.sample_latents
-    with the same seed and count), scaled by psi: the prior's mean latent is 0."""
+    their features)} if psi = 1 is swept). The latents (and labels) are the headline metrics'
+    (pipeline.judge.sample_latents with the same seed and count), scaled by psi: the prior's
+    mean latent is 0."""
     z = judge_lib.sample_latents(num_samples, latent_dim, seed)
     if real_radii is None:
         real_radii = metrics_lib.knn_radii(real_features, pr_k)
@@ -318,18 +409,33 @@ def truncation_sweep(generator, judge, real_features: np.ndarray, *, latent_dim:
     for psi in psis:
         images = _generate(generator, np.float32(psi) * z, labels, batch_size)
         features = judge.features(images)
-        precision, recall = metrics_lib.precision_recall(real_features, features, k=pr_k,
-                                                         real_radii=real_radii)
-        rows.append({"psi": float(psi), "frechet_distance": metrics_lib.frechet_distance(features, real_features),
-                     "precision": precision, "recall": recall})
+        precision, recall = metrics_lib.precision_recall(
+            real_features, features, k=pr_k, real_radii=real_radii
+        )
+        rows.append(
+            {
+                "psi": float(psi),
+                "frechet_distance": metrics_lib.frechet_distance(features, real_features),
+                "precision": precision,
+                "recall": recall,
+            }
+        )
         if psi == 1.0:  # the memorisation check's samples
             kept[1.0] = (images[:NEIGHBOUR_QUERIES], features[:NEIGHBOUR_QUERIES])
     return rows, kept
 
 
-def projection_metrics(generator, targets: np.ndarray, train_images: np.ndarray, *, latent_dim: int,
-                       steps: int, labels: np.ndarray | None = None, seed: int = 0,
-                       chunk: int = PROJECTION_CHUNK) -> dict:
+def projection_metrics(
+    generator,
+    targets: np.ndarray,
+    train_images: np.ndarray,
+    *,
+    latent_dim: int,
+    steps: int,
+    labels: np.ndarray | None = None,
+    seed: int = 0,
+    chunk: int = PROJECTION_CHUNK,
+) -> dict:
     """PSNR of projecting uint8 `targets` into the generator (gan_keras.controls.project, pixel
     MSE, its default restarts and learning rate), next to the PSNR of each target's nearest
     training image in pixel space (the memorising baseline a generator should beat)."""
@@ -345,24 +451,27 @@ def projection_metrics(generator, targets: np.ndarray, train_images: np.ndarray,
         return images + 0.0 * tf.reshape(tf.reduce_sum(z, axis=1), [-1, 1, 1, 1])
 
     def fit(images, label=None):
-        return controls.project(generator_fn, images, steps, latent_dim=latent_dim, label=label,
-                                seed=seed)["images_float"]
+        return controls.project(
+            generator_fn, images, steps, latent_dim=latent_dim, label=label, seed=seed
+        )["images_float"]
 
     fit_fn = tf.function(fit) if labels is None else tf.function(lambda x, y: fit(x, y))
     start = time.time()
     chunk = max(1, min(chunk, len(targets)))
     reconstructions = []
     for begin in range(0, len(targets), chunk):
-        part = targets[begin:begin + chunk]
+        part = targets[begin : begin + chunk]
         n = len(part)
         pad = chunk - n  # the last chunk is padded so the graph is traced once
         images = controls.uint8_to_float(np.concatenate([part, part[:1].repeat(pad, axis=0)]))
         if labels is None:
             out = fit_fn(images)
         else:
-            part_labels = labels[begin:begin + chunk]
-            out = fit_fn(images, tf.constant(np.concatenate([part_labels, part_labels[:1].repeat(pad)]),
-                                             tf.int32))
+            part_labels = labels[begin : begin + chunk]
+            out = fit_fn(
+                images,
+                tf.constant(np.concatenate([part_labels, part_labels[:1].repeat(pad)]), tf.int32),
+            )
         reconstructions.append(gan_images.to_uint8(out.numpy()[:n]))
     reconstructions = np.concatenate(reconstructions)
     seconds = time.time() - start
@@ -370,21 +479,30 @@ def projection_metrics(generator, targets: np.ndarray, train_images: np.ndarray,
     _, nearest = _nearest(targets, train_images, 1)
     nearest_psnr = _psnr(_mse(train_images[nearest[:, 0]], targets))
     return {
-        "num_images": int(len(targets)), "steps": int(steps), "restarts": controls.PROJECT_RESTARTS,
+        "num_images": int(len(targets)),
+        "steps": int(steps),
+        "restarts": controls.PROJECT_RESTARTS,
         "loss": "pixel MSE (as the exported project signature)",
-        "psnr_mean": float(psnr.mean()), "psnr_median": float(np.median(psnr)),
+        "psnr_mean": float(psnr.mean()),
+        "psnr_median": float(np.median(psnr)),
         "nearest_train_psnr_mean": float(nearest_psnr.mean()),
         "nearest_train_psnr_median": float(np.median(nearest_psnr)),
         "fraction_better_than_nearest_train": float(np.mean(psnr > nearest_psnr)),
-        "num_train": int(len(train_images)), "psnr_cap_db": PSNR_CAP_DB,
+        "num_train": int(len(train_images)),
+        "psnr_cap_db": PSNR_CAP_DB,
         "seconds": round(seconds, 3),
     }
 
 
-def neighbour_metrics(sample_images: np.ndarray, sample_features: np.ndarray,
-                      eval_features: np.ndarray, train_images: np.ndarray,
-                      train_features: np.ndarray, grid_path=None,
-                      num_queries: int = NEIGHBOUR_QUERIES) -> dict:
+def neighbour_metrics(
+    sample_images: np.ndarray,
+    sample_features: np.ndarray,
+    eval_features: np.ndarray,
+    train_images: np.ndarray,
+    train_features: np.ndarray,
+    grid_path=None,
+    num_queries: int = NEIGHBOUR_QUERIES,
+) -> dict:
     """Mean distance (judge features) from samples and from real eval images to their nearest
     training image; a memorising generator's samples sit much closer than real eval images do.
     Writes the grid of the first samples beside their nearest training images to `grid_path`."""
@@ -393,22 +511,27 @@ def neighbour_metrics(sample_images: np.ndarray, sample_features: np.ndarray,
     sample_nn, eval_nn = sample_d[:, 0], eval_d[:, 0]
     if grid_path is not None:
         shown = min(NEIGHBOUR_GRID_SAMPLES, len(sample_images))
-        gan_images.save_png(grid_path, neighbour_grid(sample_images[:shown],
-                                                      train_images[sample_idx[:shown]]))
+        gan_images.save_png(
+            grid_path, neighbour_grid(sample_images[:shown], train_images[sample_idx[:shown]])
+        )
     eval_mean = float(eval_nn.mean())
     return {
         "feature_space": "judge",
-        "num_samples": int(len(sample_nn)), "num_real_eval": int(len(eval_nn)),
+        "num_samples": int(len(sample_nn)),
+        "num_real_eval": int(len(eval_nn)),
         "num_train": int(len(train_features)),
         "sample_mean_distance": float(sample_nn.mean()),
         "real_eval_mean_distance": eval_mean,
         "ratio": float(sample_nn.mean() / eval_mean) if eval_mean > 0 else None,
         # ~0.05 when samples are as far from the training set as new real images are.
         "samples_closer_than_real_eval_5th_percentile": float(
-            np.mean(sample_nn < np.percentile(eval_nn, 5))),
-        "note": ("Euclidean distance in the judge's features to the nearest training image; a "
-                 "ratio well below 1 (samples closer to the training set than real eval images "
-                 "are) suggests memorisation"),
+            np.mean(sample_nn < np.percentile(eval_nn, 5))
+        ),
+        "note": (
+            "Euclidean distance in the judge's features to the nearest training image; a "
+            "ratio well below 1 (samples closer to the training set than real eval images "
+            "are) suggests memorisation"
+        ),
     }
 
 
@@ -429,13 +552,16 @@ def neighbour_grid(samples: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
 def neighbour_grid_size(num_samples: int, height: int, width: int) -> tuple[int, int]:
     """(width, height) in pixels of `neighbour_grid` for that many samples of H x W."""
     scale, padding = _tile_scale(height), 2
-    return ((NEIGHBOURS + 2) * (width * scale + padding) + padding,
-            num_samples * (height * scale + padding) + padding)
+    return (
+        (NEIGHBOURS + 2) * (width * scale + padding) + padding,
+        num_samples * (height * scale + padding) + padding,
+    )
 
 
 # --------------------------------------------------------------------------
 # The truncation plot (PIL: matplotlib is not a runtime dependency)
 # --------------------------------------------------------------------------
+
 
 def _font(size: int = 12):
     try:
@@ -474,8 +600,11 @@ def _panel(draw, box, xs, series, title, font) -> None:
         draw.text((x0 - 6, py(y)), f"{y:.3g}", fill="black", font=font, anchor="rm")
     legend_right = x1
     for label, ys, color in reversed(series):
-        points = [(px(x), py(y)) for x, y in zip(xs, ys, strict=True)
-                  if y is not None and math.isfinite(y)]
+        points = [
+            (px(x), py(y))
+            for x, y in zip(xs, ys, strict=True)
+            if y is not None and math.isfinite(y)
+        ]
         if len(points) > 1:
             draw.line(points, fill=color, width=2)
         for x, y in points:
@@ -493,13 +622,25 @@ def plot_truncation(rows: list[dict], path) -> None:
     font = _font()
     rows = sorted(rows, key=lambda r: r["psi"])
     xs = [r["psi"] for r in rows]
-    _panel(draw, (0, 0, width // 2, height), xs,
-           [("FD", [r["frechet_distance"] for r in rows], (200, 30, 30))],
-           "Frechet distance (lower is better)", font)
-    _panel(draw, (width // 2, 0, width, height), xs,
-           [("precision", [r["precision"] for r in rows], (30, 80, 200)),
-            ("recall", [r["recall"] for r in rows], (230, 130, 0))],
-           "higher is better:", font)
+    _panel(
+        draw,
+        (0, 0, width // 2, height),
+        xs,
+        [("FD", [r["frechet_distance"] for r in rows], (200, 30, 30))],
+        "Frechet distance (lower is better)",
+        font,
+    )
+    _panel(
+        draw,
+        (width // 2, 0, width, height),
+        xs,
+        [
+            ("precision", [r["precision"] for r in rows], (30, 80, 200)),
+            ("recall", [r["recall"] for r in rows], (230, 130, 0)),
+        ],
+        "higher is better:",
+        font,
+    )
     image.save(path, format="PNG")
 
 
@@ -507,8 +648,17 @@ def plot_truncation(rows: list[dict], path) -> None:
 # The measurements, and the stages' hooks
 # --------------------------------------------------------------------------
 
-def control_metrics(config, workdir, generator, judge, real: judge_lib.RealData, latent_dim: int,
-                    num_classes: int, out_dir) -> dict:
+
+def control_metrics(
+    config,
+    workdir,
+    generator,
+    judge,
+    real: judge_lib.RealData,
+    latent_dim: int,
+    num_classes: int,
+    out_dir,
+) -> dict:
     """The "controls" of evaluate/metrics.json (see the module docstring); writes
     TRUNCATION_PLOT and NEIGHBOURS_PLOT into out_dir. `num_classes`: the model's (0 =
     unconditional)."""
@@ -518,29 +668,53 @@ def control_metrics(config, workdir, generator, judge, real: judge_lib.RealData,
     out_dir.mkdir(parents=True, exist_ok=True)
     batch = ev.sample_batch_size
     seconds = {}
-    labels = judge_lib.balanced_labels(ev.num_samples, num_classes, ev.seed) if num_classes else None
+    labels = (
+        judge_lib.balanced_labels(ev.num_samples, num_classes, ev.seed) if num_classes else None
+    )
     real_features = judge.features(real.eval_images)
     real_radii = metrics_lib.knn_radii(real_features, ev.pr_k)
     result = {"features": judge.name, "judge_fingerprint": judge.fingerprint}
 
     t = time.time()
     psis = [float(p) for p in ev.truncation_psis]
-    rows, kept = truncation_sweep(generator, judge, real_features, latent_dim=latent_dim, psis=psis,
-                                  num_samples=ev.num_samples, seed=ev.seed, pr_k=ev.pr_k,
-                                  labels=labels, real_radii=real_radii, batch_size=batch)
+    rows, kept = truncation_sweep(
+        generator,
+        judge,
+        real_features,
+        latent_dim=latent_dim,
+        psis=psis,
+        num_samples=ev.num_samples,
+        seed=ev.seed,
+        pr_k=ev.pr_k,
+        labels=labels,
+        real_radii=real_radii,
+        batch_size=batch,
+    )
     plot_truncation(rows, out_dir / TRUNCATION_PLOT)
-    result["truncation"] = {"num_samples": int(ev.num_samples), "rows": rows, "plot": TRUNCATION_PLOT}
+    result["truncation"] = {
+        "num_samples": int(ev.num_samples),
+        "rows": rows,
+        "plot": TRUNCATION_PLOT,
+    }
     seconds["truncation"] = time.time() - t
 
     t = time.time()
     count = min(ev.projection_images, len(real.eval_images))
     if count > 0:
-        chosen = np.sort(np.random.default_rng([ev.seed, _PROJECTION_STREAM]).permutation(
-            len(real.eval_images))[:count])
+        chosen = np.sort(
+            np.random.default_rng([ev.seed, _PROJECTION_STREAM]).permutation(len(real.eval_images))[
+                :count
+            ]
+        )
         result["projection"] = projection_metrics(
-            generator, real.eval_images[chosen], real.train_images, latent_dim=latent_dim,
-            steps=ev.projection_steps, labels=real.eval_labels[chosen].astype(np.int32) if num_classes
-            else None, seed=ev.seed)
+            generator,
+            real.eval_images[chosen],
+            real.train_images,
+            latent_dim=latent_dim,
+            steps=ev.projection_steps,
+            labels=real.eval_labels[chosen].astype(np.int32) if num_classes else None,
+            seed=ev.seed,
+        )
         result["projection"]["targets"] = "held-out eval images"
     else:
         result["projection"] = {"skipped": "config.evaluate.projection_images is 0"}
@@ -548,14 +722,27 @@ def control_metrics(config, workdir, generator, judge, real: judge_lib.RealData,
 
     t = time.time()
     class_names = records.read_label_names(workdir_layout.ingest_dir(workdir))
-    directions, info = class_directions_with_info(generator, judge, latent_dim, num_classes,
-                                                  class_names=class_names, seed=ev.seed,
-                                                  batch_size=batch)
+    directions, info = class_directions_with_info(
+        generator,
+        judge,
+        latent_dim,
+        num_classes,
+        class_names=class_names,
+        seed=ev.seed,
+        batch_size=batch,
+    )
     result["class_directions"] = info
     if directions:
-        result["class_edits"] = edit_metrics(generator, judge, directions, info, latent_dim=latent_dim,
-                                             strengths=[float(s) for s in ev.edit_strengths],
-                                             seed=ev.seed, batch_size=batch)
+        result["class_edits"] = edit_metrics(
+            generator,
+            judge,
+            directions,
+            info,
+            latent_dim=latent_dim,
+            strengths=[float(s) for s in ev.edit_strengths],
+            seed=ev.seed,
+            batch_size=batch,
+        )
     else:
         result["class_edits"] = {"skipped": info.get("skipped", "no class direction was fitted")}
     seconds["class_directions"] = time.time() - t
@@ -565,15 +752,26 @@ def control_metrics(config, workdir, generator, judge, real: judge_lib.RealData,
         sample_images, sample_features = kept[1.0]
     else:
         count = min(ev.num_samples, NEIGHBOUR_QUERIES)
-        sample_images = _generate(generator, judge_lib.sample_latents(ev.num_samples, latent_dim, ev.seed)[:count],
-                                  None if labels is None else labels[:count], batch)
+        sample_images = _generate(
+            generator,
+            judge_lib.sample_latents(ev.num_samples, latent_dim, ev.seed)[:count],
+            None if labels is None else labels[:count],
+            batch,
+        )
         sample_features = judge.features(sample_images)
     result["nearest_neighbours"] = neighbour_metrics(
-        sample_images, sample_features, real_features, real.train_images,
-        judge.features(real.train_images), grid_path=out_dir / NEIGHBOURS_PLOT)
+        sample_images,
+        sample_features,
+        real_features,
+        real.train_images,
+        judge.features(real.train_images),
+        grid_path=out_dir / NEIGHBOURS_PLOT,
+    )
     result["nearest_neighbours"]["plot"] = NEIGHBOURS_PLOT
     seconds["nearest_neighbours"] = time.time() - t
-    result["seconds"] = {k: round(v, 3) for k, v in {**seconds, "total": time.time() - start}.items()}
+    result["seconds"] = {
+        k: round(v, 3) for k, v in {**seconds, "total": time.time() - start}.items()
+    }
     return result
 
 
@@ -586,18 +784,29 @@ def evaluate_controls(config, workdir, generator, latent_dim: int, out_dir) -> d
     real = judge_lib.read_real_data(config, workdir)
     judge = judge_lib.load_judge(config, workdir, real)
     num_classes = classes.resolve_num_classes(
-        workdir_layout.ingest_dir(workdir), conditional=bool(config.model.conditional),
-        num_classes=config.model.num_classes, eval_labels=real.eval_labels)
-    result = control_metrics(config, workdir, generator, judge, real, latent_dim, num_classes, out_dir)
+        workdir_layout.ingest_dir(workdir),
+        conditional=bool(config.model.conditional),
+        num_classes=config.model.num_classes,
+        eval_labels=real.eval_labels,
+    )
+    result = control_metrics(
+        config, workdir, generator, judge, real, latent_dim, num_classes, out_dir
+    )
     edits = result.get("class_edits", {}).get("by_strength", [])
-    logging.info("Controls: truncation %s; projection PSNR %s dB (nearest training image %s dB); "
-                 "class edits %s; nearest-neighbour distance ratio %s (%.1f s)",
-                 [(r["psi"], round(r["frechet_distance"], 3)) for r in result["truncation"]["rows"]],
-                 _round(result["projection"].get("psnr_mean")),
-                 _round(result["projection"].get("nearest_train_psnr_mean")),
-                 [(e["strength"], _round(e["success_rate"]), _round(e["success_rate_random"]))
-                  for e in edits] or result["class_edits"].get("skipped"),
-                 _round(result["nearest_neighbours"]["ratio"]), result["seconds"]["total"])
+    logging.info(
+        "Controls: truncation %s; projection PSNR %s dB (nearest training image %s dB); "
+        "class edits %s; nearest-neighbour distance ratio %s (%.1f s)",
+        [(r["psi"], round(r["frechet_distance"], 3)) for r in result["truncation"]["rows"]],
+        _round(result["projection"].get("psnr_mean")),
+        _round(result["projection"].get("nearest_train_psnr_mean")),
+        [
+            (e["strength"], _round(e["success_rate"]), _round(e["success_rate_random"]))
+            for e in edits
+        ]
+        or result["class_edits"].get("skipped"),
+        _round(result["nearest_neighbours"]["ratio"]),
+        result["seconds"]["total"],
+    )
     return result
 
 
@@ -605,8 +814,9 @@ def _round(x, digits: int = 3):
     return None if x is None else round(float(x), digits)
 
 
-def export_directions(config, workdir, generator, num_classes: int,
-                      metrics_bytes: bytes | None) -> tuple[dict | None, dict]:
+def export_directions(
+    config, workdir, generator, num_classes: int, metrics_bytes: bytes | None
+) -> tuple[dict | None, dict]:
     """The export stage's hook: (directions for export_generator or None, {"class_directions":
     description} for model_info.json).
 
@@ -615,6 +825,7 @@ def export_directions(config, workdir, generator, num_classes: int,
     that one. Nothing is read or trained otherwise: the export then has no class directions,
     and model_info says why.
     """
+
     def skipped(reason):
         logging.info("No class directions in the export: %s", reason)
         return None, {"class_directions": {"skipped": reason}}
@@ -635,11 +846,21 @@ def export_directions(config, workdir, generator, num_classes: int,
     except (OSError, ValueError, AttributeError):
         cached = None
     if cached != fingerprint:
-        return skipped(f"{judge_dir} is not the judge the evaluation used (rerun the evaluate stage)")
+        return skipped(
+            f"{judge_dir} is not the judge the evaluation used (rerun the evaluate stage)"
+        )
     judge = feature_extractors.DomainClassifier.load(judge_dir)
     class_names = records.read_label_names(workdir_layout.ingest_dir(workdir))
     directions, info = class_directions_with_info(
-        generator, judge, int(config.model.latent_dim), num_classes, class_names=class_names,
-        seed=config.evaluate.seed, batch_size=config.evaluate.sample_batch_size)
-    logging.info("Class directions for the edit signature: %s", info.get("fitted") or info.get("skipped"))
+        generator,
+        judge,
+        int(config.model.latent_dim),
+        num_classes,
+        class_names=class_names,
+        seed=config.evaluate.seed,
+        batch_size=config.evaluate.sample_batch_size,
+    )
+    logging.info(
+        "Class directions for the edit signature: %s", info.get("fitted") or info.get("skipped")
+    )
     return directions or None, {"class_directions": info}

@@ -51,26 +51,61 @@ SampleFn = Callable[[int, int, "np.ndarray | None"], np.ndarray]
 # Config
 # --------------------------------------------------------------------------
 
+
 def validate_config(config) -> None:
     """Raises ValueError naming the bad `config.evaluate` field; does no work."""
     judge.validate_judge_config(config)
     ev = config.evaluate
     need = judge.field_checker(ev)
-    need(ev.extractor in feature_extractors.EXTRACTORS, "extractor",
-         f"unknown extractor; expected one of {feature_extractors.EXTRACTORS}")
-    need(judge.is_int(ev.num_samples) and ev.num_samples >= 2, "num_samples", "must be an integer >= 2")
-    need(isinstance(ev.inception_weights, str), "inception_weights", "must be a path string ('' = skip)")
+    need(
+        ev.extractor in feature_extractors.EXTRACTORS,
+        "extractor",
+        f"unknown extractor; expected one of {feature_extractors.EXTRACTORS}",
+    )
+    need(
+        judge.is_int(ev.num_samples) and ev.num_samples >= 2,
+        "num_samples",
+        "must be an integer >= 2",
+    )
+    need(
+        isinstance(ev.inception_weights, str),
+        "inception_weights",
+        "must be a path string ('' = skip)",
+    )
     need(judge.is_int(ev.pr_k) and ev.pr_k >= 1, "pr_k", "must be an integer >= 1")
-    need(ev.num_samples > ev.pr_k, "num_samples", f"must exceed pr_k={ev.pr_k} (k-NN radii need k+1 samples)")
-    need(judge.is_int(ev.classifier_score_splits) and 1 <= ev.classifier_score_splits <= ev.num_samples,
-         "classifier_score_splits", "must be an integer in [1, num_samples]")
-    need(ev.gate_metric in GATE_METRICS, "gate_metric", f"unknown gate metric; expected one of {GATE_METRICS}")
-    need(ev.gate_metric != "intra_frechet_distance" or bool(config.model.conditional), "gate_metric",
-         "intra_frechet_distance needs a conditional model (config.model.conditional=True)")
-    need(isinstance(ev.threshold, (int, float)) and not isinstance(ev.threshold, bool)
-         and not math.isnan(ev.threshold), "threshold", "must be a number (inf = no threshold)")
-    need(isinstance(ev.baseline_tolerance, (int, float)) and ev.baseline_tolerance >= 0, "baseline_tolerance",
-         "must be a number >= 0")
+    need(
+        ev.num_samples > ev.pr_k,
+        "num_samples",
+        f"must exceed pr_k={ev.pr_k} (k-NN radii need k+1 samples)",
+    )
+    need(
+        judge.is_int(ev.classifier_score_splits)
+        and 1 <= ev.classifier_score_splits <= ev.num_samples,
+        "classifier_score_splits",
+        "must be an integer in [1, num_samples]",
+    )
+    need(
+        ev.gate_metric in GATE_METRICS,
+        "gate_metric",
+        f"unknown gate metric; expected one of {GATE_METRICS}",
+    )
+    need(
+        ev.gate_metric != "intra_frechet_distance" or bool(config.model.conditional),
+        "gate_metric",
+        "intra_frechet_distance needs a conditional model (config.model.conditional=True)",
+    )
+    need(
+        isinstance(ev.threshold, (int, float))
+        and not isinstance(ev.threshold, bool)
+        and not math.isnan(ev.threshold),
+        "threshold",
+        "must be a number (inf = no threshold)",
+    )
+    need(
+        isinstance(ev.baseline_tolerance, (int, float)) and ev.baseline_tolerance >= 0,
+        "baseline_tolerance",
+        "must be a number >= 0",
+    )
     control_metrics.validate_config(config)
 
 
@@ -78,7 +113,10 @@ def validate_config(config) -> None:
 # Generators
 # --------------------------------------------------------------------------
 
-def keras_sample_fn(generator, latent_dim: int, conditional: bool, batch_size: int = 256) -> SampleFn:
+
+def keras_sample_fn(
+    generator, latent_dim: int, conditional: bool, batch_size: int = 256
+) -> SampleFn:
     """sample_fn for a Keras generator returning float images in [-1, 1]."""
 
     def sample_fn(num, seed, labels=None):
@@ -87,8 +125,12 @@ def keras_sample_fn(generator, latent_dim: int, conditional: bool, batch_size: i
         z = judge.sample_latents(num, latent_dim, seed)
         out = []
         for start in range(0, num, batch_size):
-            zb = z[start:start + batch_size]
-            inputs = [zb, np.asarray(labels[start:start + batch_size], np.int32)] if conditional else zb
+            zb = z[start : start + batch_size]
+            inputs = (
+                [zb, np.asarray(labels[start : start + batch_size], np.int32)]
+                if conditional
+                else zb
+            )
             out.append(gan_images.to_uint8(np.asarray(generator(inputs, training=False))))
         return np.concatenate(out)
 
@@ -101,11 +143,15 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
 
     loaded = tf.saved_model.load(str(model_dir))
     if "serving_default" not in loaded.signatures:
-        raise ValueError(f"{model_dir} has no serving_default signature (has {list(loaded.signatures)})")
+        raise ValueError(
+            f"{model_dir} has no serving_default signature (has {list(loaded.signatures)})"
+        )
     signature = loaded.signatures["serving_default"]
     _, input_specs = signature.structured_input_signature
     if "z" not in input_specs:
-        raise ValueError(f"{model_dir}: serving_default has no 'z' input (inputs: {sorted(input_specs)})")
+        raise ValueError(
+            f"{model_dir}: serving_default has no 'z' input (inputs: {sorted(input_specs)})"
+        )
     latent_dim = input_specs["z"].shape[-1]
     if latent_dim is None:
         raise ValueError(f"{model_dir}: serving_default's z input has an unknown latent size")
@@ -117,21 +163,29 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
         z = judge.sample_latents(num, int(latent_dim), seed)
         out = []
         for start in range(0, num, batch_size):
-            kwargs = {"z": tf.constant(z[start:start + batch_size])}
+            kwargs = {"z": tf.constant(z[start : start + batch_size])}
             if conditional:
-                kwargs["label"] = tf.constant(labels[start:start + batch_size], input_specs["label"].dtype)
+                kwargs["label"] = tf.constant(
+                    labels[start : start + batch_size], input_specs["label"].dtype
+                )
             result = signature(**kwargs)
             if "images" in result:
                 out.append(result["images"].numpy().astype(np.uint8))
             elif "images_float" in result:
                 out.append(gan_images.to_uint8(result["images_float"].numpy()))
             else:
-                raise ValueError(f"{model_dir}: serving_default returns {sorted(result)}, not 'images'")
+                raise ValueError(
+                    f"{model_dir}: serving_default returns {sorted(result)}, not 'images'"
+                )
         return np.concatenate(out)
 
     # Keep the loaded object alive as long as the function.
     sample_fn.loaded = loaded
-    return sample_fn, {"latent_dim": int(latent_dim), "conditional": conditional, "path": str(model_dir)}
+    return sample_fn, {
+        "latent_dim": int(latent_dim),
+        "conditional": conditional,
+        "path": str(model_dir),
+    }
 
 
 def weights_fingerprint(model) -> str:
@@ -145,6 +199,7 @@ def weights_fingerprint(model) -> str:
 # Metrics
 # --------------------------------------------------------------------------
 
+
 def _uniform_noise(num: int, shape, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 2]).integers(0, 256, size=(num, *shape), dtype=np.uint8)
 
@@ -152,25 +207,40 @@ def _uniform_noise(num: int, shape, seed: int) -> np.ndarray:
 def _score(config, fake_features, real_features, fake_probs, real_radii=None) -> dict:
     ev = config.evaluate
     kid_mean, kid_std = metrics_lib.kernel_inception_distance(
-        fake_features, real_features, ev.kid_subsets, ev.kid_subset_size, seed=ev.seed)
-    precision, recall = metrics_lib.precision_recall(real_features, fake_features, k=ev.pr_k,
-                                                     real_radii=real_radii)
+        fake_features, real_features, ev.kid_subsets, ev.kid_subset_size, seed=ev.seed
+    )
+    precision, recall = metrics_lib.precision_recall(
+        real_features, fake_features, k=ev.pr_k, real_radii=real_radii
+    )
     result = {
         "frechet_distance": metrics_lib.frechet_distance(fake_features, real_features),
-        "kid_mean": kid_mean, "kid_std": kid_std, "precision": precision, "recall": recall,
-        "classifier_score": None, "classifier_score_std": None,
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "classifier_score": None,
+        "classifier_score_std": None,
     }
     if fake_probs is not None:
         splits = min(ev.classifier_score_splits, len(fake_probs))
         result["classifier_score"], result["classifier_score_std"] = metrics_lib.classifier_score(
-            fake_probs, splits=splits)
+            fake_probs, splits=splits
+        )
     return result
 
 
-def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
-                    num_classes: int | None = None, model_info: dict | None = None,
-                    return_samples: bool = False):
-    """Scores `sample_fn` against workdir's real eval split (no gate; no files but the judge's cache).
+def compute_metrics(
+    config,
+    workdir,
+    sample_fn: SampleFn,
+    *,
+    conditional: bool,
+    num_classes: int | None = None,
+    model_info: dict | None = None,
+    return_samples: bool = False,
+):
+    """Scores `sample_fn` against workdir's real eval split (no gate; writes only the judge's
+    cache).
 
     Returns the metrics dict (and the generated uint8 samples if `return_samples`).
     """
@@ -180,8 +250,10 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
     train_images, eval_images, eval_labels = real.train_images, real.eval_images, real.eval_labels
     image_shape = eval_images.shape[1:]
     if len(eval_images) <= ev.pr_k:
-        raise ValueError(f"the eval split has {len(eval_images)} images; precision/recall needs more than "
-                         f"config.evaluate.pr_k={ev.pr_k}")
+        raise ValueError(
+            f"the eval split has {len(eval_images)} images; precision/recall needs more than "
+            f"config.evaluate.pr_k={ev.pr_k}"
+        )
 
     classifier = judge.load_judge(config, workdir, real)
     skipped = {}
@@ -196,16 +268,23 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
     labels = None
     if conditional:
         if eval_labels.min() < 0:
-            raise ValueError("a conditional model is evaluated per class, but the eval split is unlabelled")
+            raise ValueError(
+                "a conditional model is evaluated per class, but the eval split is unlabelled"
+            )
         num_classes = classes.resolve_num_classes(
-            workdir_layout.ingest_dir(workdir), conditional=True, num_classes=num_classes or config.model.num_classes,
-            eval_labels=eval_labels)
+            workdir_layout.ingest_dir(workdir),
+            conditional=True,
+            num_classes=num_classes or config.model.num_classes,
+            eval_labels=eval_labels,
+        )
         labels = judge.balanced_labels(ev.num_samples, num_classes, ev.seed)
     logging.info("Sampling %d images from the generator", ev.num_samples)
     fake_images = np.asarray(sample_fn(ev.num_samples, ev.seed, labels))
     if fake_images.dtype != np.uint8 or fake_images.shape != (ev.num_samples, *image_shape):
-        raise ValueError(f"the generator produced {fake_images.dtype} images of shape {fake_images.shape}; "
-                         f"expected uint8 {(ev.num_samples, *image_shape)} like the ingested data")
+        raise ValueError(
+            f"the generator produced {fake_images.dtype} images of shape {fake_images.shape}; "
+            f"expected uint8 {(ev.num_samples, *image_shape)} like the ingested data"
+        )
 
     def embed(x):
         """(extractor features, domain-classifier class probabilities or None)."""
@@ -221,41 +300,58 @@ def compute_metrics(config, workdir, sample_fn: SampleFn, *, conditional: bool,
     result = _score(config, fake_features, real_features, fake_probs, real_radii)
 
     # Reference points, same extractor, same sample count where possible.
-    floor_idx = np.random.default_rng([ev.seed, 3]).permutation(len(train_images))[:ev.num_samples]
+    floor_idx = np.random.default_rng([ev.seed, 3]).permutation(len(train_images))[: ev.num_samples]
     floor_images = train_images[floor_idx]
     noise_images = _uniform_noise(ev.num_samples, image_shape, ev.seed)
     references = {}
     for name, description, reference_images in [
-            ("real_floor", "real train subset vs real eval", floor_images),
-            ("noise_ceiling", "uniform noise images vs real eval", noise_images)]:
+        ("real_floor", "real train subset vs real eval", floor_images),
+        ("noise_ceiling", "uniform noise images vs real eval", noise_images),
+    ]:
         features, probs = embed(reference_images)
-        references[name] = {"description": description, "num_samples": len(reference_images),
-                            **_score(config, features, real_features, probs, real_radii)}
+        references[name] = {
+            "description": description,
+            "num_samples": len(reference_images),
+            **_score(config, features, real_features, probs, real_radii),
+        }
 
-    result.update({
-        "extractor": extractor.name,
-        "extractor_fingerprint": extractor.fingerprint,
-        "extractor_info": extractor.info,
-        "skipped_extractors": skipped,
-        "num_samples": int(ev.num_samples),
-        "num_real": int(len(eval_images)),
-        "num_real_train": int(len(train_images)),
-        "image_shape": list(image_shape),
-        "classifier": classifier.info,
-        "classifier_eval_accuracy": classifier.eval_accuracy,
-        "references": references,
-        "conditional": bool(conditional),
-        "model": model_info or {},
-        "seed": int(ev.seed),
-    })
+    result.update(
+        {
+            "extractor": extractor.name,
+            "extractor_fingerprint": extractor.fingerprint,
+            "extractor_info": extractor.info,
+            "skipped_extractors": skipped,
+            "num_samples": int(ev.num_samples),
+            "num_real": int(len(eval_images)),
+            "num_real_train": int(len(train_images)),
+            "image_shape": list(image_shape),
+            "classifier": classifier.info,
+            "classifier_eval_accuracy": classifier.eval_accuracy,
+            "references": references,
+            "conditional": bool(conditional),
+            "model": model_info or {},
+            "seed": int(ev.seed),
+        }
+    )
     if not classifier.has_class_probs:
         result["classifier_score_note"] = (
-            "not computed: the data is unlabelled, so the domain classifier was trained on rotation "
-            "prediction (0/90/180/270 degrees) instead of classes; its features are used for the distances")
+            "not computed: the data is unlabelled, so the domain classifier was trained on "
+            "rotation "
+            "prediction (0/90/180/270 degrees) instead of classes; its features are used for "
+            "the distances"
+        )
     if conditional:
-        result.update(_conditional_metrics(fake_features, real_features, fake_probs, labels,
-                                           eval_labels, num_classes,
-                                           records.read_label_names(workdir_layout.ingest_dir(workdir))))
+        result.update(
+            _conditional_metrics(
+                fake_features,
+                real_features,
+                fake_probs,
+                labels,
+                eval_labels,
+                num_classes,
+                records.read_label_names(workdir_layout.ingest_dir(workdir)),
+            )
+        )
     _add_reference_models(result)
     result["summary"] = quality_summary(result)
     result["seconds"] = round(time.time() - start_time, 3)
@@ -277,7 +373,8 @@ def _add_reference_models(result: dict) -> None:
         result["references_note"] = (
             f"no reference generator scored with this judge ({result['extractor']} "
             f"{result['extractor_fingerprint'][:12]}) at {result['num_samples']} samples in "
-            f"gan_keras/{reference_scores.REFERENCE_FILE} (benchmarks.quality writes them)")
+            f"gan_keras/{reference_scores.REFERENCE_FILE} (benchmarks.quality writes them)"
+        )
 
 
 def _number(x: float) -> str:
@@ -291,7 +388,11 @@ def _count(n) -> str:
 
 def _reference_label(entry: dict) -> str:
     images = entry.get("images")
-    return f"{entry['name']} ({_count(images)} images)" if isinstance(images, (int, float)) else entry["name"]
+    return (
+        f"{entry['name']} ({_count(images)} images)"
+        if isinstance(images, (int, float))
+        else entry["name"]
+    )
 
 
 def quality_summary(metrics: dict) -> str:
@@ -306,8 +407,11 @@ def quality_summary(metrics: dict) -> str:
     scale += [(_reference_label(e), e["frechet_distance"]) for e in models]
     scale.append(("noise", references["noise_ceiling"]["frechet_distance"]))
     line = f"FD {_number(fd)}: " + ", ".join(f"{name} {_number(value)}" for name, value in scale)
-    ratios = [f"{fd / e['frechet_distance']:.2g}x the {_reference_label(e)}" for e in models
-              if e["frechet_distance"] > 0]
+    ratios = [
+        f"{fd / e['frechet_distance']:.2g}x the {_reference_label(e)}"
+        for e in models
+        if e["frechet_distance"] > 0
+    ]
     if ratios:
         line += "; " + ", ".join(ratios)
     elif not models:
@@ -315,18 +419,23 @@ def quality_summary(metrics: dict) -> str:
     model = metrics.get("model") or {}
     context = [f"{metrics['num_samples']} samples, {metrics.get('extractor', 'judge')} features"]
     if model.get("checkpoint_step") is not None:
-        context.insert(0, f"checkpoint step {model['checkpoint_step']} ({model.get('checkpoint', '?')})")
+        context.insert(
+            0, f"checkpoint step {model['checkpoint_step']} ({model.get('checkpoint', '?')})"
+        )
     return f"{line}; {', '.join(context)}"
 
 
-def _conditional_metrics(fake_features, real_features, fake_probs, labels, eval_labels,
-                         num_classes, class_names) -> dict:
+def _conditional_metrics(
+    fake_features, real_features, fake_probs, labels, eval_labels, num_classes, class_names
+) -> dict:
     per_class, skipped = {}, {}
     for c in range(num_classes):
         name = str(class_names[c]) if c < len(class_names) else str(c)
         fake_c, real_c = fake_features[labels == c], real_features[eval_labels == c]
         if len(fake_c) < 2 or len(real_c) < 2:
-            skipped[name] = f"{len(fake_c)} generated and {len(real_c)} real eval images (need >= 2 each)"
+            skipped[name] = (
+                f"{len(fake_c)} generated and {len(real_c)} real eval images (need >= 2 each)"
+            )
             continue
         per_class[name] = metrics_lib.frechet_distance(fake_c, real_c)
     out = {
@@ -346,8 +455,17 @@ def _conditional_metrics(fake_features, real_features, fake_probs, labels, eval_
 # --------------------------------------------------------------------------
 
 # The scalar metrics logged to TensorBoard and printed by the standalone command.
-SCALAR_METRICS = ("frechet_distance", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
-                  "intra_frechet_distance", "generated_label_accuracy", "classifier_eval_accuracy")
+SCALAR_METRICS = (
+    "frechet_distance",
+    "kid_mean",
+    "kid_std",
+    "classifier_score",
+    "precision",
+    "recall",
+    "intra_frechet_distance",
+    "generated_label_accuracy",
+    "classifier_eval_accuracy",
+)
 
 
 def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: int) -> None:
@@ -355,12 +473,21 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
 
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default(step=step):
-        for prefix, values in [("evaluate", metrics), *[(f"evaluate/{k}", v) for k, v in
-                                                       metrics.get("references", {}).items()
-                                                       if isinstance(v, dict)]]:
+        for prefix, values in [
+            ("evaluate", metrics),
+            *[
+                (f"evaluate/{k}", v)
+                for k, v in metrics.get("references", {}).items()
+                if isinstance(v, dict)
+            ],
+        ]:
             for key in SCALAR_METRICS:
                 value = values.get(key)
-                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                if (
+                    isinstance(value, (int, float))
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                ):
                     tf.summary.scalar(f"{prefix}/{key}", value)
         if "gate" in metrics:
             tf.summary.scalar("evaluate/blessed", float(metrics["blessed"]))
@@ -370,7 +497,8 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
 
 
 def run_evaluate(config, workdir, out_dir) -> dict:
-    """Scores the trained generator, decides the gate, writes out_dir/metrics.json and TensorBoard logs."""
+    """Scores the trained generator, decides the gate, writes out_dir/metrics.json and TensorBoard
+    logs."""
     validate_config(config)
     workdir, out_dir = pathlib.Path(workdir), pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -385,23 +513,39 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     generator, checkpoint_info = checkpoints.load_generator_with_info(config, workdir)
     conditional = bool(config.model.conditional)
     latent_dim = _latent_dim(generator, config)
-    sample_fn = keras_sample_fn(generator, latent_dim, conditional, config.evaluate.sample_batch_size)
-    model_info = {"source": "pipeline.checkpoints.load_generator",
-                  "weights_sha256": weights_fingerprint(generator), "latent_dim": latent_dim,
-                  **checkpoint_info}
+    sample_fn = keras_sample_fn(
+        generator, latent_dim, conditional, config.evaluate.sample_batch_size
+    )
+    model_info = {
+        "source": "pipeline.checkpoints.load_generator",
+        "weights_sha256": weights_fingerprint(generator),
+        "latent_dim": latent_dim,
+        **checkpoint_info,
+    }
     metrics, samples = compute_metrics(
-        config, workdir, sample_fn, conditional=conditional,
-        num_classes=int(config.model.num_classes) or None, model_info=model_info, return_samples=True)
-    metrics["controls"] = control_metrics.evaluate_controls(config, workdir, generator, latent_dim, out_dir)
+        config,
+        workdir,
+        sample_fn,
+        conditional=conditional,
+        num_classes=int(config.model.num_classes) or None,
+        model_info=model_info,
+        return_samples=True,
+    )
+    metrics["controls"] = control_metrics.evaluate_controls(
+        config, workdir, generator, latent_dim, out_dir
+    )
     ev = config.evaluate
     gate = decide_gate(metrics, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
     metrics["blessed"] = gate.pop("blessed")
     metrics["gate"] = gate
     (logging.info if metrics["blessed"] else logging.warning)(
-        "Gate: %s (%s)", "BLESSED" if metrics["blessed"] else "NOT blessed", gate["reason"])
+        "Gate: %s (%s)", "BLESSED" if metrics["blessed"] else "NOT blessed", gate["reason"]
+    )
     write_summaries(out_dir / "logs", metrics, samples, step=int(config.train.steps))
     io_utils.atomic_write_json(out_dir / workdir_layout.METRICS_FILE, metrics)
-    logging.info("Evaluation: %s", {k: metrics.get(k) for k in SCALAR_METRICS if metrics.get(k) is not None})
+    logging.info(
+        "Evaluation: %s", {k: metrics.get(k) for k in SCALAR_METRICS if metrics.get(k) is not None}
+    )
     logging.info("Quality: %s", metrics["summary"])
     return metrics
 
@@ -425,8 +569,11 @@ def _latent_dim(generator, config) -> int:
 # Standalone scoring of an export (command line: pipeline/evaluate_main.py)
 # --------------------------------------------------------------------------
 
-def evaluate_export(config, model_base_path, workdir, output=None, version: int | None = None) -> dict:
-    """Scores an exported generator (highest version unless `version`) and writes the metrics JSON."""
+
+def evaluate_export(
+    config, model_base_path, workdir, output=None, version: int | None = None
+) -> dict:
+    """Scores an exported generator (the highest version unless `version`); writes the metrics."""
     validate_config(config)
     base, workdir = pathlib.Path(model_base_path), pathlib.Path(workdir)
     if version is None:
@@ -442,9 +589,20 @@ def evaluate_export(config, model_base_path, workdir, output=None, version: int 
     num_classes = (exported.get("num_classes") or None) if info["conditional"] else None
     # Which training checkpoint the export holds (exports written since train.eval_every).
     checkpoint = {k: exported[k] for k in ("checkpoint", "checkpoint_step") if k in exported}
-    metrics = compute_metrics(config, workdir, sample_fn, conditional=info["conditional"], num_classes=num_classes,
-                              model_info={**info, "version": version, **checkpoint})
-    output = pathlib.Path(output) if output else workdir_layout.stage_dir(workdir, workdir_layout.EVALUATE) / f"standalone_{version}.json"
+    metrics = compute_metrics(
+        config,
+        workdir,
+        sample_fn,
+        conditional=info["conditional"],
+        num_classes=num_classes,
+        model_info={**info, "version": version, **checkpoint},
+    )
+    output = (
+        pathlib.Path(output)
+        if output
+        else workdir_layout.stage_dir(workdir, workdir_layout.EVALUATE)
+        / f"standalone_{version}.json"
+    )
     io_utils.atomic_write_json(output, metrics)
     metrics["output"] = str(output)
     return metrics

@@ -14,15 +14,18 @@ from ml_collections import config_flags
 from pipeline import evaluate
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
-    "model_base_path", None, "Exported generator base path (integer version dirs).", required=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Pipeline workdir with ingest/ (the real data).",
-                               required=True)
+    "model_base_path", None, "Exported generator base path (integer version dirs).", required=True
+)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Pipeline workdir with ingest/ (the real data).", required=True
+)
 _OUTPUT = flags.DEFINE_string(
-    "output", "", "Metrics JSON path (default workdir/evaluate/standalone_<version>.json).")
+    "output", "", "Metrics JSON path (default workdir/evaluate/standalone_<version>.json)."
+)
 _VERSION = flags.DEFINE_integer("version", None, "Version to score (default: the highest).")
-_CONFIG = config_flags.DEFINE_config_file("config", None,
-                                          "Config file (default: configs/default.py).",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Config file (default: configs/default.py).", lock_config=True
+)
 
 
 def main(argv):
@@ -30,11 +33,14 @@ def main(argv):
     from configs import default
 
     config = _CONFIG.value if _CONFIG.value is not None else default.get_config()
-    metrics = evaluate.evaluate_export(config, _MODEL_BASE_PATH.value, _WORKDIR.value,
-                                       _OUTPUT.value or None, _VERSION.value)
-    summary = {k: metrics.get(k) for k in ("extractor", "num_samples", "num_real",
-                                           *evaluate.SCALAR_METRICS)
-               if metrics.get(k) is not None}
+    metrics = evaluate.evaluate_export(
+        config, _MODEL_BASE_PATH.value, _WORKDIR.value, _OUTPUT.value or None, _VERSION.value
+    )
+    summary = {
+        k: metrics.get(k)
+        for k in ("extractor", "num_samples", "num_real", *evaluate.SCALAR_METRICS)
+        if metrics.get(k) is not None
+    }
     for key, value in summary.items():
         print(f"{key}: {value}")
     print(f"summary: {metrics['summary']}")

@@ -32,13 +32,15 @@ def validate_config(config) -> None:
         raise ValueError(f"config.model.num_classes must be an int >= 0, got {num_classes!r}")
     if not isinstance(config.model.conditional, bool):
         raise ValueError(
-            f"config.model.conditional must be a bool, got {config.model.conditional!r}")
+            f"config.model.conditional must be a bool, got {config.model.conditional!r}"
+        )
     if not isinstance(config.export.force, bool):
         raise ValueError(f"config.export.force must be a bool, got {config.export.force!r}")
 
 
-def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
-               force_export: bool = False) -> dict:
+def run_export(
+    config, workdir: pathlib.Path, out_dir: pathlib.Path, force_export: bool = False
+) -> dict:
     """Exports the generator if the evaluator blessed it (or when forced).
 
     Returns {"exported": True, "version": v, "path": str} or
@@ -54,47 +56,81 @@ def run_export(config, workdir: pathlib.Path, out_dir: pathlib.Path,
     blessed, reason = gate.check_blessing(workdir)
     if not blessed:
         if not forced:
-            logging.warning("Not exporting: %s. Use --force_export or --config.export.force=True "
-                            "to export anyway.", reason)
+            logging.warning(
+                "Not exporting: %s. Use --force_export or --config.export.force=True "
+                "to export anyway.",
+                reason,
+            )
             return {"exported": False, "reason": reason}
-        logging.warning("Exporting although the gate says no (%s), because the export is forced.",
-                        reason)
+        logging.warning(
+            "Exporting although the gate says no (%s), because the export is forced.", reason
+        )
 
-    num_classes = classes.resolve_num_classes(workdir_layout.ingest_dir(workdir), conditional=config.model.conditional,
-                                              num_classes=config.model.num_classes)
+    num_classes = classes.resolve_num_classes(
+        workdir_layout.ingest_dir(workdir),
+        conditional=config.model.conditional,
+        num_classes=config.model.num_classes,
+    )
     from pipeline import checkpoints  # lazily: not needed to validate
 
     generator, checkpoint = checkpoints.load_generator_with_info(config, workdir)
     _check_evaluated_checkpoint(metrics_bytes, checkpoint)
-    extra_assets = {export_layout.EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
-    model_info = {"checkpoint": checkpoint["checkpoint"], "checkpoint_step": checkpoint["checkpoint_step"]}
+    extra_assets = (
+        {export_layout.EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
+    )
+    model_info = {
+        "checkpoint": checkpoint["checkpoint"],
+        "checkpoint_step": checkpoint["checkpoint_step"],
+    }
     base_path = out_dir / workdir_layout.EXPORTED_MODEL_NAME
     if tasks.is_image_to_image(config.task):
         from gan_keras import export_image_to_image
 
         version, path = export_image_to_image.export_image_to_image(
-            generator, base_path, task_config=config.task, extra_assets=extra_assets,
-            model_info=model_info)
+            generator,
+            base_path,
+            task_config=config.task,
+            extra_assets=extra_assets,
+            model_info=model_info,
+        )
     else:
         from pipeline import control_metrics  # "towards class X" directions for the edit signature
 
         directions, direction_info = control_metrics.export_directions(
-            config, workdir, generator, num_classes, metrics_bytes)
+            config, workdir, generator, num_classes, metrics_bytes
+        )
         version, path = gan_export.export_generator(
-            generator, base_path, latent_dim=int(config.model.latent_dim), num_classes=num_classes,
-            extra_assets=extra_assets, model_info={**model_info, **direction_info},
-            directions=directions)
-    logging.info("Exported generator version %d (checkpoint step %d, %s) to %s", version,
-                 checkpoint["checkpoint_step"], checkpoint["checkpoint"], path)
-    return {"exported": True, "version": version, "path": str(path), "forced": forced,
-            "num_classes": num_classes, "checkpoint": checkpoint["checkpoint"],
-            "checkpoint_step": checkpoint["checkpoint_step"]}
+            generator,
+            base_path,
+            latent_dim=int(config.model.latent_dim),
+            num_classes=num_classes,
+            extra_assets=extra_assets,
+            model_info={**model_info, **direction_info},
+            directions=directions,
+        )
+    logging.info(
+        "Exported generator version %d (checkpoint step %d, %s) to %s",
+        version,
+        checkpoint["checkpoint_step"],
+        checkpoint["checkpoint"],
+        path,
+    )
+    return {
+        "exported": True,
+        "version": version,
+        "path": str(path),
+        "forced": forced,
+        "num_classes": num_classes,
+        "checkpoint": checkpoint["checkpoint"],
+        "checkpoint_step": checkpoint["checkpoint_step"],
+    }
 
 
 def run(context) -> dict:
     """The stage as the runner calls it (pipeline.stages): `run_export` into context.out_dir."""
-    return run_export(context.config, context.workdir, context.out_dir,
-                      force_export=context.force_export)
+    return run_export(
+        context.config, context.workdir, context.out_dir, force_export=context.force_export
+    )
 
 
 def _check_evaluated_checkpoint(metrics_bytes: bytes | None, checkpoint: dict) -> None:
@@ -106,6 +142,9 @@ def _check_evaluated_checkpoint(metrics_bytes: bytes | None, checkpoint: dict) -
     except (ValueError, AttributeError):
         return
     if evaluated is not None and evaluated != checkpoint["checkpoint_step"]:
-        logging.warning("Exporting the checkpoint of step %d, but evaluate/metrics.json scored step %d "
-                        "(training ran after the evaluation): rerun the evaluate stage",
-                        checkpoint["checkpoint_step"], evaluated)
+        logging.warning(
+            "Exporting the checkpoint of step %d, but evaluate/metrics.json scored step %d "
+            "(training ran after the evaluation): rerun the evaluate stage",
+            checkpoint["checkpoint_step"],
+            evaluated,
+        )

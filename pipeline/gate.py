@@ -24,43 +24,68 @@ def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
         return None, "no exported version to compare with"
     path = export_layout.asset_path(base / str(version), export_layout.EVALUATION_ASSET)
     if not path.exists():
-        return None, f"exported version {version} has no {path.name}; compared with the threshold only"
+        return (
+            None,
+            f"exported version {version} has no {path.name}; compared with the threshold only",
+        )
     try:
         previous = io_utils.read_json(path)
     except (OSError, ValueError) as e:
         return None, f"cannot read {path} ({e}); compared with the threshold only"
     if (previous.get("extractor"), previous.get("extractor_fingerprint")) != (
-            metrics.get("extractor"), metrics.get("extractor_fingerprint")):
-        return None, (f"exported version {version} was measured with another feature extractor "
-                      f"({previous.get('extractor')}); not comparable, compared with the threshold only")
+        metrics.get("extractor"),
+        metrics.get("extractor_fingerprint"),
+    ):
+        return None, (
+            f"exported version {version} was measured with another feature extractor "
+            f"({previous.get('extractor')}); not comparable, compared with the threshold only"
+        )
     value = previous.get(metric)
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return None, f"exported version {version} has no {metric}; compared with the threshold only"
     return {"version": version, "value": float(value), "path": str(path)}, ""
 
 
-def decide_gate(metrics: dict, metric: str, threshold: float, workdir, tolerance: float = 0.0) -> dict:
+def decide_gate(
+    metrics: dict, metric: str, threshold: float, workdir, tolerance: float = 0.0
+) -> dict:
     """{'blessed', 'metric', 'value', 'threshold', 'baseline', 'reason'} (lower is better)."""
     value = metrics.get(metric)
     # An infinite threshold (no threshold) is stored as null: JSON has no Infinity.
-    gate = {"metric": metric, "value": value,
-            "threshold": float(threshold) if math.isfinite(threshold) else None, "baseline": None,
-            "baseline_tolerance": float(tolerance)}
+    gate = {
+        "metric": metric,
+        "value": value,
+        "threshold": float(threshold) if math.isfinite(threshold) else None,
+        "baseline": None,
+        "baseline_tolerance": float(tolerance),
+    }
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return {**gate, "blessed": False, "reason": f"{metric} is {value!r}, not a finite number"}
     if value > threshold:
-        return {**gate, "blessed": False, "reason": f"{metric}={value:.6g} is above the threshold {threshold:.6g}"}
+        return {
+            **gate,
+            "blessed": False,
+            "reason": f"{metric}={value:.6g} is above the threshold {threshold:.6g}",
+        }
     baseline, note = _baseline(workdir, metric, metrics)
     gate["baseline"] = baseline
     if baseline is not None:
         allowed = baseline["value"] + tolerance * abs(baseline["value"])
         if value > allowed:
-            return {**gate, "blessed": False,
-                    "reason": (f"{metric}={value:.6g} is worse than exported version {baseline['version']} "
-                               f"({baseline['value']:.6g}, tolerance {tolerance:g})")}
+            return {
+                **gate,
+                "blessed": False,
+                "reason": (
+                    f"{metric}={value:.6g} is worse than exported version {baseline['version']} "
+                    f"({baseline['value']:.6g}, tolerance {tolerance:g})"
+                ),
+            }
         note = f"not worse than exported version {baseline['version']} ({baseline['value']:.6g})"
-    return {**gate, "blessed": True,
-            "reason": f"{metric}={value:.6g} <= threshold {threshold:.6g}; {note}"}
+    return {
+        **gate,
+        "blessed": True,
+        "reason": f"{metric}={value:.6g} <= threshold {threshold:.6g}; {note}",
+    }
 
 
 def check_blessing(workdir) -> tuple[bool, str]:

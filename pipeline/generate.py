@@ -42,72 +42,126 @@ from absl import app, flags
 from gan_keras import images as gan_images
 from gan_keras import io_utils, sampling
 
-_MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", None,
-                                       "Directory with integer SavedModel versions.")
+_MODEL_BASE_PATH = flags.DEFINE_string(
+    "model_base_path", None, "Directory with integer SavedModel versions."
+)
 _VERSION = flags.DEFINE_integer("version", None, "Version to use (default: the highest).")
 _NUM = flags.DEFINE_integer("num", 64, "Number of images (default 64; 4 rows with --edit).")
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed; the same seed gives the same images.")
 _LABEL = flags.DEFINE_integer(
-    "label", None, "Class for conditional models (default: random labels). Required with "
-    "--project, and with --interpolate, where it is the first image's class.")
+    "label",
+    None,
+    "Class for conditional models (default: random labels). Required with "
+    "--project, and with --interpolate, where it is the first image's class.",
+)
 _OUT = flags.DEFINE_string(
-    "out", "grid.png", "Image to write ('' for none): the grid; with --interpolate a GIF if it "
-    "ends in .gif, else a PNG strip; with --project the reconstruction (only if given).")
+    "out",
+    "grid.png",
+    "Image to write ('' for none): the grid; with --interpolate a GIF if it "
+    "ends in .gif, else a PNG strip; with --project the reconstruction (only if given).",
+)
 _OUT_DIR = flags.DEFINE_string(
-    "out_dir", None, "Also write one PNG per image into this directory; with --input_dir: "
-    "where the outputs go.")
+    "out_dir",
+    None,
+    "Also write one PNG per image into this directory; with --input_dir: where the outputs go.",
+)
 _TRUNCATION = flags.DEFINE_float(
-    "truncation", None, "Truncation psi in [0, 1] for the latents (1: plain samples, 0: the "
-    "mean latent). With plain sampling or --edit.")
+    "truncation",
+    None,
+    "Truncation psi in [0, 1] for the latents (1: plain samples, 0: the "
+    "mean latent). With plain sampling or --edit.",
+)
 _INTERPOLATE = flags.DEFINE_string(
-    "interpolate", None, "A,B: images along the latent path from seed A's sample to seed B's.")
-_LABEL_B = flags.DEFINE_integer("label_b", None,
-                                "With --interpolate: the last image's class (default: --label).")
+    "interpolate", None, "A,B: images along the latent path from seed A's sample to seed B's."
+)
+_LABEL_B = flags.DEFINE_integer(
+    "label_b", None, "With --interpolate: the last image's class (default: --label)."
+)
 _STEPS = flags.DEFINE_integer(
-    "steps", None, f"Images along the walk with --interpolate (default "
+    "steps",
+    None,
+    f"Images along the walk with --interpolate (default "
     f"{sampling.DEFAULT_INTERPOLATION_STEPS}, >= 2); optimisation steps with --project "
-    f"(default {sampling.DEFAULT_PROJECT_STEPS}).")
-_DURATION_MS = flags.DEFINE_integer("duration_ms", sampling.DEFAULT_GIF_FRAME_MS,
-                                    "Milliseconds per GIF frame with --interpolate.")
+    f"(default {sampling.DEFAULT_PROJECT_STEPS}).",
+)
+_DURATION_MS = flags.DEFINE_integer(
+    "duration_ms", sampling.DEFAULT_GIF_FRAME_MS, "Milliseconds per GIF frame with --interpolate."
+)
 _PROJECT = flags.DEFINE_string(
-    "project", None, "A PNG to fit a latent to; it must have the model's exact image shape "
-    "(height, width, channels): nothing is resized or converted.")
-_LATENT_OUT = flags.DEFINE_string("latent_out", None,
-                                  "With --project: .npy file for the fitted latent [latent_dim].")
+    "project",
+    None,
+    "A PNG to fit a latent to; it must have the model's exact image shape "
+    "(height, width, channels): nothing is resized or converted.",
+)
+_LATENT_OUT = flags.DEFINE_string(
+    "latent_out", None, "With --project: .npy file for the fitted latent [latent_dim]."
+)
 _EDIT = flags.DEFINE_string("edit", None, "Edit direction, by name (directions.json) or index.")
 _STRENGTH = flags.DEFINE_float("strength", None, "With --edit: one strength.")
 _STRENGTHS = flags.DEFINE_string(
-    "strengths", None, "With --edit: comma-separated strengths (default "
-    f"{','.join(f'{s:g}' for s in sampling.DEFAULT_EDIT_STRENGTHS)}).")
+    "strengths",
+    None,
+    "With --edit: comma-separated strengths (default "
+    f"{','.join(f'{s:g}' for s in sampling.DEFAULT_EDIT_STRENGTHS)}).",
+)
 
 _INPUT = flags.DEFINE_string(
-    "input", None, "Image-to-image models: the condition PNG (the low-resolution image, the "
+    "input",
+    None,
+    "Image-to-image models: the condition PNG (the low-resolution image, the "
     "image with a hole, the edge map or grayscale image) with exactly model_info.json's "
-    "inputs.image shape; the output goes to --out.")
+    "inputs.image shape; the output goes to --out.",
+)
 _INPUT_DIR = flags.DEFINE_string(
-    "input_dir", None, "Image-to-image models: transform every *.png in this directory into "
-    "--out_dir, under the same file names.")
+    "input_dir",
+    None,
+    "Image-to-image models: transform every *.png in this directory into "
+    "--out_dir, under the same file names.",
+)
 _MASK = flags.DEFINE_string(
-    "mask", None, "Inpainting: the mask PNG (1 channel, the output's size; white, any value "
-    ">= 128, = hole). With --input_dir: the mask for every image.")
+    "mask",
+    None,
+    "Inpainting: the mask PNG (1 channel, the output's size; white, any value "
+    ">= 128, = hole). With --input_dir: the mask for every image.",
+)
 _MASK_DIR = flags.DEFINE_string(
-    "mask_dir", None, "Inpainting with --input_dir: a directory with a mask PNG of each "
-    "input's file name.")
+    "mask_dir",
+    None,
+    "Inpainting with --input_dir: a directory with a mask PNG of each input's file name.",
+)
 
 _MODES = ("interpolate", "project", "edit")
 # Flags that only one mode reads (or a subset of modes), to reject them elsewhere.
 # "transform" is --input / --input_dir (image-to-image models).
 _ONLY_IN = {
-    "label_b": ("interpolate",), "duration_ms": ("interpolate",),
-    "steps": ("interpolate", "project"), "latent_out": ("project",),
-    "strength": ("edit",), "strengths": ("edit",), "truncation": (None, "edit"),
+    "label_b": ("interpolate",),
+    "duration_ms": ("interpolate",),
+    "steps": ("interpolate", "project"),
+    "latent_out": ("project",),
+    "strength": ("edit",),
+    "strengths": ("edit",),
+    "truncation": (None, "edit"),
     "out_dir": (None, "interpolate", "edit", "transform"),
-    "mask": ("transform",), "mask_dir": ("transform",),
+    "mask": ("transform",),
+    "mask_dir": ("transform",),
 }
 _MODE_NAMES = {None: "plain sampling", "transform": "--input or --input_dir"}
 # The flags of sampling models, which image-to-image ones do not take.
-_SAMPLING_FLAGS = ("num", "seed", "label", "label_b", "truncation", "interpolate", "steps",
-                   "duration_ms", "project", "latent_out", "edit", "strength", "strengths")
+_SAMPLING_FLAGS = (
+    "num",
+    "seed",
+    "label",
+    "label_b",
+    "truncation",
+    "interpolate",
+    "steps",
+    "duration_ms",
+    "project",
+    "latent_out",
+    "edit",
+    "strength",
+    "strengths",
+)
 
 
 def _present(name: str) -> bool:
@@ -118,15 +172,18 @@ def _mode() -> str | None:
     if _INPUT.value is not None or _INPUT_DIR.value is not None:
         sampling_flags = [name for name in _SAMPLING_FLAGS if _present(name)]
         if sampling_flags:
-            raise app.UsageError(f"--{sampling_flags[0]} is for sampling models: --input and "
-                                 "--input_dir run an image-to-image model, which takes only the "
-                                 "picture (and --mask for inpainting)")
+            raise app.UsageError(
+                f"--{sampling_flags[0]} is for sampling models: --input and "
+                "--input_dir run an image-to-image model, which takes only the "
+                "picture (and --mask for inpainting)"
+            )
         mode = "transform"
     else:
         modes = [m for m in _MODES if flags.FLAGS[m].value is not None]
         if len(modes) > 1:
-            raise app.UsageError(f"Give at most one of --{', --'.join(_MODES)}; got --"
-                                 f"{' and --'.join(modes)}")
+            raise app.UsageError(
+                f"Give at most one of --{', --'.join(_MODES)}; got --{' and --'.join(modes)}"
+            )
         mode = modes[0] if modes else None
     for name, modes_ok in _ONLY_IN.items():
         if _present(name) and mode not in modes_ok:
@@ -139,22 +196,27 @@ def _check_model_kind(model, mode: str | None) -> None:
     """Sampling flags on an image-to-image model, or --input on a sampling one: one line."""
     if mode == "transform":
         sampling.require_image_to_image(
-            model, "--input" if _INPUT.value is not None else "--input_dir",
-            "use --num/--seed, --interpolate, --edit or --project")
+            model,
+            "--input" if _INPUT.value is not None else "--input_dir",
+            "use --num/--seed, --interpolate, --edit or --project",
+        )
     elif sampling.is_image_to_image(model):
         given = [name for name in _SAMPLING_FLAGS if _present(name)]
         mask = " --mask=mask.png" if sampling.takes_mask(model) else ""
         sampling.require_sampling_model(
-            model, f"--{given[0]}" if given else "Sampling (no --input given)",
+            model,
+            f"--{given[0]}" if given else "Sampling (no --input given)",
             f"give --input=in.png{mask} --out=out.png, or --input_dir=DIR{mask} --out_dir=DIR "
-            f"({sampling.describe_transform_inputs(model)})")
+            f"({sampling.describe_transform_inputs(model)})",
+        )
 
 
 def _sample(model) -> None:
     if not _OUT.value and not _OUT_DIR.value:
         raise app.UsageError("Nothing to write: give --out and/or --out_dir")
-    images = sampling.sample_images(model, num=_NUM.value, seed=_SEED.value, label=_LABEL.value,
-                                    truncation=_TRUNCATION.value)
+    images = sampling.sample_images(
+        model, num=_NUM.value, seed=_SEED.value, label=_LABEL.value, truncation=_TRUNCATION.value
+    )
     sampling.write_images(images, out=_OUT.value or None, out_dir=_OUT_DIR.value)
 
 
@@ -163,14 +225,17 @@ def _interpolate(model) -> None:
         raise app.UsageError("Nothing to write: give --out and/or --out_dir")
     seed_a, seed_b = sampling.parse_int_pair(_INTERPOLATE.value, "--interpolate")
     if _LABEL.value is None and sampling.takes_label(model, "interpolate"):
-        raise app.UsageError("--label is required with --interpolate on a conditional model "
-                             "(the first image's class; --label_b the last's, default --label)")
+        raise app.UsageError(
+            "--label is required with --interpolate on a conditional model "
+            "(the first image's class; --label_b the last's, default --label)"
+        )
     label_b = _LABEL_B.value if _LABEL_B.value is not None else _LABEL.value
     if _DURATION_MS.value < 10:
         raise app.UsageError(f"--duration_ms must be >= 10, got {_DURATION_MS.value}")
     steps = sampling.DEFAULT_INTERPOLATION_STEPS if _STEPS.value is None else _STEPS.value
-    images = sampling.interpolate_images(model, seed_a=seed_a, seed_b=seed_b, steps=steps,
-                                         label_a=_LABEL.value, label_b=label_b)
+    images = sampling.interpolate_images(
+        model, seed_a=seed_a, seed_b=seed_b, steps=steps, label_a=_LABEL.value, label_b=label_b
+    )
     if _OUT.value:
         sampling.write_image_file(_OUT.value, images, duration_ms=_DURATION_MS.value)
     sampling.write_images(images, out_dir=_OUT_DIR.value)
@@ -189,9 +254,15 @@ def _edit(model) -> None:
         strengths = list(sampling.DEFAULT_EDIT_STRENGTHS)
     direction = sampling.resolve_direction(_EDIT.value, sampling.load_directions(model.path))
     num = _NUM.value if _present("num") else 4
-    images = sampling.edit_images(model, num=num, seed=_SEED.value, direction=direction,
-                                  strengths=strengths, label=_LABEL.value,
-                                  truncation=_TRUNCATION.value)
+    images = sampling.edit_images(
+        model,
+        num=num,
+        seed=_SEED.value,
+        direction=direction,
+        strengths=strengths,
+        label=_LABEL.value,
+        truncation=_TRUNCATION.value,
+    )
     if _OUT.value:
         gan_images.save_png(_OUT.value, sampling.edit_grid(images))
     sampling.write_images(images.reshape((-1, *images.shape[2:])), out_dir=_OUT_DIR.value)
@@ -200,8 +271,10 @@ def _edit(model) -> None:
 def _project(model) -> None:
     out = _OUT.value if _present("out") else None
     if not out and not _LATENT_OUT.value:
-        raise app.UsageError("Nothing to write: give --out (the reconstruction) and/or "
-                             "--latent_out (the latent, .npy)")
+        raise app.UsageError(
+            "Nothing to write: give --out (the reconstruction) and/or "
+            "--latent_out (the latent, .npy)"
+        )
     steps = sampling.DEFAULT_PROJECT_STEPS if _STEPS.value is None else _STEPS.value
     if _LABEL.value is None and sampling.takes_label(model, "project"):
         raise app.UsageError("--label is required with --project on a conditional model")
@@ -212,8 +285,11 @@ def _project(model) -> None:
     if _LATENT_OUT.value:
         io_utils.atomic_write_bytes(_LATENT_OUT.value, _npy_bytes(result["z"]))
     psnr = result["psnr"]
-    print("PSNR: inf dB (pixel-exact reconstruction)" if psnr == float("inf")
-          else f"PSNR: {psnr:.2f} dB")
+    print(
+        "PSNR: inf dB (pixel-exact reconstruction)"
+        if psnr == float("inf")
+        else f"PSNR: {psnr:.2f} dB"
+    )
 
 
 def _folder_jobs(mask_dir) -> list[tuple]:
@@ -222,10 +298,12 @@ def _folder_jobs(mask_dir) -> list[tuple]:
     if not input_dir.is_dir():
         raise sampling.RequestError(f"--input_dir={input_dir} is not a directory")
     if out_dir.resolve() == input_dir.resolve():
-        raise app.UsageError("--out_dir must differ from --input_dir (the inputs would be "
-                             "overwritten)")
-    inputs = sorted(path for path in input_dir.iterdir()
-                    if path.suffix.lower() == ".png" and path.is_file())
+        raise app.UsageError(
+            "--out_dir must differ from --input_dir (the inputs would be overwritten)"
+        )
+    inputs = sorted(
+        path for path in input_dir.iterdir() if path.suffix.lower() == ".png" and path.is_file()
+    )
     if not inputs:
         raise sampling.RequestError(f"no .png files in --input_dir={input_dir}")
     jobs = []
@@ -234,8 +312,9 @@ def _folder_jobs(mask_dir) -> list[tuple]:
         if mask_dir is not None:
             mask = mask_dir / path.name
             if not mask.is_file():
-                raise sampling.RequestError(f"no mask for {path.name} in --mask_dir={mask_dir} "
-                                            f"(expected {mask})")
+                raise sampling.RequestError(
+                    f"no mask for {path.name} in --mask_dir={mask_dir} (expected {mask})"
+                )
         jobs.append((path, mask, out_dir / path.name))
     return jobs
 
@@ -249,8 +328,9 @@ def _transform(model) -> None:
         if not _present("out") or not _OUT.value:
             raise app.UsageError("--input needs --out (the output PNG)")
         if _OUT_DIR.value or _MASK_DIR.value:
-            raise app.UsageError("--out_dir and --mask_dir go with --input_dir; with --input "
-                                 "give --out (and --mask)")
+            raise app.UsageError(
+                "--out_dir and --mask_dir go with --input_dir; with --input give --out (and --mask)"
+            )
     else:
         if not _OUT_DIR.value:
             raise app.UsageError("--input_dir needs --out_dir (where the outputs go)")
@@ -261,18 +341,24 @@ def _transform(model) -> None:
     if sampling.takes_mask(model) and not has_mask:
         raise sampling.RequestError(
             f"this {task} model needs a mask: give --mask=mask.png"
-            f"{' (or --mask_dir=DIR)' if _INPUT_DIR.value else ''}; {expected}")
+            f"{' (or --mask_dir=DIR)' if _INPUT_DIR.value else ''}; {expected}"
+        )
     if has_mask and not sampling.takes_mask(model):
         flag = "--mask" if _MASK.value is not None else "--mask_dir"
-        raise sampling.RequestError(f"{flag} is for inpainting models; this {task} model takes "
-                                    f"only the image ({expected})")
+        raise sampling.RequestError(
+            f"{flag} is for inpainting models; this {task} model takes only the image ({expected})"
+        )
     if _INPUT.value is not None:
         jobs = [(_INPUT.value, _MASK.value, _OUT.value)]
     else:
         jobs = _folder_jobs(pathlib.Path(_MASK_DIR.value) if _MASK_DIR.value else None)
     written = sampling.transform_files(model, jobs)
-    logging.info("Wrote %d image%s to %s", written, "" if written == 1 else "s",
-                 _OUT.value if _INPUT.value is not None else _OUT_DIR.value)
+    logging.info(
+        "Wrote %d image%s to %s",
+        written,
+        "" if written == 1 else "s",
+        _OUT.value if _INPUT.value is not None else _OUT_DIR.value,
+    )
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -290,8 +376,13 @@ def main(argv):
     try:
         model = sampling.load_model(_MODEL_BASE_PATH.value, _VERSION.value)
         _check_model_kind(model, mode)
-        {None: _sample, "interpolate": _interpolate, "edit": _edit, "project": _project,
-         "transform": _transform}[mode](model)
+        {
+            None: _sample,
+            "interpolate": _interpolate,
+            "edit": _edit,
+            "project": _project,
+            "transform": _transform,
+        }[mode](model)
     except (sampling.RequestError, FileNotFoundError) as e:  # bad flags or files: no traceback
         sys.exit(f"pipeline.generate: {e}")
 

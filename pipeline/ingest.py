@@ -91,7 +91,15 @@ class IngestStatsFn(beam.CombineFn):
     """
 
     def create_accumulator(self):
-        return {"inputs": 0, "rejected": {}, "counts": {}, "sum": None, "sumsq": None, "height": None, "width": None}
+        return {
+            "inputs": 0,
+            "rejected": {},
+            "counts": {},
+            "sum": None,
+            "sumsq": None,
+            "height": None,
+            "width": None,
+        }
 
     @staticmethod
     def _range(r, value):
@@ -99,7 +107,11 @@ class IngestStatsFn(beam.CombineFn):
 
     @staticmethod
     def _add(a, b):
-        return b if a is None else (a if b is None else tuple(x + y for x, y in zip(a, b, strict=True)))
+        return (
+            b
+            if a is None
+            else (a if b is None else tuple(x + y for x, y in zip(a, b, strict=True)))
+        )
 
     def add_input(self, acc, event):
         kind, value = event
@@ -159,8 +171,12 @@ def summarize(acc, resolution):
         "per_class": dict(sorted(per_class.items(), key=lambda kv: int(kv[0]))),
         "pixel_mean": mean,
         "pixel_std": std,
-        "input_height": None if acc["height"] is None else {"min": acc["height"][0], "max": acc["height"][1]},
-        "input_width": None if acc["width"] is None else {"min": acc["width"][0], "max": acc["width"][1]},
+        "input_height": None
+        if acc["height"] is None
+        else {"min": acc["height"][0], "max": acc["height"][1]},
+        "input_width": None
+        if acc["width"] is None
+        else {"min": acc["width"][0], "max": acc["width"][1]},
     }
 
 
@@ -309,15 +325,22 @@ class IngestTransform(beam.PTransform):
         out_dir = pathlib.Path(self._out_dir)
         raw = work_items | "Read" >> beam.ParDo(ReadFn(self._plan.reader))
         processed = raw | "Preprocess" >> beam.ParDo(PreprocessFn(self._opts)).with_outputs(
-            PreprocessFn.REJECTED, main="records")
-        split_records = processed.records | "AssignSplit" >> beam.ParDo(AssignSplitFn(self._eval_fraction))
+            PreprocessFn.REJECTED, main="records"
+        )
+        split_records = processed.records | "AssignSplit" >> beam.ParDo(
+            AssignSplitFn(self._eval_fraction)
+        )
 
         # Every shard gets an (empty) entry so that shards no record hashes to
         # are still written: readers can rely on all N files existing.
-        all_shards = [((split, i), ("", [])) for split, n in sorted(self._shards.items()) for i in range(n)]
+        all_shards = [
+            ((split, i), ("", [])) for split, n in sorted(self._shards.items()) for i in range(n)
+        ]
         (
-            (split_records | "KeyByShard" >> beam.ParDo(KeyByShardFn(self._shards)),
-             work_items.pipeline | "AllShards" >> beam.Create(all_shards))
+            (
+                split_records | "KeyByShard" >> beam.ParDo(KeyByShardFn(self._shards)),
+                work_items.pipeline | "AllShards" >> beam.Create(all_shards),
+            )
             | "FlattenShards" >> beam.Flatten()
             | "GroupShards" >> beam.GroupByKey()
             | "WriteShards" >> beam.ParDo(WriteShardFn(str(out_dir), self._shards))
@@ -325,9 +348,11 @@ class IngestTransform(beam.PTransform):
 
         rejected = processed[PreprocessFn.REJECTED]
         # Rejects are few by design (data.max_reject_fraction): one sorted file.
-        (rejected
-         | "CollectRejected" >> beam.combiners.ToList()
-         | "WriteRejected" >> beam.Map(_write_rejected, str(out_dir / records.REJECTED_FILE)))
+        (
+            rejected
+            | "CollectRejected" >> beam.combiners.ToList()
+            | "WriteRejected" >> beam.Map(_write_rejected, str(out_dir / records.REJECTED_FILE))
+        )
 
         events = (
             raw | "InputEvents" >> beam.Map(lambda batch: (INPUTS, len(batch))),
@@ -338,7 +363,8 @@ class IngestTransform(beam.PTransform):
             events
             | "FlattenEvents" >> beam.Flatten()
             | "Stats" >> beam.CombineGlobally(IngestStatsFn())
-            | "WriteSummary" >> beam.Map(_write_summary, str(out_dir / SUMMARY_FILE), self._opts.resolution)
+            | "WriteSummary"
+            >> beam.Map(_write_summary, str(out_dir / SUMMARY_FILE), self._opts.resolution)
         )
 
 
@@ -387,8 +413,9 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     rejected or the train split is empty.
     """
     ingest_config.validate_config(data_config)
-    plan = ingest_sources.plan_source(data_config.source, data_config.tfds_data_dir,
-                                      ingest_config.label_names(data_config))
+    plan = ingest_sources.plan_source(
+        data_config.source, data_config.tfds_data_dir, ingest_config.label_names(data_config)
+    )
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Shards of an earlier run in the same directory would mix with ours.
@@ -397,12 +424,21 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     opts = PreprocessOptions.from_config(data_config)
     shards = choose_num_shards(plan, data_config)
     options = pipeline_options(data_config, beam_pipeline_args)
-    logging.info("Ingesting %d inputs from %s into %s (shards %s)", plan.num_inputs, data_config.source, out_dir, shards)
+    logging.info(
+        "Ingesting %d inputs from %s into %s (shards %s)",
+        plan.num_inputs,
+        data_config.source,
+        out_dir,
+        shards,
+    )
 
     pipeline = make_pipeline(options)
-    _ = (pipeline
-         | "WorkItems" >> beam.Create(plan.work_items, reshuffle=len(plan.work_items) > 1)
-         | "Ingest" >> IngestTransform(plan, opts, float(data_config.eval_fraction), shards, str(out_dir)))
+    _ = (
+        pipeline
+        | "WorkItems" >> beam.Create(plan.work_items, reshuffle=len(plan.work_items) > 1)
+        | "Ingest"
+        >> IngestTransform(plan, opts, float(data_config.eval_fraction), shards, str(out_dir))
+    )
     result = pipeline.run()
     result.wait_until_finish()
     _log_metrics(result)
@@ -420,7 +456,10 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
         "split_method": "source" if plan.has_own_split else "hash",
         "eval_fraction": None if plan.has_own_split else float(data_config.eval_fraction),
         "num_shards": shards,
-        "files": {split: sorted(p.name for p in out_dir.glob(records.shard_pattern(split))) for split in records.SPLITS},
+        "files": {
+            split: sorted(p.name for p in out_dir.glob(records.shard_pattern(split)))
+            for split in records.SPLITS
+        },
         **summary,
     }
     io_utils.atomic_write_json(out_dir / records.LABELS_FILE, plan.label_names)
@@ -442,20 +481,29 @@ def run(context) -> dict:
 def _check_outcome(stats, data_config, out_dir):
     read, written, rejected = stats["inputs_read"], stats["records_written"], stats["rejected"]
     if read != written + rejected:
-        raise IngestError(f"ingest lost inputs: read {read} but wrote {written} and rejected {rejected}")
+        raise IngestError(
+            f"ingest lost inputs: read {read} but wrote {written} and rejected {rejected}"
+        )
     fraction = rejected / read if read else 0.0
     if fraction > data_config.max_reject_fraction:
         raise IngestError(
             f"{rejected} of {read} inputs ({fraction:.2%}) were rejected, more than "
-            f"data.max_reject_fraction={data_config.max_reject_fraction}; reasons {stats['rejected_by_reason']}, "
-            f"details in {out_dir / records.REJECTED_FILE}")
+            f"data.max_reject_fraction={data_config.max_reject_fraction}; reasons "
+            f"{stats['rejected_by_reason']}, "
+            f"details in {out_dir / records.REJECTED_FILE}"
+        )
     if stats["splits"][TRAIN]["count"] == 0:
-        raise IngestError(f"the train split is empty ({read} inputs read, {rejected} rejected); see {out_dir / records.STATS_FILE}")
+        raise IngestError(
+            f"the train split is empty ({read} inputs read, {rejected} rejected); see "
+            f"{out_dir / records.STATS_FILE}"
+        )
 
 
 def _log_metrics(result):
     try:
-        counters = result.metrics().query(beam.metrics.MetricsFilter().with_namespace(_METRICS_NAMESPACE))["counters"]
+        counters = result.metrics().query(
+            beam.metrics.MetricsFilter().with_namespace(_METRICS_NAMESPACE)
+        )["counters"]
     except Exception:  # noqa: BLE001 - not every runner reports metrics
         return
     totals = collections.Counter()

@@ -11,8 +11,12 @@ MIN_RESOLUTION = 8
 def _check_number(config, field, kind, low=None, high=None, high_open=False):
     value = config.get(field)
     if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"data.{field} must be {kind if isinstance(kind, type) else kind[0]}, got {value!r}")
-    if (low is not None and value < low) or (high is not None and (value >= high if high_open else value > high)):
+        raise ValueError(
+            f"data.{field} must be {kind if isinstance(kind, type) else kind[0]}, got {value!r}"
+        )
+    if (low is not None and value < low) or (
+        high is not None and (value >= high if high_open else value > high)
+    ):
         hi = "" if high is None else f" and {'<' if high_open else '<='} {high}"
         raise ValueError(f"data.{field} must be >= {low}{hi}, got {value!r}")
     return value
@@ -35,7 +39,9 @@ def validate_config(data_config) -> None:
     try:
         shlex.split(data_config.get("beam_pipeline_args", ""))
     except ValueError as e:
-        raise ValueError(f"data.beam_pipeline_args cannot be split like a shell command line: {e}") from e
+        raise ValueError(
+            f"data.beam_pipeline_args cannot be split like a shell command line: {e}"
+        ) from e
     tfds_dir = data_config.get("tfds_data_dir", "")
     if tfds_dir and not os.path.isdir(tfds_dir):
         raise ValueError(f"data.tfds_data_dir {tfds_dir!r} is not a directory")

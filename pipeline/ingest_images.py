@@ -47,14 +47,25 @@ class PreprocessOptions:
 
     @classmethod
     def from_config(cls, data_config):
-        return cls(int(data_config.resolution), int(data_config.channels), int(data_config.max_pixels))
+        return cls(
+            int(data_config.resolution), int(data_config.channels), int(data_config.max_pixels)
+        )
 
 
 # One output record. The pixel sums feed the statistics without decoding the
 # PNG again; they are Python ints so merging partial sums is exact.
 Record = collections.namedtuple(
     "Record",
-    ["source_id", "split", "label", "example", "pixel_sum", "pixel_sumsq", "input_height", "input_width"],
+    [
+        "source_id",
+        "split",
+        "label",
+        "example",
+        "pixel_sum",
+        "pixel_sumsq",
+        "input_height",
+        "input_width",
+    ],
 )
 Rejection = collections.namedtuple("Rejection", ["source_id", "reason", "detail"])
 
@@ -79,7 +90,10 @@ def _open(payload):
     if isinstance(payload, str):
         ext = os.path.splitext(payload)[1].lower()
         if ext not in ingest_sources.IMAGE_EXTENSIONS:
-            raise _Reject(UNSUPPORTED_EXTENSION, f"extension {ext or '(none)'!r} is not one of {ingest_sources.IMAGE_EXTENSIONS}")
+            raise _Reject(
+                UNSUPPORTED_EXTENSION,
+                f"extension {ext or '(none)'!r} is not one of {ingest_sources.IMAGE_EXTENSIONS}",
+            )
         try:
             size = os.path.getsize(payload)
         except OSError as e:
@@ -129,7 +143,10 @@ def _load(payload, opts):
         # The header is all that has been read so far: refuse decompression
         # bombs before allocating their pixels.
         if width * height > opts.max_pixels:
-            raise _Reject(TOO_MANY_PIXELS, f"{width}x{height} = {width * height} pixels > data.max_pixels={opts.max_pixels}")
+            raise _Reject(
+                TOO_MANY_PIXELS,
+                f"{width}x{height} = {width * height} pixels > data.max_pixels={opts.max_pixels}",
+            )
         if width == 0 or height == 0:
             raise _Reject(UNSUPPORTED_IMAGE, f"image size {width}x{height}")
         try:
@@ -195,7 +212,12 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _png_chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+    )
 
 
 _PNG_IEND = _png_chunk(b"IEND", b"")
@@ -221,8 +243,14 @@ def encode_png(pixels) -> bytes:
         filtered[:, 0] = 0
         filtered[:, 1:] = rows
     header = struct.pack(">IIBBBBB", width, height, 8, 0 if channels == 1 else 2, 0, 0, 0)
-    return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", header),
-                     _png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6)), _PNG_IEND))
+    return b"".join(
+        (
+            _PNG_SIGNATURE,
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6)),
+            _PNG_IEND,
+        )
+    )
 
 
 def preprocess(raw, opts):
@@ -254,8 +282,9 @@ def _already_final(payload, opts):
 def make_record(raw, pixels, height, width):
     """Record for final uint8 pixels [R, R, C]; height/width are the input's."""
     resolution, channels = pixels.shape[0], pixels.shape[2]
-    example = records.make_example(encode_png(pixels), resolution, resolution, channels, raw.label,
-                                   raw.source_id)
+    example = records.make_example(
+        encode_png(pixels), resolution, resolution, channels, raw.label, raw.source_id
+    )
     flat = pixels.reshape(-1, channels).astype(np.int64)
     return Record(
         source_id=raw.source_id,

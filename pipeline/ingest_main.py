@@ -15,10 +15,12 @@ from ml_collections import config_flags
 from pipeline import ingest
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/default.py", "Pipeline config file.")
-_OUT_DIR = flags.DEFINE_string("out_dir", None, "Directory for the ingest artifacts.",
-                               required=True)
+_OUT_DIR = flags.DEFINE_string(
+    "out_dir", None, "Directory for the ingest artifacts.", required=True
+)
 _BEAM_ARGS = flags.DEFINE_multi_string(
-    "beam_arg", [], "Extra Beam pipeline option, e.g. --beam_arg=--runner=DirectRunner.")
+    "beam_arg", [], "Extra Beam pipeline option, e.g. --beam_arg=--runner=DirectRunner."
+)
 
 
 def main(argv):

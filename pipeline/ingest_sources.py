@@ -57,17 +57,23 @@ SourceReject = collections.namedtuple("SourceReject", ["reason", "detail"])
 def parse_source(source) -> tuple[str, str]:
     """Splits ``kind:arg``; raises ValueError naming data.source."""
     if not isinstance(source, str) or not source.strip():
-        raise ValueError(f"data.source must be a non-empty string ({SOURCE_SYNTAX}), got {source!r}")
+        raise ValueError(
+            f"data.source must be a non-empty string ({SOURCE_SYNTAX}), got {source!r}"
+        )
     kind, sep, arg = source.partition(":")
     kind = kind.strip()
     if kind not in SOURCE_KINDS:
-        raise ValueError(f"data.source: unknown source kind {kind!r} in {source!r}; expected {SOURCE_SYNTAX}")
+        raise ValueError(
+            f"data.source: unknown source kind {kind!r} in {source!r}; expected {SOURCE_SYNTAX}"
+        )
     if kind == "digits":
         if arg:
             raise ValueError(f"data.source: 'digits' takes no argument, got {source!r}")
         return kind, ""
     if not sep or not arg.strip():
-        raise ValueError(f"data.source: {kind!r} needs an argument ({SOURCE_SYNTAX}), got {source!r}")
+        raise ValueError(
+            f"data.source: {kind!r} needs an argument ({SOURCE_SYNTAX}), got {source!r}"
+        )
     return kind, arg.strip()
 
 
@@ -122,7 +128,12 @@ def plan_source(source, tfds_data_dir="", label_names=()) -> SourcePlan:
     """Plans reading `source`; fails at once on a missing/empty/unknown source."""
     check_source(source)
     kind, arg = parse_source(source)
-    planner = {"idx": _plan_idx, "folder": _plan_folder, "tfds": _plan_tfds, "digits": _plan_digits}[kind]
+    planner = {
+        "idx": _plan_idx,
+        "folder": _plan_folder,
+        "tfds": _plan_tfds,
+        "digits": _plan_digits,
+    }[kind]
     plan = planner(arg, tfds_data_dir) if kind == "tfds" else planner(arg)
     if plan.num_inputs == 0:
         raise ValueError(f"data.source: {source!r} contains no inputs")
@@ -139,9 +150,14 @@ def _override_label_names(plan, names):
         # IDX label names are only our guess (0..max label), so more names
         # than observed labels are fine (classes absent from this data).
         if len(names) < num_classes:
-            raise ValueError(f"data.label_names has {len(names)} names but the IDX labels go up to {num_classes - 1}")
+            raise ValueError(
+                f"data.label_names has {len(names)} names but the IDX labels go up to "
+                f"{num_classes - 1}"
+            )
     elif len(names) != num_classes:
-        raise ValueError(f"data.label_names has {len(names)} names but the source has {num_classes} classes")
+        raise ValueError(
+            f"data.label_names has {len(names)} names but the source has {num_classes} classes"
+        )
     return dataclasses.replace(plan, label_names=names)
 
 
@@ -162,7 +178,9 @@ def _idx_file(directory, prefix, what, required=True):
             if path.is_file():
                 return path
     if required:
-        raise ValueError(f"data.source: no {prefix}-{what}-idx{ndim}-ubyte[.gz] in {str(directory)!r}")
+        raise ValueError(
+            f"data.source: no {prefix}-{what}-idx{ndim}-ubyte[.gz] in {str(directory)!r}"
+        )
     return None
 
 
@@ -176,7 +194,7 @@ def _parse_idx_header(head, path):
     ndim = head[3]
     if len(head) < 4 + 4 * ndim:
         raise ValueError(f"{path}: truncated IDX header")
-    return struct.unpack(f">{ndim}I", head[4:4 + 4 * ndim])
+    return struct.unpack(f">{ndim}I", head[4 : 4 + 4 * ndim])
 
 
 def read_idx_header(path) -> tuple:
@@ -191,11 +209,14 @@ def _read_idx_cached(path, mtime_ns, size):
     del mtime_ns, size  # cache keys only: a rewritten file is read again
     with _open_idx(path) as f:
         data = f.read()
-    dims = _parse_idx_header(data[:4 + 4 * data[3]] if len(data) > 3 else data, path)
+    dims = _parse_idx_header(data[: 4 + 4 * data[3]] if len(data) > 3 else data, path)
     offset = 4 + 4 * len(dims)
     expected = int(np.prod(dims, dtype=np.int64))
     if len(data) - offset != expected:
-        raise ValueError(f"{path}: header says shape {dims} ({expected} bytes) but the file has {len(data) - offset}")
+        raise ValueError(
+            f"{path}: header says shape {dims} ({expected} bytes) but the file has "
+            f"{len(data) - offset}"
+        )
     array = np.frombuffer(data, np.uint8, count=expected, offset=offset).reshape(dims)
     array.flags.writeable = False
     return array
@@ -215,12 +236,16 @@ def _plan_idx(directory):
             continue
         dims = read_idx_header(images)
         if len(dims) not in (3, 4):
-            raise ValueError(f"{images}: expected [N, H, W] or [N, H, W, C] images, header says {dims}")
+            raise ValueError(
+                f"{images}: expected [N, H, W] or [N, H, W, C] images, header says {dims}"
+            )
         labels = _idx_file(directory, prefix, "labels", required=False)
         if labels is not None:
             label_array = read_idx(labels)
             if label_array.shape != (dims[0],):
-                raise ValueError(f"{labels}: {label_array.shape} labels for {dims[0]} images in {images.name}")
+                raise ValueError(
+                    f"{labels}: {label_array.shape} labels for {dims[0]} images in {images.name}"
+                )
             if label_array.size:
                 max_label = max(max_label, int(label_array.max()))
         files[prefix] = (str(images), str(labels) if labels else None)
@@ -288,7 +313,7 @@ def _plan_folder(directory):
         work = [(os.path.relpath(p, root), -1) for p in _walk_files(root)]
     return SourcePlan(
         kind="folder",
-        work_items=[work[i:i + FILES_PER_ITEM] for i in range(0, len(work), FILES_PER_ITEM)],
+        work_items=[work[i : i + FILES_PER_ITEM] for i in range(0, len(work), FILES_PER_ITEM)],
         reader=FolderReader(str(root)),
         label_names=class_dirs,
         split_sizes={None: len(work)},
@@ -304,7 +329,9 @@ class FolderReader(Reader):
         for relpath, label in item:
             source_id = pathlib.PurePath(relpath).as_posix()
             if label is None:
-                payload = SourceReject("not_in_class_folder", "file beside the class folders, so it has no class")
+                payload = SourceReject(
+                    "not_in_class_folder", "file beside the class folders, so it has no class"
+                )
                 yield RawInput(source_id, None, -1, payload)
             else:
                 yield RawInput(source_id, None, label, os.path.join(self._root, relpath))
@@ -365,7 +392,9 @@ def _tfds_keys(builder, name):
     images = [k for k, f in features.items() if isinstance(f, tfds.features.Image)]
     labels = [k for k, f in features.items() if isinstance(f, tfds.features.ClassLabel)]
     if not images:
-        raise ValueError(f"data.source: TFDS dataset {name!r} has no Image feature ({list(features)})")
+        raise ValueError(
+            f"data.source: TFDS dataset {name!r} has no Image feature ({list(features)})"
+        )
     image_key = "image" if "image" in images else images[0]
     label_key = ("label" if "label" in labels else labels[0]) if labels else None
     return image_key, label_key
@@ -461,7 +490,9 @@ class TfdsReader(Reader):
             for i in range(start, end):
                 yield source[i]
         else:
-            ds = self._builder.as_dataset(split=f"{split}[{start}:{end}]", decoders=skip, shuffle_files=False)
+            ds = self._builder.as_dataset(
+                split=f"{split}[{start}:{end}]", decoders=skip, shuffle_files=False
+            )
             # islice: never emit more than the chunk, whatever the reader does.
             yield from itertools.islice(tfds.as_numpy(ds), end - start)
 

@@ -40,25 +40,49 @@ def validate_judge_config(config) -> None:
     in-training evaluation uses them too); raises ValueError naming the field."""
     ev = config.evaluate
     need = field_checker(ev)
-    need(is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1, "classifier_epochs", "must be an integer >= 1")
-    need(is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1, "classifier_batch_size",
-         "must be an integer >= 1")
-    need(is_int(ev.classifier_min_steps) and ev.classifier_min_steps >= 0, "classifier_min_steps",
-         "must be an integer >= 0")
+    need(
+        is_int(ev.classifier_epochs) and ev.classifier_epochs >= 1,
+        "classifier_epochs",
+        "must be an integer >= 1",
+    )
+    need(
+        is_int(ev.classifier_batch_size) and ev.classifier_batch_size >= 1,
+        "classifier_batch_size",
+        "must be an integer >= 1",
+    )
+    need(
+        is_int(ev.classifier_min_steps) and ev.classifier_min_steps >= 0,
+        "classifier_min_steps",
+        "must be an integer >= 0",
+    )
     need(is_int(ev.kid_subsets) and ev.kid_subsets >= 1, "kid_subsets", "must be an integer >= 1")
-    need(is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2, "kid_subset_size", "must be an integer >= 2")
+    need(
+        is_int(ev.kid_subset_size) and ev.kid_subset_size >= 2,
+        "kid_subset_size",
+        "must be an integer >= 2",
+    )
     need(is_int(ev.seed), "seed", "must be an integer")
-    need(is_int(ev.sample_batch_size) and ev.sample_batch_size >= 1, "sample_batch_size", "must be an integer >= 1")
-    need(is_int(ev.max_real_examples) and ev.max_real_examples >= 2, "max_real_examples",
-         "must be an integer >= 2")
+    need(
+        is_int(ev.sample_batch_size) and ev.sample_batch_size >= 1,
+        "sample_batch_size",
+        "must be an integer >= 1",
+    )
+    need(
+        is_int(ev.max_real_examples) and ev.max_real_examples >= 2,
+        "max_real_examples",
+        "must be an integer >= 2",
+    )
 
 
 def ingest_fingerprint(workdir) -> str:
     """Content hash of the ingested data: the classifier is retrained when it changes."""
     ingest = workdir_layout.ingest_dir(workdir)
     digest = hashlib.sha256()
-    paths = [pathlib.Path(p) for split in (records.TRAIN, records.EVAL)
-             for p in records.list_shards(ingest, split)]
+    paths = [
+        pathlib.Path(p)
+        for split in (records.TRAIN, records.EVAL)
+        for p in records.list_shards(ingest, split)
+    ]
     paths += [p for p in (ingest / records.LABELS_FILE,) if p.exists()]
     for path in paths:
         digest.update(path.name.encode() + b"\0" + feature_extractors.sha256_file(path).encode())
@@ -67,6 +91,7 @@ def ingest_fingerprint(workdir) -> str:
 
 class RealData(NamedTuple):
     """The ingested splits as uint8 images [N, H, W, C] and int64 labels [N]."""
+
     train_images: np.ndarray
     train_labels: np.ndarray
     eval_images: np.ndarray
@@ -82,12 +107,16 @@ def read_real_data(config, workdir) -> RealData:
     train_images, train_labels = input_pipeline.read_split(ingest_dir, records.TRAIN, limit=limit)
     eval_images, eval_labels = input_pipeline.read_split(ingest_dir, records.EVAL, limit=limit)
     if train_images.shape[1:] != eval_images.shape[1:]:
-        raise ValueError(f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs "
-                         f"{eval_images.shape[1:]}")
+        raise ValueError(
+            f"ingested train and eval images differ in shape: {train_images.shape[1:]} vs "
+            f"{eval_images.shape[1:]}"
+        )
     return RealData(train_images, train_labels, eval_images, eval_labels)
 
 
-def load_judge(config, workdir, real: RealData | None = None) -> feature_extractors.DomainClassifier:
+def load_judge(
+    config, workdir, real: RealData | None = None
+) -> feature_extractors.DomainClassifier:
     """The judge of `workdir`: the domain classifier trained on its ingested train split with
     `config.evaluate`'s recipe, cached in <workdir>/judge/ (trained and cached on first use).
 
@@ -97,10 +126,18 @@ def load_judge(config, workdir, real: RealData | None = None) -> feature_extract
     real = real if real is not None else read_real_data(config, workdir)
     ev = config.evaluate
     return feature_extractors.DomainClassifier.train_or_load(
-        workdir_layout.judge_dir(workdir), real.train_images, real.train_labels, real.eval_images, real.eval_labels,
-        data_fingerprint=ingest_fingerprint(workdir), epochs=ev.classifier_epochs,
-        batch_size=ev.classifier_batch_size, seed=ev.seed, min_steps=ev.classifier_min_steps,
-        log=logging.info)
+        workdir_layout.judge_dir(workdir),
+        real.train_images,
+        real.train_labels,
+        real.eval_images,
+        real.eval_labels,
+        data_fingerprint=ingest_fingerprint(workdir),
+        epochs=ev.classifier_epochs,
+        batch_size=ev.classifier_batch_size,
+        seed=ev.seed,
+        min_steps=ev.classifier_min_steps,
+        log=logging.info,
+    )
 
 
 class JudgeScorer:
@@ -108,20 +145,31 @@ class JudgeScorer:
     features; the real side is embedded once, so repeated scoring (every `train.eval_every`
     steps) costs only the samples' features."""
 
-    def __init__(self, config, judge: feature_extractors.FeatureExtractor, real_eval_images: np.ndarray):
+    def __init__(
+        self, config, judge: feature_extractors.FeatureExtractor, real_eval_images: np.ndarray
+    ):
         ev = config.evaluate
         self.judge = judge
         self.real_features = judge.features(real_eval_images)
         self.real_statistics = metrics_lib.gaussian_statistics(self.real_features)
-        self._kid_args = {"num_subsets": ev.kid_subsets, "subset_size": ev.kid_subset_size, "seed": ev.seed}
+        self._kid_args = {
+            "num_subsets": ev.kid_subsets,
+            "subset_size": ev.kid_subset_size,
+            "seed": ev.seed,
+        }
 
     def score(self, fake_images: np.ndarray) -> dict:
         features = self.judge.features(fake_images)
-        kid_mean, kid_std = metrics_lib.kernel_inception_distance(features, self.real_features, **self._kid_args)
+        kid_mean, kid_std = metrics_lib.kernel_inception_distance(
+            features, self.real_features, **self._kid_args
+        )
         return {
             "frechet_distance": metrics_lib.frechet_distance_from_statistics(
-                *metrics_lib.gaussian_statistics(features), *self.real_statistics),
-            "kid_mean": kid_mean, "kid_std": kid_std, "num_samples": len(fake_images),
+                *metrics_lib.gaussian_statistics(features), *self.real_statistics
+            ),
+            "kid_mean": kid_mean,
+            "kid_std": kid_std,
+            "num_samples": len(fake_images),
         }
 
 
@@ -132,5 +180,5 @@ def balanced_labels(num: int, num_classes: int, seed: int) -> np.ndarray:
 
 
 def sample_latents(num: int, latent_dim: int, seed: int) -> np.ndarray:
-    """The latent codes every scoring of `num` samples with `seed` uses (float32 [num, latent_dim])."""
+    """The latents every scoring of `num` samples with `seed` uses (float32 [num, latent_dim])."""
     return np.random.default_rng([seed, 0]).standard_normal((num, latent_dim)).astype(np.float32)

@@ -16,19 +16,27 @@ from ml_collections import config_flags
 
 from pipeline import runner, stages
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
-                                          lock_config=True)
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Path to an ml_collections config file.", lock_config=True
+)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory holding every stage's artifacts.")
-_STAGES = flags.DEFINE_list("stages", list(stages.names()),
-                            f"Stages to run, a subset of {','.join(stages.names())}; earlier stages' "
-                            "outputs are reused from the workdir.")
+_STAGES = flags.DEFINE_list(
+    "stages",
+    list(stages.names()),
+    f"Stages to run, a subset of {','.join(stages.names())}; earlier stages' "
+    "outputs are reused from the workdir.",
+)
 _FORCE = flags.DEFINE_bool("force", False, "Rerun the selected stages even if they are up to date.")
-_FORCE_EXPORT = flags.DEFINE_bool("force_export", False, "Export even if the evaluator's gate says no.")
+_FORCE_EXPORT = flags.DEFINE_bool(
+    "force_export", False, "Export even if the evaluator's gate says no."
+)
 _BEAM_ARGS = flags.DEFINE_string(
-    "beam_pipeline_args", "",
+    "beam_pipeline_args",
+    "",
     "Apache Beam options for the ingest stage, passed unchanged to PipelineOptions, e.g. "
     "'--runner=FlinkRunner --flink_master=host:8081' or "
-    "'--direct_num_workers=2 --direct_running_mode=multi_processing'.")
+    "'--direct_num_workers=2 --direct_running_mode=multi_processing'.",
+)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -44,11 +52,17 @@ def main(argv):
 
     unknown = [s for s in _STAGES.value if s not in stages.names()]
     if unknown:
-        raise app.UsageError(f"--stages: unknown stage(s) {', '.join(unknown)}; "
-                             f"choose from {', '.join(stages.names())}")
+        raise app.UsageError(
+            f"--stages: unknown stage(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(stages.names())}"
+        )
     pipeline_runner = runner.Runner(
-        _CONFIG.value, _WORKDIR.value, force=_FORCE.value, force_export=_FORCE_EXPORT.value,
-        beam_pipeline_args=shlex.split(_BEAM_ARGS.value))
+        _CONFIG.value,
+        _WORKDIR.value,
+        force=_FORCE.value,
+        force_export=_FORCE_EXPORT.value,
+        beam_pipeline_args=shlex.split(_BEAM_ARGS.value),
+    )
     try:
         results = pipeline_runner.run(_STAGES.value)
     except (stages.PipelineError, ValueError, FileNotFoundError, RuntimeError) as e:

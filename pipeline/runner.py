@@ -51,8 +51,9 @@ def stage_config(config, stage: str, extra: dict | None = None) -> dict:
 def output_fingerprint(stage_dir, stage: str) -> str:
     """sha256 over the stage's output files (relative path, size, content)."""
     stage_dir = pathlib.Path(stage_dir)
-    files = sorted({p for pattern in stages.get(stage).outputs for p in stage_dir.glob(pattern)
-                    if p.is_file()})
+    files = sorted(
+        {p for pattern in stages.get(stage).outputs for p in stage_dir.glob(pattern) if p.is_file()}
+    )
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(stage_dir)).encode())
@@ -78,13 +79,21 @@ def _complete_manifest(workdir, stage) -> dict:
     if not manifest or manifest.get("status") != "complete":
         raise stages.PipelineError(
             f"{workdir / stage} holds no completed '{stage}' output; run that stage first "
-            f"(e.g. --stages={stage},...)")
+            f"(e.g. --stages={stage},...)"
+        )
     return manifest
 
 
 class Runner:
-    def __init__(self, config, workdir, *, force: bool = False, force_export: bool = False,
-                 beam_pipeline_args=None):
+    def __init__(
+        self,
+        config,
+        workdir,
+        *,
+        force: bool = False,
+        force_export: bool = False,
+        beam_pipeline_args=None,
+    ):
         self.config = config
         self.workdir = pathlib.Path(workdir).resolve()
         self.force = force
@@ -117,18 +126,31 @@ class Runner:
 
     def _run_stage(self, stage) -> dict:
         name, stage_dir = stage.name, self.workdir / stage.name
-        context = stages.Context(self.config, self.workdir, stage_dir, force=self.force,
-                                 force_export=self.force_export,
-                                 beam_pipeline_args=tuple(self.beam_pipeline_args))
+        context = stages.Context(
+            self.config,
+            self.workdir,
+            stage_dir,
+            force=self.force,
+            force_export=self.force_export,
+            beam_pipeline_args=tuple(self.beam_pipeline_args),
+        )
         options = {option: getattr(context, option) for option in stage.options}
         config_now = stage_config(self.config, name, options)
         inputs_now = self._input_fingerprints(stage)
         previous = read_manifest(stage_dir)
-        if (not self.force and previous and previous.get("status") == "complete"
-                and previous.get("config") == config_now and previous.get("inputs") == inputs_now
-                and previous.get("output_fingerprint") == output_fingerprint(stage_dir, name)):
-            logging.info("[%s] up to date (same config and inputs, outputs unchanged): skipping; "
-                         "--force reruns it", name)
+        if (
+            not self.force
+            and previous
+            and previous.get("status") == "complete"
+            and previous.get("config") == config_now
+            and previous.get("inputs") == inputs_now
+            and previous.get("output_fingerprint") == output_fingerprint(stage_dir, name)
+        ):
+            logging.info(
+                "[%s] up to date (same config and inputs, outputs unchanged): skipping; "
+                "--force reruns it",
+                name,
+            )
             return {"skipped": True, **previous.get("summary", {})}
         if not stage.is_chief(self.config):
             # A non-chief worker runs in lock step with the chief but leaves
@@ -159,8 +181,12 @@ class Runner:
             except Exception as e:
                 if failed_dir.exists():
                     _write_failure(failed_dir, manifest, e, t0)
-                    logging.error("[%s] failed; what it wrote is in %s (%s is unchanged)",
-                                  name, failed_dir, stage_dir)
+                    logging.error(
+                        "[%s] failed; what it wrote is in %s (%s is unchanged)",
+                        name,
+                        failed_dir,
+                        stage_dir,
+                    )
                 raise
             # A success makes an older failure's leftovers stale.
             shutil.rmtree(failed_dir, ignore_errors=True)
@@ -186,9 +212,13 @@ class Runner:
 
 def _write_failure(failed_dir, manifest, error, t0) -> None:
     """A manifest that says why the output in `failed_dir` is not the stage's output."""
-    manifest = dict(manifest, status="failed", finished_at=_now(),
-                    duration_s=round(time.time() - t0, 2),
-                    error=f"{type(error).__name__}: {error}")
+    manifest = dict(
+        manifest,
+        status="failed",
+        finished_at=_now(),
+        duration_s=round(time.time() - t0, 2),
+        error=f"{type(error).__name__}: {error}",
+    )
     io_utils.atomic_write_json(pathlib.Path(failed_dir) / "manifest.json", manifest)
 
 
@@ -207,8 +237,9 @@ def artifact_report(workdir) -> str:
         lines.append(f"  metrics          {metrics}")
     base = workdir_layout.export_base_path(workdir)
     versions = export_layout.list_versions(base)[::-1]
-    export_summary = (read_manifest(workdir_layout.stage_dir(workdir, workdir_layout.EXPORT))
-                      or {}).get("summary", {})
+    export_summary = (
+        read_manifest(workdir_layout.stage_dir(workdir, workdir_layout.EXPORT)) or {}
+    ).get("summary", {})
     if export_summary.get("exported") is False:
         lines.append(f"  SavedModel       not exported this run: {export_summary.get('reason')}")
     if versions:
@@ -223,6 +254,8 @@ def artifact_report(workdir) -> str:
         "                    then browse http://localhost:6006",
     ]
     if versions:
-        lines.append(f"Serve the model:    {sys.executable} -m gan_keras.serve --model_base_path={base} "
-                     "--port=8501")
+        lines.append(
+            f"Serve the model:    {sys.executable} -m gan_keras.serve --model_base_path={base} "
+            "--port=8501"
+        )
     return "\n".join(lines)

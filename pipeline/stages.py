@@ -98,27 +98,58 @@ def hook(module: str, function: str) -> Callable:
     return call
 
 
-register(Stage(
-    name=INGEST, sections=("data",), inputs=(),
-    outputs=(records.shard_pattern(), records.STATS_FILE, records.LABELS_FILE,
-             records.REJECTED_FILE),
-    staged=True,
-    validate=hook("pipeline.ingest", "validate_config"), run=hook("pipeline.ingest", "run")))
+register(
+    Stage(
+        name=INGEST,
+        sections=("data",),
+        inputs=(),
+        outputs=(
+            records.shard_pattern(),
+            records.STATS_FILE,
+            records.LABELS_FILE,
+            records.REJECTED_FILE,
+        ),
+        staged=True,
+        validate=hook("pipeline.ingest", "validate_config"),
+        run=hook("pipeline.ingest", "run"),
+    )
+)
 
-register(Stage(
-    name=TRAIN, sections=("data", "model", "train", "task"), inputs=(INGEST,),
-    outputs=("checkpoints/*", "l1_reference/checkpoints/*"), staged=False,
-    validate=hook("pipeline.train", "validate_config"), run=hook("pipeline.train", "run"),
-    prepare=hook("pipeline.train", "prepare"),
-    is_chief=hook("pipeline.train", "is_chief_process")))
+register(
+    Stage(
+        name=TRAIN,
+        sections=("data", "model", "train", "task"),
+        inputs=(INGEST,),
+        outputs=("checkpoints/*", "l1_reference/checkpoints/*"),
+        staged=False,
+        validate=hook("pipeline.train", "validate_config"),
+        run=hook("pipeline.train", "run"),
+        prepare=hook("pipeline.train", "prepare"),
+        is_chief=hook("pipeline.train", "is_chief_process"),
+    )
+)
 
-register(Stage(
-    name=EVALUATE, sections=("model", "train", "task", "evaluate"), inputs=(INGEST, TRAIN),
-    outputs=(METRICS_FILE,), staged=True,
-    validate=hook("pipeline.evaluate", "validate_config"), run=hook("pipeline.evaluate", "run")))
+register(
+    Stage(
+        name=EVALUATE,
+        sections=("model", "train", "task", "evaluate"),
+        inputs=(INGEST, TRAIN),
+        outputs=(METRICS_FILE,),
+        staged=True,
+        validate=hook("pipeline.evaluate", "validate_config"),
+        run=hook("pipeline.evaluate", "run"),
+    )
+)
 
-register(Stage(
-    name=EXPORT, sections=("model", "task", "export"), inputs=(TRAIN, EVALUATE),
-    outputs=(f"{EXPORTED_MODEL_NAME}/*/{export_layout.SAVED_MODEL_FILE}",), staged=False,
-    validate=hook("pipeline.export", "validate_config"), run=hook("pipeline.export", "run"),
-    options=("force_export",)))
+register(
+    Stage(
+        name=EXPORT,
+        sections=("model", "task", "export"),
+        inputs=(TRAIN, EVALUATE),
+        outputs=(f"{EXPORTED_MODEL_NAME}/*/{export_layout.SAVED_MODEL_FILE}",),
+        staged=False,
+        validate=hook("pipeline.export", "validate_config"),
+        run=hook("pipeline.export", "run"),
+        options=("force_export",),
+    )
+)

@@ -40,22 +40,42 @@ GRID_EXAMPLES = 8
 def eval_conditions(task_config, real_float: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """The fixed conditions of the eval images (float32 numpy)."""
     base = int(task_config.seed)
-    ds = tf.data.Dataset.from_tensor_slices(real_float).enumerate().map(
-        lambda index, image: tasks.degrade(
-            task_config, image,
-            tf.stack([tf.constant(base, tf.int64), EVAL_SEED_OFFSET + tf.cast(index, tf.int64)])),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = (
+        tf.data.Dataset.from_tensor_slices(real_float)
+        .enumerate()
+        .map(
+            lambda index, image: tasks.degrade(
+                task_config,
+                image,
+                tf.stack(
+                    [tf.constant(base, tf.int64), EVAL_SEED_OFFSET + tf.cast(index, tf.int64)]
+                ),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    )
     return np.concatenate([batch.numpy() for batch in ds.batch(batch_size)])
 
 
 def _translate(generator, conditions: np.ndarray, batch_size: int) -> np.ndarray:
-    out = [generator(conditions[i:i + batch_size], training=False).numpy()
-           for i in range(0, len(conditions), batch_size)]
+    out = [
+        generator(conditions[i : i + batch_size], training=False).numpy()
+        for i in range(0, len(conditions), batch_size)
+    ]
     return np.clip(np.concatenate(out), -1.0, 1.0).astype(np.float32)
 
 
-def _scores(task_config, outputs_uint8, real_uint8, conditions, judge_model, real_features,
-            real_labels, protocol) -> dict:
+def _scores(
+    task_config,
+    outputs_uint8,
+    real_uint8,
+    conditions,
+    judge_model,
+    real_features,
+    real_labels,
+    protocol,
+) -> dict:
     features, probs = judge_model.predict(outputs_uint8)
     result = {
         "psnr": float(np.mean(image_metrics.psnr(outputs_uint8, real_uint8, **protocol))),
@@ -65,8 +85,9 @@ def _scores(task_config, outputs_uint8, real_uint8, conditions, judge_model, rea
     }
     if task_config.name == "inpainting":
         masks = np.asarray(tasks.mask_from_condition(conditions))
-        result["hole_psnr"] = float(np.nanmean(image_metrics.masked_psnr(
-            outputs_uint8, real_uint8, masks)))
+        result["hole_psnr"] = float(
+            np.nanmean(image_metrics.masked_psnr(outputs_uint8, real_uint8, masks))
+        )
         result["hole_l1"] = float(np.nanmean(image_metrics.l1(outputs_uint8, real_uint8, masks)))
     if probs is not None and real_labels.min() >= 0:
         result["classifier_accuracy"] = float(np.mean(np.argmax(probs, axis=1) == real_labels))
@@ -78,13 +99,18 @@ def _summary(task_name: str, methods: dict, floor_fd: float) -> str:
     others = [name for name in methods if name != "model"]
 
     def compare(metric, unit=""):
-        parts = [f"{name} {methods[name][metric]:.3g}{unit}" for name in others
-                 if metric in methods[name]]
+        parts = [
+            f"{name} {methods[name][metric]:.3g}{unit}"
+            for name in others
+            if metric in methods[name]
+        ]
         return f" ({', '.join(parts)})" if parts else ""
 
-    line = (f"{task_name}: PSNR {model['psnr']:.3g} dB{compare('psnr', ' dB')}; "
-            f"FD {model['frechet_distance']:.3g}{compare('frechet_distance')}, "
-            f"real-data floor {floor_fd:.3g}")
+    line = (
+        f"{task_name}: PSNR {model['psnr']:.3g} dB{compare('psnr', ' dB')}; "
+        f"FD {model['frechet_distance']:.3g}{compare('frechet_distance')}, "
+        f"real-data floor {floor_fd:.3g}"
+    )
     if "hole_psnr" in model:
         line += f"; hole PSNR {model['hole_psnr']:.3g} dB{compare('hole_psnr', ' dB')}"
     return line
@@ -112,7 +138,8 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
     reference_dir = workdir_layout.train_dir(workdir) / checkpoints.L1_REFERENCE_DIR
     if (reference_dir / "checkpoints").is_dir():
         reference, info = checkpoints.load_generator_with_info(
-            config, workdir, checkpoints.L1_REFERENCE_DIR)
+            config, workdir, checkpoints.L1_REFERENCE_DIR
+        )
         outputs["l1_reference"] = _translate(reference, conditions, ev.sample_batch_size)
         model_info["l1_reference"] = {k: v for k, v in info.items() if k != "checkpoint_path"}
     baseline_name = tasks.TASKS.get(task_config.name).baseline
@@ -122,16 +149,28 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
     methods = {}
     for name, images in outputs.items():
         logging.info("Scoring %s on %d eval images", name, n)
-        methods[name] = _scores(task_config, gan_images.to_uint8(images), real_uint8, conditions,
-                                judge_model, real_features, real_labels, protocol)
+        methods[name] = _scores(
+            task_config,
+            gan_images.to_uint8(images),
+            real_uint8,
+            conditions,
+            judge_model,
+            real_features,
+            real_labels,
+            protocol,
+        )
     floor_idx = np.random.default_rng([ev.seed, 3]).permutation(len(real.train_images))[:n]
     floor_features, _ = judge_model.predict(real.train_images[floor_idx])
-    references = {"real_floor": {
-        "description": "real train subset vs real eval",
-        "frechet_distance": metrics_lib.frechet_distance(floor_features, real_features)}}
+    references = {
+        "real_floor": {
+            "description": "real train subset vs real eval",
+            "frechet_distance": metrics_lib.frechet_distance(floor_features, real_features),
+        }
+    }
     if real_probs is not None and real_labels.min() >= 0:
         references["real_floor"]["classifier_accuracy"] = float(
-            np.mean(np.argmax(real_probs, axis=1) == real_labels))
+            np.mean(np.argmax(real_probs, axis=1) == real_labels)
+        )
 
     result = {
         **methods["model"],
@@ -148,8 +187,9 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
         "models": model_info,
         "seed": int(ev.seed),
     }
-    result["summary"] = _summary(task_config.name, methods,
-                                 references["real_floor"]["frechet_distance"])
+    result["summary"] = _summary(
+        task_config.name, methods, references["real_floor"]["frechet_distance"]
+    )
     gate = decide_gate(result, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
     result["blessed"] = gate.pop("blessed")
     result["gate"] = gate
@@ -157,15 +197,18 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     k = min(GRID_EXAMPLES, n)
-    preview = gan_images.to_uint8(np.asarray(
-        image_to_image.preview_condition(conditions[:k], real_uint8.shape[1:])))
-    columns = [preview] + [gan_images.to_uint8(outputs[name][:k]) for name in outputs] + [
-        real_uint8[:k]]
+    preview = gan_images.to_uint8(
+        np.asarray(image_to_image.preview_condition(conditions[:k], real_uint8.shape[1:]))
+    )
+    columns = (
+        [preview] + [gan_images.to_uint8(outputs[name][:k]) for name in outputs] + [real_uint8[:k]]
+    )
     grid = np.stack(columns, axis=1).reshape(-1, *real_uint8.shape[1:])
     gan_images.save_png(out_dir / "samples.png", gan_images.make_grid(grid, rows=k))
     result["samples_columns"] = ["condition", *outputs, "real"]
     io_utils.atomic_write_json(out_dir / workdir_layout.METRICS_FILE, result)
     logging.info("Quality: %s", result["summary"])
     (logging.info if result["blessed"] else logging.warning)(
-        "Gate: %s (%s)", "BLESSED" if result["blessed"] else "NOT blessed", gate["reason"])
+        "Gate: %s (%s)", "BLESSED" if result["blessed"] else "NOT blessed", gate["reason"]
+    )
     return result

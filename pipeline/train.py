@@ -62,8 +62,17 @@ def validate_config(config) -> None:
     t, m, d = config.train, config.model, config.data
     STRATEGIES.check(t.strategy)
     losses.LOSSES.check(t.loss)
-    for field in ("steps", "batch_size", "n_critic", "checkpoint_every", "keep_checkpoints",
-                  "sample_every", "log_every", "num_sample_images", "shuffle_buffer"):
+    for field in (
+        "steps",
+        "batch_size",
+        "n_critic",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "sample_every",
+        "log_every",
+        "num_sample_images",
+        "shuffle_buffer",
+    ):
         if int(t[field]) < 1:
             raise ValueError(f"train.{field} must be >= 1, got {t[field]}")
     for field in ("g_learning_rate", "d_learning_rate"):
@@ -73,11 +82,15 @@ def validate_config(config) -> None:
         if not 0 <= t[field] < 1:
             raise ValueError(f"train.{field} must be in [0, 1), got {t[field]}")
     gan_lib.check_ema_settings(t.ema_half_life_images, t.ema_rampup)
-    for field, minimum, meaning in (("eval_every", 0, " (0 turns in-training evaluation off)"),
-                                    ("eval_num_samples", 2, "")):
+    for field, minimum, meaning in (
+        ("eval_every", 0, " (0 turns in-training evaluation off)"),
+        ("eval_num_samples", 2, ""),
+    ):
         value = t[field]
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"train.{field} must be an integer >= {minimum}{meaning}, got {value!r}")
+            raise ValueError(
+                f"train.{field} must be an integer >= {minimum}{meaning}, got {value!r}"
+            )
     if t.eval_every > 0:
         # The in-training evaluation trains or loads the evaluate stage's judge.
         judge_lib.validate_judge_config(config)
@@ -91,12 +104,16 @@ def validate_config(config) -> None:
         raise ValueError("train.loss='wgan_gp' needs model.d_norm 'layer' or 'none', not 'batch'")
     networks.check_network_resolution(d.resolution, m.network_resolution)
     if not 0 <= m.batch_norm_momentum < 1:
-        raise ValueError(f"model.batch_norm_momentum must be in [0, 1), got {m.batch_norm_momentum}")
+        raise ValueError(
+            f"model.batch_norm_momentum must be in [0, 1), got {m.batch_norm_momentum}"
+        )
     if m.latent_dim < 1 or m.g_width < 1 or m.d_width < 1:
         raise ValueError("model.latent_dim, model.g_width and model.d_width must be >= 1")
     if d.resolution not in networks.SUPPORTED_RESOLUTIONS:
-        raise ValueError(f"data.resolution={d.resolution}: the DCGAN networks support "
-                         f"{networks.SUPPORTED_RESOLUTIONS}")
+        raise ValueError(
+            f"data.resolution={d.resolution}: the DCGAN networks support "
+            f"{networks.SUPPORTED_RESOLUTIONS}"
+        )
     networks.G_NORMS.check(m.g_norm)
     networks.D_NORMS.check(m.d_norm)
     networks.CONDITIONINGS.check(m.conditioning)
@@ -109,19 +126,27 @@ def _check_image_to_image_config(config) -> None:
     """What an image-to-image task cannot combine with (yet), by field."""
     t, m = config.train, config.model
     if m.conditional:
-        raise ValueError(f"model.conditional=True with task.name={config.task.name!r}: image-to-image "
-                         "models are conditioned on images, not class labels")
+        raise ValueError(
+            f"model.conditional=True with task.name={config.task.name!r}: image-to-image "
+            "models are conditioned on images, not class labels"
+        )
     if t.diffaugment:
-        raise ValueError(f"train.diffaugment={t.diffaugment!r} with task.name={config.task.name!r}: "
-                         "the condition and the image would need the same transform; set it to ''")
+        raise ValueError(
+            f"train.diffaugment={t.diffaugment!r} with task.name={config.task.name!r}: "
+            "the condition and the image would need the same transform; set it to ''"
+        )
     if t.eval_every:
-        raise ValueError(f"train.eval_every={t.eval_every} with task.name={config.task.name!r}: "
-                         "in-training evaluation scores sampled images; image-to-image models are "
-                         "scored by the evaluate stage (set train.eval_every=0)")
+        raise ValueError(
+            f"train.eval_every={t.eval_every} with task.name={config.task.name!r}: "
+            "in-training evaluation scores sampled images; image-to-image models are "
+            "scored by the evaluate stage (set train.eval_every=0)"
+        )
     if t.ema_half_life_images > 0 and m.g_norm == "batch":
-        raise ValueError("train.ema_half_life_images > 0 with task.name="
-                         f"{config.task.name!r} needs model.g_norm='none' (the EMA copy's BatchNorm "
-                         "statistics cannot be re-estimated without conditions)")
+        raise ValueError(
+            "train.ema_half_life_images > 0 with task.name="
+            f"{config.task.name!r} needs model.g_norm='none' (the EMA copy's BatchNorm "
+            "statistics cannot be re-estimated without conditions)"
+        )
 
 
 _STRATEGIES = {}
@@ -174,12 +199,16 @@ def _check_workers_start_together(strategy, start: int, chief_ckpt_dir) -> None:
     """
     n = strategy.num_replicas_in_sync
     local = tf.constant([start, start * start], tf.float64)
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None
+    )
     if not np.array_equal(total.numpy(), [n * start, n * start * start]):
         raise RuntimeError(
             f"the workers resumed from different steps (this one: {start}, mean over replicas: "
-            f"{float(total[0]) / n:g}); every worker must read the chief's checkpoints in {chief_ckpt_dir}: "
-            "put the workdir on a filesystem that all workers share")
+            f"{float(total[0]) / n:g}); every worker must read the chief's checkpoints in "
+            f"{chief_ckpt_dir}: "
+            "put the workdir on a filesystem that all workers share"
+        )
 
 
 def _mixed_precision_policy() -> str:
@@ -188,25 +217,44 @@ def _mixed_precision_policy() -> str:
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-def build_gan(config, *, resolution: int, channels: int, num_classes: int,
-              adversarial_weight: float | None = None) -> gan_lib.GAN:
+def build_gan(
+    config,
+    *,
+    resolution: int,
+    channels: int,
+    num_classes: int,
+    adversarial_weight: float | None = None,
+) -> gan_lib.GAN:
     """Networks, optimizers and the compiled GAN; call under the strategy scope.
 
     `adversarial_weight` overrides task.adversarial_weight (0: the L1-only reference)."""
     keras.utils.set_random_seed(config.train.seed)
     generator, discriminator = checkpoints.build_networks(
-        config, resolution=resolution, channels=channels, num_classes=num_classes)
+        config, resolution=resolution, channels=channels, num_classes=num_classes
+    )
     t = config.train
     if tasks.is_image_to_image(config.task):
         model = image_to_image.ImageToImageGAN(
-            generator, discriminator, l1_weight=config.task.l1_weight,
-            adversarial_weight=(config.task.adversarial_weight if adversarial_weight is None
-                                else adversarial_weight),
-            ema_half_life_images=t.ema_half_life_images, ema_rampup=t.ema_rampup, seed=t.seed)
+            generator,
+            discriminator,
+            l1_weight=config.task.l1_weight,
+            adversarial_weight=(
+                config.task.adversarial_weight if adversarial_weight is None else adversarial_weight
+            ),
+            ema_half_life_images=t.ema_half_life_images,
+            ema_rampup=t.ema_rampup,
+            seed=t.seed,
+        )
     else:
-        model = gan_lib.GAN(generator, discriminator, latent_dim=config.model.latent_dim,
-                            num_classes=num_classes, ema_half_life_images=t.ema_half_life_images,
-                            ema_rampup=t.ema_rampup, seed=t.seed)
+        model = gan_lib.GAN(
+            generator,
+            discriminator,
+            latent_dim=config.model.latent_dim,
+            num_classes=num_classes,
+            ema_half_life_images=t.ema_half_life_images,
+            ema_rampup=t.ema_rampup,
+            seed=t.seed,
+        )
 
     def adam(lr):
         opt = keras.optimizers.Adam(learning_rate=lr, beta_1=t.beta_1, beta_2=t.beta_2)
@@ -214,8 +262,15 @@ def build_gan(config, *, resolution: int, channels: int, num_classes: int,
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt
 
-    model.compile(adam(t.g_learning_rate), adam(t.d_learning_rate), loss=t.loss, n_critic=t.n_critic,
-                  gp_weight=t.gp_weight, r1_gamma=t.r1_gamma, diffaugment_policy=t.diffaugment)
+    model.compile(
+        adam(t.g_learning_rate),
+        adam(t.d_learning_rate),
+        loss=t.loss,
+        n_critic=t.n_critic,
+        gp_weight=t.gp_weight,
+        r1_gamma=t.r1_gamma,
+        diffaugment_policy=t.diffaugment,
+    )
     return model
 
 
@@ -234,7 +289,9 @@ class _Sampler:
         else:
             self.rows = None
             self.labels = None
-        self.z = tf.random.stateless_normal([n, config.model.latent_dim], seed=[config.train.seed, 7919])
+        self.z = tf.random.stateless_normal(
+            [n, config.model.latent_dim], seed=[config.train.seed, 7919]
+        )
 
     def grid(self, model: gan_lib.GAN) -> np.ndarray:
         fake = model.sample(self.z, self.labels)
@@ -248,9 +305,14 @@ class _TaskSampler:
 
     def __init__(self, config, fixed_real_float):
         n = int(fixed_real_float.shape[0])
-        conditions = [tasks.degrade(config.task, fixed_real_float[i],
-                                    tf.constant([config.task.seed, _GRID_SEED + i], tf.int64))
-                      for i in range(n)]
+        conditions = [
+            tasks.degrade(
+                config.task,
+                fixed_real_float[i],
+                tf.constant([config.task.seed, _GRID_SEED + i], tf.int64),
+            )
+            for i in range(n)
+        ]
         self.z = self.labels = tf.stack(conditions)
         self.real = fixed_real_float
         self.rows = None
@@ -261,8 +323,9 @@ class _TaskSampler:
         columns = tf.stack([preview, fake, self.real], axis=1)  # [n, 3, H, W, C]
         triplets = tf.reshape(columns, [-1, *self.real.shape[1:]])
         per_row = 3 * max(1, min(4, int(self.real.shape[0]) // 4 or 1))
-        return gan_images.make_grid(gan_images.to_uint8(triplets),
-                                    rows=-(-int(triplets.shape[0]) // per_row))
+        return gan_images.make_grid(
+            gan_images.to_uint8(triplets), rows=-(-int(triplets.shape[0]) // per_row)
+        )
 
 
 # Seeds the sample grids' conditions apart from the training stream's (index < 2**40).
@@ -288,25 +351,41 @@ def run_train(config, workdir) -> dict:
     chief = is_chief(strategy)
     ingest_dir = workdir_layout.ingest_dir(workdir)
     train_dir = workdir_layout.train_dir(workdir)
-    stats = records.check_records_match_config(ingest_dir, config.data.resolution, config.data.channels)
+    stats = records.check_records_match_config(
+        ingest_dir, config.data.resolution, config.data.channels
+    )
     train_count = records.split_count(stats, records.TRAIN)
     if train_count < t.batch_size:
-        raise ValueError(f"train.batch_size={t.batch_size} exceeds the {train_count} training records; "
-                         "batches drop their remainder, so no full batch could be formed")
-    if t.batch_size % strategy.num_replicas_in_sync:
-        raise ValueError(f"train.batch_size={t.batch_size} (global) is not divisible by the "
-                         f"{strategy.num_replicas_in_sync} replicas")
-    if t.jit_compile and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
         raise ValueError(
-            f"train.jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPUs: XLA cannot compile "
-            "cross-replica collectives on CPU devices (TensorFlow b/194942685); set train.jit_compile=False "
-            "or train on GPUs")
+            f"train.batch_size={t.batch_size} exceeds the {train_count} training records; "
+            "batches drop their remainder, so no full batch could be formed"
+        )
+    if t.batch_size % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"train.batch_size={t.batch_size} (global) is not divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas"
+        )
+    if (
+        t.jit_compile
+        and strategy.num_replicas_in_sync > 1
+        and not tf.config.list_logical_devices("GPU")
+    ):
+        raise ValueError(
+            f"train.jit_compile=True with {strategy.num_replicas_in_sync} replicas on CPUs: "
+            "XLA cannot compile "
+            "cross-replica collectives on CPU devices (TensorFlow b/194942685); set "
+            "train.jit_compile=False "
+            "or train on GPUs"
+        )
     input_pipeline.verify_shards(ingest_dir, records.TRAIN, train_count)
-    num_classes = classes.resolve_num_classes(ingest_dir, conditional=config.model.conditional,
-                                              num_classes=config.model.num_classes)
+    num_classes = classes.resolve_num_classes(
+        ingest_dir, conditional=config.model.conditional, num_classes=config.model.num_classes
+    )
     # The judge is loaded (or trained, the first time) before the first step, outside the
     # strategy's scope and the mixed-precision policy, exactly as the evaluate stage builds it.
-    evaluator = InTrainingEvaluator(config, workdir, num_classes) if t.eval_every > 0 and chief else None
+    evaluator = (
+        InTrainingEvaluator(config, workdir, num_classes) if t.eval_every > 0 and chief else None
+    )
 
     # Non-chief workers write to a scratch directory they delete afterwards.
     scratch = None if chief else pathlib.Path(tempfile.mkdtemp(prefix="gan-worker-"))
@@ -314,8 +393,11 @@ def run_train(config, workdir) -> dict:
     # (directory under train/, adversarial-weight override): the model, and for image-to-image
     # tasks the L1-only reference of the same architecture and steps.
     models = [("", None)]
-    if (tasks.is_image_to_image(config.task) and config.task.l1_reference
-            and config.task.adversarial_weight > 0):
+    if (
+        tasks.is_image_to_image(config.task)
+        and config.task.l1_reference
+        and config.task.adversarial_weight > 0
+    ):
         models.append((checkpoints.L1_REFERENCE_DIR, 0.0))
 
     previous_policy = keras.mixed_precision.global_policy()
@@ -327,8 +409,16 @@ def run_train(config, workdir) -> dict:
             if model_dir:
                 logging.info("Training the L1-only reference model into %s", train_dir / model_dir)
             summaries[model_dir] = _train_model(
-                config, strategy, chief, out_dir / model_dir, train_dir / model_dir, ingest_dir,
-                num_classes, None if model_dir else evaluator, adversarial_weight)
+                config,
+                strategy,
+                chief,
+                out_dir / model_dir,
+                train_dir / model_dir,
+                ingest_dir,
+                num_classes,
+                None if model_dir else evaluator,
+                adversarial_weight,
+            )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
         if scratch is not None:
@@ -339,8 +429,17 @@ def run_train(config, workdir) -> dict:
     return summary
 
 
-def _train_model(config, strategy, chief, out_dir, chief_dir, ingest_dir, num_classes, evaluator,
-                 adversarial_weight) -> dict:
+def _train_model(
+    config,
+    strategy,
+    chief,
+    out_dir,
+    chief_dir,
+    ingest_dir,
+    num_classes,
+    evaluator,
+    adversarial_weight,
+) -> dict:
     """Builds (or resumes) one model in `out_dir` (this worker's; `chief_dir` is the chief's) and
     trains it to train.steps."""
     t = config.train
@@ -348,27 +447,50 @@ def _train_model(config, strategy, chief, out_dir, chief_dir, ingest_dir, num_cl
     for d in (ckpt_dir, logs_dir, samples_dir):
         d.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
-        model = build_gan(config, resolution=config.data.resolution, channels=config.data.channels,
-                          num_classes=num_classes, adversarial_weight=adversarial_weight)
+        model = build_gan(
+            config,
+            resolution=config.data.resolution,
+            channels=config.data.channels,
+            num_classes=num_classes,
+            adversarial_weight=adversarial_weight,
+        )
     checkpoint = model.checkpoint()
-    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=t.keep_checkpoints,
-                                         checkpoint_name="ckpt")
+    manager = tf.train.CheckpointManager(
+        checkpoint, str(ckpt_dir), max_to_keep=t.keep_checkpoints, checkpoint_name="ckpt"
+    )
     if chief and manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     elif not chief:
         chief_latest = tf.train.latest_checkpoint(str(chief_dir / "checkpoints"))
         if chief_latest:
             checkpoint.restore(chief_latest).assert_existing_objects_matched()
-    keeper = (BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
-              if t.eval_every > 0 else None)
+    keeper = (
+        BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
+        if t.eval_every > 0
+        else None
+    )
     start = int(model.step.numpy())
     if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
         _check_workers_start_together(strategy, start, chief_dir / "checkpoints")
     if start:
-        logging.info("Resuming from step %d (checkpoint %s)", start,
-                     manager.latest_checkpoint or "of the chief")
-    return _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir,
-                       num_classes, start, chief, keeper)
+        logging.info(
+            "Resuming from step %d (checkpoint %s)",
+            start,
+            manager.latest_checkpoint or "of the chief",
+        )
+    return _train_loop(
+        config,
+        strategy,
+        model,
+        manager,
+        ingest_dir,
+        logs_dir,
+        samples_dir,
+        num_classes,
+        start,
+        chief,
+        keeper,
+    )
 
 
 def run(context: stages.Context) -> dict:
@@ -378,9 +500,17 @@ def run(context: stages.Context) -> dict:
 
 # Train fields that may change between runs without invalidating checkpoints:
 # raising train.steps continues training from the last checkpoint.
-_RESUMABLE_TRAIN_FIELDS = {"train.steps", "train.log_every", "train.sample_every",
-                           "train.checkpoint_every", "train.keep_checkpoints", "train.strategy",
-                           "train.jit_compile", "train.eval_every", "train.eval_num_samples"}
+_RESUMABLE_TRAIN_FIELDS = {
+    "train.steps",
+    "train.log_every",
+    "train.sample_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.strategy",
+    "train.jit_compile",
+    "train.eval_every",
+    "train.eval_num_samples",
+}
 
 
 def _default_fields() -> dict:
@@ -388,7 +518,9 @@ def _default_fields() -> dict:
     from configs import default
 
     config = default.get_config()
-    flat = {f"{section}.{key}": value for section in config for key, value in config[section].items()}
+    flat = {
+        f"{section}.{key}": value for section in config for key, value in config[section].items()
+    }
     return json.loads(json.dumps(flat, default=str))
 
 
@@ -400,28 +532,37 @@ def prepare(context: stages.Context, previous: dict | None, current: dict) -> No
     if context.force:
         aside = stage_dir.with_name(f"train.replaced-{datetime.datetime.now():%Y%m%d-%H%M%S}")
         shutil.move(str(stage_dir), str(aside))
-        logging.warning("[train] --force: previous training moved to %s; starting from scratch",
-                        aside)
+        logging.warning(
+            "[train] --force: previous training moved to %s; starting from scratch", aside
+        )
         return
     if previous is None:
-        raise stages.PipelineError(f"{stage_dir} holds checkpoints but no manifest.json; "
-                                   "cannot tell what produced them (use --force to start over)")
+        raise stages.PipelineError(
+            f"{stage_dir} holds checkpoints but no manifest.json; "
+            "cannot tell what produced them (use --force to start over)"
+        )
     old, new = previous.get("config", {}), current["config"]
     defaults = _default_fields()
     # A field the old run's manifest lacks (added in a later version) left at its default
     # value changes nothing: the old run trained with that behaviour.
-    changed = [k for k in sorted(set(old) | set(new))
-               if old.get(k) != new.get(k) and k not in _RESUMABLE_TRAIN_FIELDS
-               and not (k not in old and k in defaults and new.get(k) == defaults[k])]
+    changed = [
+        k
+        for k in sorted(set(old) | set(new))
+        if old.get(k) != new.get(k)
+        and k not in _RESUMABLE_TRAIN_FIELDS
+        and not (k not in old and k in defaults and new.get(k) == defaults[k])
+    ]
     if changed:
         raise stages.PipelineError(
             f"{stage_dir} holds checkpoints of a different configuration "
             f"(changed: {', '.join(changed)}); use --force to start training over (the old run is "
-            "kept aside) or another --workdir")
+            "kept aside) or another --workdir"
+        )
     if previous.get("inputs") != current["inputs"]:
         raise stages.PipelineError(
             f"{stage_dir} holds checkpoints trained on different ingested data; "
-            "use --force to start training over or another --workdir")
+            "use --force to start training over or another --workdir"
+        )
 
 
 def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
@@ -429,6 +570,7 @@ def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
     t = config.train
     condition_fn = None
     if tasks.is_image_to_image(config.task):
+
         def condition_fn(image, seed):
             return tasks.degrade(config.task, image, seed)
 
@@ -436,11 +578,18 @@ def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
         # Reseeding with the start step keeps a resumed run from replaying the
         # order it already trained on.
         return input_pipeline.make_dataset(
-            ingest_dir, records.TRAIN, resolution=config.data.resolution, channels=config.data.channels,
-            global_batch_size=t.batch_size, shuffle_buffer=t.shuffle_buffer, seed=t.seed + start,
-            input_context=input_context, condition_fn=condition_fn,
+            ingest_dir,
+            records.TRAIN,
+            resolution=config.data.resolution,
+            channels=config.data.channels,
+            global_batch_size=t.batch_size,
+            shuffle_buffer=t.shuffle_buffer,
+            seed=t.seed + start,
+            input_context=input_context,
+            condition_fn=condition_fn,
             # A resumed run's stream restarts at index 0: fold the start step in.
-            condition_seed=config.task.seed + start)
+            condition_seed=config.task.seed + start,
+        )
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -463,8 +612,11 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
     def run_steps(iterator, num_steps):
         bad_step = tf.constant(-1, tf.int64)
         for _ in tf.range(num_steps):
-            nonfinite = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                        strategy.run(replica_step, args=(next(iterator),)), axis=None)
+            nonfinite = strategy.reduce(
+                tf.distribute.ReduceOp.SUM,
+                strategy.run(replica_step, args=(next(iterator),)),
+                axis=None,
+            )
             if nonfinite > 0:
                 bad_step = tf.cast(model.step, tf.int64)
                 break
@@ -473,18 +625,35 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
     return run_steps
 
 
-def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_dir, num_classes,
-                start, chief, keeper: BestCheckpoint | None = None) -> dict:
+def _train_loop(
+    config,
+    strategy,
+    model,
+    manager,
+    ingest_dir,
+    logs_dir,
+    samples_dir,
+    num_classes,
+    start,
+    chief,
+    keeper: BestCheckpoint | None = None,
+) -> dict:
     t = config.train
     total_steps = t.steps
-    writer = tf.summary.create_file_writer(str(logs_dir)) if chief else tf.summary.create_noop_writer()
+    writer = (
+        tf.summary.create_file_writer(str(logs_dir)) if chief else tf.summary.create_noop_writer()
+    )
     iterator = iter(make_distributed_dataset(config, strategy, ingest_dir, start))
 
     run_steps = make_train_steps(strategy, model, jit_compile=t.jit_compile)
 
     fixed_real, fixed_labels = input_pipeline.read_split(
-        ingest_dir, records.TRAIN, t.num_sample_images, resolution=config.data.resolution,
-        channels=config.data.channels)
+        ingest_dir,
+        records.TRAIN,
+        t.num_sample_images,
+        resolution=config.data.resolution,
+        channels=config.data.channels,
+    )
     fixed_real_float = tf.constant(gan_images.to_float(fixed_real))
     fixed_labels = tf.constant(np.clip(fixed_labels, 0, None), tf.int32) if num_classes else None
     if tasks.is_image_to_image(config.task):
@@ -495,13 +664,16 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
     with writer.as_default():
         if start == 0:
             from tensorboard.plugins.hparams import api as hp
+
             hp.hparams(_flat_hparams(config))
             real_grid = gan_images.make_grid(fixed_real)
             tf.summary.image("real", real_grid[None], step=0)
             if chief:
                 gan_images.save_png(samples_dir / "real.png", real_grid)
 
-    periods = (t.log_every, t.sample_every, t.checkpoint_every) + ((t.eval_every,) if keeper else ())
+    periods = (t.log_every, t.sample_every, t.checkpoint_every) + (
+        (t.eval_every,) if keeper else ()
+    )
 
     def next_event(step):
         return min(total_steps, *((step // every + 1) * every for every in periods))
@@ -516,8 +688,11 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
         bad_step = int(run_steps(iterator, tf.constant(target - step)))
         if bad_step >= 0:
             raise TrainingDivergedError(
-                f"non-finite loss at step {bad_step}; training stopped. The last good checkpoint is "
-                f"{manager.latest_checkpoint or '(none yet)'}; lower the learning rates or change the loss")
+                f"non-finite loss at step {bad_step}; training stopped. The last good "
+                "checkpoint is "
+                f"{manager.latest_checkpoint or '(none yet)'}; lower the learning rates or "
+                "change the loss"
+            )
         step = target
         if step % t.log_every == 0 or step == total_steps:
             elapsed = time.perf_counter() - window_start
@@ -527,10 +702,19 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
                 for name, value in results.items():
                     tf.summary.scalar(f"train/{name}", value)
                 tf.summary.scalar("train/images_per_second", last_rate)
-                tf.summary.scalar("learning_rate/generator", float(model.g_optimizer.learning_rate.numpy()))
-                tf.summary.scalar("learning_rate/discriminator", float(model.d_optimizer.learning_rate.numpy()))
-            logging.info("step %d/%d  %s  %.0f img/s", step, total_steps,
-                         "  ".join(f"{k}={v:.4f}" for k, v in results.items()), last_rate)
+                tf.summary.scalar(
+                    "learning_rate/generator", float(model.g_optimizer.learning_rate.numpy())
+                )
+                tf.summary.scalar(
+                    "learning_rate/discriminator", float(model.d_optimizer.learning_rate.numpy())
+                )
+            logging.info(
+                "step %d/%d  %s  %.0f img/s",
+                step,
+                total_steps,
+                "  ".join(f"{k}={v:.4f}" for k, v in results.items()),
+                last_rate,
+            )
             for tracker in model.metrics:
                 tracker.reset_state()
             window_start, window_step = time.perf_counter(), step
@@ -539,9 +723,12 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
             with writer.as_default(step=step):
                 tf.summary.image("samples", grid[None], step=step)
                 fake = model.sample(sampler.z, sampler.labels)
-                tf.summary.histogram("discriminator/logits_real",
-                                     model.discriminate(fixed_real_float, fixed_labels))
-                tf.summary.histogram("discriminator/logits_fake", model.discriminate(fake, sampler.labels))
+                tf.summary.histogram(
+                    "discriminator/logits_real", model.discriminate(fixed_real_float, fixed_labels)
+                )
+                tf.summary.histogram(
+                    "discriminator/logits_fake", model.discriminate(fake, sampler.labels)
+                )
             if chief:
                 gan_images.save_png(samples_dir / f"step_{step:07d}.png", grid)
         if keeper is not None and keeper.due(step, total_steps):
@@ -561,6 +748,9 @@ def _train_loop(config, strategy, model, manager, ingest_dir, logs_dir, samples_
         "latest_checkpoint": manager.latest_checkpoint,
         "latest_samples": str(samples[-1]) if samples else None,
         "last_window_metrics": results,
-        **(keeper.summary() if keeper is not None else
-           {"best_step": None, "best_frechet_distance": None, "best_checkpoint": None}),
+        **(
+            keeper.summary()
+            if keeper is not None
+            else {"best_step": None, "best_frechet_distance": None, "best_checkpoint": None}
+        ),
     }

@@ -44,17 +44,29 @@ class InTrainingEvaluator:
         self.num_samples = int(t.eval_num_samples)
         self.batch_size = int(ev.sample_batch_size)
         self.z = judge_lib.sample_latents(self.num_samples, config.model.latent_dim, ev.seed)
-        self.labels = judge_lib.balanced_labels(self.num_samples, num_classes, ev.seed) if num_classes else None
-        logging.info("In-training evaluation: %d samples every %d steps, judge %s (eval accuracy %.4f); "
-                     "ready in %.1f s", self.num_samples, t.eval_every, self.judge_fingerprint[:12],
-                     judge.eval_accuracy, time.perf_counter() - start)
+        self.labels = (
+            judge_lib.balanced_labels(self.num_samples, num_classes, ev.seed)
+            if num_classes
+            else None
+        )
+        logging.info(
+            "In-training evaluation: %d samples every %d steps, judge %s (eval accuracy %.4f); "
+            "ready in %.1f s",
+            self.num_samples,
+            t.eval_every,
+            self.judge_fingerprint[:12],
+            judge.eval_accuracy,
+            time.perf_counter() - start,
+        )
 
     def __call__(self, model: gan_lib.GAN) -> dict:
         start = time.perf_counter()
         fake = []
         for i in range(0, self.num_samples, self.batch_size):
-            labels = None if self.labels is None else tf.constant(self.labels[i:i + self.batch_size])
-            images = model.sample(tf.constant(self.z[i:i + self.batch_size]), labels)
+            labels = (
+                None if self.labels is None else tf.constant(self.labels[i : i + self.batch_size])
+            )
+            images = model.sample(tf.constant(self.z[i : i + self.batch_size]), labels)
             fake.append(gan_images.to_uint8(tf.cast(images, tf.float32)))
         scores = self.scorer.score(np.concatenate(fake))
         scores["seconds"] = time.perf_counter() - start
@@ -65,7 +77,9 @@ def _chief_decision(strategy, value: bool) -> bool:
     """The chief's `value` on every worker of a cluster. A collective: every worker calls it at
     the same step, the others passing False."""
     local = tf.constant(1.0 if value else 0.0)
-    total = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None)
+    total = strategy.reduce(
+        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None
+    )
     return float(total) > 0
 
 
@@ -78,12 +92,18 @@ class BestCheckpoint:
     run starts from best.json, so a worse later evaluation never replaces a better earlier one.
     """
 
-    def __init__(self, config, strategy, checkpoint, out_dir, evaluator: InTrainingEvaluator | None, chief):
+    def __init__(
+        self, config, strategy, checkpoint, out_dir, evaluator: InTrainingEvaluator | None, chief
+    ):
         self.every = int(config.train.eval_every)
         self.strategy, self.evaluator, self.chief = strategy, evaluator, chief
-        self.multi_worker = config.train.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1
+        self.multi_worker = (
+            config.train.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1
+        )
         self.dir = pathlib.Path(out_dir) / BEST_DIR
-        self.manager = tf.train.CheckpointManager(checkpoint, str(self.dir), max_to_keep=1, checkpoint_name="ckpt")
+        self.manager = tf.train.CheckpointManager(
+            checkpoint, str(self.dir), max_to_keep=1, checkpoint_name="ckpt"
+        )
         self.best = self._previous_best() if chief else None
         self.seconds = 0.0
 
@@ -91,15 +111,25 @@ class BestCheckpoint:
         record = read_best_record(self.dir)
         if record is None:
             if self.manager.latest_checkpoint:
-                logging.warning("%s has no matching %s; the next evaluation replaces its checkpoint",
-                                self.dir, BEST_FILE)
+                logging.warning(
+                    "%s has no matching %s; the next evaluation replaces its checkpoint",
+                    self.dir,
+                    BEST_FILE,
+                )
             return None
         if (record.get("judge_fingerprint"), record.get("num_samples")) != (
-                self.evaluator.judge_fingerprint, self.evaluator.num_samples):
-            logging.warning("The best checkpoint so far (step %s) was scored with another judge or sample "
-                            "count; not comparable, so the next evaluation replaces it", record.get("step"))
+            self.evaluator.judge_fingerprint,
+            self.evaluator.num_samples,
+        ):
+            logging.warning(
+                "The best checkpoint so far (step %s) was scored with another judge or sample "
+                "count; not comparable, so the next evaluation replaces it",
+                record.get("step"),
+            )
             return None
-        logging.info("Best checkpoint so far: step %d, FD %.4g", record["step"], record["frechet_distance"])
+        logging.info(
+            "Best checkpoint so far: step %d, FD %.4g", record["step"], record["frechet_distance"]
+        )
         return record
 
     def due(self, step: int, total_steps: int) -> bool:
@@ -114,27 +144,44 @@ class BestCheckpoint:
         if self.chief:
             scores = self.evaluator(model)
             fd, kid = scores["frechet_distance"], scores["kid_mean"]
-            improved = math.isfinite(fd) and (self.best is None or fd < self.best["frechet_distance"])
+            improved = math.isfinite(fd) and (
+                self.best is None or fd < self.best["frechet_distance"]
+            )
             with writer.as_default(step=step):
                 tf.summary.scalar("eval/frechet_distance", fd)
                 tf.summary.scalar("eval/kid_mean", kid)
-            logging.info("eval step %d: FD %.4g  KID %.4g  (%d samples, %.1f s)  %s", step, fd, kid,
-                         scores["num_samples"], scores["seconds"],
-                         "new best" if improved else
-                         f"best: step {self.best['step']}, FD {self.best['frechet_distance']:.4g}")
+            logging.info(
+                "eval step %d: FD %.4g  KID %.4g  (%d samples, %.1f s)  %s",
+                step,
+                fd,
+                kid,
+                scores["num_samples"],
+                scores["seconds"],
+                "new best"
+                if improved
+                else f"best: step {self.best['step']}, FD {self.best['frechet_distance']:.4g}",
+            )
         if self.multi_worker:
             improved = _chief_decision(self.strategy, improved)
         if improved:
             path = self.manager.save(checkpoint_number=step)
             if self.chief:
-                self.best = {"step": step, "frechet_distance": fd, "kid_mean": kid,
-                             "num_samples": scores["num_samples"], "judge_fingerprint": self.evaluator.judge_fingerprint,
-                             "checkpoint": os.path.basename(path)}
+                self.best = {
+                    "step": step,
+                    "frechet_distance": fd,
+                    "kid_mean": kid,
+                    "num_samples": scores["num_samples"],
+                    "judge_fingerprint": self.evaluator.judge_fingerprint,
+                    "checkpoint": os.path.basename(path),
+                }
                 io_utils.atomic_write_json(self.dir / BEST_FILE, self.best)
         self.seconds += time.perf_counter() - start
 
     def summary(self) -> dict:
         best = self.best or {}
-        return {"best_step": best.get("step"), "best_frechet_distance": best.get("frechet_distance"),
-                "best_checkpoint": self.manager.latest_checkpoint if best else None,
-                "eval_seconds": round(self.seconds, 1)}
+        return {
+            "best_step": best.get("step"),
+            "best_frechet_distance": best.get("frechet_distance"),
+            "best_checkpoint": self.manager.latest_checkpoint if best else None,
+            "eval_seconds": round(self.seconds, 1),
+        }

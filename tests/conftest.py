@@ -18,7 +18,8 @@ import tensorflow as tf  # noqa: E402
 _cpus = tf.config.list_physical_devices("CPU")
 try:
     tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+    )
 except RuntimeError:
     pass  # already initialised by an earlier import; distribution tests skip themselves
 
@@ -27,11 +28,22 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def run_pipeline(workdir, *args, config="configs/smoke.py", check=True, timeout=600, env=None):
     """Runs `python -m pipeline.run` in a subprocess, as a user would."""
-    cmd = [sys.executable, "-m", "pipeline.run", f"--config={REPO / config}", f"--workdir={workdir}", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.run",
+        f"--config={REPO / config}",
+        f"--workdir={workdir}",
+        *args,
+    ]
     full_env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
-    result = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=full_env)
+    result = subprocess.run(
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=full_env
+    )
     if check and result.returncode != 0:
-        raise AssertionError(f"pipeline failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}")
+        raise AssertionError(
+            f"pipeline failed ({result.returncode}):\n{result.stdout}\n{result.stderr[-6000:]}"
+        )
     return result
 
 
@@ -45,9 +57,16 @@ def smoke_workdir(tmp_path_factory):
     return workdir
 
 
-def tiny_generator(conditional: bool, seed: int = 0, *, latent_dim: int = 8, num_classes: int = 3,
-                   channels: int = 1):
-    """A small generator honouring the generator contract: z (and label) -> 8x8 images in [-1, 1]."""
+def tiny_generator(
+    conditional: bool,
+    seed: int = 0,
+    *,
+    latent_dim: int = 8,
+    num_classes: int = 3,
+    channels: int = 1,
+):
+    """A small generator honouring the generator contract: z (and label) -> 8x8 images in
+    [-1, 1]."""
     import keras
 
     keras.utils.set_random_seed(seed)

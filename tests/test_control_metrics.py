@@ -31,21 +31,32 @@ NUM_SAMPLES = 300
 # Fixtures
 # ----------------------------------------------------------------------------
 
+
 def _example(image, label, index):
-    return records.make_example(images.encode_png(image), image.shape[0], image.shape[1],
-                                image.shape[2], label, f"digits:{index}")
+    return records.make_example(
+        images.encode_png(image),
+        image.shape[0],
+        image.shape[1],
+        image.shape[2],
+        label,
+        f"digits:{index}",
+    )
 
 
 def write_ingest(workdir, num_train=1200):
     """sklearn's digits upscaled to 16x16 as an ingested, labelled workdir."""
     d = datasets.load_digits()
-    x = np.clip(np.round(np.kron(d.images, np.ones((2, 2))) * 255.0 / 16.0), 0, 255).astype(np.uint8)
+    x = np.clip(np.round(np.kron(d.images, np.ones((2, 2))) * 255.0 / 16.0), 0, 255).astype(
+        np.uint8
+    )
     x, y = x[..., None], d.target.astype(np.int64)
     ingest = pathlib.Path(workdir) / "ingest"
     ingest.mkdir(parents=True, exist_ok=True)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
-    for split, xs, ys in [(records.TRAIN, x[:num_train], y[:num_train]),
-                          (records.EVAL, x[num_train:], y[num_train:])]:
+    for split, xs, ys in [
+        (records.TRAIN, x[:num_train], y[:num_train]),
+        (records.EVAL, x[num_train:], y[num_train:]),
+    ]:
         with tf.io.TFRecordWriter(str(ingest / records.shard_name(split, 0, 1)), options) as w:
             for i, (image, label) in enumerate(zip(xs, ys, strict=True)):
                 w.write(_example(image, label, i))
@@ -87,8 +98,11 @@ def fake_train(monkeypatch):
     holder = {}
 
     def load_generator_with_info(config, workdir, *args, **kwargs):
-        return holder["generator"], {"checkpoint": "latest", "checkpoint_step": 100,
-                                     "checkpoint_path": "ckpt-100"}
+        return holder["generator"], {
+            "checkpoint": "latest",
+            "checkpoint_step": 100,
+            "checkpoint_path": "ckpt-100",
+        }
 
     monkeypatch.setattr(checkpoints, "load_generator_with_info", load_generator_with_info)
     return holder
@@ -97,6 +111,7 @@ def fake_train(monkeypatch):
 # ----------------------------------------------------------------------------
 # Fake generators
 # ----------------------------------------------------------------------------
+
 
 class Lookup(keras.layers.Layer):
     """Image number floor(Phi(z_0) * M) of a bank: uniform over the bank for z ~ N(0, I)."""
@@ -123,7 +138,9 @@ def prototype_generator(data, scale=2.0, seed=0):
     so row Q_c (orthonormal rows) is the true direction towards class c. Returns (G, Q)."""
     train_x, train_y = data.real.train_images, data.real.train_labels
     probs = data.judge.predict(train_x)[1]
-    prototypes = np.stack([train_x[train_y == c][np.argmax(probs[train_y == c, c])] for c in range(10)])
+    prototypes = np.stack(
+        [train_x[train_y == c][np.argmax(probs[train_y == c, c])] for c in range(10)]
+    )
     q = np.linalg.qr(np.random.default_rng(seed).standard_normal((LATENT, LATENT)))[0][:10]
     z = keras.Input((LATENT,))
     logits = keras.layers.Dense(10, use_bias=False)
@@ -151,8 +168,7 @@ def conditional_generator(data, seed=0):
     z = keras.Input((LATENT,))
     label = keras.Input((), dtype="int32")
     table = keras.layers.Embedding(10, 16 * 16)
-    h = keras.layers.Add()([keras.layers.Flatten()(table(label)),
-                            keras.layers.Dense(16 * 16)(z)])
+    h = keras.layers.Add()([keras.layers.Flatten()(table(label)), keras.layers.Dense(16 * 16)(z)])
     out = keras.layers.Reshape((16, 16, 1))(keras.layers.Activation("tanh")(h))
     model = keras.Model([z, label], out)
     table.set_weights([np.arctanh(0.95 * images.to_float(prototypes)).reshape(10, -1)])
@@ -168,11 +184,20 @@ class _NoClassJudge:
 # Config
 # ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("field,value", [
-    ("truncation_psis", ()), ("truncation_psis", (1.0, 1.5)), ("truncation_psis", (1.0, 1.0)),
-    ("truncation_psis", ("1",)), ("projection_images", -1), ("projection_steps", -3),
-    ("edit_strengths", ()), ("edit_strengths", (1.0, float("nan"))),
-])
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("truncation_psis", ()),
+        ("truncation_psis", (1.0, 1.5)),
+        ("truncation_psis", (1.0, 1.0)),
+        ("truncation_psis", ("1",)),
+        ("projection_images", -1),
+        ("projection_steps", -3),
+        ("edit_strengths", ()),
+        ("edit_strengths", (1.0, float("nan"))),
+    ],
+)
 def test_validate_config_names_the_bad_field(field, value):
     config = default.get_config()
     setattr(config.evaluate, field, value)
@@ -180,10 +205,17 @@ def test_validate_config_names_the_bad_field(field, value):
         control_metrics.validate_config(config)
 
 
-@pytest.mark.parametrize("field,value", [
-    ("controls", 1), ("controls", None), ("truncation_psis", 0.5), ("projection_images", 2.0),
-    ("projection_steps", True), ("edit_strengths", 2.0),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("controls", 1),
+        ("controls", None),
+        ("truncation_psis", 0.5),
+        ("projection_images", 2.0),
+        ("projection_steps", True),
+        ("edit_strengths", 2.0),
+    ],
+)
 def test_validate_config_names_wrongly_typed_or_missing_fields(field, value):
     # ConfigDict refuses most type changes itself; a config not built from configs/default.py
     # (or an old one without the field) is still checked.
@@ -213,13 +245,21 @@ def test_run_evaluate_rejects_a_bad_field_before_loading_anything(tmp_path, fake
 # Truncation, nearest neighbours, the whole measurement
 # ----------------------------------------------------------------------------
 
+
 def test_truncation_trades_recall_and_psi_1_repeats_the_headline(data, tmp_path):
     config, real, judge = data.config, data.real, data.judge
     generator = lookup_generator(real)
     real_features = judge.features(real.eval_images)
     rows, kept = control_metrics.truncation_sweep(
-        generator, judge, real_features, latent_dim=LATENT, psis=(1.0, 0.7, 0.5),
-        num_samples=NUM_SAMPLES, seed=config.evaluate.seed, pr_k=config.evaluate.pr_k)
+        generator,
+        judge,
+        real_features,
+        latent_dim=LATENT,
+        psis=(1.0, 0.7, 0.5),
+        num_samples=NUM_SAMPLES,
+        seed=config.evaluate.seed,
+        pr_k=config.evaluate.pr_k,
+    )
     by_psi = {r["psi"]: r for r in rows}
     assert list(by_psi) == [1.0, 0.7, 0.5]
     # Shrinking z towards 0 loses the classes at both ends of the lookup.
@@ -227,9 +267,9 @@ def test_truncation_trades_recall_and_psi_1_repeats_the_headline(data, tmp_path)
     assert by_psi[0.5]["frechet_distance"] > by_psi[1.0]["frechet_distance"]
     assert by_psi[0.7]["recall"] <= by_psi[1.0]["recall"] + 0.02
     # The same latents, judge and real images as the evaluate stage's headline numbers.
-    headline = evaluate.compute_metrics(config, data.workdir,
-                                        evaluate.keras_sample_fn(generator, LATENT, False),
-                                        conditional=False)
+    headline = evaluate.compute_metrics(
+        config, data.workdir, evaluate.keras_sample_fn(generator, LATENT, False), conditional=False
+    )
     assert by_psi[1.0]["frechet_distance"] == pytest.approx(headline["frechet_distance"], rel=1e-9)
     assert by_psi[1.0]["recall"] == pytest.approx(headline["recall"])
     assert kept[1.0][0].shape == (NUM_SAMPLES, 16, 16, 1)
@@ -243,18 +283,26 @@ def test_truncation_trades_recall_and_psi_1_repeats_the_headline(data, tmp_path)
 def test_control_metrics_writes_both_pngs_and_flags_a_memoriser(data, tmp_path):
     config = data.config
     out = tmp_path / "evaluate"
-    result = control_metrics.control_metrics(config, data.workdir, lookup_generator(data.real), data.judge,
-                                             data.real, LATENT, 0, out)
+    result = control_metrics.control_metrics(
+        config, data.workdir, lookup_generator(data.real), data.judge, data.real, LATENT, 0, out
+    )
     json.loads(json.dumps(result, allow_nan=False))  # strict JSON
     assert [r["psi"] for r in result["truncation"]["rows"]] == list(config.evaluate.truncation_psis)
     assert result["projection"]["num_images"] == 32 and result["projection"]["steps"] == 60
-    assert set(result["seconds"]) == {"truncation", "projection", "class_directions",
-                                      "nearest_neighbours", "total"}
+    assert set(result["seconds"]) == {
+        "truncation",
+        "projection",
+        "class_directions",
+        "nearest_neighbours",
+        "total",
+    }
     with Image.open(out / control_metrics.TRUNCATION_PLOT) as image:
         assert image.size == (760, 320)
     with Image.open(out / control_metrics.NEIGHBOURS_PLOT) as image:
         # 8 rows of (sample, gap, 5 neighbours), 16 px tiles upscaled x3 to 48 px, 2 px padding.
-        assert image.size == control_metrics.neighbour_grid_size(8, 16, 16) == (7 * 50 + 2, 8 * 50 + 2)
+        assert (
+            image.size == control_metrics.neighbour_grid_size(8, 16, 16) == (7 * 50 + 2, 8 * 50 + 2)
+        )
     near = result["nearest_neighbours"]
     # Every sample is a training image: distance 0, far below real eval images'.
     assert near["sample_mean_distance"] < 1e-6 < near["real_eval_mean_distance"]
@@ -265,8 +313,16 @@ def test_control_metrics_writes_both_pngs_and_flags_a_memoriser(data, tmp_path):
 
 def test_control_metrics_of_a_conditional_generator(data, tmp_path):
     config = data.config
-    result = control_metrics.control_metrics(config, data.workdir, conditional_generator(data), data.judge,
-                                             data.real, LATENT, 10, tmp_path)
+    result = control_metrics.control_metrics(
+        config,
+        data.workdir,
+        conditional_generator(data),
+        data.judge,
+        data.real,
+        LATENT,
+        10,
+        tmp_path,
+    )
     json.loads(json.dumps(result, allow_nan=False))
     # The labels are the headline metrics' (balanced); the label chooses the class, so no
     # class directions, and the eval images are projected with their own labels.
@@ -280,7 +336,9 @@ def test_control_metrics_of_a_conditional_generator(data, tmp_path):
 
 def test_neighbour_grid_puts_each_sample_beside_its_neighbours():
     samples = np.full((2, 4, 4, 1), 200, np.uint8)
-    neighbours = np.arange(2 * 5, dtype=np.uint8).reshape(2, 5, 1, 1, 1) * np.ones((1, 1, 4, 4, 1), np.uint8)
+    neighbours = np.arange(2 * 5, dtype=np.uint8).reshape(2, 5, 1, 1, 1) * np.ones(
+        (1, 1, 4, 4, 1), np.uint8
+    )
     grid = control_metrics.neighbour_grid(samples, neighbours)
     scale = control_metrics._tile_scale(4)
     assert grid.shape[:2][::-1] == control_metrics.neighbour_grid_size(2, 4, 4)
@@ -293,12 +351,14 @@ def test_neighbour_grid_puts_each_sample_beside_its_neighbours():
 # Projection
 # ----------------------------------------------------------------------------
 
+
 def test_projection_of_own_samples_beats_the_nearest_training_image(data):
     generator = smooth_generator()
     z = np.random.default_rng(5).standard_normal((24, LATENT)).astype(np.float32)
     own = images.to_uint8(generator(z, training=False).numpy())
-    result = control_metrics.projection_metrics(generator, own, data.real.train_images,
-                                                latent_dim=LATENT, steps=150, chunk=16)
+    result = control_metrics.projection_metrics(
+        generator, own, data.real.train_images, latent_dim=LATENT, steps=150, chunk=16
+    )
     assert result["num_images"] == 24 and result["restarts"] >= 1
     assert result["psnr_mean"] > result["nearest_train_psnr_mean"] + 6.0
     assert result["fraction_better_than_nearest_train"] == 1.0
@@ -308,10 +368,12 @@ def test_projection_of_own_samples_beats_the_nearest_training_image(data):
 # Class directions and edits
 # ----------------------------------------------------------------------------
 
+
 def test_class_direction_of_a_linear_class_generator_edits_to_that_class(data):
     generator, q = prototype_generator(data)
     directions, info = control_metrics.class_directions_with_info(
-        generator, data.judge, LATENT, 0, class_names=[f"digit {i}" for i in range(10)])
+        generator, data.judge, LATENT, 0, class_names=[f"digit {i}" for i in range(10)]
+    )
     assert sorted(directions) == sorted(f"towards_digit_{i}" for i in range(10)) == info["fitted"]
     for name, vector in directions.items():
         c = info["classes"][name]["class"]
@@ -320,10 +382,12 @@ def test_class_direction_of_a_linear_class_generator_edits_to_that_class(data):
         # The true direction is Q_c (minus a little of the other rows).
         assert vector @ q[c] > 0.8, (name, vector @ q[c])
     assert control_metrics.class_directions(generator, data.judge, LATENT, 0).keys() == {
-        f"towards_{i}" for i in range(10)}
+        f"towards_{i}" for i in range(10)
+    }
 
-    edits = control_metrics.edit_metrics(generator, data.judge, directions, info, latent_dim=LATENT,
-                                         strengths=(1.0, 4.0))
+    edits = control_metrics.edit_metrics(
+        generator, data.judge, directions, info, latent_dim=LATENT, strengths=(1.0, 4.0)
+    )
     low, high = edits["by_strength"]
     assert (low["strength"], high["strength"]) == (1.0, 4.0)
     assert high["success_rate"] > 0.9 and high["flip_rate"] > 0.9
@@ -338,17 +402,22 @@ def test_no_class_directions_for_conditional_models_or_unlabelled_data(data):
     generator, _ = prototype_generator(data)
     directions, info = control_metrics.class_directions_with_info(generator, data.judge, LATENT, 10)
     assert directions == {} and "conditional" in info["skipped"]
-    directions, info = control_metrics.class_directions_with_info(generator, _NoClassJudge(), LATENT, 0)
+    directions, info = control_metrics.class_directions_with_info(
+        generator, _NoClassJudge(), LATENT, 0
+    )
     assert directions == {} and "unlabelled" in info["skipped"]
 
 
 def test_a_class_the_generator_never_makes_gets_no_direction(data):
     # z_0 pinned to 0: one image (one class) only.
     z = keras.Input((LATENT,))
-    pinned = keras.Model(z, Lookup(images.to_float(data.real.train_images))(
-        keras.layers.Lambda(lambda v: v * 0.0)(z)))
-    directions, info = control_metrics.class_directions_with_info(pinned, data.judge, LATENT, 0,
-                                                                  num_samples=512)
+    pinned = keras.Model(
+        z,
+        Lookup(images.to_float(data.real.train_images))(keras.layers.Lambda(lambda v: v * 0.0)(z)),
+    )
+    directions, info = control_metrics.class_directions_with_info(
+        pinned, data.judge, LATENT, 0, num_samples=512
+    )
     assert directions == {}
     assert all("skipped" in entry for entry in info["classes"].values())
 
@@ -357,8 +426,9 @@ def test_nearest_matches_brute_force_in_small_blocks():
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (57, 4, 4, 1), dtype=np.uint8)
     queries = np.concatenate([base[[3, 40]], rng.integers(0, 256, (9, 4, 4, 1), dtype=np.uint8)])
-    full = np.sqrt(((queries.reshape(11, 1, -1).astype(np.float64)
-                     - base.reshape(1, 57, -1)) ** 2).sum(axis=2))
+    full = np.sqrt(
+        ((queries.reshape(11, 1, -1).astype(np.float64) - base.reshape(1, 57, -1)) ** 2).sum(axis=2)
+    )
     for max_entries in (16, 100, 10**7):  # blocks of 1 base row and 1 query row, ..., everything
         distances, indices = control_metrics._nearest(queries, base, 3, max_entries=max_entries)
         np.testing.assert_allclose(distances, np.sort(full, axis=1)[:, :3], atol=1e-6)
@@ -368,13 +438,20 @@ def test_nearest_matches_brute_force_in_small_blocks():
 
 def test_direction_names_are_identifier_like_and_unique():
     names = control_metrics._direction_names(["T-shirt/top", "Ankle boot", "a b", "a/b", ""], 6)
-    assert names == ["towards_T-shirt_top", "towards_Ankle_boot", "towards_a_b", "towards_a_b_3",
-                     "towards_4", "towards_5"]
+    assert names == [
+        "towards_T-shirt_top",
+        "towards_Ankle_boot",
+        "towards_a_b",
+        "towards_a_b_3",
+        "towards_4",
+        "towards_5",
+    ]
 
 
 # ----------------------------------------------------------------------------
 # The stages
 # ----------------------------------------------------------------------------
+
 
 def test_evaluate_measures_and_export_ships_the_class_directions(data, fake_train, tmp_path):
     workdir = tmp_path / "work"
@@ -397,7 +474,9 @@ def test_evaluate_measures_and_export_ships_the_class_directions(data, fake_trai
     fitted = controls["class_directions"]["fitted"]
     assert len(fitted) == 10
     assert controls["class_edits"]["by_strength"][-1]["success_rate"] > 0.9
-    assert controls["truncation"]["rows"][0]["frechet_distance"] == pytest.approx(metrics["frechet_distance"])
+    assert controls["truncation"]["rows"][0]["frechet_distance"] == pytest.approx(
+        metrics["frechet_distance"]
+    )
 
     summary = export_stage.run_export(config, workdir, workdir / "export")
     assert summary["exported"] is True
@@ -414,8 +493,9 @@ def test_evaluate_measures_and_export_ships_the_class_directions(data, fake_trai
     # The exported edit signature, along towards_digit_3, makes 3s.
     edit = tf.saved_model.load(str(path)).signatures["edit"]
     z = tf.constant(np.random.default_rng(9).standard_normal((64, LATENT)).astype(np.float32))
-    out = edit(z=z, direction=tf.constant(class_entries["towards_digit_3"]),
-               strength=tf.constant(4.0))
+    out = edit(
+        z=z, direction=tf.constant(class_entries["towards_digit_3"]), strength=tf.constant(4.0)
+    )
     predicted = np.argmax(data.judge.predict(out["images"].numpy())[1], axis=1)
     assert np.mean(predicted == 3) > 0.9
 

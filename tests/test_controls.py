@@ -16,8 +16,9 @@ RESOLUTION = 16
 PROJECT_STEPS = 200  # ~0.3 s here; the recovered PSNR is ~60 dB vs ~15-20 dB baselines
 
 
-def varied_generator(num_classes: int = 0, conditioning: str = "embedding",
-                     seed: int = 0) -> keras.Model:
+def varied_generator(
+    num_classes: int = 0, conditioning: str = "embedding", seed: int = 0
+) -> keras.Model:
     """A small networks.build_generator DCGAN whose samples differ a lot.
 
     DCGAN's N(0, 0.02) initialisation makes every untrained sample nearly the
@@ -25,8 +26,14 @@ def varied_generator(num_classes: int = 0, conditioning: str = "embedding",
     are redrawn variance-preserving and the class tables at unit scale.
     """
     keras.utils.set_random_seed(seed)
-    g = networks.build_generator(resolution=RESOLUTION, channels=1, latent_dim=LATENT, width=8,
-                                 num_classes=num_classes, conditioning=conditioning)
+    g = networks.build_generator(
+        resolution=RESOLUTION,
+        channels=1,
+        latent_dim=LATENT,
+        width=8,
+        num_classes=num_classes,
+        conditioning=conditioning,
+    )
     rng = np.random.default_rng(seed)
     for layer in g.layers:
         if isinstance(layer, keras.layers.Dense):
@@ -45,8 +52,7 @@ def varied_generator(num_classes: int = 0, conditioning: str = "embedding",
         else:
             continue
         kernel = layer.kernel
-        kernel.assign(rng.standard_normal(kernel.shape).astype(np.float32)
-                      * np.sqrt(2.0 / fan_in))
+        kernel.assign(rng.standard_normal(kernel.shape).astype(np.float32) * np.sqrt(2.0 / fan_in))
     return g
 
 
@@ -68,8 +74,8 @@ def exported(tmp_path_factory):
         g = varied_generator(**kwargs)
         extra = {"towards_class_1": EXTRA_DIRECTION} if name == "cond_embedding" else None
         _, path = gan_export.export_generator(
-            g, base / name, latent_dim=LATENT, num_classes=kwargs["num_classes"],
-            directions=extra)
+            g, base / name, latent_dim=LATENT, num_classes=kwargs["num_classes"], directions=extra
+        )
         out[name] = (g, path, tf.saved_model.load(str(path)))
     return out
 
@@ -86,8 +92,11 @@ def _sample(model, num, seed, label=None):
 
 
 def _truncated(model, num, seed, psi, label=None):
-    kwargs = {"num_samples": _int(num), "seed": _int(seed, tf.int64),
-              "truncation": tf.constant(psi, tf.float32)}
+    kwargs = {
+        "num_samples": _int(num),
+        "seed": _int(seed, tf.int64),
+        "truncation": tf.constant(psi, tf.float32),
+    }
     if label is not None:
         kwargs["label"] = _int(label)
     return {k: v.numpy() for k, v in model.signatures["truncated_sample"](**kwargs).items()}
@@ -106,8 +115,10 @@ def test_signatures_listed(exported, name):
     info = json.loads((path / "assets.extra" / "model_info.json").read_text())
     expected = {"serving_default", "sample", "truncated_sample", "interpolate", "project", "edit"}
     assert set(info["signatures"]) == expected == set(model.signatures)
-    assert info["label_interpolation"] == {
-        "uncond": None, "cond_embedding": "embedding", "cond_cbn": "switch"}[name]
+    assert (
+        info["label_interpolation"]
+        == {"uncond": None, "cond_embedding": "embedding", "cond_cbn": "switch"}[name]
+    )
 
 
 @pytest.mark.parametrize("name", list(EXPORTS))
@@ -121,8 +132,14 @@ def test_directions_json_matches_the_directions(exported, name):
     assert [e["name"] for e in entries[:8]] == [f"sefa_{i}" for i in range(8)]
     assert all(e["kind"] == "sefa" and e["method"] == "first_dense_layer" for e in entries[:8])
     if extra:
-        assert entries[8:] == [{"index": 8, "name": "towards_class_1", "kind": "class",
-                                "input_norm": pytest.approx(np.linalg.norm(EXTRA_DIRECTION))}]
+        assert entries[8:] == [
+            {
+                "index": 8,
+                "name": "towards_class_1",
+                "kind": "class",
+                "input_norm": pytest.approx(np.linalg.norm(EXTRA_DIRECTION)),
+            }
+        ]
     else:
         assert len(entries) == 8
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-6)
@@ -181,24 +198,32 @@ def test_sefa_k_validated():
     np.testing.assert_allclose(vectors @ vectors.T, np.eye(LATENT), atol=1e-5)
 
 
-@pytest.mark.parametrize("extra,match", [
-    ({"sefa_0": np.ones(LATENT)}, "already"),
-    ({"": np.ones(LATENT)}, "non-empty"),
-    ({"x": np.ones(LATENT + 1)}, "shape"),
-    ({"x": np.zeros(LATENT)}, "non-zero"),
-    ({"x": np.full(LATENT, np.nan)}, "finite"),
-])
+@pytest.mark.parametrize(
+    "extra,match",
+    [
+        ({"sefa_0": np.ones(LATENT)}, "already"),
+        ({"": np.ones(LATENT)}, "non-empty"),
+        ({"x": np.ones(LATENT + 1)}, "shape"),
+        ({"x": np.zeros(LATENT)}, "non-zero"),
+        ({"x": np.full(LATENT, np.nan)}, "finite"),
+    ],
+)
 def test_bad_extra_directions_rejected_before_writing(tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
-        gan_export.export_generator(varied_generator(), tmp_path / "g", latent_dim=LATENT,
-                                    directions=extra)
+        gan_export.export_generator(
+            varied_generator(), tmp_path / "g", latent_dim=LATENT, directions=extra
+        )
     assert not (tmp_path / "g").exists()
 
 
 def test_directions_asset_name_reserved(tmp_path):
     with pytest.raises(ValueError, match="extra_assets"):
-        gan_export.export_generator(varied_generator(), tmp_path / "g", latent_dim=LATENT,
-                                    extra_assets={"directions.json": "[]"})
+        gan_export.export_generator(
+            varied_generator(),
+            tmp_path / "g",
+            latent_dim=LATENT,
+            extra_assets={"directions.json": "[]"},
+        )
 
 
 def test_small_latent_gets_one_direction_per_dimension(tmp_path):
@@ -258,8 +283,11 @@ def test_truncation_out_of_range_rejected(exported, name, psi):
 
 
 def _interpolate(model, seed_a, seed_b, steps, labels=None):
-    kwargs = {"seed_a": _int(seed_a, tf.int64), "seed_b": _int(seed_b, tf.int64),
-              "steps": _int(steps)}
+    kwargs = {
+        "seed_a": _int(seed_a, tf.int64),
+        "seed_b": _int(seed_b, tf.int64),
+        "steps": _int(steps),
+    }
     if labels is not None:
         kwargs.update(label_a=_int(labels[0]), label_b=_int(labels[1]))
     return {k: v.numpy() for k, v in model.signatures["interpolate"](**kwargs).items()}
@@ -394,13 +422,16 @@ def test_projection_zero_steps_returns_the_best_start(exported):
 def test_projection_wrong_image_shape_names_the_expected_one(exported, name, shape):
     _, _, model = exported[name]
     labels = [0] if name in CONDITIONAL else None
-    with pytest.raises(tf.errors.InvalidArgumentError,
-                       match=r"images must have shape \[N, 16, 16, 1\]"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match=r"images must have shape \[N, 16, 16, 1\]"
+    ):
         _project(model, np.zeros(shape, np.uint8), 1, labels)
 
 
-@pytest.mark.parametrize("labels,match", [([0], "same batch size"), ([0, 3], "num_classes"),
-                                          ([-1, 0], "label must be >= 0")])
+@pytest.mark.parametrize(
+    "labels,match",
+    [([0], "same batch size"), ([0, 3], "num_classes"), ([-1, 0], "label must be >= 0")],
+)
 def test_projection_labels_checked(exported, labels, match):
     _, _, model = exported["cond_embedding"]
     with pytest.raises(tf.errors.InvalidArgumentError, match=match):
@@ -426,8 +457,14 @@ def test_project_feature_loss_hook():
 
     @tf.function
     def fit(target):
-        return controls.project(lambda z, _: g(z, training=False), target, 100,
-                                latent_dim=LATENT, feature_fn=features, feature_weight=10.0)
+        return controls.project(
+            lambda z, _: g(z, training=False),
+            target,
+            100,
+            latent_dim=LATENT,
+            feature_fn=features,
+            feature_weight=10.0,
+        )
 
     out = fit(target)
     assert calls  # traced into the loss
@@ -439,8 +476,11 @@ def test_project_feature_loss_hook():
 
 
 def _edit(model, z, direction, strength, labels=None):
-    kwargs = {"z": tf.constant(z, tf.float32), "direction": _int(direction),
-              "strength": tf.constant(strength, tf.float32)}
+    kwargs = {
+        "z": tf.constant(z, tf.float32),
+        "direction": _int(direction),
+        "strength": tf.constant(strength, tf.float32),
+    }
     if labels is not None:
         kwargs["label"] = _int(labels)
     return {k: v.numpy() for k, v in model.signatures["edit"](**kwargs).items()}
@@ -469,8 +509,9 @@ def test_edit(exported, name):
     for index in (0, len(vectors) - 1):
         moved = _edit(model, z, index, 2.5, labels)
         np.testing.assert_allclose(moved["z"], z + 2.5 * vectors[index], atol=1e-5)
-        np.testing.assert_allclose(moved["images_float"],
-                                   serve(moved["z"])["images_float"].numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            moved["images_float"], serve(moved["z"])["images_float"].numpy(), atol=1e-6
+        )
         assert not np.allclose(moved["images_float"], plain["images_float"].numpy(), atol=1e-2)
     for bad in (len(vectors), -1):
         with pytest.raises(tf.errors.InvalidArgumentError, match="direction"):
@@ -488,5 +529,6 @@ def test_edit_and_truncate_in_graph():
     np.testing.assert_allclose(both(z, 1, 2.0, 0.5).numpy(), [[0.5, 1.5, 0.5]] * 2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="out of range"):
         both(z, 3, 1.0, 1.0)
-    np.testing.assert_array_equal(controls.truncate(z, 0.3, mean_latent=1.0).numpy(),
-                                  np.ones([2, 3]))
+    np.testing.assert_array_equal(
+        controls.truncate(z, 0.3, mean_latent=1.0).numpy(), np.ones([2, 3])
+    )

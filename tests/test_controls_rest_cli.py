@@ -30,17 +30,23 @@ DIRECTION_NAMES = [f"sefa_{i}" for i in range(LATENT)]
 
 
 def _generator(conditional: bool, channels: int = 1, seed: int = 0):
-    return conftest.tiny_generator(conditional, seed, latent_dim=LATENT, num_classes=CLASSES,
-                                   channels=channels)
+    return conftest.tiny_generator(
+        conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=channels
+    )
 
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("controls_rest")
-    gan_export.export_generator(_generator(False), root / "uncond", latent_dim=LATENT,
-                                directions={"towards_x": np.ones(LATENT, np.float32)})
-    gan_export.export_generator(_generator(True), root / "cond", latent_dim=LATENT,
-                                num_classes=CLASSES)
+    gan_export.export_generator(
+        _generator(False),
+        root / "uncond",
+        latent_dim=LATENT,
+        directions={"towards_x": np.ones(LATENT, np.float32)},
+    )
+    gan_export.export_generator(
+        _generator(True), root / "cond", latent_dim=LATENT, num_classes=CLASSES
+    )
     gan_export.export_generator(_generator(False, channels=3), root / "rgb", latent_dim=LATENT)
     return root
 
@@ -98,7 +104,7 @@ def _gif_frames(data: bytes, channels: int = 1):
 
 def _tile(grid, row, col, size=SIZE, padding=2):
     top, left = padding + row * (size + padding), padding + col * (size + padding)
-    return grid[top:top + size, left:left + size]
+    return grid[top : top + size, left : left + size]
 
 
 def _error(response, status=400):
@@ -111,8 +117,10 @@ def _error(response, status=400):
 
 
 def test_interpolate_png_strip(apps, uncond):
-    strip = _png(uncond.get("/v1/models/g:interpolate?seed_a=3&seed_b=9&steps=5"),
-                 (SIZE + 4, 5 * (SIZE + 2) + 2))
+    strip = _png(
+        uncond.get("/v1/models/g:interpolate?seed_a=3&seed_b=9&steps=5"),
+        (SIZE + 4, 5 * (SIZE + 2) + 2),
+    )
     model = _model(apps, "uncond")
     first = sampling.sample_images(model, num=1, seed=3)[0, ..., 0]
     last = sampling.sample_images(model, num=1, seed=9)[0, ..., 0]
@@ -120,8 +128,10 @@ def test_interpolate_png_strip(apps, uncond):
     np.testing.assert_array_equal(_tile(strip, 0, 4), last)
     assert not np.array_equal(_tile(strip, 0, 2), first)
     # Default: 8 steps; a specific version works too.
-    _png(uncond.get("/v1/models/g/versions/1:interpolate?seed_a=3&seed_b=9"),
-         (SIZE + 4, 8 * (SIZE + 2) + 2))
+    _png(
+        uncond.get("/v1/models/g/versions/1:interpolate?seed_a=3&seed_b=9"),
+        (SIZE + 4, 8 * (SIZE + 2) + 2),
+    )
 
 
 def test_interpolate_gif_end_frames_are_the_samples(apps, uncond):
@@ -131,31 +141,41 @@ def test_interpolate_gif_end_frames_are_the_samples(apps, uncond):
     assert len(frames) == 6 and gif.info["duration"] == 50
     assert all(frame.shape == (SIZE, SIZE) for frame in frames)
     model = _model(apps, "uncond")
-    np.testing.assert_array_equal(frames[0], sampling.sample_images(model, num=1, seed=3)[0, ..., 0])
-    np.testing.assert_array_equal(frames[-1], sampling.sample_images(model, num=1, seed=9)[0, ..., 0])
+    np.testing.assert_array_equal(
+        frames[0], sampling.sample_images(model, num=1, seed=3)[0, ..., 0]
+    )
+    np.testing.assert_array_equal(
+        frames[-1], sampling.sample_images(model, num=1, seed=9)[0, ..., 0]
+    )
     # The frames are interpolate's images, exactly (grayscale GIFs are lossless).
     walk = sampling.interpolate_images(model, seed_a=3, seed_b=9, steps=6)
     np.testing.assert_array_equal(np.stack(frames), walk[..., 0])
 
 
 def test_interpolate_conditional_and_rgb(apps, cond, rgb):
-    r = cond.get("/v1/models/g:interpolate?seed_a=1&seed_b=2&steps=4&format=GIF"
-                 "&label_a=0&label_b=2")
+    r = cond.get(
+        "/v1/models/g:interpolate?seed_a=1&seed_b=2&steps=4&format=GIF&label_a=0&label_b=2"
+    )
     frames, _ = _gif_frames(r.data)
     model = _model(apps, "cond")
     assert len(frames) == 4
     np.testing.assert_array_equal(
-        frames[0], sampling.sample_images(model, num=1, seed=1, label=0)[0, ..., 0])
+        frames[0], sampling.sample_images(model, num=1, seed=1, label=0)[0, ..., 0]
+    )
     np.testing.assert_array_equal(
-        frames[-1], sampling.sample_images(model, num=1, seed=2, label=2)[0, ..., 0])
+        frames[-1], sampling.sample_images(model, num=1, seed=2, label=2)[0, ..., 0]
+    )
     # Colour GIFs go through a palette: the right frames, near the images.
-    frames, _ = _gif_frames(rgb.get("/v1/models/g:interpolate?seed_a=1&seed_b=2&steps=3"
-                                    "&format=gif").data, channels=3)
+    frames, _ = _gif_frames(
+        rgb.get("/v1/models/g:interpolate?seed_a=1&seed_b=2&steps=3&format=gif").data, channels=3
+    )
     expected = sampling.interpolate_images(_model(apps, "rgb"), seed_a=1, seed_b=2, steps=3)
     assert len(frames) == 3 and frames[0].shape == (SIZE, SIZE, 3)
     assert np.abs(np.stack(frames).astype(int) - expected).mean() < 8
-    _png(rgb.get("/v1/models/g:interpolate?seed_a=1&seed_b=2&steps=3"),
-         (SIZE + 4, 3 * (SIZE + 2) + 2, 3))
+    _png(
+        rgb.get("/v1/models/g:interpolate?seed_a=1&seed_b=2&steps=3"),
+        (SIZE + 4, 3 * (SIZE + 2) + 2, 3),
+    )
 
 
 # --- :sample?truncation ----------------------------------------------------------------------
@@ -163,8 +183,9 @@ def test_interpolate_conditional_and_rgb(apps, cond, rgb):
 
 def test_sample_truncation(uncond, cond):
     plain = _png(uncond.get("/v1/models/g:sample?n=4&seed=5"))
-    np.testing.assert_array_equal(_png(uncond.get("/v1/models/g:sample?n=4&seed=5&truncation=1")),
-                                  plain)
+    np.testing.assert_array_equal(
+        _png(uncond.get("/v1/models/g:sample?n=4&seed=5&truncation=1")), plain
+    )
     half = _png(uncond.get("/v1/models/g:sample?n=4&seed=5&truncation=0.5"))
     assert not np.array_equal(half, plain)
     zero = _png(uncond.get("/v1/models/g:sample?n=4&seed=5&truncation=0"))
@@ -179,8 +200,10 @@ def test_sample_truncation(uncond, cond):
 
 
 def test_edit_grid(apps, uncond):
-    grid = _png(uncond.get("/v1/models/g:edit?seed=4&direction=sefa_0&strengths=-3,0,3&num=2"),
-                (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2))
+    grid = _png(
+        uncond.get("/v1/models/g:edit?seed=4&direction=sefa_0&strengths=-3,0,3&num=2"),
+        (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2),
+    )
     samples = sampling.sample_images(_model(apps, "uncond"), num=2, seed=4)
     for row in range(2):
         np.testing.assert_array_equal(_tile(grid, row, 1), samples[row, ..., 0])
@@ -189,14 +212,19 @@ def test_edit_grid(apps, uncond):
     # By index, the same; the extra named direction comes after the SeFa ones.
     by_index = _png(uncond.get("/v1/models/g:edit?seed=4&direction=0&strengths=-3,0,3&num=2"))
     np.testing.assert_array_equal(by_index, grid)
-    named = _png(uncond.get("/v1/models/g:edit?seed=4&direction=towards_x&num=1"
-                            "&strengths=2&truncation=0.5"))
+    named = _png(
+        uncond.get("/v1/models/g:edit?seed=4&direction=towards_x&num=1&strengths=2&truncation=0.5")
+    )
     np.testing.assert_array_equal(
-        named, _png(uncond.get(f"/v1/models/g:edit?seed=4&direction={LATENT}&num=1&strengths=2"
-                               "&truncation=0.5")))
+        named,
+        _png(
+            uncond.get(
+                f"/v1/models/g:edit?seed=4&direction={LATENT}&num=1&strengths=2&truncation=0.5"
+            )
+        ),
+    )
     # Defaults: 4 samples x 5 strengths.
-    _png(uncond.get("/v1/models/g:edit?direction=sefa_1"),
-         (4 * (SIZE + 2) + 2, 5 * (SIZE + 2) + 2))
+    _png(uncond.get("/v1/models/g:edit?direction=sefa_1"), (4 * (SIZE + 2) + 2, 5 * (SIZE + 2) + 2))
 
 
 def test_edit_conditional_keeps_labels(apps, cond):
@@ -237,8 +265,9 @@ def test_project_own_sample(apps, uncond):
     assert recon.shape == (SIZE, SIZE)
     # The latent generates the reconstruction (through :predict's serving_default).
     images = uncond.post("/v1/models/g:predict", json={"instances": [body["z"]]})
-    np.testing.assert_array_equal(np.array(images.get_json()["predictions"][0]["images"])[..., 0],
-                                  recon)
+    np.testing.assert_array_equal(
+        np.array(images.get_json()["predictions"][0]["images"])[..., 0], recon
+    )
     if body["psnr"] is not None:
         mse = np.mean((recon.astype(float) - target[..., 0]) ** 2)
         assert body["psnr"] == pytest.approx(10 * math.log10(255**2 / mse), rel=1e-4)
@@ -258,8 +287,7 @@ def test_project_conditional_and_rgb(apps, cond, rgb):
 
 def test_project_exact_match_psnr_is_null(uncond, monkeypatch):
     def exact(model, image, *, steps, label=None):
-        return {"z": np.zeros(LATENT, np.float32), "reconstruction": image,
-                "psnr": float("inf")}
+        return {"z": np.zeros(LATENT, np.float32), "reconstruction": image, "psnr": float("inf")}
 
     monkeypatch.setattr(sampling, "project_image", exact)
     r = _post_png(uncond, "/v1/models/g:project", np.zeros((SIZE, SIZE, 1), np.uint8))
@@ -270,22 +298,29 @@ def test_project_exact_match_psnr_is_null(uncond, monkeypatch):
 
 def test_project_bad_images(uncond, cond):
     url = "/v1/models/g:project?steps=1"
-    for image, got in [(np.zeros((SIZE + 1, SIZE, 1), np.uint8), "[9, 8, 1]"),
-                       (np.zeros((SIZE, SIZE, 3), np.uint8), "[8, 8, 3]"),
-                       (np.zeros((SIZE, SIZE, 4), np.uint8), "[8, 8, 4]")]:
+    for image, got in [
+        (np.zeros((SIZE + 1, SIZE, 1), np.uint8), "[9, 8, 1]"),
+        (np.zeros((SIZE, SIZE, 3), np.uint8), "[8, 8, 3]"),
+        (np.zeros((SIZE, SIZE, 4), np.uint8), "[8, 8, 4]"),
+    ]:
         message = _error(_post_png(uncond, url, image))
         assert "[8, 8, 1]" in message and got in message, message
     buf = io.BytesIO()
     Image.fromarray(np.zeros((SIZE, SIZE), np.uint8)).save(buf, format="JPEG")
-    for body, fragment in [(buf.getvalue(), "not a PNG"), (b"", "empty"),
-                           (gan_images.encode_png(np.zeros((SIZE, SIZE, 1), np.uint8))[:40],
-                            "could not decode")]:
+    for body, fragment in [
+        (buf.getvalue(), "not a PNG"),
+        (b"", "empty"),
+        (gan_images.encode_png(np.zeros((SIZE, SIZE, 1), np.uint8))[:40], "could not decode"),
+    ]:
         message = _error(uncond.post(url, data=body, content_type="image/png"))
         assert fragment in message, message
     message = _error(uncond.post(url, json={"instances": [[0]]}))
     assert ":predict" in message and "project" in message
-    message = _error(uncond.post(url, data={"file": (io.BytesIO(b"x"), "x.png")},
-                                 content_type="multipart/form-data"))
+    message = _error(
+        uncond.post(
+            url, data={"file": (io.BytesIO(b"x"), "x.png")}, content_type="multipart/form-data"
+        )
+    )
     assert "raw request body" in message
     # Conditional models need a label, in range.
     image = np.zeros((SIZE, SIZE, 1), np.uint8)
@@ -349,13 +384,16 @@ def test_bad_values_conditional(cond, query, fragment):
     assert fragment in _error(cond.get(f"/v1/models/g:{query}"))
 
 
-@pytest.mark.parametrize("query,fragment", [
-    ("steps=-1", "steps must be in [0, 2000]"),
-    ("steps=2001", "steps must be in [0, 2000]"),
-    ("steps=many", "steps='many' is not an integer"),
-    ("label=0", "label=0 given but this model is unconditional"),
-    ("iterations=3", "unknown query parameters"),
-])
+@pytest.mark.parametrize(
+    "query,fragment",
+    [
+        ("steps=-1", "steps must be in [0, 2000]"),
+        ("steps=2001", "steps must be in [0, 2000]"),
+        ("steps=many", "steps='many' is not an integer"),
+        ("label=0", "label=0 given but this model is unconditional"),
+        ("iterations=3", "unknown query parameters"),
+    ],
+)
 def test_bad_project_parameters(uncond, query, fragment):
     image = np.zeros((SIZE, SIZE, 1), np.uint8)
     assert fragment in _error(_post_png(uncond, f"/v1/models/g:project?{query}", image))
@@ -371,14 +409,18 @@ def test_methods_and_predict_limits(uncond, cond):
     body["inputs"]["steps"] = 3
     outputs = uncond.post("/v1/models/g:predict", json=body).get_json()["outputs"]
     assert np.array(outputs["images"]).shape == (3, SIZE, SIZE, 1)
-    body = {"signature_name": "project",
-            "inputs": {"images": np.zeros((1, SIZE, SIZE, 1), int).tolist(), "steps": 10**6}}
+    body = {
+        "signature_name": "project",
+        "inputs": {"images": np.zeros((1, SIZE, SIZE, 1), int).tolist(), "steps": 10**6},
+    }
     assert "projection steps" in _error(uncond.post("/v1/models/g:predict", json=body))
     body["inputs"]["images"] = np.zeros((1, SIZE, 3, 1), int).tolist()
     body["inputs"]["steps"] = 1
     assert "[N, 8, 8, 1]" in _error(uncond.post("/v1/models/g:predict", json=body))
-    body = {"signature_name": "interpolate",
-            "inputs": {"seed_a": 1, "seed_b": 2, "steps": 3, "label_a": 0, "label_b": 5}}
+    body = {
+        "signature_name": "interpolate",
+        "inputs": {"seed_a": 1, "seed_b": 2, "steps": 3, "label_a": 0, "label_b": 5},
+    }
     assert "num_classes" in _error(cond.post("/v1/models/g:predict", json=body))
 
 
@@ -388,15 +430,18 @@ def test_over_real_http(bases):
     try:
         with server_thread.ServerThread(flask_app, threads=2) as server:
             url = f"{server.url}/v1/models/g"
-            r = requests.get(url + ":interpolate?seed_a=0&seed_b=1&steps=3&format=gif",
-                             timeout=30)
+            r = requests.get(url + ":interpolate?seed_a=0&seed_b=1&steps=3&format=gif", timeout=30)
             assert r.status_code == 200 and r.headers["Content-Type"] == "image/gif"
             assert len(_gif_frames(r.content)[0]) == 3
-            target = sampling.sample_images(flask_app.config["REGISTRY"].current(), num=1,
-                                            seed=0)[0]
-            r = requests.post(url + ":project?steps=50", data=gan_images.encode_png(target),
-                              headers={"Content-Type": "application/x-www-form-urlencoded"},
-                              timeout=60)
+            target = sampling.sample_images(flask_app.config["REGISTRY"].current(), num=1, seed=0)[
+                0
+            ]
+            r = requests.post(
+                url + ":project?steps=50",
+                data=gan_images.encode_png(target),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                timeout=60,
+            )
             assert r.status_code == 200, r.text
             assert len(r.json()["z"]) == LATENT
             r = requests.get(url + ":edit?direction=bogus", timeout=30)
@@ -409,8 +454,10 @@ def test_over_real_http(bases):
 
 
 def test_resolve_direction_and_parsing():
-    entries = [{"index": 0, "name": "sefa_0", "kind": "sefa"},
-               {"index": 1, "name": "7", "kind": "class"}]
+    entries = [
+        {"index": 0, "name": "sefa_0", "kind": "sefa"},
+        {"index": 1, "name": "7", "kind": "class"},
+    ]
     assert sampling.resolve_direction("sefa_0", entries) == 0
     assert sampling.resolve_direction("7", entries) == 1  # a name wins over an index
     assert sampling.resolve_direction(" 1 ", entries) == 1
@@ -429,8 +476,9 @@ def test_resolve_direction_and_parsing():
 
 def test_decode_png_modes():
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
-    np.testing.assert_array_equal(sampling.decode_png(gan_images.encode_png(gray[..., None]),
-                                                      (8, 8, 1))[..., 0], gray)
+    np.testing.assert_array_equal(
+        sampling.decode_png(gan_images.encode_png(gray[..., None]), (8, 8, 1))[..., 0], gray
+    )
     buf = io.BytesIO()
     Image.fromarray(gray > 30).save(buf, format="PNG")  # 1-bit: read as grayscale 0/255
     bits = sampling.decode_png(buf.getvalue(), (8, 8, 1))
@@ -474,8 +522,14 @@ def test_cli_truncation_and_plain_sampling(bases, tmp_path):
     _cli(base, "--num=4", "--seed=5", f"--out={tmp_path / 'plain.png'}")
     _cli(base, "--num=4", "--seed=5", "--truncation=1", f"--out={tmp_path / 'one.png'}")
     np.testing.assert_array_equal(_read(tmp_path / "one.png"), _read(tmp_path / "plain.png"))
-    _cli(base, "--num=4", "--seed=5", "--truncation=0", f"--out={tmp_path / 'zero.png'}",
-         f"--out_dir={tmp_path / 'zero'}")
+    _cli(
+        base,
+        "--num=4",
+        "--seed=5",
+        "--truncation=0",
+        f"--out={tmp_path / 'zero.png'}",
+        f"--out_dir={tmp_path / 'zero'}",
+    )
     images = [_read(tmp_path / "zero" / f"sample_{i:05d}.png") for i in range(4)]
     assert all(np.array_equal(image, images[0]) for image in images)
     with pytest.raises(SystemExit, match="truncation must be in"):
@@ -484,15 +538,24 @@ def test_cli_truncation_and_plain_sampling(bases, tmp_path):
 
 def test_cli_interpolate(bases, tmp_path):
     base = f"--model_base_path={bases / 'cond'}"
-    _cli(base, "--interpolate=3,9", "--steps=5", "--label=0", "--label_b=2",
-         f"--out={tmp_path / 'walk.gif'}", "--duration_ms=80")
+    _cli(
+        base,
+        "--interpolate=3,9",
+        "--steps=5",
+        "--label=0",
+        "--label_b=2",
+        f"--out={tmp_path / 'walk.gif'}",
+        "--duration_ms=80",
+    )
     frames, gif = _gif_frames((tmp_path / "walk.gif").read_bytes())
     model = sampling.load_model(bases / "cond")
     assert len(frames) == 5 and gif.info["duration"] == 80
-    np.testing.assert_array_equal(frames[0], sampling.sample_images(model, num=1, seed=3,
-                                                                    label=0)[0, ..., 0])
-    np.testing.assert_array_equal(frames[-1], sampling.sample_images(model, num=1, seed=9,
-                                                                     label=2)[0, ..., 0])
+    np.testing.assert_array_equal(
+        frames[0], sampling.sample_images(model, num=1, seed=3, label=0)[0, ..., 0]
+    )
+    np.testing.assert_array_equal(
+        frames[-1], sampling.sample_images(model, num=1, seed=9, label=2)[0, ..., 0]
+    )
     _cli(base, "--interpolate=3,9", "--label=1", f"--out={tmp_path / 'walk.png'}")
     assert _read(tmp_path / "walk.png").shape == (SIZE + 4, 8 * (SIZE + 2) + 2)
     with pytest.raises(Exception, match="--label is required"):
@@ -507,8 +570,14 @@ def test_cli_interpolate(bases, tmp_path):
 
 def test_cli_edit(bases, tmp_path):
     base = f"--model_base_path={bases / 'uncond'}"
-    _cli(base, "--edit=sefa_0", "--strengths=-3,0,3", "--seed=4", "--num=2",
-         f"--out={tmp_path / 'edit.png'}")
+    _cli(
+        base,
+        "--edit=sefa_0",
+        "--strengths=-3,0,3",
+        "--seed=4",
+        "--num=2",
+        f"--out={tmp_path / 'edit.png'}",
+    )
     grid = _read(tmp_path / "edit.png")
     assert grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2)
     samples = sampling.sample_images(sampling.load_model(bases / "uncond"), num=2, seed=4)
@@ -526,8 +595,13 @@ def test_cli_project(bases, tmp_path, capsys):
     model = sampling.load_model(bases / "uncond")
     target = sampling.sample_images(model, num=1, seed=11)[0]
     gan_images.save_png(tmp_path / "photo.png", target)
-    _cli(base, f"--project={tmp_path / 'photo.png'}", "--steps=150",
-         f"--out={tmp_path / 'recon.png'}", f"--latent_out={tmp_path / 'z.npy'}")
+    _cli(
+        base,
+        f"--project={tmp_path / 'photo.png'}",
+        "--steps=150",
+        f"--out={tmp_path / 'recon.png'}",
+        f"--latent_out={tmp_path / 'z.npy'}",
+    )
     assert "PSNR:" in capsys.readouterr().out
     z = np.load(tmp_path / "z.npy")
     assert z.shape == (LATENT,) and z.dtype == np.float32
@@ -558,8 +632,19 @@ def test_cli_subprocess_walk(bases, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = str(conftest.REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        [sys.executable, "-m", "pipeline.generate", f"--model_base_path={bases / 'rgb'}",
-         "--interpolate=0,1", "--steps=4", f"--out={tmp_path / 'w.gif'}"],
-        env=env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "pipeline.generate",
+            f"--model_base_path={bases / 'rgb'}",
+            "--interpolate=0,1",
+            "--steps=4",
+            f"--out={tmp_path / 'w.gif'}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(_gif_frames((tmp_path / "w.gif").read_bytes(), channels=3)[0]) == 4

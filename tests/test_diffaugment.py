@@ -26,13 +26,19 @@ class FixedRandom:
 
 def _images(batch, size, channels=1):
     # Distinct, non-zero pixel values, so a moved or zeroed pixel is always visible.
-    x = np.arange(1, batch * size * size * channels + 1, dtype=np.float32).reshape(batch, size, size, channels)
+    x = np.arange(1, batch * size * size * channels + 1, dtype=np.float32).reshape(
+        batch, size, size, channels
+    )
     return x / x.max()
 
 
 def test_policy_names_are_parsed_and_checked():
     assert diffaugment.parse_policy("") == ()
-    assert diffaugment.parse_policy(" translation, cutout ,color") == ("translation", "cutout", "color")
+    assert diffaugment.parse_policy(" translation, cutout ,color") == (
+        "translation",
+        "cutout",
+        "color",
+    )
     with pytest.raises(ValueError, match="train.diffaugment: unknown policy 'blur'"):
         diffaugment.parse_policy("translation,blur")
 
@@ -97,10 +103,12 @@ def test_cutout_square_is_half_the_image_side_as_in_the_reference(size):
     cut = int(size * 0.5 + 0.5)
     x = _images(1, size)
     centre = size // 2
-    out = diffaugment.diff_augment(tf.constant(x), ("cutout",), FixedRandom({0: [centre], 1: [centre]})).numpy()
+    out = diffaugment.diff_augment(
+        tf.constant(x), ("cutout",), FixedRandom({0: [centre], 1: [centre]})
+    ).numpy()
     expected = np.zeros((size, size), bool)
     lo = centre - cut // 2
-    expected[lo:lo + cut, lo:lo + cut] = True
+    expected[lo : lo + cut, lo : lo + cut] = True
     np.testing.assert_array_equal(_cut_mask(out[0, ..., 0], x[0, ..., 0]), expected)
 
 

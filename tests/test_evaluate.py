@@ -28,9 +28,16 @@ NUM_SAMPLES = 300
 # Fixtures: ingest dirs written directly as GZIP TFRecords
 # ----------------------------------------------------------------------------
 
+
 def _example(image, label, index):
-    return records.make_example(images.encode_png(image), image.shape[0], image.shape[1],
-                                image.shape[2], label, f"digits:{index}")
+    return records.make_example(
+        images.encode_png(image),
+        image.shape[0],
+        image.shape[1],
+        image.shape[2],
+        label,
+        f"digits:{index}",
+    )
 
 
 def _digits():
@@ -47,7 +54,10 @@ def write_ingest(workdir, labelled=True, num_train=1200):
     ingest = pathlib.Path(workdir) / "ingest"
     ingest.mkdir(parents=True, exist_ok=True)
     options = tf.io.TFRecordOptions(compression_type="GZIP")
-    splits = {records.TRAIN: (x[:num_train], y[:num_train]), records.EVAL: (x[num_train:], y[num_train:])}
+    splits = {
+        records.TRAIN: (x[:num_train], y[:num_train]),
+        records.EVAL: (x[num_train:], y[num_train:]),
+    }
     for split, (xs, ys) in splits.items():
         shards = 2 if split == records.TRAIN else 1
         for s in range(shards):
@@ -55,7 +65,9 @@ def write_ingest(workdir, labelled=True, num_train=1200):
             with tf.io.TFRecordWriter(str(path), options) as w:
                 for i in range(s, len(xs), shards):
                     w.write(_example(xs[i], ys[i], i))
-    (ingest / records.LABELS_FILE).write_text(json.dumps([str(i) for i in range(10)] if labelled else []))
+    (ingest / records.LABELS_FILE).write_text(
+        json.dumps([str(i) for i in range(10)] if labelled else [])
+    )
     return x[:num_train], y[:num_train], x[num_train:], y[num_train:]
 
 
@@ -86,6 +98,7 @@ def labelled(tmp_path_factory):
 # ----------------------------------------------------------------------------
 # Fake generators
 # ----------------------------------------------------------------------------
+
 
 def real_plus_noise_fn(train_x, train_y):
     """A 'good' generator: real train images (not the eval ones) with slight noise."""
@@ -126,7 +139,9 @@ class Memorizer(keras.layers.Layer):
         idx = keras.ops.cast(keras.ops.floor(keras.ops.sigmoid(z[:, 0]) * (m - 1e-3)), "int32")
         if label is not None:
             idx = keras.ops.cast(label, "int32") * m + idx
-        flat = keras.ops.reshape(keras.ops.convert_to_tensor(self.bank), (k * m, *self.bank.shape[2:]))
+        flat = keras.ops.reshape(
+            keras.ops.convert_to_tensor(self.bank), (k * m, *self.bank.shape[2:])
+        )
         return keras.ops.take(flat, idx, axis=0) * self.scale
 
 
@@ -143,16 +158,24 @@ def memorizer_generator(train_x, train_y, conditional, latent_dim=8, per_class=4
 def fake_train(monkeypatch):
     """Installs a pipeline.checkpoints.load_generator_with_info returning `holder['generator']`
     (and `holder['checkpoint']`, a description of the checkpoint it came from)."""
-    holder = {"checkpoint": {"checkpoint": "latest", "checkpoint_step": 300, "checkpoint_path": "ckpt-300"}}
+    holder = {
+        "checkpoint": {
+            "checkpoint": "latest",
+            "checkpoint_step": 300,
+            "checkpoint_path": "ckpt-300",
+        }
+    }
 
     def load_generator_with_info(config, workdir):
         return holder["generator"], dict(holder["checkpoint"])
 
     try:
         from pipeline import checkpoints
+
         monkeypatch.setattr(checkpoints, "load_generator_with_info", load_generator_with_info)
     except ImportError:
         import pipeline
+
         module = types.ModuleType("pipeline.checkpoints")
         module.load_generator_with_info = load_generator_with_info
         monkeypatch.setitem(sys.modules, "pipeline.checkpoints", module)
@@ -163,6 +186,7 @@ def fake_train(monkeypatch):
 # ----------------------------------------------------------------------------
 # Tests
 # ----------------------------------------------------------------------------
+
 
 def test_read_split_decodes_ingested_records(labelled):
     workdir, (train_x, train_y, eval_x, eval_y) = labelled
@@ -191,7 +215,10 @@ def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
     # plus slight noise) ties with it up to sampling noise.
     assert floor["frechet_distance"] < 1.2 * good["frechet_distance"]
     assert good["frechet_distance"] < 2 * floor["frechet_distance"]
-    assert floor["frechet_distance"] < min(collapsed["frechet_distance"], noise["frechet_distance"]) / 5
+    assert (
+        floor["frechet_distance"]
+        < min(collapsed["frechet_distance"], noise["frechet_distance"]) / 5
+    )
     assert good["frechet_distance"] < collapsed["frechet_distance"]
     assert good["frechet_distance"] < noise["frechet_distance"]
     assert noise["frechet_distance"] == pytest.approx(ceiling["frechet_distance"], rel=0.3)
@@ -251,8 +278,19 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     metrics = evaluate.run_evaluate(config, workdir, out)
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["frechet_distance"] == pytest.approx(metrics["frechet_distance"])
-    for key in ("frechet_distance", "kid_mean", "kid_std", "classifier_score", "precision", "recall",
-                "extractor", "num_samples", "num_real", "references", "classifier_eval_accuracy"):
+    for key in (
+        "frechet_distance",
+        "kid_mean",
+        "kid_std",
+        "classifier_score",
+        "precision",
+        "recall",
+        "extractor",
+        "num_samples",
+        "num_real",
+        "references",
+        "classifier_eval_accuracy",
+    ):
         assert key in on_disk, key
     assert on_disk["blessed"] is True
     assert on_disk["gate"]["metric"] == "frechet_distance"
@@ -264,7 +302,9 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     # Which checkpoint was scored, and a line a person can read.
     assert on_disk["model"]["checkpoint_step"] == 300 and on_disk["model"]["checkpoint"] == "latest"
     assert on_disk["summary"] == evaluate.quality_summary(on_disk)
-    assert on_disk["summary"].startswith(f"FD {evaluate._number(on_disk['frechet_distance'])}: real-data floor ")
+    assert on_disk["summary"].startswith(
+        f"FD {evaluate._number(on_disk['frechet_distance'])}: real-data floor "
+    )
     assert "checkpoint step 300 (latest)" in on_disk["summary"]
     # The packaged reference list has nothing for this judge: said in one field.
     assert "reference_models" not in on_disk["references"]
@@ -284,7 +324,9 @@ def _reject_constant(name):
 
 
 def _export_evaluation(workdir, version, metrics):
-    path = pathlib.Path(workdir, "export", "generator", str(version), "assets.extra", "evaluation.json")
+    path = pathlib.Path(
+        workdir, "export", "generator", str(version), "assets.extra", "evaluation.json"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(metrics))
 
@@ -300,7 +342,10 @@ def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path)
     out = workdir / "evaluate"
     current = evaluate.run_evaluate(config, workdir, out)
     fd = current["frechet_distance"]
-    same_space = {"extractor": current["extractor"], "extractor_fingerprint": current["extractor_fingerprint"]}
+    same_space = {
+        "extractor": current["extractor"],
+        "extractor_fingerprint": current["extractor_fingerprint"],
+    }
 
     # The exported version (highest = 3) was better: not blessed.
     _export_evaluation(workdir, 1, {**same_space, "frechet_distance": fd * 10})
@@ -328,8 +373,11 @@ def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path)
     assert not blessed and "version 5" in reason
 
     # A different feature space is never compared.
-    _export_evaluation(workdir, 6, {"extractor": "inception_v3", "extractor_fingerprint": "x",
-                                    "frechet_distance": 0.0})
+    _export_evaluation(
+        workdir,
+        6,
+        {"extractor": "inception_v3", "extractor_fingerprint": "x", "frechet_distance": 0.0},
+    )
     other = evaluate.run_evaluate(config, workdir, out)
     assert other["blessed"] is True and other["gate"]["baseline"] is None
     assert "not comparable" in other["gate"]["reason"]
@@ -348,7 +396,8 @@ def test_conditional_model_gets_intra_fid_and_label_accuracy(labelled, fake_trai
     metrics = evaluate.run_evaluate(config, workdir, tmp_path / "evaluate")
     assert set(metrics["per_class_frechet_distance"]) == {str(c) for c in range(10)}
     assert metrics["intra_frechet_distance"] == pytest.approx(
-        np.mean(list(metrics["per_class_frechet_distance"].values())))
+        np.mean(list(metrics["per_class_frechet_distance"].values()))
+    )
     # The memorizer returns real images of the requested class.
     assert metrics["generated_label_accuracy"] > 0.8
     assert metrics["gate"]["metric"] == "intra_frechet_distance" and metrics["blessed"] is True
@@ -365,8 +414,9 @@ def test_unlabelled_data_uses_a_rotation_classifier(tmp_path):
     train_x, _, _, _ = write_ingest(tmp_path, labelled=False, num_train=800)
     config = small_config()
     config.evaluate.classifier_min_steps = 150
-    metrics = evaluate.compute_metrics(config, tmp_path, real_plus_noise_fn(train_x, np.zeros(len(train_x))),
-                                       conditional=False)
+    metrics = evaluate.compute_metrics(
+        config, tmp_path, real_plus_noise_fn(train_x, np.zeros(len(train_x))), conditional=False
+    )
     assert metrics["classifier"]["mode"] == "rotation"
     assert "rotation" in metrics["classifier"]["task"]
     assert metrics["classifier_score"] is None and "rotation" in metrics["classifier_score_note"]
@@ -401,6 +451,7 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(keras.utils, "get_file", refuse)
     import keras.src.utils.file_utils as file_utils
+
     monkeypatch.setattr(file_utils, "get_file", refuse)
 
 
@@ -412,7 +463,9 @@ def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_networ
         feature_extractors.InceptionV3Extractor(str(tmp_path / "missing.h5"))
     config = small_config()
     config.evaluate.extractor = "inception_v3"
-    metrics = evaluate.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False)
+    metrics = evaluate.compute_metrics(
+        config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False
+    )
     assert metrics["extractor"] == "domain_classifier"
     assert "inception_v3" in metrics["skipped_extractors"]
 
@@ -420,12 +473,14 @@ def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_networ
 def test_inception_from_a_local_weights_file(no_network, tmp_path):
     # Random weights written locally stand in for the ImageNet file, in the
     # same legacy HDF5 layout as inception_v3_weights_..._notop.h5.
-    model = keras.applications.InceptionV3(include_top=False, weights=None, input_shape=(299, 299, 3),
-                                           pooling="avg")
+    model = keras.applications.InceptionV3(
+        include_top=False, weights=None, input_shape=(299, 299, 3), pooling="avg"
+    )
     weights = tmp_path / "inception_v3_notop.h5"
     try:
         import h5py
         from keras.src.legacy.saving import legacy_h5_format
+
         with h5py.File(weights, "w") as f:
             legacy_h5_format.save_weights_to_hdf5_group(f, model)
     except ImportError:  # private API moved: the Keras 3 format exercises the same path
@@ -437,7 +492,9 @@ def test_inception_from_a_local_weights_file(no_network, tmp_path):
     assert features.shape == (3, 2048) and features.dtype == np.float64 and probs is None
     assert np.all(np.isfinite(features))
     # Grayscale is replicated to RGB: the same image in RGB gives the same features.
-    np.testing.assert_allclose(extractor.features(np.repeat(gray, 3, axis=-1)), features, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        extractor.features(np.repeat(gray, 3, axis=-1)), features, rtol=1e-5, atol=1e-6
+    )
     assert extractor.info["name"] == "inception_v3" and len(extractor.fingerprint) == 64
 
 
@@ -449,8 +506,10 @@ class _Exported(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, 8], tf.float32, name="z")])
     def serve(self, z):
         x = self.generator(z, training=False)
-        return {"images": tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0, 255), tf.uint8),
-                "images_float": x}
+        return {
+            "images": tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0, 255), tf.uint8),
+            "images_float": x,
+        }
 
 
 def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_path):
@@ -464,11 +523,21 @@ def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_pa
     tf.saved_model.save(good, str(base / "2"), signatures={"serving_default": good.serve})
     (base / "1").mkdir(parents=True)  # lower version: must not be picked
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "pipeline.evaluate", f"--model_base_path={base}", f"--workdir={workdir}",
-           f"--config={REPO / 'configs' / 'default.py'}", f"--config.evaluate.num_samples={NUM_SAMPLES}",
-           "--config.evaluate.classifier_epochs=1", "--config.evaluate.classifier_min_steps=300",
-           "--config.evaluate.classifier_batch_size=64", "--config.evaluate.kid_subsets=5",
-           "--config.evaluate.kid_subset_size=100", "--config.evaluate.classifier_score_splits=5"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.evaluate",
+        f"--model_base_path={base}",
+        f"--workdir={workdir}",
+        f"--config={REPO / 'configs' / 'default.py'}",
+        f"--config.evaluate.num_samples={NUM_SAMPLES}",
+        "--config.evaluate.classifier_epochs=1",
+        "--config.evaluate.classifier_min_steps=300",
+        "--config.evaluate.classifier_batch_size=64",
+        "--config.evaluate.kid_subsets=5",
+        "--config.evaluate.kid_subset_size=100",
+        "--config.evaluate.classifier_score_splits=5",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "frechet_distance:" in proc.stdout
@@ -482,15 +551,28 @@ def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_pa
 # Reference scores and the one-line summary
 # ----------------------------------------------------------------------------
 
+
 def _reference(fingerprint="judge-a", num_samples=5000, fd=8.3, **extra):
-    return {"judge_fingerprint": fingerprint, "num_samples": num_samples, "name": "article DCGAN",
-            "images": 300_000, "frechet_distance": fd, "frechet_distance_std": 0.4, "seeds": 3,
-            "command": "python -m benchmarks.quality", **extra}
+    return {
+        "judge_fingerprint": fingerprint,
+        "num_samples": num_samples,
+        "name": "article DCGAN",
+        "images": 300_000,
+        "frechet_distance": fd,
+        "frechet_distance_std": 0.4,
+        "seeds": 3,
+        "command": "python -m benchmarks.quality",
+        **extra,
+    }
 
 
 def test_reference_lookup_matches_judge_fingerprint_and_sample_count_only(tmp_path):
-    entries = [_reference(), _reference(fingerprint="judge-b"), _reference(num_samples=10_000),
-               _reference(fd=48.9, images=60_000)]
+    entries = [
+        _reference(),
+        _reference(fingerprint="judge-b"),
+        _reference(num_samples=10_000),
+        _reference(fd=48.9, images=60_000),
+    ]
     path = tmp_path / "reference_scores.json"
     path.write_text(json.dumps(entries))
     assert reference_scores.lookup("judge-a", 5000, path) == [entries[0], entries[3]]
@@ -505,24 +587,40 @@ def test_reference_lookup_matches_judge_fingerprint_and_sample_count_only(tmp_pa
 
 
 def _metrics(fd, references=(), model=None):
-    return {"frechet_distance": fd, "num_samples": 5000, "extractor": "domain_classifier",
-            "references": {"real_floor": {"frechet_distance": 0.32}, "noise_ceiling": {"frechet_distance": 95.4},
-                           **({"reference_models": list(references)} if references else {})},
-            "model": model or {}}
+    return {
+        "frechet_distance": fd,
+        "num_samples": 5000,
+        "extractor": "domain_classifier",
+        "references": {
+            "real_floor": {"frechet_distance": 0.32},
+            "noise_ceiling": {"frechet_distance": 95.4},
+            **({"reference_models": list(references)} if references else {}),
+        },
+        "model": model or {},
+    }
 
 
 def test_summary_places_the_model_between_floor_references_and_noise():
-    line = evaluate.quality_summary(_metrics(7.9, [_reference(), _reference(fd=48.9, images=60_000)],
-                                             {"checkpoint": "best by in-training FD", "checkpoint_step": 3500}))
-    assert line.startswith("FD 7.9: real-data floor 0.32, article DCGAN (300k images) 8.3, "
-                           "article DCGAN (60k images) 48.9, noise 95.4; ")
+    line = evaluate.quality_summary(
+        _metrics(
+            7.9,
+            [_reference(), _reference(fd=48.9, images=60_000)],
+            {"checkpoint": "best by in-training FD", "checkpoint_step": 3500},
+        )
+    )
+    assert line.startswith(
+        "FD 7.9: real-data floor 0.32, article DCGAN (300k images) 8.3, "
+        "article DCGAN (60k images) 48.9, noise 95.4; "
+    )
     assert "0.95x the article DCGAN (300k images), 0.16x the article DCGAN (60k images)" in line
     assert "checkpoint step 3500 (best by in-training FD), 5000 samples" in line
     line = evaluate.quality_summary(_metrics(7.9))
     assert line.startswith("FD 7.9: real-data floor 0.32, noise 95.4; no reference generator")
 
 
-def test_metrics_carry_the_reference_scores_of_the_same_judge(labelled, fake_train, tmp_path, monkeypatch):
+def test_metrics_carry_the_reference_scores_of_the_same_judge(
+    labelled, fake_train, tmp_path, monkeypatch
+):
     src, (train_x, train_y, _, _) = labelled
     workdir = tmp_path / "work"
     shutil.copytree(src / "ingest", workdir / "ingest")
@@ -531,12 +629,18 @@ def test_metrics_carry_the_reference_scores_of_the_same_judge(labelled, fake_tra
     fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
     config = small_config()
     judge = pipeline_judge.load_judge(config, workdir)
-    entries = [_reference(judge.fingerprint, NUM_SAMPLES, fd=2.0), _reference(judge.fingerprint, 5000),
-               _reference("another judge", NUM_SAMPLES)]
+    entries = [
+        _reference(judge.fingerprint, NUM_SAMPLES, fd=2.0),
+        _reference(judge.fingerprint, 5000),
+        _reference("another judge", NUM_SAMPLES),
+    ]
     monkeypatch.setattr(reference_scores, "load", lambda path=None: entries)
     metrics = evaluate.run_evaluate(config, workdir, workdir / "evaluate")
     assert metrics["references"]["reference_models"] == entries[:1]
     assert "references_note" not in metrics
     assert "article DCGAN (300k images) 2" in metrics["summary"]
     assert f"{metrics['frechet_distance'] / 2.0:.2g}x the article DCGAN" in metrics["summary"]
-    assert json.loads((workdir / "evaluate" / "metrics.json").read_text())["summary"] == metrics["summary"]
+    assert (
+        json.loads((workdir / "evaluate" / "metrics.json").read_text())["summary"]
+        == metrics["summary"]
+    )

@@ -56,8 +56,12 @@ def exported(tmp_path_factory):
         bn.moving_variance.assign(np.full(bn.moving_variance.shape, 4.0, np.float32))
         name = "cond" if conditional else "uncond"
         version, path = gan_export.export_generator(
-            g, base / name, latent_dim=LATENT, num_classes=CLASSES if conditional else 0,
-            extra_assets={"evaluation.json": '{"blessed": true}'})
+            g,
+            base / name,
+            latent_dim=LATENT,
+            num_classes=CLASSES if conditional else 0,
+            extra_assets={"evaluation.json": '{"blessed": true}'},
+        )
         out[name] = (g, version, path)
     return out
 
@@ -108,15 +112,17 @@ def test_extra_assets_written(exported):
 @pytest.mark.parametrize("bad", ["../x", "a/b", "", "model_info.json"])
 def test_bad_asset_name_rejected(tmp_path, bad):
     with pytest.raises(ValueError, match="extra_assets"):
-        gan_export.export_generator(tiny_generator(False), tmp_path / "g", latent_dim=LATENT,
-                                    extra_assets={bad: "x"})
+        gan_export.export_generator(
+            tiny_generator(False), tmp_path / "g", latent_dim=LATENT, extra_assets={bad: "x"}
+        )
     assert export_layout.list_versions(tmp_path / "g") == []
 
 
 def test_model_info_cannot_replace_derived_fields(tmp_path):
     with pytest.raises(ValueError, match="latent_dim"):
-        gan_export.export_generator(tiny_generator(False), tmp_path, latent_dim=LATENT,
-                                    model_info={"latent_dim": 3})
+        gan_export.export_generator(
+            tiny_generator(False), tmp_path, latent_dim=LATENT, model_info={"latent_dim": 3}
+        )
     assert export_layout.list_versions(tmp_path) == []
 
 
@@ -124,8 +130,9 @@ def test_bad_arguments_rejected(tmp_path):
     with pytest.raises(ValueError, match="latent_dim"):
         gan_export.export_generator(tiny_generator(False), tmp_path / "g", latent_dim=0)
     with pytest.raises(ValueError, match="num_classes"):
-        gan_export.export_generator(tiny_generator(False), tmp_path / "g", latent_dim=LATENT,
-                                    num_classes=-1)
+        gan_export.export_generator(
+            tiny_generator(False), tmp_path / "g", latent_dim=LATENT, num_classes=-1
+        )
 
 
 _STANDALONE = textwrap.dedent("""
@@ -173,11 +180,17 @@ def test_loads_without_this_project(exported, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     # cwd=tmp_path and no PYTHONPATH: the project is not importable from there.
-    proc = subprocess.run([sys.executable, str(script), json.dumps(paths)], cwd=tmp_path,
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, str(script), json.dumps(paths)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(x for x in proc.stdout.splitlines() if x.startswith("REPORT"))
-    report = json.loads(line[len("REPORT"):])
+    report = json.loads(line[len("REPORT") :])
     for name in ("uncond", "cond"):
         r = report[name]
         assert {"serving_default", "sample"} <= set(r["signatures"])
@@ -196,14 +209,25 @@ def test_saved_model_cli_lists_signatures(exported):
     if not cli.exists():
         pytest.skip(f"{cli} not installed")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    proc = subprocess.run([str(cli), "show", "--all", "--dir", str(path)], env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [str(cli), "show", "--all", "--dir", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     assert "signature_def['serving_default']" in out
     assert "signature_def['sample']" in out
-    for tensor in ("inputs['z']", "inputs['label']", "inputs['num_samples']", "inputs['seed']",
-                   "outputs['images']", "outputs['images_float']"):
+    for tensor in (
+        "inputs['z']",
+        "inputs['label']",
+        "inputs['num_samples']",
+        "inputs['seed']",
+        "outputs['images']",
+        "outputs['images_float']",
+    ):
         assert tensor in out
     assert "DT_UINT8" in out and "DT_INT64" in out
 
@@ -242,8 +266,7 @@ def test_sample_conditional_labels(exported):
     one = sample(num_samples=tf.constant(4), seed=seed, label=tf.constant([2], tf.int32))
     every = sample(num_samples=tf.constant(4), seed=seed, label=tf.constant([2] * 4, tf.int32))
     np.testing.assert_array_equal(one["images"].numpy(), every["images"].numpy())
-    mixed = sample(num_samples=tf.constant(4), seed=seed,
-                   label=tf.constant([0, 1, 2, 0], tf.int32))
+    mixed = sample(num_samples=tf.constant(4), seed=seed, label=tf.constant([0, 1, 2, 0], tf.int32))
     assert not np.array_equal(mixed["images"].numpy(), every["images"].numpy())
     with pytest.raises(tf.errors.InvalidArgumentError, match="label"):
         sample(num_samples=tf.constant(4), seed=seed, label=tf.constant([0, 1], tf.int32))
@@ -274,8 +297,14 @@ def fake_train(monkeypatch):
 
     def load_generator_with_info(config, workdir):
         calls.append(pathlib.Path(workdir))
-        return (tiny_generator(config.model.conditional, config.model.latent_dim),
-                {"checkpoint": "best by in-training FD", "checkpoint_step": 1200, "checkpoint_path": "ckpt-1200"})
+        return (
+            tiny_generator(config.model.conditional, config.model.latent_dim),
+            {
+                "checkpoint": "best by in-training FD",
+                "checkpoint_step": 1200,
+                "checkpoint_path": "ckpt-1200",
+            },
+        )
 
     module = types.ModuleType("pipeline.checkpoints")
     module.load_generator_with_info = load_generator_with_info
@@ -289,9 +318,16 @@ def fake_train(monkeypatch):
 def _write_metrics(workdir, blessed):
     (workdir / "evaluate").mkdir(parents=True, exist_ok=True)
     # A gate as the evaluator writes it; the export stage re-decides it.
-    metrics = {"blessed": blessed, "frechet_distance": 12.5, "extractor": "domain_classifier",
-               "gate": {"metric": "frechet_distance", "threshold": None if blessed else 10.0,
-                        "baseline_tolerance": 0.0}}
+    metrics = {
+        "blessed": blessed,
+        "frechet_distance": 12.5,
+        "extractor": "domain_classifier",
+        "gate": {
+            "metric": "frechet_distance",
+            "threshold": None if blessed else 10.0,
+            "baseline_tolerance": 0.0,
+        },
+    }
     (workdir / "evaluate" / "metrics.json").write_text(json.dumps(metrics))
     return metrics
 
@@ -341,13 +377,15 @@ def test_stage_conditional_classes_from_ingest(tmp_path, fake_train):
     (tmp_path / "ingest" / "labels.json").write_text(json.dumps(["a", "b", "c"]))
     summary = export_stage.run_export(_config(conditional=True), tmp_path, tmp_path / "export")
     assert summary["num_classes"] == 3
-    info = json.loads((pathlib.Path(summary["path"]) / "assets.extra" / "model_info.json")
-                      .read_text())
+    info = json.loads(
+        (pathlib.Path(summary["path"]) / "assets.extra" / "model_info.json").read_text()
+    )
     assert info["num_classes"] == 3 and info["conditional"] is True
     # An explicit config.model.num_classes wins over labels.json.
     (tmp_path / "ingest" / "labels.json").write_text(json.dumps([]))
-    summary = export_stage.run_export(_config(conditional=True, num_classes=3), tmp_path,
-                                      tmp_path / "export")
+    summary = export_stage.run_export(
+        _config(conditional=True, num_classes=3), tmp_path, tmp_path / "export"
+    )
     assert summary["num_classes"] == 3
 
 
@@ -361,9 +399,14 @@ def test_stage_conditional_without_labels_fails(tmp_path, fake_train):
         export_stage.run_export(_config(conditional=True), tmp_path, tmp_path / "export")
 
 
-@pytest.mark.parametrize("field,value", [
-    ("model.latent_dim", 0), ("model.latent_dim", -4), ("model.num_classes", -1),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("model.latent_dim", 0),
+        ("model.latent_dim", -4),
+        ("model.num_classes", -1),
+    ],
+)
 def test_validate_config(field, value):
     config = _config()
     section, name = field.split(".")

@@ -33,20 +33,59 @@ def _strategies():
     return _STRATEGIES["one"], _STRATEGIES["two"]
 
 
-def _make_gan(strategy, *, norm="none", sync=False, loss="non_saturating", ema=0.0, ema_rampup=0.0, r1=0.0,
-              augment="", spectral=False, num_classes=0, n_critic=1, lr=2e-4, seed=3):
+def _make_gan(
+    strategy,
+    *,
+    norm="none",
+    sync=False,
+    loss="non_saturating",
+    ema=0.0,
+    ema_rampup=0.0,
+    r1=0.0,
+    augment="",
+    spectral=False,
+    num_classes=0,
+    n_critic=1,
+    lr=2e-4,
+    seed=3,
+):
     with strategy.scope():
         keras.utils.set_random_seed(1)
-        g = networks.build_generator(resolution=RES, channels=1, latent_dim=LATENT, width=4, norm=norm,
-                                     sync_batch_norm=sync, num_classes=num_classes)
-        d = networks.build_discriminator(resolution=RES, channels=1, width=4,
-                                         norm="none" if loss == "wgan_gp" else norm,
-                                         sync_batch_norm=sync, spectral_norm=spectral,
-                                         num_classes=num_classes)
-        model = gan_lib.GAN(g, d, latent_dim=LATENT, num_classes=num_classes, ema_half_life_images=ema,
-                            ema_rampup=ema_rampup, seed=seed)
-        model.compile(keras.optimizers.Adam(lr, 0.5), keras.optimizers.Adam(lr, 0.5), loss=loss,
-                      r1_gamma=r1, diffaugment_policy=augment, n_critic=n_critic)
+        g = networks.build_generator(
+            resolution=RES,
+            channels=1,
+            latent_dim=LATENT,
+            width=4,
+            norm=norm,
+            sync_batch_norm=sync,
+            num_classes=num_classes,
+        )
+        d = networks.build_discriminator(
+            resolution=RES,
+            channels=1,
+            width=4,
+            norm="none" if loss == "wgan_gp" else norm,
+            sync_batch_norm=sync,
+            spectral_norm=spectral,
+            num_classes=num_classes,
+        )
+        model = gan_lib.GAN(
+            g,
+            d,
+            latent_dim=LATENT,
+            num_classes=num_classes,
+            ema_half_life_images=ema,
+            ema_rampup=ema_rampup,
+            seed=seed,
+        )
+        model.compile(
+            keras.optimizers.Adam(lr, 0.5),
+            keras.optimizers.Adam(lr, 0.5),
+            loss=loss,
+            r1_gamma=r1,
+            diffaugment_policy=augment,
+            n_critic=n_critic,
+        )
     return model
 
 
@@ -80,13 +119,17 @@ def _max_diff(a, b):
     return max(float(np.max(np.abs(x - y))) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("options", [
-    dict(norm="none"),
-    dict(norm="batch", sync=True),
-    dict(norm="batch", sync=True, ema=64.0, ema_rampup=0.5, spectral=True),
-    dict(norm="none", loss="wgan_gp", r1=1.0, augment="translation,cutout,color", n_critic=2),
-    dict(norm="batch", sync=True, num_classes=3, loss="hinge"),
-], ids=["no_bn", "sync_bn", "sync_bn_ema_sn", "wgan_gp_r1_diffaug", "conditional_hinge"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(norm="none"),
+        dict(norm="batch", sync=True),
+        dict(norm="batch", sync=True, ema=64.0, ema_rampup=0.5, spectral=True),
+        dict(norm="none", loss="wgan_gp", r1=1.0, augment="translation,cutout,color", n_critic=2),
+        dict(norm="batch", sync=True, num_classes=3, loss="hinge"),
+    ],
+    ids=["no_bn", "sync_bn", "sync_bn_ema_sn", "wgan_gp_r1_diffaug", "conditional_hinge"],
+)
 def test_two_replicas_match_one_replica_at_same_global_batch(options):
     one, two = _strategies()
     one_w, one_m = _train(one, **options)
@@ -123,9 +166,18 @@ def test_same_seed_gives_same_training_and_a_different_seed_does_not():
 def test_fit_runs_the_same_train_step():
     model = _make_gan(tf.distribute.get_strategy(), norm="batch", ema=8.0)
     images, _ = _batch(size=32)
-    history = model.fit(tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True),
-                        epochs=2, verbose=0)
-    assert set(history.history) >= {"d_loss", "g_loss", "d_real_logit", "d_fake_logit", "d_grad_norm"}
+    history = model.fit(
+        tf.data.Dataset.from_tensor_slices(images).batch(8, drop_remainder=True),
+        epochs=2,
+        verbose=0,
+    )
+    assert set(history.history) >= {
+        "d_loss",
+        "g_loss",
+        "d_real_logit",
+        "d_fake_logit",
+        "d_grad_norm",
+    }
     assert int(model.step.numpy()) == 8
     assert all(np.isfinite(v).all() for v in history.history.values())
     # The EMA generator moved away from its initial copy of G.
@@ -147,7 +199,9 @@ def test_ema_decay_has_a_half_life_in_images_and_ramps_up():
     model = _make_gan(tf.distribute.get_strategy(), ema=1000.0)
     # No ramp-up: the same half-life in images at any batch size.
     assert float(model.ema_decay(0, 10)) == pytest.approx(0.5 ** (10 / 1000))
-    assert float(model.ema_decay(5, 100)) ** 10 == pytest.approx(float(model.ema_decay(5, 1000)), rel=1e-5)
+    assert float(model.ema_decay(5, 100)) ** 10 == pytest.approx(
+        float(model.ema_decay(5, 1000)), rel=1e-5
+    )
     model = _make_gan(tf.distribute.get_strategy(), ema=1000.0, ema_rampup=0.1)
     # 10 steps of 10 images: the half-life is 0.1 x 100 images, so each step halves.
     assert float(model.ema_decay(10, 10)) == pytest.approx(0.5)
@@ -175,8 +229,11 @@ def test_ema_generator_samples_with_batch_norm_statistics_of_its_own_weights():
         model.train_step(_batch())
     z = tf.random.stateless_normal([2048, LATENT], [5, 6])
     # The statistics the old code copied from the live generator do not fit the averaged weights...
-    for ema_var, var in zip(model.ema_generator.non_trainable_weights, model.generator.non_trainable_weights,
-                            strict=True):
+    for ema_var, var in zip(
+        model.ema_generator.non_trainable_weights,
+        model.generator.non_trainable_weights,
+        strict=True,
+    ):
         ema_var.assign(var.value)
     copied_gap = _inference_vs_training_gap(model.ema_generator, z)
     # ...the re-estimated ones do: inference mode then matches large-batch statistics.
@@ -196,20 +253,35 @@ def test_ema_generator_samples_with_batch_norm_statistics_of_its_own_weights():
 def _linear_gan(loss, r1_gamma, gp_weight, w, bias, fake_value):
     """D(x) = <w, x> + bias, whose input gradient is w at every x; G ignores z and always
     draws the constant image `fake_value`. Zero learning rates: the models stay as built."""
-    generator = keras.Sequential([
-        keras.Input((LATENT,)),
-        keras.layers.Dense(RES * RES, kernel_initializer="zeros",
-                           bias_initializer=keras.initializers.Constant(fake_value)),
-        keras.layers.Reshape((RES, RES, 1))])
-    discriminator = keras.Sequential([keras.Input((RES, RES, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    generator = keras.Sequential(
+        [
+            keras.Input((LATENT,)),
+            keras.layers.Dense(
+                RES * RES,
+                kernel_initializer="zeros",
+                bias_initializer=keras.initializers.Constant(fake_value),
+            ),
+            keras.layers.Reshape((RES, RES, 1)),
+        ]
+    )
+    discriminator = keras.Sequential(
+        [keras.Input((RES, RES, 1)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
     discriminator.set_weights([w.reshape(-1, 1).astype(np.float32), np.array([bias], np.float32)])
     model = gan_lib.GAN(generator, discriminator, latent_dim=LATENT, seed=3)
-    model.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), loss=loss, gp_weight=gp_weight,
-                  r1_gamma=r1_gamma)
+    model.compile(
+        keras.optimizers.SGD(0.0),
+        keras.optimizers.SGD(0.0),
+        loss=loss,
+        gp_weight=gp_weight,
+        r1_gamma=r1_gamma,
+    )
     return model
 
 
-@pytest.mark.parametrize("loss, r1_gamma", [("wgan_gp", 0.0), ("wgan_gp", 2.0), ("non_saturating", 2.0)])
+@pytest.mark.parametrize(
+    "loss, r1_gamma", [("wgan_gp", 0.0), ("wgan_gp", 2.0), ("non_saturating", 2.0)]
+)
 def test_gradient_penalty_and_r1_match_their_closed_form_on_a_linear_discriminator(loss, r1_gamma):
     # For a linear D the input gradient is w wherever it is taken (real images for R1,
     # real/fake interpolates for the gradient penalty), so both penalties are known exactly:
@@ -221,8 +293,10 @@ def test_gradient_penalty_and_r1_match_their_closed_form_on_a_linear_discriminat
     bias, fake_value, gp_weight = 0.3, 0.25, 10.0
     real = rng.uniform(-1, 1, (8, RES * RES))
     model = _linear_gan(loss, r1_gamma, gp_weight, w, bias, fake_value)
-    results = {k: float(v) for k, v in model.train_step(
-        tf.constant(real.reshape(8, RES, RES, 1), tf.float32)).items()}
+    results = {
+        k: float(v)
+        for k, v in model.train_step(tf.constant(real.reshape(8, RES, RES, 1), tf.float32)).items()
+    }
 
     norm = np.linalg.norm(w)
     fake = np.full(RES * RES, fake_value)
@@ -241,7 +315,7 @@ def test_gradient_penalty_and_r1_match_their_closed_form_on_a_linear_discriminat
         grad_b = float(np.mean(-sigmoid(-real_logits)) + sigmoid(fake_logit))
         assert "gradient_penalty" not in results
     if r1_gamma:
-        r1 = 0.5 * r1_gamma * norm ** 2
+        r1 = 0.5 * r1_gamma * norm**2
         per_example = per_example + r1
         grad_w = grad_w + r1_gamma * w
         assert results["r1_penalty"] == pytest.approx(r1, rel=1e-5)
@@ -250,7 +324,7 @@ def test_gradient_penalty_and_r1_match_their_closed_form_on_a_linear_discriminat
     assert results["d_real_logit"] == pytest.approx(real_logits.mean(), rel=1e-5, abs=1e-6)
     assert results["d_fake_logit"] == pytest.approx(fake_logit, rel=1e-5, abs=1e-6)
     assert results["d_loss"] == pytest.approx(per_example.mean(), rel=1e-5, abs=1e-6)
-    assert results["d_grad_norm"] == pytest.approx(np.sqrt(np.sum(grad_w ** 2) + grad_b ** 2), rel=1e-4)
+    assert results["d_grad_norm"] == pytest.approx(np.sqrt(np.sum(grad_w**2) + grad_b**2), rel=1e-4)
 
 
 def test_conditional_gan_needs_labels():
@@ -278,7 +352,7 @@ def test_losses_match_their_formulas(name):
         np.testing.assert_allclose(d, fake - real)
         np.testing.assert_allclose(g, -fake)
     else:
-        np.testing.assert_allclose(d, 0.5 * (real - 1) ** 2 + 0.5 * fake ** 2)
+        np.testing.assert_allclose(d, 0.5 * (real - 1) ** 2 + 0.5 * fake**2)
         np.testing.assert_allclose(g, 0.5 * (fake - 1) ** 2)
 
 
@@ -302,8 +376,14 @@ def test_networks_build_for_every_resolution(resolution, channels):
 
 def test_conditional_networks_take_labels():
     for conditioning in ("embedding", "conditional_batch_norm"):
-        g = networks.build_generator(resolution=28, channels=1, latent_dim=4, width=2, num_classes=5,
-                                     conditioning=conditioning)
+        g = networks.build_generator(
+            resolution=28,
+            channels=1,
+            latent_dim=4,
+            width=2,
+            num_classes=5,
+            conditioning=conditioning,
+        )
         d = networks.build_discriminator(resolution=28, channels=1, width=2, num_classes=5)
         labels = tf.constant([0, 4])
         images = g([tf.zeros([2, 4]), labels], training=True)
@@ -318,7 +398,9 @@ def test_unsupported_resolution_fails_clearly():
 
 def test_28x28_data_through_the_32x32_networks():
     # model.network_resolution=32: the article's DCGAN geometry for MNIST-like data.
-    g = networks.build_generator(resolution=28, channels=1, latent_dim=4, width=2, network_resolution=32)
+    g = networks.build_generator(
+        resolution=28, channels=1, latent_dim=4, width=2, network_resolution=32
+    )
     d = networks.build_discriminator(resolution=28, channels=1, width=2, network_resolution=32)
     plain_g = networks.build_generator(resolution=28, channels=1, latent_dim=4, width=2)
     images = g(tf.zeros([2, 4]))
@@ -326,7 +408,9 @@ def test_28x28_data_through_the_32x32_networks():
     assert d(images).shape == (2, 1)
     # One more upsampling layer than the 7 -> 14 -> 28 geometry.
     transposed = [layer for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
-    plain_transposed = [layer for layer in plain_g.layers if isinstance(layer, keras.layers.Conv2DTranspose)]
+    plain_transposed = [
+        layer for layer in plain_g.layers if isinstance(layer, keras.layers.Conv2DTranspose)
+    ]
     assert len(transposed) == len(plain_transposed) + 1
     # D sees the image centred in a -1 (black) border.
     pad_input = keras.Model(d.inputs, d.get_layer(index=3).output)

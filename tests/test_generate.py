@@ -1,4 +1,4 @@
-"""pipeline.generate and gan_keras.sampling: grid and per-image outputs from an exported generator."""
+"""pipeline.generate and gan_keras.sampling: grid and per-image outputs from an export."""
 
 import os
 import shutil
@@ -20,7 +20,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_generator(conditional: bool, seed: int = 0):
-    return conftest.tiny_generator(conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=3)
+    return conftest.tiny_generator(
+        conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=3
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +30,9 @@ def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("gen")
     gan_export.export_generator(tiny_generator(False, 1), root / "uncond", latent_dim=LATENT)
     gan_export.export_generator(tiny_generator(False, 2), root / "uncond", latent_dim=LATENT)
-    gan_export.export_generator(tiny_generator(True), root / "cond", latent_dim=LATENT,
-                                num_classes=CLASSES)
+    gan_export.export_generator(
+        tiny_generator(True), root / "cond", latent_dim=LATENT, num_classes=CLASSES
+    )
     return root
 
 
@@ -52,9 +55,19 @@ def test_cli_writes_grid_and_images(bases, tmp_path, how):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
-        _generate_command(how) + [f"--model_base_path={bases / 'uncond'}", "--num=6", "--seed=5", f"--out={grid}",
-                                  f"--out_dir={out_dir}"],
-        env=env, capture_output=True, text=True, timeout=300)
+        _generate_command(how)
+        + [
+            f"--model_base_path={bases / 'uncond'}",
+            "--num=6",
+            "--seed=5",
+            f"--out={grid}",
+            f"--out_dir={out_dir}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     # The files are the highest version's images for that seed...
     expected = sampling.generate(bases / "uncond", num=6, seed=5)
@@ -72,9 +85,20 @@ def test_console_script_generates_a_class_from_a_chosen_version(bases, tmp_path)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     grid = tmp_path / "grid.png"
     proc = subprocess.run(
-        _generate_command("console_script") + [f"--model_base_path={bases / 'cond'}", "--version=1", "--label=2",
-                                               "--num=4", "--seed=2", f"--out={grid}"],
-        env=env, capture_output=True, text=True, timeout=300)
+        _generate_command("console_script")
+        + [
+            f"--model_base_path={bases / 'cond'}",
+            "--version=1",
+            "--label=2",
+            "--num=4",
+            "--seed=2",
+            f"--out={grid}",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     expected = sampling.generate(bases / "cond", num=4, seed=2, label=2)
     np.testing.assert_array_equal(_read(grid), gan_images.make_grid(expected))
@@ -88,8 +112,7 @@ def test_seed_version_and_label(bases):
     assert not np.array_equal(a, sampling.generate(bases / "uncond", num=4, seed=1))
     v1 = sampling.generate(bases / "uncond", num=4, seed=0, version=1)
     assert not np.array_equal(a, v1)
-    np.testing.assert_array_equal(a, sampling.generate(bases / "uncond", num=4, seed=0,
-                                                       version=2))
+    np.testing.assert_array_equal(a, sampling.generate(bases / "uncond", num=4, seed=0, version=2))
     two = sampling.generate(bases / "cond", num=3, seed=0, label=2)
     zero = sampling.generate(bases / "cond", num=3, seed=0, label=0)
     assert not np.array_equal(two, zero)

@@ -1,4 +1,4 @@
-"""Image-to-image GANs: U-Net and PatchGAN shapes, the L1 term, and equivalence under distribution."""
+"""Image-to-image GANs: U-Net and PatchGAN shapes, the L1 term, equivalence under distribution."""
 
 import keras
 import numpy as np
@@ -22,22 +22,48 @@ def _downsample(images, scale=2):
     return tf.image.resize(images, [RES // scale, RES // scale], method="area", antialias=True)
 
 
-def _make(strategy, *, condition_shape=(RES // 2, RES // 2, 1), norm="batch", sync=True,
-          loss="non_saturating", l1_weight=10.0, adversarial_weight=1.0, lr=1e-3, r1=0.0,
-          ema=0.0, inpainting=False):
+def _make(
+    strategy,
+    *,
+    condition_shape=(RES // 2, RES // 2, 1),
+    norm="batch",
+    sync=True,
+    loss="non_saturating",
+    l1_weight=10.0,
+    adversarial_weight=1.0,
+    lr=1e-3,
+    r1=0.0,
+    ema=0.0,
+    inpainting=False,
+):
     with strategy.scope():
         keras.utils.set_random_seed(1)
         g = image_to_image.build_unet_generator(
-            condition_shape=condition_shape, image_shape=(RES, RES, 1), width=8, norm=norm,
-            sync_batch_norm=sync, inpainting=inpainting)
+            condition_shape=condition_shape,
+            image_shape=(RES, RES, 1),
+            width=8,
+            norm=norm,
+            sync_batch_norm=sync,
+            inpainting=inpainting,
+        )
         d = image_to_image.build_patch_discriminator(
-            condition_shape=condition_shape, image_shape=(RES, RES, 1), width=8,
-            norm="none" if loss == "wgan_gp" else norm, sync_batch_norm=sync)
-        model = image_to_image.ImageToImageGAN(g, d, l1_weight=l1_weight,
-                                               adversarial_weight=adversarial_weight, seed=3,
-                                               ema_half_life_images=ema)
-        model.compile(keras.optimizers.Adam(lr, 0.5), keras.optimizers.Adam(lr, 0.5), loss=loss,
-                      r1_gamma=r1)
+            condition_shape=condition_shape,
+            image_shape=(RES, RES, 1),
+            width=8,
+            norm="none" if loss == "wgan_gp" else norm,
+            sync_batch_norm=sync,
+        )
+        model = image_to_image.ImageToImageGAN(
+            g,
+            d,
+            l1_weight=l1_weight,
+            adversarial_weight=adversarial_weight,
+            seed=3,
+            ema_half_life_images=ema,
+        )
+        model.compile(
+            keras.optimizers.Adam(lr, 0.5), keras.optimizers.Adam(lr, 0.5), loss=loss, r1_gamma=r1
+        )
     return model
 
 
@@ -66,19 +92,24 @@ def _train(strategy, steps=2, **kwargs):
 
 
 def test_shapes_for_upsampling_and_same_size_conditions():
-    g = image_to_image.build_unet_generator(condition_shape=(7, 7, 1), image_shape=(28, 28, 1), width=8)
+    g = image_to_image.build_unet_generator(
+        condition_shape=(7, 7, 1), image_shape=(28, 28, 1), width=8
+    )
     assert g.output_shape == (None, 28, 28, 1)
-    d = image_to_image.build_patch_discriminator(condition_shape=(7, 7, 1), image_shape=(28, 28, 1),
-                                                 width=8)
+    d = image_to_image.build_patch_discriminator(
+        condition_shape=(7, 7, 1), image_shape=(28, 28, 1), width=8
+    )
     assert d.output_shape == (None, 49)  # 7x7 patches
-    g = image_to_image.build_unet_generator(condition_shape=(32, 32, 4), image_shape=(32, 32, 3),
-                                            width=8, inpainting=True)
+    g = image_to_image.build_unet_generator(
+        condition_shape=(32, 32, 4), image_shape=(32, 32, 3), width=8, inpainting=True
+    )
     assert g.output_shape == (None, 32, 32, 3)
 
 
 def test_inpainting_generator_keeps_known_pixels():
-    g = image_to_image.build_unet_generator(condition_shape=(RES, RES, 2), image_shape=(RES, RES, 1),
-                                            width=8, inpainting=True)
+    g = image_to_image.build_unet_generator(
+        condition_shape=(RES, RES, 2), image_shape=(RES, RES, 1), width=8, inpainting=True
+    )
     image = np.random.default_rng(1).uniform(-1, 1, (2, RES, RES, 1)).astype(np.float32)
     mask = np.zeros((2, RES, RES, 1), np.float32)
     mask[:, 4:12, 4:12] = 1.0
@@ -87,10 +118,14 @@ def test_inpainting_generator_keeps_known_pixels():
     assert np.abs(out[mask == 1] - image[mask == 1]).mean() > 0.05  # the hole is generated
 
 
-@pytest.mark.parametrize("options", [
-    dict(norm="batch", sync=True),
-    dict(norm="none", loss="wgan_gp", r1=1.0),
-], ids=["sync_bn", "wgan_gp_r1"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(norm="batch", sync=True),
+        dict(norm="none", loss="wgan_gp", r1=1.0),
+    ],
+    ids=["sync_bn", "wgan_gp_r1"],
+)
 def test_two_replicas_match_one_replica_at_same_global_batch(options):
     one, two = _strategies()
     _, one_w, one_m = _train(one, **options)
@@ -106,15 +141,26 @@ def test_l1_term_is_the_mean_absolute_error_times_its_weight():
     (condition, images), _ = _batch()
     fake = model.generator(condition, training=True)
     expected = 7.0 * np.mean(np.abs(fake.numpy() - images.numpy()), axis=(1, 2, 3))
-    np.testing.assert_allclose(model._reconstruction_loss(fake, images).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        model._reconstruction_loss(fake, images).numpy(), expected, rtol=1e-5
+    )
 
 
 def test_l1_only_model_learns_to_upsample_better_than_bicubic():
-    model, _, metrics = _train(tf.distribute.get_strategy(), steps=150, norm="none", sync=False,
-                               adversarial_weight=0.0, l1_weight=1.0, lr=2e-3)
+    model, _, metrics = _train(
+        tf.distribute.get_strategy(),
+        steps=150,
+        norm="none",
+        sync=False,
+        adversarial_weight=0.0,
+        l1_weight=1.0,
+        lr=2e-3,
+    )
     (condition, images), _ = _batch()
     out = model.translate(condition).numpy()
-    bicubic = tf.clip_by_value(tf.image.resize(condition, [RES, RES], method="bicubic"), -1, 1).numpy()
+    bicubic = tf.clip_by_value(
+        tf.image.resize(condition, [RES, RES], method="bicubic"), -1, 1
+    ).numpy()
     model_error = np.mean(np.abs(out - images.numpy()))
     bicubic_error = np.mean(np.abs(bicubic - images.numpy()))
     assert model_error < 0.8 * bicubic_error, (model_error, bicubic_error)

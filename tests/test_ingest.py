@@ -1,4 +1,4 @@
-"""Tests for the ingest stage (pipeline/ingest*.py) and the record contract it writes (gan_keras/records.py)."""
+"""The ingest stage (pipeline/ingest*.py) and the record contract (gan_keras/records.py)."""
 
 import gzip
 import io
@@ -48,7 +48,11 @@ def read_records(out_dir, split):
         assert image.dtype == tf.uint8
         record = {k: v.numpy() for k, v in parsed.items()}
         record["image"] = image.numpy()
-        assert record["image"].shape == (record["image/height"], record["image/width"], record["image/channels"])
+        assert record["image"].shape == (
+            record["image/height"],
+            record["image/width"],
+            record["image/channels"],
+        )
         source_id = record["image/source_id"].decode()
         assert source_id not in records, f"duplicate record {source_id}"
         records[source_id] = record
@@ -81,7 +85,9 @@ def save(path, image, **kwargs):
 
 def noise(size, mode="RGB", seed=0):
     channels = len(mode)
-    array = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    array = np.random.default_rng(seed).integers(
+        0, 256, (size[1], size[0], channels), dtype=np.uint8
+    )
     return Image.fromarray(array[..., 0] if channels == 1 else array, mode)
 
 
@@ -131,8 +137,12 @@ def image_folder(tmp_path):
     # A PNG header claiming 100000x100000 pixels and no data: a decompression
     # bomb that must be refused from the header, without allocating 10 GB.
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
-    (dog / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", ihdr) + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
-                                   + png_chunk(b"IEND", b""))
+    (dog / "bomb.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + png_chunk(b"IEND", b"")
+    )
     # Hidden files are ignored; a file beside the class folders has no class.
     (root / ".DS_Store").write_bytes(b"\0\1\2")
     save(cat / ".hidden.png", noise((8, 8)))
@@ -143,8 +153,17 @@ def image_folder(tmp_path):
 
 
 EXPECTED_GOOD = {
-    "cat/rgb.jpg", "cat/gray.png", "cat/clear.png", "cat/la.png", "cat/palette.gif", "cat/deep.png",
-    "cat/cmyk.jpg", "cat/pic.bmp", "cat/pic.webp", "dog/UPPER.JPG", "dog/nested/deep.png",
+    "cat/rgb.jpg",
+    "cat/gray.png",
+    "cat/clear.png",
+    "cat/la.png",
+    "cat/palette.gif",
+    "cat/deep.png",
+    "cat/cmyk.jpg",
+    "cat/pic.bmp",
+    "cat/pic.webp",
+    "dog/UPPER.JPG",
+    "dog/nested/deep.png",
 }
 EXPECTED_REJECTS = {
     "dog/empty.jpg": "empty_file",
@@ -159,8 +178,13 @@ EXPECTED_REJECTS = {
 
 def test_folder_source_modes_formats_and_rejects(image_folder, tmp_path):
     out = tmp_path / "out"
-    config = make_config(f"folder:{image_folder}", channels=3, max_pixels=30_000, max_reject_fraction=1.0,
-                         eval_fraction=0.3)
+    config = make_config(
+        f"folder:{image_folder}",
+        channels=3,
+        max_pixels=30_000,
+        max_reject_fraction=1.0,
+        eval_fraction=0.3,
+    )
     stats = ingest.run_ingest(config, out)
 
     assert json.loads((out / "labels.json").read_text()) == ["cat", "dog"]
@@ -171,10 +195,17 @@ def test_folder_source_modes_formats_and_rejects(image_folder, tmp_path):
     assert all(v["detail"] for v in rejected.values())
 
     assert_counts_consistent(stats, out)
-    assert stats["inputs_read"] == len(EXPECTED_GOOD) + len(EXPECTED_REJECTS)  # hidden files not counted
-    assert stats["rejected_by_reason"] == {"decode_error": 1, "empty_file": 1, "not_an_image": 1,
-                                           "not_in_class_folder": 1, "too_many_pixels": 2,
-                                           "unsupported_extension": 1}
+    assert stats["inputs_read"] == len(EXPECTED_GOOD) + len(
+        EXPECTED_REJECTS
+    )  # hidden files not counted
+    assert stats["rejected_by_reason"] == {
+        "decode_error": 1,
+        "empty_file": 1,
+        "not_an_image": 1,
+        "not_in_class_folder": 1,
+        "too_many_pixels": 2,
+        "unsupported_extension": 1,
+    }
     assert stats["per_class"] == {"0": 9, "1": 2}
     assert stats["num_classes"] == 2 and stats["label_names"] == ["cat", "dog"]
     assert stats["resolution"] == 16 and stats["channels"] == 3
@@ -227,7 +258,9 @@ def test_resize_shorter_side_then_centre_crop():
 
 
 def test_to_channels_modes():
-    assert ingest_images.to_channels(Image.new("RGB", (2, 2), (255, 0, 0)), 1).getpixel((0, 0)) == 76  # ITU-R 601 luma
+    assert (
+        ingest_images.to_channels(Image.new("RGB", (2, 2), (255, 0, 0)), 1).getpixel((0, 0)) == 76
+    )  # ITU-R 601 luma
     assert ingest_images.to_channels(Image.new("L", (2, 2), 9), 3).getpixel((0, 0)) == (9, 9, 9)
     half = Image.new("RGBA", (2, 2), (0, 0, 0, 128))
     assert ingest_images.to_channels(half, 3).getpixel((0, 0)) == (127, 127, 127)
@@ -243,22 +276,36 @@ def test_preprocess_fast_path_matches_pil_path():
     opts = ingest_images.PreprocessOptions(resolution=16, channels=1, max_pixels=10**6)
     array = rng.integers(0, 256, (16, 16), dtype=np.uint8)
     fast = ingest_images.preprocess(ingest_sources.RawInput("a", None, 2, array), opts)
-    via_png = ingest_images.preprocess(ingest_sources.RawInput("a", None, 2, png_bytes(Image.fromarray(array))), opts)
+    via_png = ingest_images.preprocess(
+        ingest_sources.RawInput("a", None, 2, png_bytes(Image.fromarray(array))), opts
+    )
     assert fast == via_png
 
 
 def test_serialize_example_is_a_tf_example():
     import tensorflow as tf
 
-    features = {"image/encoded": b"\x00\xffbytes", "image/class/label": -1, "image/height": 300,
-                "image/source_id": "ünïcode/1".encode()}
+    features = {
+        "image/encoded": b"\x00\xffbytes",
+        "image/class/label": -1,
+        "image/height": 300,
+        "image/source_id": "ünïcode/1".encode(),
+    }
     parsed = tf.train.Example.FromString(records_lib.serialize_example(features))
-    expected = tf.train.Example(features=tf.train.Features(feature={
-        "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"\x00\xffbytes"])),
-        "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
-        "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[300])),
-        "image/source_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=["ünïcode/1".encode()])),
-    }))
+    expected = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image/encoded": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[b"\x00\xffbytes"])
+                ),
+                "image/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[-1])),
+                "image/height": tf.train.Feature(int64_list=tf.train.Int64List(value=[300])),
+                "image/source_id": tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=["ünïcode/1".encode()])
+                ),
+            }
+        )
+    )
     assert parsed == expected
 
 
@@ -269,7 +316,9 @@ def test_encode_png_is_lossless(shape):
     pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
     encoded = ingest_images.encode_png(pixels)
     np.testing.assert_array_equal(tf.io.decode_png(encoded).numpy(), pixels)
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(encoded))).reshape(shape), pixels)
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(encoded))).reshape(shape), pixels
+    )
 
 
 # --- idx, digits, tfds --------------------------------------------------------
@@ -304,7 +353,9 @@ def test_idx_source_keeps_its_splits(idx_dir, tmp_path):
         assert len(records) == len(images)
         for i in range(len(images)):
             record = records[f"{prefix}-images-idx3-ubyte.gz#{i}"]
-            np.testing.assert_array_equal(record["image"][..., 0], images[i])  # lossless at same size
+            np.testing.assert_array_equal(
+                record["image"][..., 0], images[i]
+            )  # lossless at same size
             assert record["image/class/label"] == labels[i]
 
 
@@ -313,7 +364,9 @@ def test_idx_without_test_files_uses_hash_split_and_resizes(idx_dir, tmp_path):
     for path in root.glob("t10k-*"):
         path.unlink()
     out = tmp_path / "out"
-    stats = ingest.run_ingest(make_config(f"idx:{root}", resolution=8, channels=3, eval_fraction=0.5), out)
+    stats = ingest.run_ingest(
+        make_config(f"idx:{root}", resolution=8, channels=3, eval_fraction=0.5), out
+    )
     assert stats["split_method"] == "hash" and stats["eval_fraction"] == 0.5
     assert stats["records_written"] == 30
     records = {**read_records(out, "train"), **read_records(out, "eval")}
@@ -356,7 +409,10 @@ def test_tfds_mock_mnist(tmp_path):
     assert stats["label_names"] == [str(i) for i in range(10)]
     records = read_records(out, "train")
     assert set(records) == {f"mnist/train#{i}" for i in range(12)}
-    assert all(0 <= r["image/class/label"] < 10 and r["image"].shape == (28, 28, 1) for r in records.values())
+    assert all(
+        0 <= r["image/class/label"] < 10 and r["image"].shape == (28, 28, 1)
+        for r in records.values()
+    )
 
 
 def test_tfds_not_prepared_fails_clearly(tmp_path):
@@ -400,7 +456,9 @@ def _fingerprint(out_dir):
 
 
 def test_same_inputs_give_same_records(image_folder, tmp_path):
-    config = make_config(f"folder:{image_folder}", max_pixels=30_000, max_reject_fraction=1.0, num_shards=3)
+    config = make_config(
+        f"folder:{image_folder}", max_pixels=30_000, max_reject_fraction=1.0, num_shards=3
+    )
     stats_a = ingest.run_ingest(config, tmp_path / "a")
     stats_b = ingest.run_ingest(config, tmp_path / "b")
     assert _fingerprint(tmp_path / "a") == _fingerprint(tmp_path / "b")
@@ -410,12 +468,16 @@ def test_same_inputs_give_same_records(image_folder, tmp_path):
     assert len(stats_a["files"]["train"]) == 3
     for name in stats_a["files"]["train"] + stats_a["files"]["eval"]:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
-    assert (tmp_path / "a" / "rejected.jsonl").read_bytes() == (tmp_path / "b" / "rejected.jsonl").read_bytes()
+    assert (tmp_path / "a" / "rejected.jsonl").read_bytes() == (
+        tmp_path / "b" / "rejected.jsonl"
+    ).read_bytes()
 
 
 def test_multi_processing_equals_single_process(idx_dir, tmp_path, monkeypatch):
     # Worker subprocesses import pipeline.ingest by name.
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    )
     root, _ = idx_dir
     config = make_config(f"idx:{root}", resolution=12)
     single = ingest.run_ingest(config, tmp_path / "single")
@@ -470,6 +532,8 @@ def test_validate_config_empty_and_incomplete_dirs(tmp_path):
 
 def test_label_names_must_match_classes(image_folder, tmp_path):
     config = make_config(f"folder:{image_folder}", label_names="only_one", max_reject_fraction=1.0)
-    with pytest.raises(ValueError, match="data.label_names has 1 names but the source has 2 classes"):
+    with pytest.raises(
+        ValueError, match="data.label_names has 1 names but the source has 2 classes"
+    ):
         ingest.run_ingest(config, tmp_path / "out")
     assert not (tmp_path / "out" / "stats.json").exists()

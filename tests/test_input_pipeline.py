@@ -22,7 +22,11 @@ def _write_ingest(directory, images, labels, shards=2, resolution=8, channels=1)
         with tf.io.TFRecordWriter(str(path), options) as writer:
             for i in range(shard, len(images), shards):
                 writer.write(_example(images[i], int(labels[i]), f"img{i}"))
-    stats = {"resolution": resolution, "channels": channels, "splits": {"train": {"count": len(images)}}}
+    stats = {
+        "resolution": resolution,
+        "channels": channels,
+        "splits": {"train": {"count": len(images)}},
+    }
     (directory / records.STATS_FILE).write_text(json.dumps(stats))
     return directory
 
@@ -42,8 +46,9 @@ def test_batches_are_normalised_exactly_and_drop_the_remainder(tmp_path):
     for i in range(40):
         images[i] = np.resize(np.append(known, i), (8, 8, 1))
     directory = _write_ingest(tmp_path / "ingest", images, np.arange(40))
-    ds = input_pipeline.make_dataset(directory, "train", resolution=8, channels=1, global_batch_size=16,
-                                     repeat=False)
+    ds = input_pipeline.make_dataset(
+        directory, "train", resolution=8, channels=1, global_batch_size=16, repeat=False
+    )
     batches = list(ds)
     assert len(batches) == 2  # 40 records -> two full batches of 16, remainder dropped
     x, y = batches[0]
@@ -56,8 +61,12 @@ def test_batches_are_normalised_exactly_and_drop_the_remainder(tmp_path):
         np.testing.assert_allclose(batch_x.numpy(), expected[batch_y.numpy()], rtol=0, atol=1e-6)
     # ...which puts the known bytes at these values, the ends of the range exactly.
     first = batches[0][0].numpy()[0].ravel()[:6]
-    np.testing.assert_allclose(first, [-1.0, 1 / 127.5 - 1, -0.5 / 127.5, 0.5 / 127.5, 1 - 1 / 127.5, 1.0],
-                               rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        first,
+        [-1.0, 1 / 127.5 - 1, -0.5 / 127.5, 0.5 / 127.5, 1 - 1 / 127.5, 1.0],
+        rtol=0,
+        atol=1e-6,
+    )
     assert first[0] == -1.0 and first[-1] == 1.0
 
 
@@ -67,8 +76,9 @@ def test_each_input_pipeline_keeps_its_slice_of_the_same_global_batch(ingest_dir
     whole = next(iter(input_pipeline.make_dataset(directory, "train", **common)))[0].numpy()
     parts = []
     for pipeline_id in range(2):
-        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pipeline_id,
-                                             num_replicas_in_sync=4)
+        context = tf.distribute.InputContext(
+            num_input_pipelines=2, input_pipeline_id=pipeline_id, num_replicas_in_sync=4
+        )
         ds = input_pipeline.make_dataset(directory, "train", input_context=context, **common)
         it = iter(ds)
         # Two local replicas per pipeline, two examples each.
@@ -84,8 +94,9 @@ def test_record_with_other_shape_names_the_file(tmp_path):
     odd = directory / "train-00001-of-00002.tfrecord.gz"
     with tf.io.TFRecordWriter(str(odd), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
         writer.write(_example(rng.integers(0, 256, size=(9, 9, 1), dtype=np.uint8), 0, "odd.png"))
-    ds = input_pipeline.make_dataset(directory, "train", resolution=8, channels=1, global_batch_size=1,
-                                     repeat=False)
+    ds = input_pipeline.make_dataset(
+        directory, "train", resolution=8, channels=1, global_batch_size=1, repeat=False
+    )
     with pytest.raises(tf.errors.InvalidArgumentError) as error:
         list(ds)
     assert "train-00001-of-00002.tfrecord.gz" in str(error.value)

@@ -65,9 +65,13 @@ def test_frechet_distance_rejects_bad_input():
 def test_kid_is_near_zero_for_same_distribution_and_positive_when_shifted():
     rng = np.random.default_rng(3)
     a, b = rng.normal(size=(2000, 32)), rng.normal(size=(2000, 32))
-    same_mean, same_std = metrics.kernel_inception_distance(a, b, num_subsets=10, subset_size=500, seed=0)
+    same_mean, same_std = metrics.kernel_inception_distance(
+        a, b, num_subsets=10, subset_size=500, seed=0
+    )
     assert abs(same_mean) < 3 * same_std + 1e-3
-    shifted, _ = metrics.kernel_inception_distance(a, b + 0.5, num_subsets=10, subset_size=500, seed=0)
+    shifted, _ = metrics.kernel_inception_distance(
+        a, b + 0.5, num_subsets=10, subset_size=500, seed=0
+    )
     assert shifted > 0.05
     assert shifted > 20 * abs(same_mean)
 
@@ -84,8 +88,9 @@ def test_kid_is_unbiased():
 def test_kid_is_reproducible_with_seed():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=(300, 4)), rng.normal(size=(300, 4)) + 0.1
-    assert (metrics.kernel_inception_distance(a, b, 5, 50, seed=7)
-            == metrics.kernel_inception_distance(a, b, 5, 50, seed=7))
+    assert metrics.kernel_inception_distance(
+        a, b, 5, 50, seed=7
+    ) == metrics.kernel_inception_distance(a, b, 5, 50, seed=7)
 
 
 def test_classifier_score_uniform_vs_confident_predictions():
@@ -159,4 +164,6 @@ def test_precision_recall_blocked_computation_matches_dense(monkeypatch):
     assert metrics.precision_recall(real, fake, k=5) == dense
     d = ((real[:, None] - real[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
-    np.testing.assert_allclose(metrics.knn_radii(real, 5), np.sort(d, axis=1)[:, 4], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        metrics.knn_radii(real, 5), np.sort(d, axis=1)[:, 4], rtol=1e-9, atol=1e-9
+    )

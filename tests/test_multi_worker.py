@@ -29,8 +29,13 @@ from pipeline import checkpoints, runner, train
 
 # Synchronised BatchNorm makes 2 replicas x 16 the same computation as 1 x 32;
 # with per-replica statistics it is a different (equally valid) model.
-FLAGS = ["--stages=train", "--config.train.strategy=multi_worker", "--config.model.sync_batch_norm=True",
-         "--config.train.checkpoint_every=10", "--config.train.log_every=10"]
+FLAGS = [
+    "--stages=train",
+    "--config.train.strategy=multi_worker",
+    "--config.model.sync_batch_norm=True",
+    "--config.train.checkpoint_every=10",
+    "--config.train.log_every=10",
+]
 # Failure guards only: every wait below ends as soon as what it waits for has happened.
 GUARD_SECONDS = 600
 # What a worker logs when its gRPC server cannot bind its port (TensorFlow's message).
@@ -79,7 +84,11 @@ class _Cluster:
         """`workdir`: shared by both workers, or a list with one per worker."""
         self.workdirs = workdir if isinstance(workdir, list) else [workdir, workdir]
         self.tmp_path, self.tag = tmp_path, tag
-        self.args = [f"--config.train.steps={steps}", f"--config.train.sample_every={sample_every}", *extra]
+        self.args = [
+            f"--config.train.steps={steps}",
+            f"--config.train.sample_every={sample_every}",
+            *extra,
+        ]
         self.launches = 0
         self._launch()
 
@@ -92,14 +101,35 @@ class _Cluster:
             tmpdir = self.tmp_path / f"tmp-{self.tag}-{self.launches}-{index}"
             tmpdir.mkdir()
             log = self.tmp_path / f"worker{index}-{self.tag}-{self.launches}.log"
-            env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "TMPDIR": str(tmpdir),  # where a non-chief puts its scratch directory
-                   "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-            cmd = [sys.executable, "-m", "pipeline.run", f"--config={REPO / 'configs/smoke.py'}",
-                   f"--workdir={self.workdirs[index]}", *FLAGS, *self.args]
+            env = {
+                **os.environ,
+                "CUDA_VISIBLE_DEVICES": "",
+                "TF_CPP_MIN_LOG_LEVEL": "2",
+                "TMPDIR": str(tmpdir),  # where a non-chief puts its scratch directory
+                "TF_CONFIG": json.dumps(
+                    {"cluster": cluster, "task": {"type": "worker", "index": index}}
+                ),
+            }
+            cmd = [
+                sys.executable,
+                "-m",
+                "pipeline.run",
+                f"--config={REPO / 'configs/smoke.py'}",
+                f"--workdir={self.workdirs[index]}",
+                *FLAGS,
+                *self.args,
+            ]
             with open(log, "w") as out:
-                self.procs.append(subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                   start_new_session=True))
+                self.procs.append(
+                    subprocess.Popen(
+                        cmd,
+                        cwd=REPO,
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
             self.logs.append(log)
             self.tmpdirs.append(tmpdir)
 
@@ -118,24 +148,32 @@ class _Cluster:
         """Returns as soon as `done()`; relaunches a cluster that could not bind its ports."""
         deadline = time.monotonic() + timeout
         while True:
-            if any(proc.poll() is not None and _PORT_TAKEN in self.log(index)
-                   for index, proc in enumerate(self.procs)):
-                assert self.launches < _MAX_LAUNCHES, f"no free ports after {self.launches} launches"
+            if any(
+                proc.poll() is not None and _PORT_TAKEN in self.log(index)
+                for index, proc in enumerate(self.procs)
+            ):
+                assert self.launches < _MAX_LAUNCHES, (
+                    f"no free ports after {self.launches} launches"
+                )
                 self.close()
                 self._launch()
                 continue
             if done():
                 return
             if time.monotonic() > deadline:
-                raise AssertionError(f"still waiting for {what} after {timeout} s (a failure guard):\n"
-                                     + "\n".join(self.log(i)[-3000:] for i in range(2)))
+                raise AssertionError(
+                    f"still waiting for {what} after {timeout} s (a failure guard):\n"
+                    + "\n".join(self.log(i)[-3000:] for i in range(2))
+                )
             time.sleep(0.05)
 
     def wait(self):
         """Both workers' exit; both must succeed."""
         self.poll_until(self.exited, "the workers to exit")
         for index, proc in enumerate(self.procs):
-            assert proc.returncode == 0, f"worker {index} exited with {proc.returncode}:\n{self.log(index)[-6000:]}"
+            assert proc.returncode == 0, (
+                f"worker {index} exited with {proc.returncode}:\n{self.log(index)[-6000:]}"
+            )
 
     def close(self):
         for index, proc in enumerate(self.procs):
@@ -186,7 +224,11 @@ def _assert_same_training_state(ckpt_a, ckpt_b, atol):
 
 
 def _logged_steps(log):
-    return [int(line.split("] step ")[1].split("/")[0]) for line in log.splitlines() if "] step " in line]
+    return [
+        int(line.split("] step ")[1].split("/")[0])
+        for line in log.splitlines()
+        if "] step " in line
+    ]
 
 
 def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_workdir, tmp_path):
@@ -198,22 +240,39 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_work
         assert "step 40/40" in cluster.log(index)
     reference = _workdir_with_ingest(smoke_workdir, tmp_path / "reference")
     config = _reference_run(reference, 40)
-    _assert_same_training_state(workdir / "train/checkpoints/ckpt-40", reference / "train/checkpoints/ckpt-40",
-                                atol=1e-5)
+    _assert_same_training_state(
+        workdir / "train/checkpoints/ckpt-40", reference / "train/checkpoints/ckpt-40", atol=1e-5
+    )
     np.testing.assert_allclose(
-        np.concatenate([w.ravel() for w in checkpoints.load_generator(config, workdir).get_weights()]),
-        np.concatenate([w.ravel() for w in checkpoints.load_generator(config, reference).get_weights()]),
-        rtol=0, atol=1e-5)
+        np.concatenate(
+            [w.ravel() for w in checkpoints.load_generator(config, workdir).get_weights()]
+        ),
+        np.concatenate(
+            [w.ravel() for w in checkpoints.load_generator(config, reference).get_weights()]
+        ),
+        rtol=0,
+        atol=1e-5,
+    )
 
     # Exactly the chief's artifacts: one event file, one set of samples and
     # checkpoints; worker 1 wrote to its scratch directory and removed it.
-    files = sorted(str(p.relative_to(workdir / "train")) for p in (workdir / "train").rglob("*") if p.is_file())
+    files = sorted(
+        str(p.relative_to(workdir / "train")) for p in (workdir / "train").rglob("*") if p.is_file()
+    )
     events = [f for f in files if f.startswith("logs/")]
     assert len(events) == 1 and ".tfevents." in events[0], files
     assert [f for f in files if not f.startswith("logs/")] == [
         "checkpoints/checkpoint",
-        *(f"checkpoints/ckpt-{s}.{ext}" for s in (20, 30, 40) for ext in ("data-00000-of-00001", "index")),
-        "manifest.json", "samples/real.png", "samples/step_0000020.png", "samples/step_0000040.png"]
+        *(
+            f"checkpoints/ckpt-{s}.{ext}"
+            for s in (20, 30, 40)
+            for ext in ("data-00000-of-00001", "index")
+        ),
+        "manifest.json",
+        "samples/real.png",
+        "samples/step_0000020.png",
+        "samples/step_0000040.png",
+    ]
     assert list(cluster.tmpdirs[1].iterdir()) == [], "worker 1 left its scratch directory behind"
     assert list(cluster.tmpdirs[0].iterdir()) == []
 
@@ -224,7 +283,9 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_work
     assert summary["latest_checkpoint"] == str(workdir / "train/checkpoints/ckpt-40")
 
 
-def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoint(smoke_workdir, tmp_path):
+def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoint(
+    smoke_workdir, tmp_path
+):
     workdir = _workdir_with_ingest(smoke_workdir, tmp_path / "work")
     ckpt_dir = workdir / "train" / "checkpoints"
     # Keep every checkpoint, to compare the states around the restart.
@@ -236,9 +297,15 @@ def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoin
 
     # A step count the cluster cannot reach before it is killed, however fast the machine:
     # the kill always lands mid-run, after the checkpoint of step 20 exists.
-    with _cluster(workdir, tmp_path, "first", steps=1_000_000, sample_every=100, extra=keep) as cluster:
-        cluster.poll_until(lambda: latest_step() >= 20 or cluster.exited(), "the checkpoint of step 20")
-        assert not cluster.exited(), f"a worker exited mid-run:\n{cluster.log(0)[-4000:]}\n{cluster.log(1)[-4000:]}"
+    with _cluster(
+        workdir, tmp_path, "first", steps=1_000_000, sample_every=100, extra=keep
+    ) as cluster:
+        cluster.poll_until(
+            lambda: latest_step() >= 20 or cluster.exited(), "the checkpoint of step 20"
+        )
+        assert not cluster.exited(), (
+            f"a worker exited mid-run:\n{cluster.log(0)[-4000:]}\n{cluster.log(1)[-4000:]}"
+        )
         cluster.kill(1)
         # The chief fails on its next collective (UnavailableError after the
         # peer's heartbeats stop, ~10 s); a scheduler would restart the whole
@@ -250,17 +317,25 @@ def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoin
 
     # Restarted with a step count just past the checkpoint (train.steps may change on a resume).
     steps = resumed_from + 20
-    with _cluster(workdir, tmp_path, "restart", steps=steps, sample_every=100, extra=keep) as restart:
+    with _cluster(
+        workdir, tmp_path, "restart", steps=steps, sample_every=100, extra=keep
+    ) as restart:
         restart.wait()
     chief_log, worker_log = restart.log(0), restart.log(1)
-    assert f"Resuming from step {resumed_from} (checkpoint {ckpt_dir}/ckpt-{resumed_from})" in chief_log
+    assert (
+        f"Resuming from step {resumed_from} (checkpoint {ckpt_dir}/ckpt-{resumed_from})"
+        in chief_log
+    )
     assert f"Resuming from step {resumed_from} (checkpoint of the chief)" in worker_log
     # Progress picks up right after the checkpoint, every step once, up to the end.
     for log in (chief_log, worker_log):
         assert _logged_steps(log) == list(range(resumed_from + 10, steps + 1, 10))
     manifest = json.loads((workdir / "train/manifest.json").read_text())
     assert manifest["status"] == "complete"
-    assert manifest["summary"]["start_step"] == resumed_from and manifest["summary"]["final_step"] == steps
+    assert (
+        manifest["summary"]["start_step"] == resumed_from
+        and manifest["summary"]["final_step"] == steps
+    )
 
     # Same states as one process interrupted at the same step: a repeated or
     # skipped step would shift the step-keyed noise and the data order. (Only
@@ -269,17 +344,22 @@ def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoin
     reference = _workdir_with_ingest(smoke_workdir, tmp_path / "reference")
     _reference_run(reference, resumed_from, resumed_from + 10)
     for step in (resumed_from, resumed_from + 10):
-        _assert_same_training_state(ckpt_dir / f"ckpt-{step}", reference / f"train/checkpoints/ckpt-{step}",
-                                    atol=1e-5)
+        _assert_same_training_state(
+            ckpt_dir / f"ckpt-{step}", reference / f"train/checkpoints/ckpt-{step}", atol=1e-5
+        )
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith(f"ckpt-{steps}")
 
 
-def test_workers_that_cannot_see_the_chiefs_checkpoints_fail_instead_of_training_apart(smoke_workdir, tmp_path):
+def test_workers_that_cannot_see_the_chiefs_checkpoints_fail_instead_of_training_apart(
+    smoke_workdir, tmp_path
+):
     # The chief resumes at step 10; worker 1 gets a workdir without checkpoints,
     # as on a host that does not share the chief's filesystem.
     chief_dir = _workdir_with_ingest(smoke_workdir, tmp_path / "chief")
     config = smoke.get_config()
-    config.train.update(strategy="default", steps=10, checkpoint_every=10, log_every=10, sample_every=10)
+    config.train.update(
+        strategy="default", steps=10, checkpoint_every=10, log_every=10, sample_every=10
+    )
     config.model.sync_batch_norm = True
     runner.Runner(config, chief_dir).run(["train"])
     other_dir = _workdir_with_ingest(smoke_workdir, tmp_path / "other")
@@ -288,6 +368,8 @@ def test_workers_that_cannot_see_the_chiefs_checkpoints_fail_instead_of_training
         cluster.poll_until(cluster.exited, "the workers to exit")
     for index, start in ((0, 10), (1, 0)):
         assert cluster.procs[index].returncode != 0
-        assert f"the workers resumed from different steps (this one: {start}, mean over replicas: 5)" \
+        assert (
+            f"the workers resumed from different steps (this one: {start}, mean over replicas: 5)"
             in cluster.log(index)
+        )
     assert tf.train.latest_checkpoint(str(chief_dir / "train/checkpoints")).endswith("ckpt-10")

@@ -31,16 +31,30 @@ def _write_rgb_folder(root, per_class=80):
             image[:] = BASE_COLOUR
             image += rng.normal(0, 15, image.shape)
             y, x = rng.integers(2, 10, 2)
-            image[y:y + 6, x:x + 6, k] = 0 if k == 0 else 255  # the class: a square in channel k
-            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").save(directory / f"{i}.png")
+            image[y : y + 6, x : x + 6, k] = (
+                0 if k == 0 else 255
+            )  # the class: a square in channel k
+            Image.fromarray(np.clip(image, 0, 255).astype(np.uint8), "RGB").save(
+                directory / f"{i}.png"
+            )
 
 
 def _tiles(grid, size=16, padding=2):
     """The images of a grid from gan_keras.images.make_grid, without the padding."""
-    rows, cols = (grid.shape[0] - padding) // (size + padding), (grid.shape[1] - padding) // (size + padding)
-    return np.stack([grid[padding + r * (size + padding):padding + r * (size + padding) + size,
-                          padding + c * (size + padding):padding + c * (size + padding) + size]
-                     for r in range(rows) for c in range(cols)])
+    rows, cols = (
+        (grid.shape[0] - padding) // (size + padding),
+        (grid.shape[1] - padding) // (size + padding),
+    )
+    return np.stack(
+        [
+            grid[
+                padding + r * (size + padding) : padding + r * (size + padding) + size,
+                padding + c * (size + padding) : padding + c * (size + padding) + size,
+            ]
+            for r in range(rows)
+            for c in range(cols)
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +112,9 @@ def test_evaluation_and_export_of_an_rgb_model(rgb_run):
     info = json.loads((path / "assets.extra" / "model_info.json").read_text())
     assert info["image_shape"] == [16, 16, 3]
     model = tf.saved_model.load(str(path))
-    images = model.signatures["sample"](num_samples=tf.constant(256), seed=tf.constant(0, tf.int64))["images"]
+    images = model.signatures["sample"](
+        num_samples=tf.constant(256), seed=tf.constant(0, tf.int64)
+    )["images"]
     assert images.shape == (256, 16, 16, 3) and images.dtype == tf.uint8
     red, green, blue = images.numpy().reshape(-1, 3).mean(axis=0)
     assert red > green + 10 and green > blue + 10, (red, green, blue)

@@ -43,9 +43,18 @@ def test_console_script_runs_the_same_entry_point(smoke_workdir, tmp_path):
     script = shutil.which("gan-pipeline", path=os.path.dirname(sys.executable))
     assert script, "the gan-pipeline console script is not installed (pip install -e .)"
     workdir = tmp_path / "work"
-    result = subprocess.run([script, f"--config={REPO / 'configs/smoke.py'}", f"--workdir={workdir}",
-                             "--stages=ingest"], capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = subprocess.run(
+        [
+            script,
+            f"--config={REPO / 'configs/smoke.py'}",
+            f"--workdir={workdir}",
+            "--stages=ingest",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # The same stage as `python -m pipeline.run` ran: the same records, config and report.
     manifest = json.loads((workdir / "ingest" / "manifest.json").read_text())
@@ -122,12 +131,15 @@ def test_stage_config_ignores_how_beam_runs():
     assert runner.stage_config(a, "ingest") != runner.stage_config(b, "ingest")
 
 
-@pytest.mark.parametrize("override, field", [
-    ("train.ema_half_life_images=-5.0", "train.ema_half_life_images"),
-    ("train.ema_rampup=2.0", "train.ema_rampup"),
-    ("model.batch_norm_momentum=1.0", "model.batch_norm_momentum"),
-    ("model.network_resolution=30", "model.network_resolution"),
-])
+@pytest.mark.parametrize(
+    "override, field",
+    [
+        ("train.ema_half_life_images=-5.0", "train.ema_half_life_images"),
+        ("train.ema_rampup=2.0", "train.ema_rampup"),
+        ("model.batch_norm_momentum=1.0", "model.batch_norm_momentum"),
+        ("model.network_resolution=30", "model.network_resolution"),
+    ],
+)
 def test_recipe_fields_are_validated_before_any_work(override, field):
     config = smoke.get_config()
     section, _, assignment = override.partition(".")
@@ -141,19 +153,28 @@ def test_recipe_fields_are_validated_before_any_work(override, field):
 # Caching across stages: what reruns, what is refused, and the flags that override it
 # ----------------------------------------------------------------------------
 
+
 def _manifests(workdir):
-    return {stage: json.loads((workdir / stage / "manifest.json").read_text()) for stage in stages.names()}
+    return {
+        stage: json.loads((workdir / stage / "manifest.json").read_text())
+        for stage in stages.names()
+    }
 
 
 def _versions(workdir):
-    return sorted(int(p.name) for p in (workdir / "export" / "generator").iterdir() if p.name.isdigit())
+    return sorted(
+        int(p.name) for p in (workdir / "export" / "generator").iterdir() if p.name.isdigit()
+    )
 
 
 @pytest.mark.slow
 def test_changed_config_reruns_its_stage_whose_new_output_reruns_the_next_and_force_flags(
-        smoke_workdir, tmp_path):
+    smoke_workdir, tmp_path
+):
     # The judge too: same data and recipe, so the evaluate stage reuses it rather than retraining.
-    workdir = _copy(smoke_workdir, tmp_path, stages=("ingest", "train", "evaluate", "export", "judge"))
+    workdir = _copy(
+        smoke_workdir, tmp_path, stages=("ingest", "train", "evaluate", "export", "judge")
+    )
     before = _manifests(workdir)
     config = smoke.get_config()
     config.evaluate.threshold = 1e-3  # no model gets below this: the gate now says no
@@ -173,10 +194,15 @@ def test_changed_config_reruns_its_stage_whose_new_output_reruns_the_next_and_fo
     # ...and so did the export, whose own config did not change but whose input did: the gate
     # now refuses, so no new version.
     assert after["export"]["config"] == before["export"]["config"]
-    assert after["export"]["inputs"] == {"train": before["train"]["output_fingerprint"],
-                                         "evaluate": after["evaluate"]["output_fingerprint"]}
+    assert after["export"]["inputs"] == {
+        "train": before["train"]["output_fingerprint"],
+        "evaluate": after["evaluate"]["output_fingerprint"],
+    }
     assert "skipped" not in results["export"]
-    assert results["export"]["exported"] is False and "above the threshold" in results["export"]["reason"]
+    assert (
+        results["export"]["exported"] is False
+        and "above the threshold" in results["export"]["reason"]
+    )
     assert _versions(workdir) == [1]
 
     # --force_export exports what the gate refused, with the evaluation that refused it.
@@ -198,13 +224,18 @@ def test_changed_config_reruns_its_stage_whose_new_output_reruns_the_next_and_fo
 def test_checkpoints_of_other_ingested_data_are_refused(smoke_workdir, tmp_path):
     workdir = _copy(smoke_workdir, tmp_path)
     train_manifest = (workdir / "train" / "manifest.json").read_text()
-    old_fingerprint = json.loads((workdir / "ingest" / "manifest.json").read_text())["output_fingerprint"]
+    old_fingerprint = json.loads((workdir / "ingest" / "manifest.json").read_text())[
+        "output_fingerprint"
+    ]
     # The data re-ingested (here: another train/eval split) under the existing checkpoints.
     other_data = smoke.get_config()
     other_data.data.eval_fraction = 0.3
     results = runner.Runner(other_data, workdir).run(["ingest"])
     assert "skipped" not in results["ingest"]
-    assert json.loads((workdir / "ingest" / "manifest.json").read_text())["output_fingerprint"] != old_fingerprint
+    assert (
+        json.loads((workdir / "ingest" / "manifest.json").read_text())["output_fingerprint"]
+        != old_fingerprint
+    )
 
     # The train config is the one the checkpoints were trained with; only the data differ.
     config = smoke.get_config()
@@ -212,7 +243,10 @@ def test_checkpoints_of_other_ingested_data_are_refused(smoke_workdir, tmp_path)
         runner.Runner(config, workdir).run(["train"])
     assert (workdir / "train" / "manifest.json").read_text() == train_manifest
     assert sorted(p.name for p in (workdir / "train" / "checkpoints").glob("*.index")) == [
-        "ckpt-100.index", "ckpt-200.index", "ckpt-300.index"]
+        "ckpt-100.index",
+        "ckpt-200.index",
+        "ckpt-300.index",
+    ]
 
     # Checkpoints that nothing says the origin of are refused too.
     (workdir / "train" / "manifest.json").unlink()
@@ -222,16 +256,24 @@ def test_checkpoints_of_other_ingested_data_are_refused(smoke_workdir, tmp_path)
 
 
 @pytest.mark.slow
-def test_beam_pipeline_args_reach_beam_and_do_not_change_the_records(smoke_workdir, tmp_path, capfd):
+def test_beam_pipeline_args_reach_beam_and_do_not_change_the_records(
+    smoke_workdir, tmp_path, capfd
+):
     # Beam's worker processes import pipeline.ingest by name.
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     workdir = tmp_path / "work"
-    result = run_pipeline(workdir, "--stages=ingest",
-                          "--beam_pipeline_args=--direct_num_workers=2 --direct_running_mode=multi_processing",
-                          env=env)
+    result = run_pipeline(
+        workdir,
+        "--stages=ingest",
+        "--beam_pipeline_args=--direct_num_workers=2 --direct_running_mode=multi_processing",
+        env=env,
+    )
     # Two SDK worker processes ran the pipeline (the default runs it in this process)...
-    harnesses = [line for line in result.stderr.splitlines()
-                 if "Python sdk harness starting" in line and "Worker:" not in line]
+    harnesses = [
+        line
+        for line in result.stderr.splitlines()
+        if "Python sdk harness starting" in line and "Worker:" not in line
+    ]
     assert len(harnesses) == 2, result.stderr[-4000:]
     # ...and wrote the same records: how Beam runs is not part of the stage's config.
     manifest = json.loads((workdir / "ingest" / "manifest.json").read_text())
@@ -243,6 +285,8 @@ def test_beam_pipeline_args_reach_beam_and_do_not_change_the_records(smoke_workd
     # parser exits), and no output is left.
     bad = tmp_path / "bad"
     with pytest.raises(SystemExit):
-        runner.Runner(smoke.get_config(), bad, beam_pipeline_args=["--direct_running_mode=bogus"]).run(["ingest"])
+        runner.Runner(
+            smoke.get_config(), bad, beam_pipeline_args=["--direct_running_mode=bogus"]
+        ).run(["ingest"])
     assert "--direct_running_mode: invalid choice: 'bogus'" in capfd.readouterr().err
     assert not (bad / "ingest").exists() and not list(bad.glob(".ingest.*"))

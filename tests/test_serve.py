@@ -30,15 +30,18 @@ GUARD_SECONDS = 300
 
 
 def tiny_generator(conditional: bool, seed: int = 0):
-    return conftest.tiny_generator(conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=1)
+    return conftest.tiny_generator(
+        conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=1
+    )
 
 
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     gan_export.export_generator(tiny_generator(False), root / "uncond", latent_dim=LATENT)
-    gan_export.export_generator(tiny_generator(True), root / "cond", latent_dim=LATENT,
-                                num_classes=CLASSES)
+    gan_export.export_generator(
+        tiny_generator(True), root / "cond", latent_dim=LATENT, num_classes=CLASSES
+    )
     return root
 
 
@@ -57,8 +60,15 @@ def cond(bases):
 
 
 def _ok_status(version="1"):
-    return {"model_version_status": [{"version": version, "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+    return {
+        "model_version_status": [
+            {
+                "version": version,
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
 
 
 def test_status_endpoints(uncond):
@@ -96,9 +106,10 @@ def _z(n, seed=0):
 def test_predict_row_and_columnar_formats_agree(uncond):
     z = _z(3)
     rows_bare = uncond.post("/v1/models/generator:predict", json={"instances": z.tolist()})
-    rows_named = uncond.post("/v1/models/generator/versions/1:predict",
-                             json={"instances": [{"z": v} for v in z.tolist()],
-                                   "signature_name": "serving_default"})
+    rows_named = uncond.post(
+        "/v1/models/generator/versions/1:predict",
+        json={"instances": [{"z": v} for v in z.tolist()], "signature_name": "serving_default"},
+    )
     cols_bare = uncond.post("/v1/models/generator:predict", json={"inputs": z.tolist()})
     cols_named = uncond.post("/v1/models/generator:predict", json={"inputs": {"z": z.tolist()}})
     for r in (rows_bare, rows_named, cols_bare, cols_named):
@@ -123,11 +134,13 @@ def test_predict_conditional(cond):
     r = cond.post("/v1/models/gen:predict", json={"instances": instances})
     assert r.status_code == 200, r.get_json()
     rows = r.get_json()["predictions"]
-    r = cond.post("/v1/models/gen:predict",
-                  json={"inputs": {"z": z.tolist(), "label": [0, 2]}})
+    r = cond.post("/v1/models/gen:predict", json={"inputs": {"z": z.tolist(), "label": [0, 2]}})
     assert r.status_code == 200
-    np.testing.assert_allclose(np.array(r.get_json()["outputs"]["images_float"]),
-                               np.array([row["images_float"] for row in rows]), atol=1e-6)
+    np.testing.assert_allclose(
+        np.array(r.get_json()["outputs"]["images_float"]),
+        np.array([row["images_float"] for row in rows]),
+        atol=1e-6,
+    )
 
 
 def test_predict_sample_signature_columnar(cond, uncond):
@@ -150,8 +163,12 @@ BAD_REQUESTS = [
     (":predict", b"{not json", 400, "JSON Parse error"),
     (":predict", b"[1, 2]", 400, "not an object"),
     (":predict", b"{}", 400, "Missing 'inputs' or 'instances'"),
-    (":predict", json.dumps({"instances": [[0.0] * LATENT], "inputs": [[0.0] * LATENT]}), 400,
-     "not both"),
+    (
+        ":predict",
+        json.dumps({"instances": [[0.0] * LATENT], "inputs": [[0.0] * LATENT]}),
+        400,
+        "not both",
+    ),
     (":predict", json.dumps({"instances": [[0.0] * (LATENT - 1)]}), 400, "shape"),
     (":predict", json.dumps({"instances": [[0.0] * LATENT, [0.0]]}), 400, "rectangular"),
     (":predict", json.dumps({"instances": [["a"] * LATENT]}), 400, "expected numbers"),
@@ -159,18 +176,42 @@ BAD_REQUESTS = [
     (":predict", json.dumps({"instances": [{"x": [0.0] * LATENT}]}), 400, "expects ['z']"),
     (":predict", json.dumps({"inputs": {"x": [[0.0] * LATENT]}}), 400, "expects ['z']"),
     (":predict", json.dumps({"instances": [[0.0] * LATENT] * 17}), 400, "max_batch"),
-    (":predict", json.dumps({"signature_name": "nope", "instances": [[0.0] * LATENT]}), 400,
-     "nope"),
-    (":predict", json.dumps({"signature_name": "sample",
-                             "instances": [{"num_samples": 1, "seed": 0}]}), 400, "columnar"),
-    (":predict", json.dumps({"signature_name": "sample",
-                             "inputs": {"num_samples": 17, "seed": 0}}), 400, "max_batch"),
-    (":predict", json.dumps({"signature_name": "sample",
-                             "inputs": {"num_samples": 0, "seed": 0}}), 400, "num_samples"),
-    (":predict", json.dumps({"signature_name": "sample",
-                             "inputs": {"num_samples": 1.5, "seed": 0}}), 400, "integers"),
-    (":predict", json.dumps({"signature_name": "sample", "inputs": {"num_samples": 2}}), 400,
-     "expects"),
+    (
+        ":predict",
+        json.dumps({"signature_name": "nope", "instances": [[0.0] * LATENT]}),
+        400,
+        "nope",
+    ),
+    (
+        ":predict",
+        json.dumps({"signature_name": "sample", "instances": [{"num_samples": 1, "seed": 0}]}),
+        400,
+        "columnar",
+    ),
+    (
+        ":predict",
+        json.dumps({"signature_name": "sample", "inputs": {"num_samples": 17, "seed": 0}}),
+        400,
+        "max_batch",
+    ),
+    (
+        ":predict",
+        json.dumps({"signature_name": "sample", "inputs": {"num_samples": 0, "seed": 0}}),
+        400,
+        "num_samples",
+    ),
+    (
+        ":predict",
+        json.dumps({"signature_name": "sample", "inputs": {"num_samples": 1.5, "seed": 0}}),
+        400,
+        "integers",
+    ),
+    (
+        ":predict",
+        json.dumps({"signature_name": "sample", "inputs": {"num_samples": 2}}),
+        400,
+        "expects",
+    ),
     ("/versions/5:predict", json.dumps({"instances": [[0.0] * LATENT]}), 404, "5"),
     (":classify", json.dumps({"examples": []}), 400, "not supported"),
 ]
@@ -178,8 +219,7 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize("suffix,body,status,fragment", BAD_REQUESTS)
 def test_bad_requests(uncond, suffix, body, status, fragment):
-    r = uncond.post(f"/v1/models/generator{suffix}", data=body,
-                    content_type="application/json")
+    r = uncond.post(f"/v1/models/generator{suffix}", data=body, content_type="application/json")
     assert r.status_code == status, r.get_data(as_text=True)
     assert fragment in r.get_json()["error"]
     # ...and the server still answers.
@@ -187,17 +227,24 @@ def test_bad_requests(uncond, suffix, body, status, fragment):
     assert ok.status_code == 200
 
 
-@pytest.mark.parametrize("body,fragment", [
-    ({"instances": [{"z": [0.0] * LATENT, "label": 3}]}, "out of range"),
-    ({"instances": [{"z": [0.0] * LATENT, "label": -1}]}, "out of range"),
-    ({"instances": [{"z": [0.0] * LATENT, "label": 0.5}]}, "integers"),
-    ({"instances": [{"z": [0.0] * LATENT}]}, "expects"),
-    ({"inputs": {"z": [[0.0] * LATENT] * 2, "label": [1]}}, "same batch size"),
-    ({"signature_name": "sample", "inputs": {"num_samples": 3, "seed": 0, "label": [0, 1]}},
-     "one per sample"),
-    ({"signature_name": "sample", "inputs": {"num_samples": 3, "seed": 0, "label": [7]}},
-     "out of range"),
-])
+@pytest.mark.parametrize(
+    "body,fragment",
+    [
+        ({"instances": [{"z": [0.0] * LATENT, "label": 3}]}, "out of range"),
+        ({"instances": [{"z": [0.0] * LATENT, "label": -1}]}, "out of range"),
+        ({"instances": [{"z": [0.0] * LATENT, "label": 0.5}]}, "integers"),
+        ({"instances": [{"z": [0.0] * LATENT}]}, "expects"),
+        ({"inputs": {"z": [[0.0] * LATENT] * 2, "label": [1]}}, "same batch size"),
+        (
+            {"signature_name": "sample", "inputs": {"num_samples": 3, "seed": 0, "label": [0, 1]}},
+            "one per sample",
+        ),
+        (
+            {"signature_name": "sample", "inputs": {"num_samples": 3, "seed": 0, "label": [7]}},
+            "out of range",
+        ),
+    ],
+)
 def test_bad_conditional_requests(cond, body, fragment):
     r = cond.post("/v1/models/gen:predict", json=body)
     assert r.status_code == 400
@@ -235,14 +282,18 @@ def test_sample_png(cond, uncond):
     # Defaults: 16 images of seed 0 with random labels (the sample signature's), in a 4x4 grid.
     default = _png(cond.get("/v1/models/gen:sample"))
     body = {"signature_name": "sample", "inputs": {"num_samples": 16, "seed": 0, "label": []}}
-    sampled = np.array(cond.post("/v1/models/gen:predict", json=body).get_json()["outputs"]["images"], np.uint8)
+    sampled = np.array(
+        cond.post("/v1/models/gen:predict", json=body).get_json()["outputs"]["images"], np.uint8
+    )
     np.testing.assert_array_equal(default, gan_images.make_grid(sampled, rows=4)[..., 0])
     wide = _png(uncond.get("/v1/models/generator/versions/1:sample?n=3&rows=1"))
     assert wide.shape == (12, 3 * 10 + 2)
-    for url, fragment in [("/v1/models/gen:sample?n=17", "max_batch"),
-                          ("/v1/models/gen:sample?n=2&label=3", "out of range"),
-                          ("/v1/models/gen:sample?n=two", "not an integer"),
-                          ("/v1/models/gen:sample?size=2", "unknown query")]:
+    for url, fragment in [
+        ("/v1/models/gen:sample?n=17", "max_batch"),
+        ("/v1/models/gen:sample?n=2&label=3", "out of range"),
+        ("/v1/models/gen:sample?n=two", "not an integer"),
+        ("/v1/models/gen:sample?size=2", "unknown query"),
+    ]:
         r = cond.get(url)
         assert r.status_code == 400 and fragment in r.get_json()["error"], url
     r = uncond.get("/v1/models/generator:sample?label=1")
@@ -316,7 +367,9 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
             gan_export.export_generator(tiny_generator(False, seed=2), base, latent_dim=LATENT)
             deadline = time.monotonic() + GUARD_SECONDS
             while requests.get(url, timeout=60).json() != _ok_status("2"):
-                assert time.monotonic() < deadline, f"version 2 not picked up after {GUARD_SECONDS} s"
+                assert time.monotonic() < deadline, (
+                    f"version 2 not picked up after {GUARD_SECONDS} s"
+                )
                 time.sleep(0.1)
             new = requests.post(url + ":predict", json=body, timeout=60).json()
             assert new != results[0][1]
@@ -332,11 +385,13 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
 
 def test_float_outputs_round_trip_float32_exactly():
     rng = np.random.default_rng(0)
-    x = np.concatenate([
-        np.tanh(rng.normal(0, 0.3, 20000)),
-        rng.normal(0, 1, 1000) * 10.0 ** rng.integers(-40, 38, 1000),
-        [0.0, -0.0, 1.0, -1.0, 3.4e38, 1e-45, np.inf, -np.inf],
-    ]).astype(np.float32)
+    x = np.concatenate(
+        [
+            np.tanh(rng.normal(0, 0.3, 20000)),
+            rng.normal(0, 1, 1000) * 10.0 ** rng.integers(-40, 38, 1000),
+            [0.0, -0.0, 1.0, -1.0, 3.4e38, 1e-45, np.inf, -np.inf],
+        ]
+    ).astype(np.float32)
     text = json.dumps(codec.encode_predict_response({"y": x}, row_format=False))
     back = np.array(json.loads(text)["outputs"], np.float32)
     np.testing.assert_array_equal(back, x)
@@ -346,8 +401,11 @@ def test_float_outputs_round_trip_float32_exactly():
 def test_command_line_server(bases, tmp_path, how):
     """`gan-serve` (setup.py's console script) and `python -m gan_keras.serve` parse their flags
     and serve over loopback on the port the server bound (--port=0: the OS picks one)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
-               PYTHONPATH=str(conftest.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(conftest.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
     if how == "console_script":
         script = shutil.which("gan-serve", path=os.path.dirname(sys.executable))
         assert script, "the gan-serve console script is not installed (pip install -e .)"
@@ -357,13 +415,27 @@ def test_command_line_server(bases, tmp_path, how):
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            cmd + [f"--model_base_path={bases / 'cond'}", "--model_name=gen", "--port=0", "--max_batch=4",
-                   "--poll_seconds=0"], env=env, stdout=subprocess.DEVNULL, stderr=out)
+            cmd
+            + [
+                f"--model_base_path={bases / 'cond'}",
+                "--model_name=gen",
+                "--port=0",
+                "--max_batch=4",
+                "--poll_seconds=0",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
     try:
         # The server logs the port it bound (--port=0: a free one) once its socket is bound.
         deadline = time.monotonic() + GUARD_SECONDS
-        while not (match := re.search(r"Serving gen from \S+ on (http://127\.0\.0\.1:[1-9]\d*)/v1/models/gen",
-                                      log.read_text())):
+        while not (
+            match := re.search(
+                r"Serving gen from \S+ on (http://127\.0\.0\.1:[1-9]\d*)/v1/models/gen",
+                log.read_text(),
+            )
+        ):
             assert proc.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, f"no address logged after {GUARD_SECONDS} s"
             time.sleep(0.05)
@@ -375,8 +447,10 @@ def test_command_line_server(bases, tmp_path, how):
         assert r.status_code == 200 and r.headers["Content-Type"] == "image/png"
         # The images of the exported version for that seed and label.
         expected = sampling.generate(bases / "cond", num=4, seed=3, label=1)
-        np.testing.assert_array_equal(np.array(Image.open(io.BytesIO(r.content))),
-                                      gan_images.make_grid(expected, rows=2)[..., 0])
+        np.testing.assert_array_equal(
+            np.array(Image.open(io.BytesIO(r.content))),
+            gan_images.make_grid(expected, rows=2)[..., 0],
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=GUARD_SECONDS)

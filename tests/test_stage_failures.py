@@ -22,9 +22,15 @@ def _folder(root, num_good: int, num_bad: int):
 
 
 def _ingest(workdir, root, *args):
-    return run_pipeline(workdir, "--stages=ingest", f"--config.data.source=folder:{root}",
-                        "--config.data.resolution=16", "--config.data.max_reject_fraction=0.1",
-                        *args, check=False)
+    return run_pipeline(
+        workdir,
+        "--stages=ingest",
+        f"--config.data.source=folder:{root}",
+        "--config.data.resolution=16",
+        "--config.data.max_reject_fraction=0.1",
+        *args,
+        check=False,
+    )
 
 
 def test_failed_ingest_keeps_report_and_statistics_beside_the_good_ingest(tmp_path):
@@ -43,12 +49,14 @@ def test_failed_ingest_keeps_report_and_statistics_beside_the_good_ingest(tmp_pa
     stats = json.loads((failed / "stats.json").read_text())
     assert stats["inputs_read"] == 45 and stats["rejected"] == 5 and stats["records_written"] == 40
     rejected = [json.loads(line) for line in (failed / "rejected.jsonl").read_text().splitlines()]
-    assert sorted(r["source_id"].rsplit("/", 1)[-1] for r in rejected) == [f"bad{i}.png" for i in range(5)]
+    assert sorted(r["source_id"].rsplit("/", 1)[-1] for r in rejected) == [
+        f"bad{i}.png" for i in range(5)
+    ]
     manifest = json.loads((failed / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "max_reject_fraction" in manifest["error"]
 
     # The error names paths that exist, never the deleted temporary directory.
-    error = result.stderr[result.stderr.rindex("error:"):]
+    error = result.stderr[result.stderr.rindex("error:") :]
     assert str(failed / "rejected.jsonl") in error
     for path in re.findall(r"(/\S+?)(?:[,;)]|\s|$)", error):
         assert ".tmp-" not in path, error

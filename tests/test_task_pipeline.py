@@ -10,18 +10,32 @@ import tensorflow as tf
 from conftest import run_pipeline
 
 # Small and quick: 16x16 digits, 40 steps for the model and for its L1-only reference.
-TASK_FLAGS = ["--config.train.steps=40", "--config.train.log_every=20",
-              "--config.train.sample_every=40", "--config.train.checkpoint_every=40",
-              "--config.train.ema_half_life_images=0", "--config.model.batch_norm_momentum=0.5",
-              "--config.evaluate.num_samples=200"]
+TASK_FLAGS = [
+    "--config.train.steps=40",
+    "--config.train.log_every=20",
+    "--config.train.sample_every=40",
+    "--config.train.checkpoint_every=40",
+    "--config.train.ema_half_life_images=0",
+    "--config.model.batch_norm_momentum=0.5",
+    "--config.evaluate.num_samples=200",
+]
 
 CASES = {
-    "super_resolution": (["--config.task.name=super_resolution", "--config.task.scale=2"],
-                         {"image": [8, 8, 1]}, "bicubic_upsample"),
-    "inpainting": (["--config.task.name=inpainting", "--config.task.hole=random_box"],
-                   {"image": [16, 16, 1], "mask": [16, 16, 1]}, "classical_fill"),
-    "translation": (["--config.task.name=translation", "--config.task.source=edges"],
-                    {"image": [16, 16, 1]}, None),
+    "super_resolution": (
+        ["--config.task.name=super_resolution", "--config.task.scale=2"],
+        {"image": [8, 8, 1]},
+        "bicubic_upsample",
+    ),
+    "inpainting": (
+        ["--config.task.name=inpainting", "--config.task.hole=random_box"],
+        {"image": [16, 16, 1], "mask": [16, 16, 1]},
+        "classical_fill",
+    ),
+    "translation": (
+        ["--config.task.name=translation", "--config.task.source=edges"],
+        {"image": [16, 16, 1]},
+        None,
+    ),
 }
 
 
@@ -71,6 +85,8 @@ def test_task_runs_end_to_end_with_its_references(task, ingested, tmp_path):
         out = signature(image=tf.constant(image), mask=tf.constant(mask))["images"].numpy()
         np.testing.assert_array_equal(out[mask == 0], image[mask == 0])
     wrong = {name: tf.zeros([2, 5, 5, 1], tf.uint8) for name in inputs}
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"image must have shape \[N, "
-                       + ", ".join(map(str, inputs["image"]))):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError,
+        match=r"image must have shape \[N, " + ", ".join(map(str, inputs["image"])),
+    ):
         signature(**wrong)

@@ -23,8 +23,16 @@ OPTIONS = [
 
 def _config(name="inpainting", **overrides) -> ml_collections.ConfigDict:
     """A task section as the configs hold it: every field, the named task's in use."""
-    fields = {"name": name, "scale": 2, "hole": "center", "hole_fraction": 0.25,
-              "source": "edges", "seed": 0, "l1_weight": 100.0, "adversarial_weight": 1.0}
+    fields = {
+        "name": name,
+        "scale": 2,
+        "hole": "center",
+        "hole_fraction": 0.25,
+        "source": "edges",
+        "seed": 0,
+        "l1_weight": 100.0,
+        "adversarial_weight": 1.0,
+    }
     return ml_collections.ConfigDict({**fields, **overrides})
 
 
@@ -58,26 +66,51 @@ def test_registry_lists_the_tasks_and_checks_names():
         tasks.check_task_config(_config("deblur"), resolution=28, channels=1)
 
 
-@pytest.mark.parametrize("overrides, resolution, channels, message", [
-    ({"name": "super_resolution", "scale": 3}, 24, 1, r"task.scale must be one of \(2, 4\), got 3"),
-    ({"name": "super_resolution", "scale": 2.0}, 28, 1, r"task.scale .* got 2.0"),
-    ({"name": "super_resolution", "scale": 4}, 30, 1,
-     r"task.scale=4 does not divide data.resolution=30"),
-    ({"name": "super_resolution", "scale": 4}, 12, 1, r"task.scale=4 leaves 3x3"),
-    ({"hole": "square"}, 28, 1, r"task.hole must be one of .*'square'"),
-    ({"hole_fraction": 0.0}, 28, 1, r"task.hole_fraction must be in \(0, 0.75\], got 0.0"),
-    ({"hole_fraction": 0.8}, 28, 1, r"task.hole_fraction .* got 0.8"),
-    ({"hole_fraction": float("nan")}, 28, 1, r"task.hole_fraction .* got nan"),
-    ({"hole_fraction": 0.0005}, 28, 1, r"task.hole_fraction=0.0005 is less than one pixel"),
-    ({"name": "translation", "source": "depth"}, 28, 3, r"task.source must be one of .*'depth'"),
-    ({"name": "translation", "source": "grayscale"}, 28, 1,
-     r"task.source='grayscale' needs RGB data \(data.channels=3\), got data.channels=1"),
-    ({"seed": 1.5}, 28, 1, r"task.seed must be an int64 integer, got 1.5"),
-    ({"l1_weight": -1.0}, 28, 1, r"task.l1_weight must be a finite number >= 0, got -1.0"),
-    ({"adversarial_weight": True}, 28, 1, r"task.adversarial_weight .* got True"),
-    ({"l1_weight": 0.0, "adversarial_weight": 0.0}, 28, 1,
-     r"task.l1_weight and task.adversarial_weight are both 0"),
-])
+@pytest.mark.parametrize(
+    "overrides, resolution, channels, message",
+    [
+        (
+            {"name": "super_resolution", "scale": 3},
+            24,
+            1,
+            r"task.scale must be one of \(2, 4\), got 3",
+        ),
+        ({"name": "super_resolution", "scale": 2.0}, 28, 1, r"task.scale .* got 2.0"),
+        (
+            {"name": "super_resolution", "scale": 4},
+            30,
+            1,
+            r"task.scale=4 does not divide data.resolution=30",
+        ),
+        ({"name": "super_resolution", "scale": 4}, 12, 1, r"task.scale=4 leaves 3x3"),
+        ({"hole": "square"}, 28, 1, r"task.hole must be one of .*'square'"),
+        ({"hole_fraction": 0.0}, 28, 1, r"task.hole_fraction must be in \(0, 0.75\], got 0.0"),
+        ({"hole_fraction": 0.8}, 28, 1, r"task.hole_fraction .* got 0.8"),
+        ({"hole_fraction": float("nan")}, 28, 1, r"task.hole_fraction .* got nan"),
+        ({"hole_fraction": 0.0005}, 28, 1, r"task.hole_fraction=0.0005 is less than one pixel"),
+        (
+            {"name": "translation", "source": "depth"},
+            28,
+            3,
+            r"task.source must be one of .*'depth'",
+        ),
+        (
+            {"name": "translation", "source": "grayscale"},
+            28,
+            1,
+            r"task.source='grayscale' needs RGB data \(data.channels=3\), got data.channels=1",
+        ),
+        ({"seed": 1.5}, 28, 1, r"task.seed must be an int64 integer, got 1.5"),
+        ({"l1_weight": -1.0}, 28, 1, r"task.l1_weight must be a finite number >= 0, got -1.0"),
+        ({"adversarial_weight": True}, 28, 1, r"task.adversarial_weight .* got True"),
+        (
+            {"l1_weight": 0.0, "adversarial_weight": 0.0},
+            28,
+            1,
+            r"task.l1_weight and task.adversarial_weight are both 0",
+        ),
+    ],
+)
 def test_config_errors_name_the_field_and_value(overrides, resolution, channels, message):
     config = _config(**overrides)
     with pytest.raises(ValueError, match=message):
@@ -91,24 +124,39 @@ def test_valid_configs_pass_and_generate_ignores_task_fields():
     tasks.check_task_config(_config("generate", scale=3, l1_weight=-1), resolution=28, channels=1)
     assert tasks.condition_shape(_config("generate"), 28, 1) is None
     with pytest.raises(ValueError, match="task.hole_fraction is missing"):
-        tasks.check_task_config({"name": "inpainting", "hole": "center", "seed": 0,
-                                 "l1_weight": 1.0, "adversarial_weight": 0.0},
-                                resolution=28, channels=1)
+        tasks.check_task_config(
+            {
+                "name": "inpainting",
+                "hole": "center",
+                "seed": 0,
+                "l1_weight": 1.0,
+                "adversarial_weight": 0.0,
+            },
+            resolution=28,
+            channels=1,
+        )
 
 
 # --------------------------------------------------------------------------- degrade
 
 
-@pytest.mark.parametrize("name, options, resolution, channels", [
-    (name, options, resolution, channels)
-    for name, options in OPTIONS for resolution in (28, 32) for channels in (1, 3)
-    if channels == 3 or options.get("source") != "grayscale"])
+@pytest.mark.parametrize(
+    "name, options, resolution, channels",
+    [
+        (name, options, resolution, channels)
+        for name, options in OPTIONS
+        for resolution in (28, 32)
+        for channels in (1, 3)
+        if channels == 3 or options.get("source") != "grayscale"
+    ],
+)
 def test_degrade_shapes_dtypes_and_range(name, options, resolution, channels):
     config = _config(name, **options)
     expected = tasks.condition_shape(config, resolution, channels)
     fn = tf.function(lambda image, seed: tasks.degrade(config, image, seed))
-    traced = fn.get_concrete_function(tf.TensorSpec([resolution, resolution, channels], tf.float32),
-                                      tf.TensorSpec([2], tf.int64))
+    traced = fn.get_concrete_function(
+        tf.TensorSpec([resolution, resolution, channels], tf.float32), tf.TensorSpec([2], tf.int64)
+    )
     assert tuple(traced.structured_outputs.shape) == expected  # static in graph mode
     condition = fn(_image(resolution, channels), tasks.example_seed(0, 7)).numpy()
     assert condition.dtype == np.float32 and condition.shape == expected
@@ -118,8 +166,9 @@ def test_degrade_shapes_dtypes_and_range(name, options, resolution, channels):
         assert set(np.unique(mask)) == {0.0, 1.0}
         assert np.all(tasks.masked_image_from_condition(condition)[mask[..., 0] == 1] == 0.0)
     if name == "super_resolution" or options.get("source") == "grayscale":  # on the uint8 grid
-        np.testing.assert_allclose(condition, np.round((condition + 1) * 127.5) / 127.5 - 1,
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            condition, np.round((condition + 1) * 127.5) / 127.5 - 1, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("hole", ["random_box", "free_form"])
@@ -161,8 +210,9 @@ def test_super_resolution_of_a_constant_image_is_that_constant():
         value = round((value + 1) * 127.5) / 127.5 - 1  # on the uint8 grid
         image = np.full((28, 28, 3), value, np.float32)
         for scale in (2, 4):
-            condition = tasks.degrade(_config("super_resolution", scale=scale), image,
-                                      tasks.example_seed(0)).numpy()
+            condition = tasks.degrade(
+                _config("super_resolution", scale=scale), image, tasks.example_seed(0)
+            ).numpy()
             np.testing.assert_allclose(condition, value, atol=1e-6)
 
 
@@ -195,9 +245,15 @@ def test_grayscale_of_a_grey_rgb_image_is_that_grey_and_follows_bt601():
 def test_degrade_in_a_dataset_map_with_enumerate_seeds():
     config = _config(hole="free_form", seed=3)
     images = np.stack([_image(28, 1, seed=i) for i in range(6)])
-    ds = tf.data.Dataset.from_tensor_slices(images).enumerate().map(
-        lambda i, x: (x, tasks.degrade(config, x, tasks.example_seed(config.seed, i))),
-        num_parallel_calls=2, deterministic=True)
+    ds = (
+        tf.data.Dataset.from_tensor_slices(images)
+        .enumerate()
+        .map(
+            lambda i, x: (x, tasks.degrade(config, x, tasks.example_seed(config.seed, i))),
+            num_parallel_calls=2,
+            deterministic=True,
+        )
+    )
     assert ds.element_spec[1].shape == (28, 28, 2)
     out = [c for _, c in ds.as_numpy_iterator()]
     again = [c for _, c in ds.as_numpy_iterator()]
@@ -214,8 +270,9 @@ def test_uint8_mask_converters_match_degrade():
     condition = tasks.degrade(config, image, tasks.example_seed(0, 2))
     mask_u8 = tasks.mask_to_uint8(tasks.mask_from_condition(condition))
     assert mask_u8.dtype == tf.uint8 and set(np.unique(mask_u8.numpy())) == {0, 255}
-    np.testing.assert_array_equal(tasks.mask_from_uint8(mask_u8),
-                                  tasks.mask_from_condition(condition))
+    np.testing.assert_array_equal(
+        tasks.mask_from_uint8(mask_u8), tasks.mask_from_condition(condition)
+    )
     image_u8 = np.round((image + 1) * 127.5).astype(np.uint8)
     served = tasks.inpainting_condition_from_uint8(image_u8[None], mask_u8[None]).numpy()[0]
     np.testing.assert_allclose(served, condition.numpy(), atol=1e-6)
@@ -245,15 +302,20 @@ def test_harmonic_fill_reproduces_an_affine_image_exactly(hole):
 
 def test_harmonic_fill_solves_the_laplace_equation_in_the_hole():
     image = _image(28, 1)
-    mask = tasks.make_mask(_config(hole="random_box", hole_fraction=0.4), 28, 28,
-                           tasks.example_seed(1)).numpy()
+    mask = tasks.make_mask(
+        _config(hole="random_box", hole_fraction=0.4), 28, 28, tasks.example_seed(1)
+    ).numpy()
     filled = tasks.classical_fill(_condition(image, mask))[0, ..., 0].astype(np.float64)
     hole = mask[..., 0] == 1
     np.testing.assert_array_equal(filled[~hole], image[..., 0][~hole])  # known pixels kept
     padded = np.pad(filled, 1)
     inside = np.pad(np.ones_like(filled), 1)
-    neighbours = [(padded[:-2, 1:-1], inside[:-2, 1:-1]), (padded[2:, 1:-1], inside[2:, 1:-1]),
-                  (padded[1:-1, :-2], inside[1:-1, :-2]), (padded[1:-1, 2:], inside[1:-1, 2:])]
+    neighbours = [
+        (padded[:-2, 1:-1], inside[:-2, 1:-1]),
+        (padded[2:, 1:-1], inside[2:, 1:-1]),
+        (padded[1:-1, :-2], inside[1:-1, :-2]),
+        (padded[1:-1, 2:], inside[1:-1, 2:]),
+    ]
     total = sum(v * m for v, m in neighbours)
     count = sum(m for _, m in neighbours)
     np.testing.assert_allclose(filled[hole], (total / count)[hole], atol=1e-4)  # mean of neighbours
@@ -287,13 +349,17 @@ def test_baseline_dispatch_and_no_baseline_for_translation():
 def test_psnr_of_a_constant_offset_matches_the_closed_form():
     a = np.zeros((2, 16, 16, 3), np.float32)
     d = np.array([0.1, 0.5], np.float32).reshape(2, 1, 1, 1)
-    np.testing.assert_allclose(image_metrics.psnr(a, a + d),
-                               10 * np.log10(2.0**2 / d.ravel() ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        image_metrics.psnr(a, a + d), 10 * np.log10(2.0**2 / d.ravel() ** 2), rtol=1e-5
+    )
     u = np.full((1, 16, 16, 1), 100, np.uint8)
     np.testing.assert_allclose(image_metrics.psnr(u, u + 10), 10 * math.log10(255**2 / 100))
     # Same pixels, same dB in either range.
-    np.testing.assert_allclose(image_metrics.psnr(u, u + 10),
-                               image_metrics.psnr(u / 127.5 - 1, (u + 10) / 127.5 - 1), rtol=1e-9)
+    np.testing.assert_allclose(
+        image_metrics.psnr(u, u + 10),
+        image_metrics.psnr(u / 127.5 - 1, (u + 10) / 127.5 - 1),
+        rtol=1e-9,
+    )
     assert image_metrics.psnr(a, a)[0] == np.inf
     with pytest.raises(ValueError, match="uint8"):
         image_metrics.psnr(u, u.astype(np.float32))
@@ -306,8 +372,9 @@ def test_psnr_border_and_y_channel_protocol():
     assert image_metrics.psnr(a, b, border=2)[0] == np.inf
     c = a.copy()
     c[..., 1] = 0.2  # only G differs: Y differs by 0.587 * 0.2
-    np.testing.assert_allclose(image_metrics.psnr(a, c, y_channel=True),
-                               10 * np.log10(4 / (0.587 * 0.2) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(
+        image_metrics.psnr(a, c, y_channel=True), 10 * np.log10(4 / (0.587 * 0.2) ** 2), rtol=1e-5
+    )
 
 
 def test_ssim_of_identical_images_is_one_and_grey_rgb_scores_as_one_channel():

@@ -25,8 +25,16 @@ def _workdir(smoke_workdir, path):
 
 def _config(**train_fields):
     config = smoke.get_config()
-    config.train.update({"strategy": "default", "steps": STEPS, "checkpoint_every": STEPS,
-                         "log_every": STEPS, "sample_every": STEPS, **train_fields})
+    config.train.update(
+        {
+            "strategy": "default",
+            "steps": STEPS,
+            "checkpoint_every": STEPS,
+            "log_every": STEPS,
+            "sample_every": STEPS,
+            **train_fields,
+        }
+    )
     return config
 
 
@@ -61,12 +69,19 @@ def test_xla_trains_and_really_compiles(smoke_workdir, tmp_path, float32_run):
     assert np.max(np.abs(weights - float32_run)) < 2 * config.train.g_learning_rate * STEPS
 
 
-def test_xla_with_the_default_mirrored_strategy_from_the_command_line(smoke_workdir, tmp_path, float32_run):
+def test_xla_with_the_default_mirrored_strategy_from_the_command_line(
+    smoke_workdir, tmp_path, float32_run
+):
     # configs/default.py trains under MirroredStrategy; on this CPU-only host
     # (no logical-device split in the subprocess) that is one replica.
     workdir = _workdir(smoke_workdir, tmp_path)
-    run_pipeline(workdir, "--stages=train", "--config.train.jit_compile=True", f"--config.train.steps={STEPS}",
-                 env={"CUDA_VISIBLE_DEVICES": ""})
+    run_pipeline(
+        workdir,
+        "--stages=train",
+        "--config.train.jit_compile=True",
+        f"--config.train.steps={STEPS}",
+        env={"CUDA_VISIBLE_DEVICES": ""},
+    )
     assert tf.train.latest_checkpoint(str(workdir / "train/checkpoints")).endswith(f"ckpt-{STEPS}")
     manifest = json.loads((workdir / "train" / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["config"]["train.jit_compile"] is True
@@ -88,7 +103,9 @@ def test_xla_with_several_cpu_replicas_fails_before_training(smoke_workdir, tmp_
     assert not (tmp_path / "train" / "checkpoints").exists()
 
 
-def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_weights(smoke_workdir, tmp_path, float32_run):
+def test_mixed_precision_trains_in_bfloat16_and_keeps_float32_weights(
+    smoke_workdir, tmp_path, float32_run
+):
     config = _config(mixed_precision=True)
     summary = train.run_train(config, _workdir(smoke_workdir, tmp_path))
     assert summary["final_step"] == STEPS

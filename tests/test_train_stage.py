@@ -33,12 +33,14 @@ def _fresh_workdir(smoke_workdir, tmp_path):
 
 
 def _wait_for(done, proc, what, log=None):
-    """Polls until `done()`; fails if `proc` exits first, or after GUARD_SECONDS (a failure guard)."""
+    """Polls until `done()`; fails if `proc` exits first or after GUARD_SECONDS (a guard)."""
     deadline = time.monotonic() + GUARD_SECONDS
     while not done():
         if proc.poll() is not None:
-            raise AssertionError(f"exited ({proc.returncode}) before {what}:\n"
-                                 f"{log.read_text()[-4000:] if log else ''}")
+            raise AssertionError(
+                f"exited ({proc.returncode}) before {what}:\n"
+                f"{log.read_text()[-4000:] if log else ''}"
+            )
         assert time.monotonic() < deadline, f"still waiting for {what} after {GUARD_SECONDS} s"
         time.sleep(0.05)
 
@@ -48,10 +50,18 @@ def test_sigkill_mid_run_then_rerun_resumes_and_finishes_at_the_right_step(smoke
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
 
     def command(steps):
-        return [sys.executable, "-m", "pipeline.run", f"--config={REPO / 'configs/smoke.py'}",
-                f"--workdir={workdir}", "--stages=train", f"--config.train.steps={steps}",
-                "--config.train.checkpoint_every=20", "--config.train.log_every=20",
-                "--config.train.sample_every=200"]
+        return [
+            sys.executable,
+            "-m",
+            "pipeline.run",
+            f"--config={REPO / 'configs/smoke.py'}",
+            f"--workdir={workdir}",
+            "--stages=train",
+            f"--config.train.steps={steps}",
+            "--config.train.checkpoint_every=20",
+            "--config.train.log_every=20",
+            "--config.train.sample_every=200",
+        ]
 
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     ckpt_dir = workdir / "train" / "checkpoints"
@@ -64,7 +74,9 @@ def test_sigkill_mid_run_then_rerun_resumes_and_finishes_at_the_right_step(smoke
     # checkpoint of step 40 exists.
     log = tmp_path / "killed.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen(command(1_000_000), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=out)
+        proc = subprocess.Popen(
+            command(1_000_000), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=out
+        )
     try:
         _wait_for(lambda: latest_step() >= 40, proc, "the checkpoint of step 40", log)
     finally:
@@ -78,8 +90,9 @@ def test_sigkill_mid_run_then_rerun_resumes_and_finishes_at_the_right_step(smoke
     assert resumed_from >= 40
     # Rerun to a step count just past the checkpoint (train.steps may change on a resume).
     steps = resumed_from + 60
-    result = subprocess.run(command(steps), cwd=REPO, env=env, capture_output=True, text=True,
-                            timeout=GUARD_SECONDS)
+    result = subprocess.run(
+        command(steps), cwd=REPO, env=env, capture_output=True, text=True, timeout=GUARD_SECONDS
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     assert f"Resuming from step {resumed_from} " in result.stderr
     manifest = json.loads((workdir / "train" / "manifest.json").read_text())
@@ -88,14 +101,18 @@ def test_sigkill_mid_run_then_rerun_resumes_and_finishes_at_the_right_step(smoke
     assert manifest["summary"]["final_step"] == steps
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith(f"ckpt-{steps}")
     # The progress lines of the resumed run start right after the checkpoint.
-    logged = [int(line.split("step ")[1].split("/")[0]) for line in result.stderr.splitlines()
-              if "] step " in line]
+    logged = [
+        int(line.split("step ")[1].split("/")[0])
+        for line in result.stderr.splitlines()
+        if "] step " in line
+    ]
     assert logged == list(range(resumed_from + 20, steps + 1, 20))
 
 
 @pytest.mark.slow
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(
-        smoke_workdir, tmp_path, monkeypatch):
+    smoke_workdir, tmp_path, monkeypatch
+):
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
     config = smoke.get_config()
     config.train.steps = 20
@@ -103,7 +120,9 @@ def test_non_finite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoin
     ckpt_dir = workdir / "train" / "checkpoints"
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith("ckpt-20")
 
-    monkeypatch.setattr(losses, "generator_loss", lambda name, logits: tf.reshape(logits, [-1]) * np.nan)
+    monkeypatch.setattr(
+        losses, "generator_loss", lambda name, logits: tf.reshape(logits, [-1]) * np.nan
+    )
     config.train.steps = 40
     with pytest.raises(train.TrainingDivergedError, match="non-finite loss at step 21"):
         train.run_train(config, workdir)
@@ -128,17 +147,32 @@ def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir, tm
     # --port 0: TensorBoard binds a port the OS picks and prints it; no port is chosen here.
     log = tmp_path / "tensorboard.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([tensorboard, "--logdir", str(smoke_workdir / "train" / "logs"),
-                                 "--host", "127.0.0.1", "--port", "0", "--load_fast=false"],
-                                stdout=subprocess.DEVNULL, stderr=out)
+        proc = subprocess.Popen(
+            [
+                tensorboard,
+                "--logdir",
+                str(smoke_workdir / "train" / "logs"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--load_fast=false",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
 
     def get(path):
         with urllib.request.urlopen(base + path, timeout=60) as response:
             return response.read()
 
     try:
-        _wait_for(lambda: re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/", log.read_text()), proc,
-                  "TensorBoard to print its address", log)
+        _wait_for(
+            lambda: re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/", log.read_text()),
+            proc,
+            "TensorBoard to print its address",
+            log,
+        )
         base = re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/", log.read_text()).group(1)
         scalar_tags = {}
 
@@ -152,15 +186,23 @@ def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir, tm
 
         # The server answers at once; the event files are loaded in the background.
         _wait_for(loaded, proc, "the run's scalars to load", log)
-        points = json.loads(get("/data/plugin/scalars/scalars?" + urllib.parse.urlencode(
-            {"run": ".", "tag": "train/g_loss"})))
+        points = json.loads(
+            get(
+                "/data/plugin/scalars/scalars?"
+                + urllib.parse.urlencode({"run": ".", "tag": "train/g_loss"})
+            )
+        )
         assert [p[1] for p in points][-1] == 300
         assert all(np.isfinite(p[2]) for p in points)
 
         image_tags = json.loads(get("/data/plugin/images/tags"))
         assert {"samples", "real"} <= set(image_tags["."])
-        images = json.loads(get("/data/plugin/images/images?" + urllib.parse.urlencode(
-            {"run": ".", "tag": "samples"})))
+        images = json.loads(
+            get(
+                "/data/plugin/images/images?"
+                + urllib.parse.urlencode({"run": ".", "tag": "samples"})
+            )
+        )
         assert [entry["step"] for entry in images] == [100, 200, 300]
         png = get("/data/plugin/images/individualImage?" + images[-1]["query"])
         assert png.startswith(b"\x89PNG")
@@ -173,6 +215,7 @@ def test_tensorboard_server_serves_the_runs_scalars_and_images(smoke_workdir, tm
 # In-training evaluation and the best checkpoint (train.eval_every)
 # ----------------------------------------------------------------------------
 
+
 def _scalars(logdir, tag):
     from tensorboard.backend.event_processing import event_accumulator
 
@@ -184,7 +227,9 @@ def _scalars(logdir, tag):
 
 
 @pytest.mark.slow
-def test_in_training_evaluation_logs_scores_keeps_the_best_and_shares_the_judge(smoke_workdir, tmp_path):
+def test_in_training_evaluation_logs_scores_keeps_the_best_and_shares_the_judge(
+    smoke_workdir, tmp_path
+):
     from pipeline import evaluate
 
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
@@ -204,7 +249,9 @@ def test_in_training_evaluation_logs_scores_keeps_the_best_and_shares_the_judge(
 
     best = json.loads((workdir / "train" / "best" / "best.json").read_text())
     best_step = min(fds, key=fds.get)
-    assert best["step"] == best_step and best["frechet_distance"] == pytest.approx(fds[best_step], rel=1e-5)
+    assert best["step"] == best_step and best["frechet_distance"] == pytest.approx(
+        fds[best_step], rel=1e-5
+    )
     assert best["kid_mean"] == pytest.approx(kids[best_step], rel=1e-4, abs=1e-6)
     assert best["num_samples"] == 200 and best["judge_fingerprint"] == judge_info["fingerprint"]
     assert tf.train.latest_checkpoint(str(workdir / "train" / "best")).endswith(f"ckpt-{best_step}")
@@ -236,8 +283,13 @@ class _ScriptedEvaluator:
     def __call__(self, model):
         fd = self.fds.pop(0)
         self.calls.append((int(model.step.numpy()), fd))
-        return {"frechet_distance": fd, "kid_mean": fd / 100, "kid_std": 0.0,
-                "num_samples": self.num_samples, "seconds": 0.0}
+        return {
+            "frechet_distance": fd,
+            "kid_mean": fd / 100,
+            "kid_std": 0.0,
+            "num_samples": self.num_samples,
+            "seconds": 0.0,
+        }
 
 
 def _generator_weights(config, checkpoint_path):
@@ -247,7 +299,9 @@ def _generator_weights(config, checkpoint_path):
 
 
 @pytest.mark.slow
-def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdir, tmp_path, monkeypatch):
+def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(
+    smoke_workdir, tmp_path, monkeypatch
+):
     workdir = _fresh_workdir(smoke_workdir, tmp_path)
     monkeypatch.setattr(train, "InTrainingEvaluator", _ScriptedEvaluator)
     monkeypatch.setattr(_ScriptedEvaluator, "calls", [])
@@ -271,8 +325,11 @@ def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdi
     _, info = checkpoints.load_generator_with_info(config, workdir)
     assert (info["checkpoint"], info["checkpoint_step"]) == ("best by in-training FD", 20)
     assert info["in_training_eval"]["frechet_distance"] == 3.0
-    for a, b in zip(checkpoints.load_generator(config, workdir).get_weights(),
-                    _generator_weights(config, str(ckpt_dir / "ckpt-20")), strict=True):
+    for a, b in zip(
+        checkpoints.load_generator(config, workdir).get_weights(),
+        _generator_weights(config, str(ckpt_dir / "ckpt-20")),
+        strict=True,
+    ):
         np.testing.assert_array_equal(a, b)
 
     # A resumed run starts from best.json: a worse FD does not replace the best one.
@@ -303,9 +360,11 @@ def test_the_best_checkpoint_has_the_lowest_fd_also_across_a_resume(smoke_workdi
 
 
 def test_eval_fields_are_validated_naming_the_field():
-    for field, value, match in [("eval_every", -1, "train.eval_every"),
-                                ("eval_num_samples", 1, "train.eval_num_samples"),
-                                ("eval_num_samples", 0, "train.eval_num_samples")]:
+    for field, value, match in [
+        ("eval_every", -1, "train.eval_every"),
+        ("eval_num_samples", 1, "train.eval_num_samples"),
+        ("eval_num_samples", 0, "train.eval_num_samples"),
+    ]:
         config = smoke.get_config()
         config.train[field] = value
         with pytest.raises(ValueError, match=match):
@@ -323,14 +382,21 @@ def test_eval_fields_are_validated_naming_the_field():
 # Config checks of the train stage, before any work
 # ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fields, match", [
-    # The gradient penalty is per example; BatchNorm in D couples a batch's examples.
-    ({"train.loss": "wgan_gp", "model.d_norm": "batch"}, "train.loss='wgan_gp' needs model.d_norm"),
-    # The per-step random streams are laid out for at most 7 critic updates.
-    ({"train.n_critic": 8}, "train.n_critic"),
-    ({"train.n_critic": 0}, "train.n_critic"),
-    ({"train.batch_size": 0}, "train.batch_size"),
-])
+
+@pytest.mark.parametrize(
+    "fields, match",
+    [
+        # The gradient penalty is per example; BatchNorm in D couples a batch's examples.
+        (
+            {"train.loss": "wgan_gp", "model.d_norm": "batch"},
+            "train.loss='wgan_gp' needs model.d_norm",
+        ),
+        # The per-step random streams are laid out for at most 7 critic updates.
+        ({"train.n_critic": 8}, "train.n_critic"),
+        ({"train.n_critic": 0}, "train.n_critic"),
+        ({"train.batch_size": 0}, "train.batch_size"),
+    ],
+)
 def test_train_config_is_refused_naming_the_field(fields, match):
     config = smoke.get_config()
     for name, value in fields.items():
@@ -340,12 +406,15 @@ def test_train_config_is_refused_naming_the_field(fields, match):
         stages.get("train").validate(config)
 
 
-@pytest.mark.parametrize("fields", [
-    {"train.loss": "wgan_gp", "model.d_norm": "layer"},
-    {"train.loss": "wgan_gp", "model.d_norm": "none"},
-    {"train.loss": "hinge", "model.d_norm": "batch"},
-    {"train.n_critic": 7},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"train.loss": "wgan_gp", "model.d_norm": "layer"},
+        {"train.loss": "wgan_gp", "model.d_norm": "none"},
+        {"train.loss": "hinge", "model.d_norm": "batch"},
+        {"train.n_critic": 7},
+    ],
+)
 def test_train_config_at_the_limits_is_accepted(fields):
     config = smoke.get_config()
     for name, value in fields.items():
@@ -365,9 +434,12 @@ def _tiny_ingest(workdir, count=40):
     with tf.io.TFRecordWriter(str(ingest / records.shard_name("train", 0, 1)), options) as writer:
         for i in range(count):
             image = rng.integers(0, 256, (16, 16, 1), dtype=np.uint8)
-            writer.write(records.make_example(gan_images.encode_png(image), 16, 16, 1, i % 10, f"img{i}"))
-    (ingest / records.STATS_FILE).write_text(json.dumps(
-        {"resolution": 16, "channels": 1, "splits": {"train": {"count": count}}}))
+            writer.write(
+                records.make_example(gan_images.encode_png(image), 16, 16, 1, i % 10, f"img{i}")
+            )
+    (ingest / records.STATS_FILE).write_text(
+        json.dumps({"resolution": 16, "channels": 1, "splits": {"train": {"count": count}}})
+    )
     return workdir
 
 
@@ -389,6 +461,8 @@ def test_batch_that_does_not_divide_over_the_replicas_fails_before_training(tmp_
     config = smoke.get_config()
     config.train.strategy = "mirrored"
     config.train.batch_size = 33
-    with pytest.raises(ValueError, match=r"train\.batch_size=33 \(global\) is not divisible by the 2 replicas"):
+    with pytest.raises(
+        ValueError, match=r"train\.batch_size=33 \(global\) is not divisible by the 2 replicas"
+    ):
         train.run_train(config, workdir)
     assert not (workdir / "train").exists()

@@ -74,8 +74,9 @@ INT64_RANGE = (-(2**63), 2**63 - 1)
 
 
 def _json(obj, status: int = 200) -> Response:
-    return Response(json.dumps(obj, separators=(",", ":")) + "\n", status=status,
-                    mimetype="application/json")
+    return Response(
+        json.dumps(obj, separators=(",", ":")) + "\n", status=status, mimetype="application/json"
+    )
 
 
 def _parse_path(rest: str):
@@ -99,8 +100,13 @@ def _parse_path(rest: str):
     return name, version, metadata, verb
 
 
-def create_app(model_base_path, model_name: str = "generator", max_batch: int = 256,
-               poll_seconds: float = 2.0, registry: ModelRegistry | None = None) -> Flask:
+def create_app(
+    model_base_path,
+    model_name: str = "generator",
+    max_batch: int = 256,
+    poll_seconds: float = 2.0,
+    registry: ModelRegistry | None = None,
+) -> Flask:
     """The Flask app; ``app.config['REGISTRY']`` holds its ModelRegistry.
 
     The registry loads what is on disk now and starts polling when
@@ -111,8 +117,9 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
     registry = registry or ModelRegistry(model_base_path, model_name, poll_seconds)
     registry.refresh()
     if registry.current() is None:
-        logger.warning("No versions of %s found under %s yet; waiting for one",
-                       model_name, model_base_path)
+        logger.warning(
+            "No versions of %s found under %s yet; waiting for one", model_name, model_base_path
+        )
     registry.start()
 
     app = Flask(__name__)
@@ -129,8 +136,10 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
     def sampling_servable(name: str, version: int | None, verb: str) -> Servable:
         servable = resolve(name, version)
         sampling.require_sampling_model(
-            servable, f":{verb}", "POST the condition PNG to :transform, or call "
-            "serving_default with :predict")
+            servable,
+            f":{verb}",
+            "POST the condition PNG to :transform, or call serving_default with :predict",
+        )
         return servable
 
     directions_cache = weakref.WeakKeyDictionary()  # Servable -> its directions.json entries
@@ -185,11 +194,16 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
                 raise ServingError(f"Could not find any versions of model {name}", 404)
             if metadata:
                 servable = registry.get(version)
-                return _json({
-                    "model_spec": {"name": model_name, "signature_name": "",
-                                   "version": str(servable.version)},
-                    "metadata": {"signature_def": {"signature_def": servable.signature_defs}},
-                })
+                return _json(
+                    {
+                        "model_spec": {
+                            "name": model_name,
+                            "signature_name": "",
+                            "version": str(servable.version),
+                        },
+                        "metadata": {"signature_def": {"signature_def": servable.signature_defs}},
+                    }
+                )
             return _json({"model_version_status": registry.status(version)})
         if metadata:
             raise ServingError(f"Malformed request: {request.path}", 404)
@@ -198,7 +212,8 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
                 raise ServingError(f"Use POST for :predict, not {method}", 405)
             servable = resolve(name, version)
             signature_name, arrays, row_format = codec.decode_predict_request(
-                request.get_data(cache=False), servable)
+                request.get_data(cache=False), servable
+            )
             codec.check_limits(arrays, servable, max_batch, signature_name)
             outputs = servable.run(signature_name, arrays)
             return _json(codec.encode_predict_response(outputs, row_format))
@@ -213,17 +228,22 @@ def create_app(model_base_path, model_name: str = "generator", max_batch: int = 
             return _edit(servable, max_batch, directions(servable))
         if verb == "project":
             if method != "POST":
-                raise ServingError(f"Use POST for :project (the PNG as the body), not {method}",
-                                   405)
+                raise ServingError(
+                    f"Use POST for :project (the PNG as the body), not {method}", 405
+                )
             return _project(sampling_servable(name, version, verb))
         if verb == "transform":
             if method != "POST":
-                raise ServingError("Use POST for :transform (the PNG as the body, or a "
-                                   f"multipart form with image and mask), not {method}", 405)
+                raise ServingError(
+                    "Use POST for :transform (the PNG as the body, or a "
+                    f"multipart form with image and mask), not {method}",
+                    405,
+                )
             return _transform(resolve(name, version))
         if verb in ("classify", "regress"):
-            raise ServingError(f"{verb} is not supported: this model only has predict "
-                               "signatures", 400)
+            raise ServingError(
+                f"{verb} is not supported: this model only has predict signatures", 400
+            )
         raise ServingError(f"Malformed request: unknown method ':{verb}'", 404)
 
     return app
@@ -239,8 +259,14 @@ def _int_arg(name: str, default: int | None) -> int | None:
         raise ServingError(f"query parameter {name}={raw!r} is not an integer") from None
 
 
-def _int_param(name: str, default: int | None = None, *, required: bool = False,
-               low: int | None = None, high: int | None = None) -> int | None:
+def _int_param(
+    name: str,
+    default: int | None = None,
+    *,
+    required: bool = False,
+    low: int | None = None,
+    high: int | None = None,
+) -> int | None:
     """An integer query parameter; missing, malformed or out of [low, high] -> 400 naming it."""
     value = _int_arg(name, default)
     if value is None:
@@ -277,20 +303,19 @@ def _truncation_param(servable: Servable) -> float | None:
     return psi
 
 
-def _label_param(servable: Servable, name: str, signature_name: str,
-                 required: bool = False) -> int | None:
+def _label_param(
+    servable: Servable, name: str, signature_name: str, required: bool = False
+) -> int | None:
     """A label query parameter: in range for conditional models, absent for unconditional ones."""
     label = _int_arg(name, None)
-    sampling.check_label(servable, label, name, required=required,
-                         signature_name=signature_name)
+    sampling.check_label(servable, label, name, required=required, signature_name=signature_name)
     return label
 
 
 def _known_params(*names: str) -> None:
     unknown = set(request.args) - set(names)
     if unknown:
-        raise ServingError(f"unknown query parameters {sorted(unknown)}: use "
-                           f"{', '.join(names)}")
+        raise ServingError(f"unknown query parameters {sorted(unknown)}: use {', '.join(names)}")
 
 
 def _image_response(data: bytes, mimetype: str, servable: Servable) -> Response:
@@ -306,13 +331,16 @@ def _sample_png(servable: Servable, max_batch: int) -> Response:
     label, rows = _int_arg("label", None), _int_arg("rows", None)
     unknown = set(request.args) - {"n", "seed", "label", "rows", "truncation"}
     if unknown:
-        raise ServingError(f"unknown query parameters {sorted(unknown)}: use n, seed, label, "
-                           "rows, truncation")
+        raise ServingError(
+            f"unknown query parameters {sorted(unknown)}: use n, seed, label, rows, truncation"
+        )
     if rows is not None and rows < 1:
         raise ServingError(f"rows must be >= 1, got {rows}")
     truncation = _truncation_param(servable)
-    inputs = {"num_samples": np.int32(min(max(n, 0), 2**31 - 1)),
-              "seed": np.int64(seed) if -(2**63) <= seed < 2**63 else None}
+    inputs = {
+        "num_samples": np.int32(min(max(n, 0), 2**31 - 1)),
+        "seed": np.int64(seed) if -(2**63) <= seed < 2**63 else None,
+    }
     if inputs["seed"] is None:
         raise ServingError(f"seed={seed} does not fit in int64")
     conditional = "label" in servable.input_specs["sample"]
@@ -321,8 +349,7 @@ def _sample_png(servable: Servable, max_batch: int) -> Response:
     if conditional:
         inputs["label"] = np.array([] if label is None else [label], np.int64)
     codec.check_limits(inputs, servable, max_batch)
-    images = sampling.sample_images(servable, num=n, seed=seed, label=label,
-                                    truncation=truncation)
+    images = sampling.sample_images(servable, num=n, seed=seed, label=label, truncation=truncation)
     grid = gan_images.make_grid(images, rows=rows if rows is None else min(rows, n))
     return _image_response(gan_images.encode_png(grid), "image/png", servable)
 
@@ -332,23 +359,27 @@ def _interpolate(servable: Servable, max_batch: int) -> Response:
     sampling.require_signature(servable, "interpolate")
     seed_a = _seed_param("seed_a", required=True)
     seed_b = _seed_param("seed_b", required=True)
-    steps = _int_param("steps", sampling.DEFAULT_INTERPOLATION_STEPS, low=2,
-                       high=MAX_INTERPOLATION_STEPS)
+    steps = _int_param(
+        "steps", sampling.DEFAULT_INTERPOLATION_STEPS, low=2, high=MAX_INTERPOLATION_STEPS
+    )
     if steps > max_batch:
-        raise ServingError(f"query parameter steps={steps} is more than this server's "
-                           f"--max_batch={max_batch}")
+        raise ServingError(
+            f"query parameter steps={steps} is more than this server's --max_batch={max_batch}"
+        )
     image_format = request.args.get("format") or "png"
     if image_format.lower() not in ("png", "gif"):
         raise ServingError(f"query parameter format must be png or gif, got {image_format!r}")
     image_format = image_format.lower()
-    duration_ms = _int_param("duration_ms", None, low=GIF_FRAME_MS_RANGE[0],
-                             high=GIF_FRAME_MS_RANGE[1])
+    duration_ms = _int_param(
+        "duration_ms", None, low=GIF_FRAME_MS_RANGE[0], high=GIF_FRAME_MS_RANGE[1]
+    )
     if duration_ms is not None and image_format != "gif":
         raise ServingError("query parameter duration_ms applies only to format=gif")
     label_a = _label_param(servable, "label_a", "interpolate", required=True)
     label_b = _label_param(servable, "label_b", "interpolate", required=True)
-    images = sampling.interpolate_images(servable, seed_a=seed_a, seed_b=seed_b, steps=steps,
-                                         label_a=label_a, label_b=label_b)
+    images = sampling.interpolate_images(
+        servable, seed_a=seed_a, seed_b=seed_b, steps=steps, label_a=label_a, label_b=label_b
+    )
     if image_format == "gif":
         data = sampling.encode_gif(images, duration_ms or sampling.DEFAULT_GIF_FRAME_MS)
         return _image_response(data, "image/gif", servable)
@@ -369,37 +400,49 @@ def _edit(servable: Servable, max_batch: int, entries: list[dict]) -> Response:
     except sampling.RequestError as e:
         raise ServingError(f"query parameter direction: {e}") from None
     raw_strengths = request.args.get("strengths") or ",".join(
-        f"{s:g}" for s in sampling.DEFAULT_EDIT_STRENGTHS)
+        f"{s:g}" for s in sampling.DEFAULT_EDIT_STRENGTHS
+    )
     strengths = sampling.parse_floats(raw_strengths, "query parameter strengths")
     if len(strengths) > MAX_EDIT_STRENGTHS:
-        raise ServingError(f"query parameter strengths has {len(strengths)} values; at most "
-                           f"{MAX_EDIT_STRENGTHS}")
+        raise ServingError(
+            f"query parameter strengths has {len(strengths)} values; at most {MAX_EDIT_STRENGTHS}"
+        )
     num = _int_param("num", DEFAULT_EDIT_NUM, low=1, high=max_batch)
     if num * len(strengths) > max_batch:
-        raise ServingError(f"query parameters num x strengths = {num} x {len(strengths)} images "
-                           f"is more than this server's --max_batch={max_batch}")
+        raise ServingError(
+            f"query parameters num x strengths = {num} x {len(strengths)} images "
+            f"is more than this server's --max_batch={max_batch}"
+        )
     label = _label_param(servable, "label", "edit")
     truncation = _truncation_param(servable)
-    images = sampling.edit_images(servable, num=num, seed=seed, direction=direction,
-                                  strengths=strengths, label=label, truncation=truncation)
-    return _image_response(gan_images.encode_png(sampling.edit_grid(images)), "image/png",
-                           servable)
+    images = sampling.edit_images(
+        servable,
+        num=num,
+        seed=seed,
+        direction=direction,
+        strengths=strengths,
+        label=label,
+        truncation=truncation,
+    )
+    return _image_response(gan_images.encode_png(sampling.edit_grid(images)), "image/png", servable)
 
 
 def _project(servable: Servable) -> Response:
     _known_params("steps", "label")
     sampling.require_signature(servable, "project")
-    steps = _int_param("steps", sampling.DEFAULT_PROJECT_STEPS, low=0,
-                       high=codec.MAX_PROJECT_STEPS)
+    steps = _int_param("steps", sampling.DEFAULT_PROJECT_STEPS, low=0, high=codec.MAX_PROJECT_STEPS)
     label = _label_param(servable, "label", "project", required=True)
     mimetype = request.mimetype or ""
     if mimetype.startswith("multipart/"):
-        raise ServingError("send the PNG as the raw request body (curl --data-binary "
-                           "@image.png -H 'Content-Type: image/png'), not as a form")
+        raise ServingError(
+            "send the PNG as the raw request body (curl --data-binary "
+            "@image.png -H 'Content-Type: image/png'), not as a form"
+        )
     body = request.get_data(cache=False)
     if mimetype == "application/json" or body.lstrip()[:1] in (b"{", b"["):
-        raise ServingError('this endpoint takes a PNG body; send JSON to :predict with '
-                           '"signature_name": "project"')
+        raise ServingError(
+            'this endpoint takes a PNG body; send JSON to :predict with "signature_name": "project"'
+        )
     shape = sampling.image_shape(servable)
     try:
         image = sampling.decode_png(body, shape)
@@ -407,8 +450,13 @@ def _project(servable: Servable) -> Response:
         raise ServingError(f"request body: {e}") from None
     out = sampling.project_image(servable, image, steps=steps, label=label)
     png = gan_images.encode_png(out["reconstruction"])
-    response = _json({"z": codec.json_floats(out["z"]), "psnr": sampling.psnr_for_json(out["psnr"]),
-                      "reconstruction_png_b64": base64.b64encode(png).decode("ascii")})
+    response = _json(
+        {
+            "z": codec.json_floats(out["z"]),
+            "psnr": sampling.psnr_for_json(out["psnr"]),
+            "reconstruction_png_b64": base64.b64encode(png).decode("ascii"),
+        }
+    )
     response.headers["X-Model-Version"] = str(servable.version)
     return response
 
@@ -420,46 +468,59 @@ def _transform_request(servable: Servable, shapes: dict) -> dict[str, bytes]:
         files, form = request.files, request.form
         text_fields = sorted(set(form) & {"image", "mask"})
         if text_fields:
-            raise ServingError(f"form field {text_fields[0]!r} must be a file part (curl -F "
-                               f"{text_fields[0]}=@{text_fields[0]}.png), not text")
+            raise ServingError(
+                f"form field {text_fields[0]!r} must be a file part (curl -F "
+                f"{text_fields[0]}=@{text_fields[0]}.png), not text"
+            )
         unknown = sorted((set(files) | set(form)) - {"image", "mask"})
         if unknown:
             raise ServingError(f"unknown form fields {unknown}: use image and mask")
         repeated = [name for name in files if len(files.getlist(name)) > 1]
         if repeated:
-            raise ServingError(f"form field {repeated[0]!r} given more than once: :transform "
-                               "takes one image per request")
+            raise ServingError(
+                f"form field {repeated[0]!r} given more than once: :transform "
+                "takes one image per request"
+            )
         data = {name: files[name].read() for name in files}
         if "image" not in data:
-            raise ServingError("form field 'image' is missing ("
-                               f"{sampling.describe_transform_inputs(servable)})")
+            raise ServingError(
+                f"form field 'image' is missing ({sampling.describe_transform_inputs(servable)})"
+            )
         return data
     if mimetype.startswith("multipart/") or mimetype == "application/x-www-form-urlencoded":
-        raise ServingError(f"send the PNG as the raw body (Content-Type: image/png) or as "
-                           f"multipart/form-data file fields, not {mimetype}")
+        raise ServingError(
+            f"send the PNG as the raw body (Content-Type: image/png) or as "
+            f"multipart/form-data file fields, not {mimetype}"
+        )
     body = request.get_data(cache=False)
     if mimetype == "application/json" or body.lstrip()[:1] in (b"{", b"["):
-        raise ServingError('this endpoint takes a PNG body; send JSON to :predict (signature '
-                           '"serving_default")')
+        raise ServingError(
+            'this endpoint takes a PNG body; send JSON to :predict (signature "serving_default")'
+        )
     if "mask" in shapes:
         raise ServingError(
             f"this {sampling.task_name(servable)} model needs a mask: send multipart/form-data "
             "with file fields image and mask (curl -F image=@in.png -F mask=@mask.png); "
-            f"{sampling.describe_transform_inputs(servable)}")
+            f"{sampling.describe_transform_inputs(servable)}"
+        )
     return {"image": body}
 
 
 def _transform(servable: Servable) -> Response:
     sampling.require_image_to_image(
-        servable, ":transform", "use :sample, :interpolate, :edit or :project (or :predict)")
+        servable, ":transform", "use :sample, :interpolate, :edit or :project (or :predict)"
+    )
     if request.args:
         raise ServingError(f":transform takes no query parameters, got {sorted(request.args)}")
     shapes = sampling.transform_input_shapes(servable)
     limit = codec.transform_body_limit(shapes)
     if limit is not None:
         if request.content_length is not None and request.content_length > limit:
-            raise ServingError(f"request body of {request.content_length} bytes is over this "
-                               f"model's :transform limit of {limit} bytes", 413)
+            raise ServingError(
+                f"request body of {request.content_length} bytes is over this "
+                f"model's :transform limit of {limit} bytes",
+                413,
+            )
         # Bodies without a Content-Length are cut off at the limit too (werkzeug answers 413).
         request.max_content_length = min(limit, request.max_content_length or limit)
     data = _transform_request(servable, shapes)
@@ -467,9 +528,16 @@ def _transform(servable: Servable) -> Response:
     return _image_response(png, "image/png", servable)
 
 
-def run_server(model_base_path, model_name: str = "generator", *, host: str = "127.0.0.1",
-               port: int = 8501, max_batch: int = 256, poll_seconds: float = 2.0,
-               threads: int = 4) -> None:
+def run_server(
+    model_base_path,
+    model_name: str = "generator",
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8501,
+    max_batch: int = 256,
+    poll_seconds: float = 2.0,
+    threads: int = 4,
+) -> None:
     """Serves the app on waitress until interrupted, then stops the registry's poller."""
     import waitress
 
@@ -477,8 +545,14 @@ def run_server(model_base_path, model_name: str = "generator", *, host: str = "1
     try:
         server = waitress.create_server(flask_app, host=host, port=port, threads=threads)
         # The bound port: --port=0 asks the OS for a free one, which clients then read here.
-        logger.info("Serving %s from %s on http://%s:%s/v1/models/%s", model_name, model_base_path,
-                    host, server.effective_port, model_name)
+        logger.info(
+            "Serving %s from %s on http://%s:%s/v1/models/%s",
+            model_name,
+            model_base_path,
+            host,
+            server.effective_port,
+            model_name,
+        )
         server.run()
     finally:
         flask_app.config["REGISTRY"].stop()

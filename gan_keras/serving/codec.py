@@ -39,8 +39,9 @@ def to_array(value, spec: tf.TensorSpec, what: str) -> np.ndarray:
             raise ServingError(f"{what}: expected numbers for {spec.dtype.name}, got {raw.dtype}")
     elif spec.dtype.is_integer:
         if raw.dtype.kind not in "iu":
-            raise ServingError(f"{what}: expected integers for {spec.dtype.name}, got values of "
-                               f"type {raw.dtype}")
+            raise ServingError(
+                f"{what}: expected integers for {spec.dtype.name}, got values of type {raw.dtype}"
+            )
         info = np.iinfo(dtype)
         if raw.size and (raw.min() < info.min or raw.max() > info.max):
             raise ServingError(f"{what}: value out of range for {spec.dtype.name}")
@@ -51,8 +52,9 @@ def to_array(value, spec: tf.TensorSpec, what: str) -> np.ndarray:
         raise ServingError(f"{what}: values must be finite")
     if not spec.shape.is_compatible_with(array.shape):
         expected = [d if d is not None else -1 for d in spec.shape.as_list()]
-        raise ServingError(f"{what}: expected shape {expected} (-1: any size), got "
-                           f"{list(array.shape)}")
+        raise ServingError(
+            f"{what}: expected shape {expected} (-1: any size), got {list(array.shape)}"
+        )
     return array
 
 
@@ -63,19 +65,26 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ServingError(f"JSON Parse error: {e}") from None
     if not isinstance(payload, dict):
-        raise ServingError("JSON Value is not an object: a predict request is "
-                           '{"instances": [...]} or {"inputs": ...}')
+        raise ServingError(
+            "JSON Value is not an object: a predict request is "
+            '{"instances": [...]} or {"inputs": ...}'
+        )
     signature_name = payload.get("signature_name", "serving_default")
     if not isinstance(signature_name, str):
         raise ServingError("'signature_name' must be a string")
     if signature_name not in servable.signatures:
-        raise ServingError(f'Serving signature name: "{signature_name}" not found in signature '
-                           f"def (available: {sorted(servable.signatures)})")
+        raise ServingError(
+            f'Serving signature name: "{signature_name}" not found in signature '
+            f"def (available: {sorted(servable.signatures)})"
+        )
     specs = servable.input_specs[signature_name]
     has_instances, has_inputs = "instances" in payload, "inputs" in payload
     if has_instances == has_inputs:
-        raise ServingError("Missing 'inputs' or 'instances' key" if not has_instances else
-                           "Request may contain 'instances' or 'inputs', not both")
+        raise ServingError(
+            "Missing 'inputs' or 'instances' key"
+            if not has_instances
+            else "Request may contain 'instances' or 'inputs', not both"
+        )
     unknown = set(payload) - {"signature_name", "instances", "inputs"}
     if unknown:
         raise ServingError(f"Unknown request keys: {sorted(unknown)}")
@@ -88,8 +97,10 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
             columns = {}
             for i, instance in enumerate(instances):
                 if set(instance) != set(specs):
-                    raise ServingError(f"instances[{i}] has keys {sorted(instance)}; signature "
-                                       f"'{signature_name}' expects {sorted(specs)}")
+                    raise ServingError(
+                        f"instances[{i}] has keys {sorted(instance)}; signature "
+                        f"'{signature_name}' expects {sorted(specs)}"
+                    )
                 for name, value in instance.items():
                     columns.setdefault(name, []).append(value)
         elif any(isinstance(x, dict) for x in instances):
@@ -97,12 +108,16 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
         elif len(specs) == 1:
             columns = {next(iter(specs)): instances}
         else:
-            raise ServingError(f"Signature '{signature_name}' has inputs {sorted(specs)}: each "
-                               "instance must be an object with these keys")
+            raise ServingError(
+                f"Signature '{signature_name}' has inputs {sorted(specs)}: each "
+                "instance must be an object with these keys"
+            )
         scalar = [n for n, s in specs.items() if s.shape.rank == 0]
         if scalar:
-            raise ServingError(f"Signature '{signature_name}' has scalar inputs {scalar}: use "
-                               'the columnar format {"inputs": {...}}')
+            raise ServingError(
+                f"Signature '{signature_name}' has scalar inputs {scalar}: use "
+                'the columnar format {"inputs": {...}}'
+            )
     else:
         inputs = payload["inputs"]
         if isinstance(inputs, dict):  # a bare value is never an object
@@ -110,13 +125,18 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
         elif len(specs) == 1:
             columns = {next(iter(specs)): inputs}
         else:
-            raise ServingError(f"Signature '{signature_name}' has inputs {sorted(specs)}: "
-                               "'inputs' must be an object with these keys")
+            raise ServingError(
+                f"Signature '{signature_name}' has inputs {sorted(specs)}: "
+                "'inputs' must be an object with these keys"
+            )
         if set(columns) != set(specs):
-            raise ServingError(f"'inputs' has keys {sorted(columns)}; signature "
-                               f"'{signature_name}' expects {sorted(specs)}")
-    arrays = {name: to_array(value, specs[name], f"input '{name}'")
-              for name, value in columns.items()}
+            raise ServingError(
+                f"'inputs' has keys {sorted(columns)}; signature "
+                f"'{signature_name}' expects {sorted(specs)}"
+            )
+    arrays = {
+        name: to_array(value, specs[name], f"input '{name}'") for name, value in columns.items()
+    }
     return signature_name, arrays, has_instances
 
 
@@ -148,28 +168,37 @@ def check_limits(arrays: dict, servable, max_batch: int, signature_name: str | N
     steps = arrays.get("steps")
     if signature_name == "interpolate" and steps is not None and steps.ndim == 0:
         if int(steps) > max_batch:
-            raise ServingError(f"steps={int(steps)} is more than this server's --max_batch="
-                               f"{max_batch} (interpolate returns one image per step)")
+            raise ServingError(
+                f"steps={int(steps)} is more than this server's --max_batch="
+                f"{max_batch} (interpolate returns one image per step)"
+            )
     if signature_name == "project" and steps is not None and steps.ndim == 0:
         if int(steps) > MAX_PROJECT_STEPS:
-            raise ServingError(f"steps={int(steps)} is more than the {MAX_PROJECT_STEPS} "
-                               "projection steps this server runs per request")
+            raise ServingError(
+                f"steps={int(steps)} is more than the {MAX_PROJECT_STEPS} "
+                "projection steps this server runs per request"
+            )
     for name, array in arrays.items():
         if name == "num_samples":
             n = int(array)
             if n < 1:
                 raise ServingError(f"num_samples must be >= 1, got {n}")
             if n > max_batch:
-                raise ServingError(f"num_samples={n} is more than this server's --max_batch="
-                                   f"{max_batch}")
+                raise ServingError(
+                    f"num_samples={n} is more than this server's --max_batch={max_batch}"
+                )
         elif array.ndim >= 1 and array.shape[0] > max_batch:
-            raise ServingError(f"input '{name}' has batch size {array.shape[0]}, more than this "
-                               f"server's --max_batch={max_batch}")
+            raise ServingError(
+                f"input '{name}' has batch size {array.shape[0]}, more than this "
+                f"server's --max_batch={max_batch}"
+            )
         if name == "label" and servable.num_classes and array.size:
             bad = array[(array < 0) | (array >= servable.num_classes)]
             if bad.size:
-                raise ServingError(f"label {int(bad[0])} is out of range: this model has "
-                                   f"{servable.num_classes} classes (0..{servable.num_classes - 1})")
+                raise ServingError(
+                    f"label {int(bad[0])} is out of range: this model has "
+                    f"{servable.num_classes} classes (0..{servable.num_classes - 1})"
+                )
 
 
 def _json_ready(array: np.ndarray) -> np.ndarray:

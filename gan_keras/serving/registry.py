@@ -37,9 +37,11 @@ class Servable:
             raise ValueError(f"SavedModel {self.path} has no signatures")
         # name -> {input name: TensorSpec}
         self.input_specs = {
-            name: dict(fn.structured_input_signature[1]) for name, fn in self.signatures.items()}
+            name: dict(fn.structured_input_signature[1]) for name, fn in self.signatures.items()
+        }
         self.output_names = {
-            name: sorted(fn.structured_outputs) for name, fn in self.signatures.items()}
+            name: sorted(fn.structured_outputs) for name, fn in self.signatures.items()
+        }
         self.signature_defs = _read_signature_defs(self.path)
         info_path = export_layout.asset_path(self.path, export_layout.MODEL_INFO_ASSET)
         self.info = json.loads(info_path.read_text()) if info_path.exists() else {}
@@ -56,8 +58,13 @@ class Servable:
             self.run("sample", kwargs)
         elif isinstance(self.info.get("inputs"), dict) and "serving_default" in self.signatures:
             # An image-to-image model: one all-black input of each shape it takes.
-            self.run("serving_default", {name: np.zeros([1, *shape], np.uint8)
-                                         for name, shape in self.info["inputs"].items()})
+            self.run(
+                "serving_default",
+                {
+                    name: np.zeros([1, *shape], np.uint8)
+                    for name, shape in self.info["inputs"].items()
+                },
+            )
 
     def run(self, signature_name: str, inputs: dict) -> dict:
         fn = self.signatures[signature_name]
@@ -74,7 +81,8 @@ def _read_signature_defs(path: pathlib.Path) -> dict:
     meta_graph = proto.meta_graphs[0]
     return {
         name: json_format.MessageToDict(
-            sig, always_print_fields_with_no_presence=True, preserving_proto_field_name=True)
+            sig, always_print_fields_with_no_presence=True, preserving_proto_field_name=True
+        )
         for name, sig in meta_graph.signature_def.items()
     }
 
@@ -114,8 +122,11 @@ class ModelRegistry:
             versions = export_layout.list_versions(self.model_base_path)
         except (FileNotFoundError, NotADirectoryError):  # removed while listing
             return []
-        return [v for v in reversed(versions)
-                if (self.model_base_path / str(v) / export_layout.SAVED_MODEL_FILE).is_file()]
+        return [
+            v
+            for v in reversed(versions)
+            if (self.model_base_path / str(v) / export_layout.SAVED_MODEL_FILE).is_file()
+        ]
 
     def refresh(self) -> Servable | None:
         """Serves the highest loadable version on disk; returns the served one."""
@@ -139,8 +150,13 @@ class ModelRegistry:
                 try:
                     servable = Servable(version, path)
                 except Exception as e:  # any load failure keeps the old version serving
-                    logger.error("Failed to load %s version %d from %s: %s",
-                                 self.model_name, version, path, e)
+                    logger.error(
+                        "Failed to load %s version %d from %s: %s",
+                        self.model_name,
+                        version,
+                        path,
+                        e,
+                    )
                     with self._lock:
                         self._failed[version] = (mtime, f"{type(e).__name__}: {e}")
                     continue
@@ -150,13 +166,20 @@ class ModelRegistry:
                 if current is None:
                     logger.info("Serving %s version %d from %s", self.model_name, version, path)
                 else:
-                    logger.info("Switched %s from version %d to %d", self.model_name,
-                                current.version, version)
+                    logger.info(
+                        "Switched %s from version %d to %d",
+                        self.model_name,
+                        current.version,
+                        version,
+                    )
                 return servable
             if current is not None:
-                logger.warning("%s version %d was removed from %s and no other version loads; "
-                               "unloading it", self.model_name, current.version,
-                               self.model_base_path)
+                logger.warning(
+                    "%s version %d was removed from %s and no other version loads; unloading it",
+                    self.model_name,
+                    current.version,
+                    self.model_base_path,
+                )
                 with self._lock:
                     self._current = None
             return None
@@ -176,12 +199,18 @@ class ModelRegistry:
             entries = [e for e in entries if e[0] == version]
             if not entries:
                 raise ServingError(
-                    f"Could not find version {version} of model {self.model_name}", 404)
+                    f"Could not find version {version} of model {self.model_name}", 404
+                )
         if not entries:
             raise ServingError(f"Could not find any versions of model {self.model_name}", 404)
-        return [{"version": str(v), "state": state,
-                 "status": {"error_code": code, "error_message": message}}
-                for v, state, code, message in sorted(entries, reverse=True)]
+        return [
+            {
+                "version": str(v),
+                "state": state,
+                "status": {"error_code": code, "error_message": message},
+            }
+            for v, state, code, message in sorted(entries, reverse=True)
+        ]
 
     def start(self) -> None:
         if self._thread is not None or self.poll_seconds <= 0:
