@@ -68,3 +68,38 @@ def test_failed_ingest_keeps_report_and_statistics_beside_the_good_ingest(tmp_pa
     assert ok.returncode == 0, ok.stderr[-3000:]
     assert not failed.exists()
     assert json.loads((workdir / "ingest" / "stats.json").read_text())["rejected"] == 5
+
+
+def test_any_staged_stage_that_fails_keeps_its_partial_output(tmp_path, monkeypatch):
+    # The mechanism the evaluate stage relies on too, on a stage registered for the test.
+    from configs import smoke
+    from pipeline import runner, stages
+
+    def failing_run(context):
+        (context.out_dir / "report.json").write_text('{"found": 3}')
+        raise ValueError(f"3 problems, details in {context.out_dir / 'report.json'}")
+
+    registry = dict(stages._REGISTRY)
+    monkeypatch.setattr(stages, "_REGISTRY", registry)
+    registry.clear()
+    stages.register(
+        stages.Stage(
+            name="check",
+            sections=("evaluate",),
+            inputs=(),
+            outputs=("report.json",),
+            staged=True,
+            validate=lambda config: None,
+            run=failing_run,
+        )
+    )
+    workdir = tmp_path / "work"
+    (workdir / "check").mkdir(parents=True)
+    (workdir / "check" / "report.json").write_text('{"found": 0}')  # a previous good output
+    with pytest.raises(ValueError, match="3 problems") as error:
+        runner.Runner(smoke.get_config(), workdir).run(["check"])
+    failed = workdir / "check.failed"
+    assert str(failed / "report.json") in str(error.value) and ".tmp-" not in str(error.value)
+    assert json.loads((failed / "report.json").read_text()) == {"found": 3}
+    assert json.loads((failed / "manifest.json").read_text())["status"] == "failed"
+    assert json.loads((workdir / "check" / "report.json").read_text()) == {"found": 0}
