@@ -27,9 +27,9 @@ distributed dataset and `train.make_train_steps`. For each snapshot both the
 generator an export would hold (EMA, BatchNorm statistics re-estimated) and
 the raw generator are scored.
 
-Results are cached per (row, seed, budgets) in `--out_dir/rows/`, so adding a
-row reruns only that row; `--out_dir/quality.md` gets the table and
-`--out_dir/quality.png` the curves (judge FD against training seconds).
+Results are cached per (row, seed, budgets) in `--results_dir/rows/`, so adding a
+row reruns only that row; `--results_dir/quality.md` gets the table and
+`--results_dir/quality.png` the curves (judge FD against training seconds).
 Timings on a shared machine are noisy: compare rows by the ratios in one run.
 """
 
@@ -79,7 +79,8 @@ _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "Generated images per s
 _DATA = flags.DEFINE_string(
     "data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX directory."
 )
-_OUT_DIR = flags.DEFINE_string("out_dir", "runs/quality", "Cache, table and plot.")
+# Not --out_dir: the tests import this module beside pipeline.generate, which defines that flag.
+_OUT_DIR = flags.DEFINE_string("results_dir", "runs/quality", "Cache, table and plot.")
 _JUDGE_MIN_ACCURACY = flags.DEFINE_float(
     "judge_min_accuracy", 0.90, "The judge must reach this test accuracy, or the run stops."
 )
