@@ -16,6 +16,7 @@ import tensorflow as tf
 from keras import layers
 
 from gan_keras import gan as gan_lib
+from gan_keras import networks
 from gan_keras.networks import MAX_WIDTH_MULTIPLIER, weight_init
 
 MIN_BOTTLENECK = 4  # the U-Net halves the resolution while it stays >= this and even
@@ -67,11 +68,13 @@ def build_unet_generator(
     levels = _levels(height)
 
     def normalize(h):
-        if norm == "batch":
-            return layers.BatchNormalization(
-                synchronized=sync_batch_norm, momentum=batch_norm_momentum
-            )(h)
-        return h
+        return networks.normalize(
+            networks.G_NORMS,
+            norm,
+            h,
+            sync_batch_norm=sync_batch_norm,
+            momentum=batch_norm_momentum,
+        )
 
     x = layers.Conv2D(width, 3, padding="same", kernel_initializer=weight_init())(x)
     x = layers.LeakyReLU(0.2)(x)
@@ -157,13 +160,13 @@ def build_patch_discriminator(
         return layers.SpectralNormalization(layer) if spectral_norm else layer
 
     def normalize(h):
-        if norm == "batch":
-            return layers.BatchNormalization(
-                synchronized=sync_batch_norm, momentum=batch_norm_momentum
-            )(h)
-        if norm == "layer":
-            return layers.LayerNormalization(axis=[1, 2, 3])(h)
-        return h
+        return networks.normalize(
+            networks.D_NORMS,
+            norm,
+            h,
+            sync_batch_norm=sync_batch_norm,
+            momentum=batch_norm_momentum,
+        )
 
     condition = _to_target_size(condition_in, height, width_px)
     x = layers.Concatenate()([condition, image_in])

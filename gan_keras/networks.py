@@ -19,16 +19,38 @@ SUPPORTED_RESOLUTIONS = (16, 28, 32, 64, 128, 256)
 MAX_WIDTH_MULTIPLIER = 8
 
 # The names the model config may use; validators and builders check these tables.
+
+
+def _batch_norm(*, sync_batch_norm: bool, momentum: float) -> layers.Layer:
+    return layers.BatchNormalization(synchronized=sync_batch_norm, momentum=momentum)
+
+
+def _layer_norm(*, sync_batch_norm: bool, momentum: float) -> layers.Layer:
+    del sync_batch_norm, momentum  # per example: nothing to synchronise or average
+    return layers.LayerNormalization(axis=[1, 2, 3])
+
+
+# Norm name -> layer factory (None: no normalisation, and convolutions get biases).
+# G's "batch" becomes conditional BatchNorm under that conditioning (build_generator).
 G_NORMS = Registry("model.g_norm")
-G_NORMS.register("batch", "BatchNorm (conditional BatchNorm with that conditioning)")
-G_NORMS.register("none", "no normalisation; convolutions get biases")
+G_NORMS.register("batch", _batch_norm)
+G_NORMS.register("none", None)
+# D's "batch" is refused with wgan_gp: its gradient penalty is per example.
 D_NORMS = Registry("model.d_norm")
-D_NORMS.register("batch", "BatchNorm (not with wgan_gp: the penalty is per example)")
-D_NORMS.register("layer", "LayerNorm over H, W, C")
-D_NORMS.register("none", "no normalisation")
+D_NORMS.register("batch", _batch_norm)
+D_NORMS.register("layer", _layer_norm)
+D_NORMS.register("none", None)
 CONDITIONINGS = Registry("model.conditioning")
 CONDITIONINGS.register("embedding", "a label embedding concatenated to z")
 CONDITIONINGS.register("conditional_batch_norm", "per-class BatchNorm scale and offset")
+
+
+def normalize(
+    table: Registry, name: str, h, *, sync_batch_norm: bool = False, momentum: float = 0.99
+):
+    """`h` through the normalisation `name` of `table` (G_NORMS or D_NORMS)."""
+    make = table.get(name)
+    return h if make is None else make(sync_batch_norm=sync_batch_norm, momentum=momentum)(h)
 
 
 def weight_init():
@@ -183,23 +205,21 @@ def build_generator(
             x = layers.Concatenate()([z_in, embedded])
     use_cbn = bool(num_classes) and conditioning == "conditional_batch_norm"
 
-    def normalize(h):
-        if norm == "none":
-            return h
-        if use_cbn:
+    def normalize_g(h):
+        if norm != "none" and use_cbn:
             return ConditionalBatchNormalization(
                 num_classes, synchronized=sync_batch_norm, momentum=batch_norm_momentum
             )([h, label_in])
-        return layers.BatchNormalization(
-            synchronized=sync_batch_norm, momentum=batch_norm_momentum
-        )(h)
+        return normalize(
+            G_NORMS, norm, h, sync_batch_norm=sync_batch_norm, momentum=batch_norm_momentum
+        )
 
     channels0 = _width(width, n_up - 1)
     x = layers.Dense(
         start * start * channels0, use_bias=norm == "none", kernel_initializer=weight_init()
     )(x)
     x = layers.Reshape((start, start, channels0))(x)
-    x = layers.ReLU()(normalize(x))
+    x = layers.ReLU()(normalize_g(x))
     for level in reversed(range(n_up - 1)):
         x = layers.Conv2DTranspose(
             _width(width, level),
@@ -209,7 +229,7 @@ def build_generator(
             use_bias=norm == "none",
             kernel_initializer=weight_init(),
         )(x)
-        x = layers.ReLU()(normalize(x))
+        x = layers.ReLU()(normalize_g(x))
     x = layers.Conv2DTranspose(
         channels, 4, strides=2, padding="same", kernel_initializer=weight_init()
     )(x)
@@ -246,14 +266,10 @@ def build_discriminator(
     def sn(layer):
         return layers.SpectralNormalization(layer) if spectral_norm else layer
 
-    def normalize(h):
-        if norm == "batch":
-            return layers.BatchNormalization(
-                synchronized=sync_batch_norm, momentum=batch_norm_momentum
-            )(h)
-        if norm == "layer":
-            return layers.LayerNormalization(axis=[1, 2, 3])(h)
-        return h
+    def normalize_d(h):
+        return normalize(
+            D_NORMS, norm, h, sync_batch_norm=sync_batch_norm, momentum=batch_norm_momentum
+        )
 
     image_in = keras.Input((data_resolution, data_resolution, channels), name="images")
     inputs = [image_in]
@@ -277,7 +293,7 @@ def build_discriminator(
                 kernel_initializer=weight_init(),
             )
         )(x)
-        x = layers.LeakyReLU(0.2)(normalize(x))
+        x = layers.LeakyReLU(0.2)(normalize_d(x))
     h = layers.Flatten()(x)
     logit = sn(layers.Dense(1, kernel_initializer=weight_init()))(h)
     if num_classes:
