@@ -10,6 +10,7 @@ Request checks need only what a loaded model declares (`registry.Servable`:
 """
 
 import json
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -24,16 +25,85 @@ class ServingError(Exception):
         self.status = status
 
 
-def to_array(value, spec: tf.TensorSpec, what: str) -> np.ndarray:
+def _shorten(text: str, limit: int = 80) -> str:
+    """Client-sent text to quote in an error message, cut to a readable length."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _unique_keys(pairs: list) -> dict:
+    """json's object_pairs_hook: an object naming a key twice is ambiguous, so rejected."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ServingError(
+                    f"JSON Parse error: duplicate key {_shorten(key)!r} in an object"
+                )
+            seen.add(key)
+    return obj
+
+
+def parse_json(body: bytes):
+    """A request body as JSON; anything that is not (within Python's limits) -> ServingError 400.
+
+    Besides syntax errors and bad encodings, this answers 400 for nesting deeper than the
+    parser's recursion limit and for integer literals longer than Python converts
+    (sys.get_int_max_str_digits()); NaN and Infinity are parsed, and rejected later where
+    values must be finite.
+    """
+    if not body or body.isspace():
+        raise ServingError("JSON Parse error: the request body is empty")
+    try:
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as e:
+        raise ServingError(f"JSON Parse error: {e}") from None
+    except UnicodeDecodeError as e:
+        encoding = e.encoding.upper()  # json.loads also reads UTF-16 and UTF-32 bodies
+        raise ServingError(f"JSON Parse error: the body is not valid {encoding} ({e})") from None
+    except RecursionError:
+        raise ServingError("JSON Parse error: the body is nested too deeply") from None
+    except ValueError as e:  # not a JSONDecodeError: int() refused an over-long literal
+        if "integer string conversion" not in str(e):
+            raise
+        raise ServingError(
+            "JSON Parse error: an integer literal has more than "
+            f"{sys.get_int_max_str_digits()} digits"
+        ) from None
+
+
+def _has_bool(value) -> bool:
+    """Whether a rectangular nested list holds a JSON true/false (numpy reads them as 1/0)."""
+    return any(type(x) is bool for x in np.asarray(value, dtype=object).flat)
+
+
+def to_array(value, spec: tf.TensorSpec, what: str, may_hold_bools: bool = True) -> np.ndarray:
+    """A JSON value as an array for `spec`; anything else -> ServingError 400.
+
+    `may_hold_bools=False` (the body has no true/false) skips looking for booleans
+    among numbers.
+    """
     dtype = spec.dtype.as_numpy_dtype
     try:
         raw = np.asarray(value)
-    except ValueError as e:  # ragged nested lists
+    except ValueError as e:  # ragged nested lists, or more than numpy's 64 dimensions
         raise ServingError(f"{what}: not a rectangular array ({e})") from None
+    except RecursionError:
+        raise ServingError(f"{what}: nested too deeply to be an array") from None
     if raw.size == 0:
         raw = raw.astype(dtype)
     if raw.dtype == object:
-        raise ServingError(f"{what}: not a rectangular array of numbers")
+        # Numbers alone make an object array only when an integer fits no numpy type.
+        if not all(type(x) in (int, float) for x in raw.flat):
+            raise ServingError(f"{what}: not a rectangular array of numbers")
+        if not spec.dtype.is_floating:
+            raise ServingError(f"{what}: value out of range for {spec.dtype.name}")
+        try:
+            raw = raw.astype(np.float64)
+        except OverflowError:  # an integer beyond float64
+            raise ServingError(f"{what}: value out of range for {spec.dtype.name}") from None
+    if raw.dtype.kind in "iuf" and may_hold_bools and _has_bool(value):
+        raise ServingError(f"{what}: expected numbers for {spec.dtype.name}, got true/false")
     if spec.dtype.is_floating:
         if raw.dtype.kind not in "iuf":
             raise ServingError(f"{what}: expected numbers for {spec.dtype.name}, got {raw.dtype}")
@@ -47,9 +117,10 @@ def to_array(value, spec: tf.TensorSpec, what: str) -> np.ndarray:
             raise ServingError(f"{what}: value out of range for {spec.dtype.name}")
     else:
         raise ServingError(f"{what}: inputs of type {spec.dtype.name} are not supported")
-    array = raw.astype(dtype)
+    with np.errstate(over="ignore"):  # beyond float32: inf, rejected next
+        array = raw.astype(dtype)
     if spec.dtype.is_floating and not np.all(np.isfinite(array)):
-        raise ServingError(f"{what}: values must be finite")
+        raise ServingError(f"{what}: values must be finite and within {spec.dtype.name}'s range")
     if not spec.shape.is_compatible_with(array.shape):
         expected = [d if d is not None else -1 for d in spec.shape.as_list()]
         raise ServingError(
@@ -60,10 +131,7 @@ def to_array(value, spec: tf.TensorSpec, what: str) -> np.ndarray:
 
 def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     """Parses a TF Serving predict request: (signature name, inputs, row format?)."""
-    try:
-        payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ServingError(f"JSON Parse error: {e}") from None
+    payload = parse_json(body)
     if not isinstance(payload, dict):
         raise ServingError(
             "JSON Value is not an object: a predict request is "
@@ -74,7 +142,7 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
         raise ServingError("'signature_name' must be a string")
     if signature_name not in servable.signatures:
         raise ServingError(
-            f'Serving signature name: "{signature_name}" not found in signature '
+            f'Serving signature name: "{_shorten(signature_name)}" not found in signature '
             f"def (available: {sorted(servable.signatures)})"
         )
     specs = servable.input_specs[signature_name]
@@ -87,7 +155,7 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
         )
     unknown = set(payload) - {"signature_name", "instances", "inputs"}
     if unknown:
-        raise ServingError(f"Unknown request keys: {sorted(unknown)}")
+        raise ServingError(f"Unknown request keys: {_shorten(str(sorted(unknown)))}")
 
     if has_instances:
         instances = payload["instances"]
@@ -98,7 +166,7 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
             for i, instance in enumerate(instances):
                 if set(instance) != set(specs):
                     raise ServingError(
-                        f"instances[{i}] has keys {sorted(instance)}; signature "
+                        f"instances[{i}] has keys {_shorten(str(sorted(instance)))}; signature "
                         f"'{signature_name}' expects {sorted(specs)}"
                     )
                 for name, value in instance.items():
@@ -131,11 +199,13 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
             )
         if set(columns) != set(specs):
             raise ServingError(
-                f"'inputs' has keys {sorted(columns)}; signature "
+                f"'inputs' has keys {_shorten(str(sorted(columns)))}; signature "
                 f"'{signature_name}' expects {sorted(specs)}"
             )
+    may_hold_bools = b"true" in body or b"false" in body
     arrays = {
-        name: to_array(value, specs[name], f"input '{name}'") for name, value in columns.items()
+        name: to_array(value, specs[name], f"input '{name}'", may_hold_bools)
+        for name, value in columns.items()
     }
     return signature_name, arrays, has_instances
 
