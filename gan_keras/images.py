@@ -46,6 +46,23 @@ def make_grid(images, rows: int | None = None, padding: int = 2) -> np.ndarray:
     return grid
 
 
+def upscale_for_viewing(image, min_long_side: int = 768) -> np.ndarray:
+    """Nearest-neighbour upscaling of an [H, W] or [H, W, C] image by one integer factor, the
+    smallest that makes the long side at least `min_long_side` (ceil(min_long_side / long side));
+    each pixel becomes a factor x factor block. Never downscales: an image already that large
+    comes back unchanged (factor 1)."""
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise ValueError(f"upscale_for_viewing expects [H, W] or [H, W, C], got {image.shape}")
+    long_side = max(image.shape[0], image.shape[1])
+    if long_side == 0:
+        raise ValueError(f"upscale_for_viewing got an empty image of shape {image.shape}")
+    factor = max(1, math.ceil(min_long_side / long_side))
+    if factor == 1:
+        return image
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def encode_png(image) -> bytes:
     """PNG bytes of a uint8 [H, W, 1|3] image."""
     image = np.asarray(image)

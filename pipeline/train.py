@@ -8,7 +8,7 @@ One loop serves every strategy: `strategy.run(gan.train_step, ...)` inside a
 
 Outputs under <workdir>/train/: checkpoints/ (G, D, both optimizers, the EMA
 generator and the step, via tf.train.CheckpointManager), logs/ (TensorBoard)
-and samples/step_NNNNNNN.png.
+and samples/step_NNNNNNN.png (scaled up for viewing; 1:1 in samples/raw/).
 
 With `train.eval_every` > 0 the stage also scores the generator an export
 would hold every `eval_every` steps and at the last step (`InTrainingEvaluator`:
@@ -625,6 +625,41 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
     return run_steps
 
 
+def _format_duration(seconds: float) -> str:
+    """M:SS, or H:MM:SS from one hour on (hours keep counting past a day)."""
+    minutes, secs = divmod(int(round(max(0.0, seconds))), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_progress(
+    step: int,
+    total: int,
+    elapsed_s: float,
+    steps_per_s: float,
+    metrics: dict | None = None,
+    images_per_s: float | None = None,
+) -> str:
+    """The train stage's progress line, e.g.
+    `step 500/3500 (14%)  d_loss=0.6931  850 img/s  elapsed 0:38  ETA 3:52`.
+
+    The percentage is rounded down (100% only when done); the ETA is the remaining steps at
+    `steps_per_s` ("ETA ?" without a rate yet, "done" at the last step)."""
+    parts = [f"step {step}/{total} ({100 * step // total if total > 0 else 100}%)"]
+    if metrics:
+        parts.append("  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+    if images_per_s is not None:
+        parts.append(f"{images_per_s:.0f} img/s")
+    parts.append(f"elapsed {_format_duration(elapsed_s)}")
+    if step >= total:
+        parts.append("done")
+    elif 0 < steps_per_s < float("inf"):
+        parts.append(f"ETA {_format_duration((total - step) / steps_per_s)}")
+    else:
+        parts.append("ETA ?")
+    return "  ".join(parts)
+
+
 def _train_loop(
     config,
     strategy,
@@ -661,15 +696,21 @@ def _train_loop(
         fixed_labels = sampler.labels  # D conditions the real images on their conditions
     else:
         sampler = _Sampler(config, num_classes)
+
+    def save_grid(name, grid):
+        # samples/<name> is upscaled for a person to judge; samples/raw/<name> is the grid itself.
+        gan_images.save_png(samples_dir / "raw" / name, grid)
+        gan_images.save_png(samples_dir / name, gan_images.upscale_for_viewing(grid))
+
     with writer.as_default():
         if start == 0:
             from tensorboard.plugins.hparams import api as hp
 
             hp.hparams(_flat_hparams(config))
             real_grid = gan_images.make_grid(fixed_real)
-            tf.summary.image("real", real_grid[None], step=0)
+            tf.summary.image("real", real_grid[None], step=0)  # TensorBoard gets the raw grid
             if chief:
-                gan_images.save_png(samples_dir / "real.png", real_grid)
+                save_grid("real.png", real_grid)
 
     periods = (t.log_every, t.sample_every, t.checkpoint_every) + (
         (t.eval_every,) if keeper else ()
@@ -680,6 +721,7 @@ def _train_loop(
 
     step = start
     window_start, window_step = time.perf_counter(), step
+    loop_start = window_start
     last_rate, results = 0.0, {}
     for tracker in model.metrics:
         tracker.reset_state()
@@ -695,7 +737,8 @@ def _train_loop(
             )
         step = target
         if step % t.log_every == 0 or step == total_steps:
-            elapsed = time.perf_counter() - window_start
+            now = time.perf_counter()
+            elapsed = now - window_start
             last_rate = (step - window_step) * t.batch_size / max(elapsed, 1e-9)
             results = {name: float(tracker.result()) for name, tracker in model.trackers.items()}
             with writer.as_default(step=step):
@@ -709,11 +752,15 @@ def _train_loop(
                     "learning_rate/discriminator", float(model.d_optimizer.learning_rate.numpy())
                 )
             logging.info(
-                "step %d/%d  %s  %.0f img/s",
-                step,
-                total_steps,
-                "  ".join(f"{k}={v:.4f}" for k, v in results.items()),
-                last_rate,
+                "%s",
+                format_progress(
+                    step,
+                    total_steps,
+                    now - loop_start,
+                    (step - window_step) / max(elapsed, 1e-9),
+                    results,
+                    last_rate,
+                ),
             )
             for tracker in model.metrics:
                 tracker.reset_state()
@@ -730,7 +777,7 @@ def _train_loop(
                     "discriminator/logits_fake", model.discriminate(fake, sampler.labels)
                 )
             if chief:
-                gan_images.save_png(samples_dir / f"step_{step:07d}.png", grid)
+                save_grid(f"step_{step:07d}.png", grid)
         if keeper is not None and keeper.due(step, total_steps):
             keeper.evaluate(model, step, writer)
         if step % t.checkpoint_every == 0 or step == total_steps:

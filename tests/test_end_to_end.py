@@ -226,9 +226,12 @@ def test_conditional_pipeline_end_to_end(smoke_workdir, tmp_path):
         "--config.train.eval_every=100",
         "--config.train.eval_num_samples=200",
     )
-    # One row per class, at least 8 samples each: 10 rows of 16x16 tiles with 2px padding.
-    grid = Image.open(workdir / "train" / "samples" / "step_0000300.png")
+    # One row per class, at least 8 samples each: 10 rows of 16x16 tiles with 2px padding...
+    grid = Image.open(workdir / "train" / "samples" / "raw" / "step_0000300.png")
     assert grid.size == (8 * 18 + 2, 10 * 18 + 2)
+    # ...and the grid a person looks at is that one upscaled 5x (long side 182 -> 910 >= 768).
+    viewed = Image.open(workdir / "train" / "samples" / "step_0000300.png")
+    assert viewed.size == (5 * (8 * 18 + 2), 5 * (10 * 18 + 2))
     metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
     assert np.isfinite(metrics["intra_frechet_distance"])
     # In-training evaluation of the conditional generator (balanced labels) picked the checkpoint.

@@ -269,6 +269,9 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_work
             for ext in ("data-00000-of-00001", "index")
         ),
         "manifest.json",
+        "samples/raw/real.png",
+        "samples/raw/step_0000020.png",
+        "samples/raw/step_0000040.png",
         "samples/real.png",
         "samples/step_0000020.png",
         "samples/step_0000040.png",

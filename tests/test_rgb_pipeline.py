@@ -88,8 +88,9 @@ def test_ingest_keeps_three_channels_in_order(rgb_run):
 def test_training_draws_rgb_samples_in_the_datas_colours(rgb_run):
     workdir, results = rgb_run
     assert results["train"]["final_step"] == STEPS
-    real = np.array(Image.open(workdir / "train" / "samples" / "real.png"))
-    fake = np.array(Image.open(workdir / "train" / "samples" / f"step_{STEPS:07d}.png"))
+    raw = workdir / "train" / "samples" / "raw"  # the grids at 1:1, as _tiles expects
+    real = np.array(Image.open(raw / "real.png"))
+    fake = np.array(Image.open(raw / f"step_{STEPS:07d}.png"))
     assert real.ndim == 3 and real.shape[-1] == 3 and fake.shape == real.shape
     # The real grid shows the training images' colours...
     red, green, blue = _tiles(real).reshape(-1, 3).mean(axis=0)
