@@ -4,6 +4,7 @@
     <base_path>/<version>/assets.extra/model_info.json  written by gan_keras.export
     <base_path>/<version>/assets.extra/evaluation.json  the evaluation that let it out
     <base_path>/<version>/assets.extra/directions.json  names of the `edit` signature's directions
+    <base_path>/<version>/assets.extra/model_card.md    data, training, metrics, intended use
 
 Every reader and writer of that layout (the exporter, the export and evaluate
 stages, the model server, the sampling CLI, the runner's report) takes the
@@ -21,6 +22,7 @@ ASSETS_DIR = "assets.extra"
 MODEL_INFO_ASSET = "model_info.json"
 EVALUATION_ASSET = "evaluation.json"
 DIRECTIONS_ASSET = "directions.json"
+MODEL_CARD_ASSET = "model_card.md"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 # TF Serving takes only ASCII-digit directory names as versions (str.isdigit

@@ -18,7 +18,7 @@ import pathlib
 
 from gan_keras import export as gan_export
 from gan_keras import export_layout, tasks
-from pipeline import classes, gate
+from pipeline import classes, gate, model_card
 from pipeline import workdir as workdir_layout
 
 
@@ -75,9 +75,13 @@ def run_export(
 
     generator, checkpoint = checkpoints.load_generator_with_info(config, workdir)
     _check_evaluated_checkpoint(metrics_bytes, checkpoint)
-    extra_assets = (
-        {export_layout.EVALUATION_ASSET: metrics_bytes} if metrics_bytes is not None else None
-    )
+    extra_assets = {
+        export_layout.MODEL_CARD_ASSET: model_card.model_card_from_metrics_bytes(
+            config, workdir, metrics_bytes, checkpoint
+        )
+    }
+    if metrics_bytes is not None:
+        extra_assets[export_layout.EVALUATION_ASSET] = metrics_bytes
     model_info = {
         "checkpoint": checkpoint["checkpoint"],
         "checkpoint_step": checkpoint["checkpoint_step"],

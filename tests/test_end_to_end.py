@@ -148,6 +148,10 @@ def test_run_prints_where_the_artifacts_are(smoke_workdir):
         "sefa",
         "class",
     }
+    card = (
+        smoke_workdir / "export" / "generator" / "1" / "assets.extra" / "model_card.md"
+    ).read_text()
+    assert "- Source: `digits`, 16x16" in card and "Gate: blessed" in card
     metrics = json.loads((smoke_workdir / "evaluate" / "metrics.json").read_text())
     assert [row["psi"] for row in metrics["controls"]["truncation"]["rows"]] == [
         1.0,

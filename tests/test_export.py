@@ -344,6 +344,13 @@ def test_stage_exports_blessed_model(tmp_path, fake_train):
     assert info["checkpoint_step"] == 1200 and info["checkpoint"] == "best by in-training FD"
     assert info["latent_dim"] == LATENT
     assert summary["checkpoint_step"] == 1200
+    # The model card names the checkpoint and the evaluation; what the workdir lacks (here:
+    # ingest statistics) is said to be missing, not left out.
+    card = (path / "assets.extra" / "model_card.md").read_text()
+    assert "step 1200 (best by in-training FD)" in card
+    assert f"Summary: {metrics.get('summary', 'not recorded')}" in card
+    assert "Rejected inputs: not recorded" in card
+    assert "## Intended use and limitations" in card and "Not for identifying" in card
     assert fake_train == [tmp_path]
     summary = export_stage.run_export(_config(), tmp_path, tmp_path / "export")
     assert summary["version"] == 2
