@@ -16,8 +16,8 @@ import tensorflow as tf
 from keras import layers
 
 from gan_keras import gan as gan_lib
-from gan_keras import networks
-from gan_keras.networks import MAX_WIDTH_MULTIPLIER, weight_init
+from gan_keras import networks, tasks
+from gan_keras.networks import layer_width, weight_init
 
 MIN_BOTTLENECK = 4  # the U-Net halves the resolution while it stays >= this and even
 
@@ -28,10 +28,6 @@ def _levels(resolution: int) -> int:
         resolution //= 2
         levels += 1
     return levels
-
-
-def _width(base: int, level: int) -> int:
-    return base * min(2**level, MAX_WIDTH_MULTIPLIER)
 
 
 def _to_target_size(condition, height: int, width: int):
@@ -81,7 +77,7 @@ def build_unet_generator(
     skips = [x]
     for level in range(1, levels + 1):
         x = layers.Conv2D(
-            _width(width, level),
+            layer_width(width, level),
             4,
             strides=2,
             padding="same",
@@ -91,7 +87,7 @@ def build_unet_generator(
         x = layers.LeakyReLU(0.2)(normalize(x))
         skips.append(x)
     x = layers.Conv2D(
-        _width(width, levels),
+        layer_width(width, levels),
         3,
         padding="same",
         use_bias=norm == "none",
@@ -100,7 +96,7 @@ def build_unet_generator(
     x = layers.ReLU()(normalize(x))
     for level in range(levels - 1, -1, -1):
         x = layers.Conv2DTranspose(
-            _width(width, level),
+            layer_width(width, level),
             4,
             strides=2,
             padding="same",
@@ -112,7 +108,7 @@ def build_unet_generator(
     x = layers.Conv2D(channels, 3, padding="same", kernel_initializer=weight_init())(x)
     image = layers.Activation("tanh", dtype="float32")(x)
     if inpainting:
-        image = _KeepKnownPixels(channels, name="keep_known_pixels")([image, condition_in])
+        image = _KeepKnownPixels(name="keep_known_pixels")([image, condition_in])
     image = layers.Activation("linear", dtype="float32", name="image")(image)
     return keras.Model(condition_in, image, name=name)
 
@@ -121,18 +117,9 @@ def build_unet_generator(
 class _KeepKnownPixels(layers.Layer):
     """[generated, masked image + mask] -> the masked image outside the hole, generated inside."""
 
-    def __init__(self, channels: int, **kwargs):
-        super().__init__(**kwargs)
-        self.channels = int(channels)
-
     def call(self, inputs):
         generated, condition = inputs
-        condition = tf.cast(condition, generated.dtype)
-        known, mask = condition[..., : self.channels], condition[..., self.channels :]
-        return known * (1.0 - mask) + generated * mask
-
-    def get_config(self):
-        return {**super().get_config(), "channels": self.channels}
+        return tasks.paste_known(generated, condition)
 
 
 def build_patch_discriminator(
@@ -174,7 +161,7 @@ def build_patch_discriminator(
     x = layers.LeakyReLU(0.2)(x)
     x = sn(
         layers.Conv2D(
-            _width(width, 1),
+            layer_width(width, 1),
             4,
             strides=2,
             padding="same",
@@ -185,7 +172,7 @@ def build_patch_discriminator(
     x = layers.LeakyReLU(0.2)(normalize(x))
     x = sn(
         layers.Conv2D(
-            _width(width, 2),
+            layer_width(width, 2),
             3,
             padding="same",
             use_bias=norm == "none",

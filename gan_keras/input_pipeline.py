@@ -9,7 +9,7 @@ global stream is built deterministically, batched to the global batch with
 import numpy as np
 import tensorflow as tf
 
-from gan_keras import records
+from gan_keras import records, tasks
 
 
 def verify_shards(ingest_dir, split: str, expected_count: int | None = None) -> int:
@@ -144,8 +144,7 @@ def make_dataset(
 def with_condition(example, index, condition_fn, condition_seed: int):
     """(image, label), its stream index -> ((condition, image), label)."""
     image, label = example
-    seed = tf.stack([tf.constant(condition_seed, tf.int64), tf.cast(index, tf.int64)])
-    return (condition_fn(image, seed), image), label
+    return (condition_fn(image, tasks.example_seed(condition_seed, index)), image), label
 
 
 def read_split(

@@ -98,7 +98,8 @@ def check_network_resolution(resolution: int, network_resolution: int) -> int:
     return network_resolution
 
 
-def _width(base: int, level: int) -> int:
+def layer_width(base: int, level: int) -> int:
+    """Channels at `level`: doubling per level, capped at MAX_WIDTH_MULTIPLIER x base."""
     return base * min(2**level, MAX_WIDTH_MULTIPLIER)
 
 
@@ -214,7 +215,7 @@ def build_generator(
             G_NORMS, norm, h, sync_batch_norm=sync_batch_norm, momentum=batch_norm_momentum
         )
 
-    channels0 = _width(width, n_up - 1)
+    channels0 = layer_width(width, n_up - 1)
     x = layers.Dense(
         start * start * channels0, use_bias=norm == "none", kernel_initializer=weight_init()
     )(x)
@@ -222,7 +223,7 @@ def build_generator(
     x = layers.ReLU()(normalize_g(x))
     for level in reversed(range(n_up - 1)):
         x = layers.Conv2DTranspose(
-            _width(width, level),
+            layer_width(width, level),
             4,
             strides=2,
             padding="same",
@@ -285,7 +286,7 @@ def build_discriminator(
     for level in range(1, n_down):
         x = sn(
             layers.Conv2D(
-                _width(width, level),
+                layer_width(width, level),
                 4,
                 strides=2,
                 padding="same",

@@ -10,7 +10,7 @@ Tasks:
 
 Records are unchanged: the condition is derived from the stored image on the fly,
 one example at a time, by `degrade(task_config, image, seed)`, with a stateless
-seed per example (`example_seed`), so it is the same for an example whatever
+seed per example (`example_seed`: [task.seed, index]), so it is the same for an example whatever
 the replica layout, and fixed for the eval split.
 
 Conventions (images float32 in [-1, 1], [H, W, C], C = 1 or 3):
@@ -255,16 +255,30 @@ def metric_protocol(task_config) -> dict:
 # --------------------------------------------------------------------------- seeds
 
 
-def example_seed(base_seed, *counters) -> tf.Tensor:
-    """int64 [2] stateless seed for one example: `base_seed` (task.seed) with each counter
-    (e.g. the example's index from `Dataset.enumerate`, an epoch) folded in, in order.
+def example_seed(base_seed, index=0) -> tf.Tensor:
+    """int64 [2] stateless seed of one example: [base_seed, index], `index` its position in the
+    stream (`Dataset.enumerate`). The train stage's stream folds its start step into
+    `base_seed`; fixed condition sets offset `index` (`fixed_conditions`).
 
     Works eagerly and in graph mode (tf.data.Dataset.map).
     """
-    seed = tf.stack([tf.cast(base_seed, tf.int64), tf.constant(0, tf.int64)])
-    for counter in counters:
-        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(counter, tf.int64))
-    return tf.cast(seed, tf.int64)
+    return tf.stack([tf.cast(base_seed, tf.int64), tf.cast(index, tf.int64)])
+
+
+def fixed_conditions(task_config, images, first_index: int, batch_size: int = 256) -> np.ndarray:
+    """The conditions of `images` (float32 [N, H, W, C] in [-1, 1]) with the seeds
+    example_seed(task.seed, first_index + i): the same every run (sample grids, evaluation)."""
+    base = int(_field(task_config, "seed"))
+    ds = (
+        tf.data.Dataset.from_tensor_slices(np.asarray(images, np.float32))
+        .enumerate()
+        .map(
+            lambda i, image: degrade(task_config, image, example_seed(base, first_index + i)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+    )
+    return np.concatenate([batch.numpy() for batch in ds.batch(batch_size)])
 
 
 def _streams(seed, n: int) -> list[tf.Tensor]:

@@ -21,7 +21,6 @@ real eval) is measured the same way. The top-level `frechet_distance`, `psnr`,
 import time
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from gan_keras import image_metrics, image_to_image, io_utils, tasks
@@ -35,27 +34,6 @@ from pipeline.gate import decide_gate
 # the train stage's sample grids ([task.seed, 2**40 + i]).
 EVAL_SEED_OFFSET = 1 << 41
 GRID_EXAMPLES = 8
-
-
-def eval_conditions(task_config, real_float: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The fixed conditions of the eval images (float32 numpy)."""
-    base = int(task_config.seed)
-    ds = (
-        tf.data.Dataset.from_tensor_slices(real_float)
-        .enumerate()
-        .map(
-            lambda index, image: tasks.degrade(
-                task_config,
-                image,
-                tf.stack(
-                    [tf.constant(base, tf.int64), EVAL_SEED_OFFSET + tf.cast(index, tf.int64)]
-                ),
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    )
-    return np.concatenate([batch.numpy() for batch in ds.batch(batch_size)])
 
 
 def _translate(generator, conditions: np.ndarray, batch_size: int) -> np.ndarray:
@@ -127,7 +105,9 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
     n = min(int(ev.num_samples), len(real.eval_images))
     real_uint8, real_labels = real.eval_images[:n], real.eval_labels[:n]
     real_float = gan_images.to_float(real_uint8)
-    conditions = eval_conditions(task_config, real_float, ev.sample_batch_size)
+    conditions = tasks.fixed_conditions(
+        task_config, real_float, EVAL_SEED_OFFSET, ev.sample_batch_size
+    )
     real_features, real_probs = judge_model.predict(real_uint8)
     protocol = tasks.metric_protocol(task_config)
 

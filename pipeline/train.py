@@ -304,16 +304,8 @@ class _TaskSampler:
     ImageToImageGAN.sample and .discriminate take in those places."""
 
     def __init__(self, config, fixed_real_float):
-        n = int(fixed_real_float.shape[0])
-        conditions = [
-            tasks.degrade(
-                config.task,
-                fixed_real_float[i],
-                tf.constant([config.task.seed, _GRID_SEED + i], tf.int64),
-            )
-            for i in range(n)
-        ]
-        self.z = self.labels = tf.stack(conditions)
+        conditions = tasks.fixed_conditions(config.task, fixed_real_float, _GRID_SEED)
+        self.z = self.labels = tf.constant(conditions)
         self.real = fixed_real_float
         self.rows = None
 
