@@ -10,7 +10,8 @@ classical baseline (bicubic upsampling, harmonic fill) and the real-data floor
 on the same fixed eval conditions (pipeline.task_evaluation). Fashion-MNIST is
 ingested once and the judge (the domain classifier whose features FD uses)
 trained once, then shared by every run. The table goes to
-`--out_dir/tasks.md`, with each target checked:
+`--out_dir/tasks.md`, with each target checked (`--override=task.l1_weight=10,...` changes
+every task's config, for experiments):
 
 - super_resolution: L1-only PSNR >= bicubic + 2 dB; GAN FD <= 0.5 x L1-only FD
   with GAN PSNR within 1.5 dB of L1-only;
@@ -44,6 +45,35 @@ _DATA = flags.DEFINE_string(
     "Fashion-MNIST IDX files (Debian's dataset-fashion-mnist).",
 )
 _OUT_DIR = flags.DEFINE_string("out_dir", "runs/tasks", "Where workdirs and the table go.")
+_OVERRIDES = flags.DEFINE_list(
+    "override",
+    [],
+    "Config overrides applied to every task, as dotted.key=value "
+    "(e.g. task.l1_weight=10,evaluate.num_samples=5000); values are parsed as the field's type.",
+)
+
+
+def apply_overrides(config, overrides: list[str]):
+    """`config` with each 'dotted.key=value' set, the value cast to the field's current type."""
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise app.UsageError(f"--override {item!r}: expected dotted.key=value")
+        *parents, leaf = key.split(".")
+        section = config
+        for name in parents:
+            section = section[name]
+        if leaf not in section:
+            raise app.UsageError(f"--override {item!r}: the config has no field {key!r}")
+        current = section[leaf]
+        if isinstance(current, bool):
+            value = text.lower() in ("1", "true", "yes")
+        elif current is None:
+            value = text
+        else:
+            value = type(current)(text)
+        section[leaf] = value
+    return config
 
 
 def task_config(task: str, seed: int):
@@ -53,6 +83,7 @@ def task_config(task: str, seed: int):
     config.task.seed = seed
     if _STEPS.value:
         config.train.steps = _STEPS.value
+    apply_overrides(config, _OVERRIDES.value)
     config.train.checkpoint_every = config.train.sample_every = config.train.steps
     return config
 
@@ -107,16 +138,9 @@ def targets(task: str, runs: list[dict]) -> list[tuple[str, bool]]:
             m("model", "frechet_distance") <= 0.5 * m("l1_reference", "frechet_distance"),
         )
     )
-    # The FD target as written can lie below the real-data floor (two sets of real images differ
-    # by that much at this sample count); the same target on the gap above the floor:
-    floor = _mean([r["references"]["real_floor"]["frechet_distance"] for r in runs])[0]
-    checks.append(
-        (
-            "GAN FD - floor <= 0.5 x (L1-only FD - floor)",
-            m("model", "frechet_distance") - floor
-            <= 0.5 * (m("l1_reference", "frechet_distance") - floor),
-        )
-    )
+    # The real-data floor (train vs eval images, two independent real sets) is not a floor here:
+    # outputs are paired with the eval images they are scored against, so a perfect model scores
+    # FD 0. It is printed beside the FDs as the scale of sampling noise, not checked.
     if task == "super_resolution":
         checks.append(
             (

@@ -20,5 +20,8 @@ def get_config(task_name: str):
     config.train.steps = 2000
     config.train.eval_every = 0  # the evaluate stage scores image-to-image models
     config.train.ema_half_life_images = 0.0
-    config.evaluate.num_samples = 2000
+    # FD's bias falls with the sample count: at 2,000 the real-data floor (two real sets) was 0.84,
+    # above half the L1-only model's FD, so "FD <= 0.5x L1-only" could not be met by any model;
+    # at 5,000 (of the 7,000 eval images) it is 0.23.
+    config.evaluate.num_samples = 5000
     return config
