@@ -35,6 +35,9 @@ setuptools.setup(
         "scikit-learn>=1.4",
         "flask>=3.0",
         "waitress>=3.0",
+        # The model server's /monitoring/prometheus/metrics, and its :predict answers' JSON.
+        "prometheus_client>=0.20",
+        "orjson>=3.9",
     ],
     extras_require={
         "cpu": [f"tensorflow-cpu=={TF_VERSION}"],
@@ -48,6 +51,11 @@ setuptools.setup(
         ],
         # benchmarks.quality's plot.
         "bench": ["matplotlib>=3.8"],
+        # The model server's gRPC API. Its protos and stubs, tensorflow-serving-api, cannot be
+        # listed here: its wheel requires the full `tensorflow` wheel, which would be installed
+        # beside tensorflow-cpu. Install it with `pip install --no-deps
+        # tensorflow-serving-api==2.21.0` (scripts/test.sh does).
+        "serving": ["grpcio>=1.60"],
     },
     entry_points={
         "console_scripts": [

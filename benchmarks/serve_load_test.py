@@ -1,20 +1,33 @@
-r"""Load test for gan_keras.serve over loopback.
+r"""Load test for gan_keras.serve over loopback, REST or gRPC.
 
     python benchmarks/serve_load_test.py [--model_base_path=<workdir>/export/generator] \
-        [--client_threads=8] [--seconds=10] [--batch=8] [--signature=serving_default]
+        [--protocol=rest|grpc] [--client_threads=1] [--seconds=20] [--batch=16] \
+        [--signature=serving_default] [--repeats=3] [--server_cpus=1 --client_cpus=0] \
+        [--out=result.json]
 
 Starts ``python -m gan_keras.serve`` as a subprocess on 127.0.0.1 (a separate
-process, so the clients' GIL does not slow the server), with the given export
+process, so the clients' GIL does not slow the server) with the given export
 or, by default, a freshly exported untrained DCGAN-sized generator (28x28x1,
-latent 100). Then `client_threads` threads send predict requests for a fixed
-`seconds` and it prints requests/s, images/s, latency percentiles and the error
-count. Exits 1 if any request failed. Never talks to anything but 127.0.0.1.
+latent 100). Then `client_threads` threads send the same predict request for
+`seconds`, `repeats` times, and it prints requests/s, images/s, latency
+percentiles and the error count of each run and their medians. Exits 1 if any
+request failed. Never talks to anything but 127.0.0.1.
+
+On a small machine the client competes with the server for the cores. With
+``--server_cpus`` and ``--client_cpus`` the server runs under ``taskset -c
+<server_cpus>`` and this process pins itself to ``<client_cpus>``
+(os.sched_setaffinity), so they never share a core; either way the client's
+own CPU time per request is measured (``client_cpu_ms_per_request``) and
+reported beside the latencies, so its cost can be judged or subtracted. The
+server's own view comes from its /monitoring/prometheus/metrics: the mean time
+in the request handler and in the model call.
 """
 
 import json
 import os
 import pathlib
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,16 +43,33 @@ sys.path.insert(0, str(ROOT))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_base_path", None, "Export to serve (default: export a fresh one).")
-flags.DEFINE_integer("client_threads", 8, "Concurrent client threads.")
-flags.DEFINE_float("seconds", 10.0, "How long to send requests (bounded: at most 120).")
-flags.DEFINE_integer("batch", 8, "Images per request.")
+flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (:predict JSON) or gRPC Predict.")
+flags.DEFINE_integer("client_threads", 1, "Concurrent client threads (1: one sequential client).")
+flags.DEFINE_float("seconds", 20.0, "How long each run sends requests (at most 120).")
+flags.DEFINE_integer("repeats", 1, "Runs against the same server; medians are reported.")
+flags.DEFINE_integer("batch", 16, "Images per request.")
 flags.DEFINE_enum(
     "signature",
     "serving_default",
-    ["serving_default", "sample"],
-    "serving_default sends z (row format); sample sends num_samples/seed.",
+    ["serving_default", "serving_default_png", "sample", "sample_png"],
+    "serving_default(_png) send z (REST: row format); sample(_png) send num_samples/seed.",
 )
-flags.DEFINE_integer("server_threads", 4, "waitress worker threads in the server.")
+flags.DEFINE_integer("server_threads", 0, "--rest_api_num_threads (0: the server's default).")
+flags.DEFINE_string("server_cpus", "", "taskset CPU list for the server, e.g. 1 ('': any).")
+flags.DEFINE_string("client_cpus", "", "CPU list for this client process, e.g. 0 ('': any).")
+flags.DEFINE_string("out", None, "Also write the result as JSON here.")
+flags.DEFINE_integer(
+    "in_process_requests",
+    0,
+    "Instead of the load test: time this many REST predict requests in this process, by "
+    "phase (parse, model, encode), with both JSON encoders, counting full GC passes.",
+)
+flags.DEFINE_bool("freeze_heap", True, "With --in_process_requests: gc.freeze as the server does.")
+flags.DEFINE_multi_string(
+    "server_flag",
+    [],
+    "Extra gan_keras.serve flags, e.g. --server_flag=--tensorflow_intra_op_parallelism=1.",
+)
 
 
 def _demo_generator(latent_dim: int = 100):
@@ -56,13 +86,27 @@ def _demo_generator(latent_dim: int = 100):
     return keras.Model(z, out)
 
 
+def _cpu_list(text: str) -> set[int]:
+    cpus = set()
+    for part in text.split(","):
+        low, _, high = part.partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far, from /proc."""
+    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> dict:
+def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -77,63 +121,241 @@ def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> dic
     raise TimeoutError(f"server at {url} not ready after {timeout}s")
 
 
-def run_load(
-    url: str, body: bytes, client_threads: int, seconds: float, expect_prefix: bytes
-) -> dict:
+def _inputs(info: dict, signature: str, batch: int) -> dict:
+    if signature.startswith("serving_default"):
+        z = np.random.default_rng(0).standard_normal((batch, info["latent_dim"]))
+        inputs = {"z": z.astype(np.float32)}
+        if info["num_classes"]:
+            inputs["label"] = np.arange(batch, dtype=np.int32) % info["num_classes"]
+        return inputs
+    inputs = {"num_samples": np.int32(batch), "seed": np.int64(0)}
+    if info["num_classes"]:
+        inputs["label"] = np.zeros([0], np.int32)
+    return inputs
+
+
+class RestClient:
+    def __init__(self, base_url: str, signature: str, inputs: dict):
+        self.url = base_url + ":predict"
+        if signature.startswith("serving_default"):  # the row format, as most clients send
+            names = sorted(inputs)
+            rows = [{n: inputs[n][i].tolist() for n in names} for i in range(len(inputs["z"]))]
+            instances = [row["z"] for row in rows] if names == ["z"] else rows
+            payload = {"signature_name": signature, "instances": instances}
+            self.key = "predictions"
+        else:
+            payload = {
+                "signature_name": signature,
+                "inputs": {n: v.tolist() for n, v in inputs.items()},
+            }
+            self.key = "outputs"
+        self.body = json.dumps(payload).encode()
+        self.prefix = f'{{"{self.key}":'.encode()
+
+    def session(self):
+        return requests.Session()
+
+    def call(self, session) -> str | None:
+        """One request; None if it succeeded, else the error."""
+        r = session.post(
+            self.url, data=self.body, headers={"Content-Type": "application/json"}, timeout=60
+        )
+        # Parsing every response in 8 client threads would make the clients' GIL the
+        # bottleneck; check its start instead (one response is parsed fully first).
+        if r.status_code == 200 and r.content.startswith(self.prefix):
+            return None
+        return f"{r.status_code}: {r.text[:200]}"
+
+    def images(self, session) -> int:
+        payload = session.post(self.url, data=self.body, timeout=60).json()[self.key]
+        first = payload[0] if isinstance(payload, list) else next(iter(payload.values()))
+        return len(payload) if isinstance(payload, list) else len(first)
+
+
+class GrpcClient:
+    def __init__(self, port: int, signature: str, inputs: dict):
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.request = predict_pb2.PredictRequest()
+        self.request.model_spec.name = "generator"
+        self.request.model_spec.signature_name = signature
+        for name, value in inputs.items():
+            self.request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+
+    def session(self):
+        return self.stub
+
+    def call(self, stub) -> str | None:
+        try:
+            stub.Predict(self.request, timeout=60)
+        except self.grpc.RpcError as e:
+            return f"{e.code().name}: {e.details()[:200]}"
+        return None
+
+    def images(self, stub) -> int:
+        outputs = stub.Predict(self.request, timeout=60).outputs
+        return next(iter(outputs.values())).tensor_shape.dim[0].size
+
+
+def run_load(client, client_threads: int, seconds: float) -> dict:
     latencies: list[list[float]] = [[] for _ in range(client_threads)]
     errors: list[list[str]] = [[] for _ in range(client_threads)]
     start_barrier = threading.Barrier(client_threads + 1)
     deadline = [0.0]
 
     def worker(i):
-        session = requests.Session()
-        headers = {"Content-Type": "application/json"}
+        session = client.session()
         start_barrier.wait()
         while time.monotonic() < deadline[0]:
             t0 = time.perf_counter()
             try:
-                r = session.post(url, data=body, headers=headers, timeout=60)
-                # Parsing every response in 8 client threads would make the
-                # clients' GIL the bottleneck; check its start instead (one
-                # response is parsed fully before the measurement).
-                ok = r.status_code == 200 and r.content.startswith(expect_prefix)
-                if not ok:
-                    errors[i].append(f"{r.status_code}: {r.text[:200]}")
-            except requests.RequestException as e:
-                errors[i].append(repr(e))
-                ok = False
-            if ok:
+                error = client.call(session)
+            except Exception as e:  # a dropped connection counts as a failed request
+                error = repr(e)
+            if error is None:
                 latencies[i].append(time.perf_counter() - t0)
+            else:
+                errors[i].append(error)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(client_threads)]
     for t in threads:
         t.start()
+    cpu_start = time.process_time()
     t_start = time.monotonic()
     deadline[0] = t_start + seconds
     start_barrier.wait()
     for t in threads:
         t.join()
     elapsed = time.monotonic() - t_start
+    client_cpu = time.process_time() - cpu_start
     lat = np.array([x for per in latencies for x in per]) * 1000.0
     errs = [x for per in errors for x in per]
+    done = lat.size + len(errs)
+
+    def pct(q):
+        return round(float(np.percentile(lat, q)), 1) if lat.size else None
+
     return {
-        "requests": int(lat.size + len(errs)),
+        "requests": int(done),
         "errors": len(errs),
         "first_errors": errs[:3],
         "elapsed_s": round(elapsed, 2),
         "requests_per_s": round(lat.size / elapsed, 1),
         "latency_ms": {
-            "p50": round(float(np.percentile(lat, 50)), 1) if lat.size else None,
-            "p90": round(float(np.percentile(lat, 90)), 1) if lat.size else None,
-            "p99": round(float(np.percentile(lat, 99)), 1) if lat.size else None,
+            "p50": pct(50),
+            "p90": pct(90),
+            "p99": pct(99),
             "max": round(float(lat.max()), 1) if lat.size else None,
         },
+        # All client threads' CPU time (this process) per request: what a client on the
+        # server's cores would have taken from it.
+        "client_cpu_ms_per_request": round(1000.0 * client_cpu / max(done, 1), 2),
     }
+
+
+def _server_means(metrics_text: str) -> dict:
+    """Mean handler and model-call milliseconds per predict request, from the server's
+    Prometheus metrics (gan_keras.serving.metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals, buckets = {}, {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.labels.get("api", "predict") != "predict":
+                continue
+            if sample.name == "gan_serving_request_latency_seconds_bucket":
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+            for suffix in ("_sum", "_count"):
+                if sample.name.endswith(suffix):
+                    key = (sample.name.removesuffix(suffix), suffix)
+                    totals[key] = totals.get(key, 0.0) + sample.value
+
+    def mean_ms(name):
+        count = totals.get((name, "_count"))
+        return round(1000.0 * totals[(name, "_sum")] / count, 2) if count else None
+
+    # The upper bound of the histogram bucket holding the 99th percentile.
+    total = max(buckets.values(), default=0.0)
+    p99_bound = next((le for le in sorted(buckets) if buckets[le] >= 0.99 * total), None)
+    return {
+        "handler_mean_ms": mean_ms("gan_serving_request_latency_seconds"),
+        "handler_p99_at_most_ms": None if not total else 1000.0 * p99_bound,
+        "model_run_mean_ms": mean_ms("gan_serving_model_run_seconds"),
+    }
+
+
+def profile_in_process(base: str, body: bytes, requests_count: int) -> dict:
+    """Per-phase milliseconds of REST predict requests run in this process (no HTTP), with
+    codec.predict_response_json (orjson, the server's) and the lists + json.dumps encoding it
+    replaced, and the garbage collector's full (generation 2) passes and their length."""
+    import gc
+
+    from gan_keras.serving import app as serving_app
+    from gan_keras.serving import codec
+
+    flask_app = serving_app.create_app(base, "g", poll_seconds=0, freeze_heap=FLAGS.freeze_heap)
+    servable = flask_app.config["REGISTRY"].current()
+    full_passes, started = [], [0.0]
+
+    def on_gc(phase, info):
+        if info["generation"] == 2:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                full_passes.append(1000.0 * (time.perf_counter() - started[0]))
+
+    def json_dumps(outputs, row_format):
+        text = json.dumps(codec.encode_predict_response(outputs, row_format), separators=(",", ":"))
+        return text.encode()
+
+    results = {}
+    gc.callbacks.append(on_gc)
+    try:
+        for name, encode in (("orjson", codec.predict_response_json), ("json.dumps", json_dumps)):
+            full_passes.clear()
+            phases = {"parse": [], "model": [], "encode": [], "total": []}
+            for _ in range(requests_count):
+                t0 = time.perf_counter()
+                signature, arrays, row_format = codec.decode_predict_request(body, servable)
+                t1 = time.perf_counter()
+                outputs = servable.run(signature, arrays)
+                t2 = time.perf_counter()
+                data = encode(outputs, row_format)
+                t3 = time.perf_counter()
+                for phase, seconds in zip(
+                    phases, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True
+                ):
+                    phases[phase].append(1000.0 * seconds)
+            results[name] = {
+                phase: {
+                    "p50": round(float(np.percentile(v, 50)), 2),
+                    "p99": round(float(np.percentile(v, 99)), 2),
+                }
+                for phase, v in phases.items()
+            }
+            results[name]["response_bytes"] = len(data)
+            results[name]["full_gc_passes"] = len(full_passes)
+            results[name]["full_gc_pass_median_ms"] = (
+                round(statistics.median(full_passes), 1) if full_passes else None
+            )
+    finally:
+        gc.callbacks.remove(on_gc)
+        flask_app.config["REGISTRY"].stop()
+    results["frozen_objects"] = gc.get_freeze_count()
+    return results
 
 
 def main(argv):
     del argv
     seconds = min(FLAGS.seconds, 120.0)
+    if FLAGS.client_cpus:
+        os.sched_setaffinity(0, _cpu_list(FLAGS.client_cpus))
     with tempfile.TemporaryDirectory() as tmp:
         from gan_keras import export as gan_export
         from gan_keras import export_layout
@@ -146,24 +368,17 @@ def main(argv):
             export_layout.version_dir(base), export_layout.MODEL_INFO_ASSET
         )
         info = json.loads(info_path.read_text())
+        inputs = _inputs(info, FLAGS.signature, FLAGS.batch)
 
-        if FLAGS.signature == "serving_default":
-            rng = np.random.default_rng(0)
-            z = rng.standard_normal((FLAGS.batch, info["latent_dim"])).astype(np.float32)
-            if info["num_classes"]:
-                instances = [
-                    {"z": v, "label": i % info["num_classes"]} for i, v in enumerate(z.tolist())
-                ]
-            else:
-                instances = z.tolist()
-            body = json.dumps({"instances": instances}).encode()
-        else:
-            inputs = {"num_samples": FLAGS.batch, "seed": 0}
-            if info["num_classes"]:
-                inputs["label"] = []
-            body = json.dumps({"signature_name": "sample", "inputs": inputs}).encode()
-
-        port = _free_port()
+        if FLAGS.in_process_requests:
+            body = RestClient("", FLAGS.signature, inputs).body
+            result = profile_in_process(base, body, FLAGS.in_process_requests)
+            result["command"] = " ".join(["python", "benchmarks/serve_load_test.py", *sys.argv[1:]])
+            print(json.dumps(result, indent=2))
+            if FLAGS.out:
+                pathlib.Path(FLAGS.out).write_text(json.dumps(result, indent=2) + "\n")
+            return
+        rest_port, grpc_port = _free_port(), _free_port()
         env = dict(
             os.environ,
             TF_CPP_MIN_LOG_LEVEL="2",
@@ -176,61 +391,96 @@ def main(argv):
             f"--model_base_path={base}",
             "--model_name=generator",
             "--host=127.0.0.1",
-            f"--port={port}",
-            f"--threads={FLAGS.server_threads}",
+            f"--rest_api_port={rest_port}",
+            f"--port={grpc_port}",
+            f"--rest_api_num_threads={FLAGS.server_threads}",
             f"--max_batch={max(256, FLAGS.batch)}",
+            *FLAGS.server_flag,
         ]
+        if FLAGS.server_cpus:
+            cmd = ["taskset", "-c", FLAGS.server_cpus, *cmd]
         log_path = pathlib.Path(tmp, "server.log")
         with open(log_path, "w") as log:
             proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        runs = []
         try:
-            url = f"http://127.0.0.1:{port}/v1/models/generator"
+            url = f"http://127.0.0.1:{rest_port}/v1/models/generator"
             status = _wait_ready(url, proc)
-            # One request outside the measurement, so first-call costs don't count.
-            first = requests.post(url + ":predict", data=body, timeout=60)
-            first.raise_for_status()
-            key = "predictions" if FLAGS.signature == "serving_default" else "outputs"
-            payload = first.json()[key]
-            images = (
-                [row["images"] for row in payload] if key == "predictions" else payload["images"]
-            )
-            if np.array(images).shape != (FLAGS.batch, *info["image_shape"]):
-                raise AssertionError(f"unexpected images shape {np.array(images).shape}")
-            result = run_load(
-                url + ":predict",
-                body,
-                FLAGS.client_threads,
-                seconds,
-                expect_prefix=f'{{"{key}":'.encode(),
-            )
+            if FLAGS.protocol == "rest":
+                client = RestClient(url, FLAGS.signature, inputs)
+            else:
+                client = GrpcClient(grpc_port, FLAGS.signature, inputs)
+            # One request outside the measurement, checked in full.
+            if client.images(client.session()) != FLAGS.batch:
+                raise AssertionError("the answer does not hold one image per requested one")
+            for _ in range(FLAGS.repeats):
+                # The server's CPU time per request does not depend on what else the machine
+                # runs (its latencies do): the measure to compare changes by.
+                cpu_before = _process_cpu_seconds(proc.pid)
+                run = run_load(client, FLAGS.client_threads, seconds)
+                server_cpu = _process_cpu_seconds(proc.pid) - cpu_before
+                run["server_cpu_ms_per_request"] = round(
+                    1000.0 * server_cpu / max(run["requests"], 1), 2
+                )
+                runs.append(run)
+            metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
+            server_view = _server_means(requests.get(metrics_url, timeout=60).text)
         finally:
             proc.terminate()
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        if result["errors"]:
+        if any(run["errors"] for run in runs):
             print(log_path.read_text()[-3000:], file=sys.stderr)
 
-    result.update(
-        {
-            "signature": FLAGS.signature,
-            "batch": FLAGS.batch,
-            "images_per_s": round(result["requests_per_s"] * FLAGS.batch, 1),
-            "client_threads": FLAGS.client_threads,
-            "server_threads": FLAGS.server_threads,
-            "model": info,
-            "served_version": status["model_version_status"][0]["version"],
-        }
-    )
+    def median(get):
+        values = [get(run) for run in runs if get(run) is not None]
+        return round(statistics.median(values), 1) if values else None
+
+    result = {
+        "command": " ".join(["python", "benchmarks/serve_load_test.py", *sys.argv[1:]]),
+        "protocol": FLAGS.protocol,
+        "signature": FLAGS.signature,
+        "batch": FLAGS.batch,
+        "client_threads": FLAGS.client_threads,
+        "server_cpus": FLAGS.server_cpus or "any",
+        "client_cpus": FLAGS.client_cpus or "any",
+        "runs": runs,
+        "median": {
+            "requests_per_s": median(lambda r: r["requests_per_s"]),
+            "images_per_s": median(lambda r: r["requests_per_s"] * FLAGS.batch),
+            "p50_ms": median(lambda r: r["latency_ms"]["p50"]),
+            "p99_ms": median(lambda r: r["latency_ms"]["p99"]),
+            "client_cpu_ms_per_request": median(lambda r: r["client_cpu_ms_per_request"]),
+            "server_cpu_ms_per_request": median(lambda r: r["server_cpu_ms_per_request"]),
+        },
+        "load_average_at_end": os.getloadavg(),
+        # Means over all runs, from the server's own metrics.
+        "server": server_view,
+        "model": info,
+        "served_version": status["model_version_status"][0]["version"],
+        "errors": sum(run["errors"] for run in runs),
+    }
+    for i, run in enumerate(runs):
+        print(
+            f"run {i + 1}: {run['requests']} requests in {run['elapsed_s']} s: "
+            f"{run['requests_per_s']} req/s, p50 {run['latency_ms']['p50']} ms, "
+            f"p99 {run['latency_ms']['p99']} ms, errors {run['errors']}, server CPU "
+            f"{run['server_cpu_ms_per_request']} ms/request"
+        )
+    m = result["median"]
     print(
-        f"{result['requests']} requests in {result['elapsed_s']} s with "
-        f"{FLAGS.client_threads} client threads ({FLAGS.signature}, batch {FLAGS.batch}): "
-        f"{result['requests_per_s']} req/s, {result['images_per_s']} images/s, "
-        f"p50 {result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms, "
-        f"errors {result['errors']}"
+        f"median of {len(runs)} ({FLAGS.protocol} {FLAGS.signature}, batch {FLAGS.batch}, "
+        f"{FLAGS.client_threads} client threads): {m['requests_per_s']} req/s, "
+        f"{m['images_per_s']} images/s, p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms; "
+        f"server handler {server_view['handler_mean_ms']} ms (p99 <= "
+        f"{server_view['handler_p99_at_most_ms']} ms), model "
+        f"{server_view['model_run_mean_ms']} ms (means)"
     )
     print(json.dumps(result, indent=2))
+    if FLAGS.out:
+        pathlib.Path(FLAGS.out).write_text(json.dumps(result, indent=2) + "\n")
     if result["errors"]:
         sys.exit(1)
 

@@ -37,7 +37,10 @@ CONFIGS = {
 }
 
 _TASKS = flags.DEFINE_list("tasks", list(CONFIGS), f"Tasks to run, of {', '.join(CONFIGS)}.")
-_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per task (0, 1, ...).")
+_SEEDS = flags.DEFINE_integer("seeds", 1, "Seeds per task (first_seed, first_seed + 1, ...).")
+_FIRST_SEED = flags.DEFINE_integer(
+    "first_seed", 0, "The first seed; another process can run later seeds into the same out_dir."
+)
 _STEPS = flags.DEFINE_integer("steps", None, "Training steps (default: the task config's).")
 _DATA = flags.DEFINE_string(
     "data_dir",
@@ -202,7 +205,7 @@ def main(argv):
     results = {}
     for task in _TASKS.value:
         results[task] = []
-        for seed in range(_SEEDS.value):
+        for seed in range(_FIRST_SEED.value, _FIRST_SEED.value + _SEEDS.value):
             results[task].append(run_task(task, seed, shared))
             logging.info("%s seed %d: %s", task, seed, results[task][-1]["summary"])
     text = table(results)

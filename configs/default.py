@@ -55,6 +55,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.conditioning = "embedding"
     # 0: take the number of classes from the ingested data.
     config.model.num_classes = 0
+    # 'dcgan' | 'stylegan2' (gan_keras.stylegan2: mapping network, modulated
+    # convolutions, noise inputs, skip toRGB; D stays the DCGAN one, and G
+    # ignores g_norm and conditioning: labels are embedded into the mapping).
+    config.model.architecture = "dcgan"
+    # stylegan2 only: mapping network depth and the width of w.
+    config.model.mapping_layers = 8
+    config.model.w_dim = 256
 
     # --- training -----------------------------------------------------------
     config.train = ml_collections.ConfigDict()
@@ -69,6 +76,13 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.n_critic = 1
     config.train.gp_weight = 10.0
     config.train.r1_gamma = 0.0
+    # Lazy R1 (StyleGAN2): the penalty on every r1_every-th step only, scaled by r1_every.
+    config.train.r1_every = 1
+    # stylegan2 only: probability that a step's fakes mix two latents' styles at a random
+    # layer; path-length regularisation weight (0 = off) applied every pl_every steps.
+    config.train.style_mixing_prob = 0.9
+    config.train.pl_weight = 0.0
+    config.train.pl_every = 4
     # Exponential moving average of G's weights, which samples and exports use
     # (StyleGAN2's recipe): its half-life in images (0 turns EMA off), and a
     # ramp-up: while fewer than half_life/rampup images have been seen the
@@ -101,6 +115,17 @@ def get_config() -> ml_collections.ConfigDict:
     # Samples per in-training evaluation. FD is biased by the sample count, so
     # these scores compare with each other, not with evaluate.num_samples'.
     config.train.eval_num_samples = 2000
+    # Fine-tuning (pipeline.fine_tune): start a fresh run from another run's weights. '' (off),
+    # a workdir or train directory with checkpoints (G, D and the EMA G; its best checkpoint
+    # when it evaluated while training), a checkpoint prefix (.../ckpt-<step>), or an export (a
+    # SavedModel version directory or base path: G only, D starts random). The data may differ
+    # from the parent's; the architecture may not.
+    config.train.init_from = ""
+    # Also restore both optimisers' moments from the parent (needs a checkpoint, not an export).
+    config.train.init_optimizer = False
+    # Freeze D's first N layers (from the highest resolution; a normalisation layer belongs to
+    # the convolution before it), as "Freeze the Discriminator" (Mo et al. 2020). Needs init_from.
+    config.train.freeze_d_layers = 0
 
     # --- task -------------------------------------------------------------
     # What the generator does. 'generate': sample new images from noise (the
@@ -129,9 +154,15 @@ def get_config() -> ml_collections.ConfigDict:
     # --- evaluation ---------------------------------------------------------
     config.evaluate = ml_collections.ConfigDict()
     config.evaluate.num_samples = 10_000
-    # domain_classifier | inception_v3
+    # domain_classifier | keras_inception_v3 | fid_inception (gan_keras.feature_extractors).
+    # keras_inception_v3 is Keras's ImageNet InceptionV3 from the local 'notop' weights file
+    # inception_weights ('' = skipped); not FID's network, so not comparable with published FID.
+    # fid_inception is FID's network: the 2015-12-05 Inception graph from the local file
+    # fid_inception_graph (classify_image_graph_def.pb from inception-2015-12-05.tgz).
+    # Nothing is downloaded. ('inception_v3' was renamed keras_inception_v3 and is refused.)
     config.evaluate.extractor = "domain_classifier"
     config.evaluate.inception_weights = ""
+    config.evaluate.fid_inception_graph = ""
     config.evaluate.classifier_epochs = 3
     config.evaluate.classifier_batch_size = 128
     # Small datasets train for more epochs, up to at least this many steps.

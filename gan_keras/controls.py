@@ -19,6 +19,11 @@ exported (`build_directions`):
 
 Every direction is stored with unit norm, so an edit strength is a distance in
 latent space, in units of the standard deviation of the Gaussian prior on z.
+
+Generators with a mapping network (gan_keras.stylegan2) truncate in w-space
+towards their tracked `w_avg` (`truncated_images`, used by the export's
+`truncated_sample`) and get a `style_mix` signature (`style_mix_images`,
+`add_style_mix_endpoint`). Their edits and projections stay in z-space.
 """
 
 import math
@@ -26,6 +31,8 @@ import math
 import keras
 import numpy as np
 import tensorflow as tf
+
+from gan_keras import stylegan2
 
 # The DCGAN's prior is N(0, I): its mean latent, the truncation centre, is 0.
 GAUSSIAN_MEAN_LATENT = 0.0
@@ -69,14 +76,59 @@ def truncate(z: tf.Tensor, psi, mean_latent=GAUSSIAN_MEAN_LATENT) -> tf.Tensor:
     mean latent for every sample.
     """
     z = tf.convert_to_tensor(z, tf.float32)
-    psi = tf.convert_to_tensor(psi, tf.float32)
+    psi = checked_truncation(psi)
     mean_latent = tf.cast(mean_latent, tf.float32)
+    return mean_latent + psi * (z - mean_latent)
+
+
+def checked_truncation(psi) -> tf.Tensor:
+    """psi as float32, once an in-graph check has found it in [0, 1]."""
+    psi = tf.convert_to_tensor(psi, tf.float32)
     checks = [
         tf.debugging.assert_greater_equal(psi, 0.0, message="truncation must be in [0, 1]"),
         tf.debugging.assert_less_equal(psi, 1.0, message="truncation must be in [0, 1]"),
     ]
     with tf.control_dependencies(checks):
-        return mean_latent + psi * (z - mean_latent)
+        return tf.identity(psi)
+
+
+def truncated_images(generator: keras.Model, z, psi, label=None) -> tf.Tensor:
+    """Float images of latents `z` (and labels) truncated by psi in [0, 1], inference mode.
+
+    With a mapping network (StyleGAN2) the truncation is in w-space, towards the tracked
+    `w_avg` (StyleGAN's truncation trick: w-space is where the average is meaningful);
+    otherwise in z-space towards the prior's mean, i.e. G(truncate(z, psi)).
+    """
+    style = stylegan2.StyleParts.of(generator)
+    if style is None:
+        z = truncate(z, psi)
+        return generator(z if label is None else [z, label], training=False)
+    w = style.map(tf.convert_to_tensor(z, tf.float32), label)
+    return style.synthesize(style.broadcast(style.truncate(w, checked_truncation(psi))))
+
+
+def style_mix_images(generator: keras.Model, z_coarse, z_fine, crossover, label=None):
+    """The style-mixing grid [len(z_coarse) * len(z_fine), H, W, C] float, row-major: image
+    (i, j) takes the styles of layers < crossover (ws rows, see gan_keras.stylegan2) from
+    z_coarse[i] and the rest from z_fine[j]. `label`: one class for every image (or None)."""
+    style = stylegan2.StyleParts(generator)
+    crossover = tf.convert_to_tensor(crossover, tf.int32)
+    checks = [
+        tf.debugging.assert_non_negative(crossover, message="crossover must be >= 0"),
+        tf.debugging.assert_less_equal(
+            crossover, style.num_ws, message=f"crossover must be <= num_ws={style.num_ws}"
+        ),
+    ]
+    rows, cols = tf.shape(z_coarse)[0], tf.shape(z_fine)[0]
+
+    def map_all(z):
+        labels = None if label is None else tf.fill([tf.shape(z)[0]], label)
+        return style.broadcast(style.map(z, labels))
+
+    with tf.control_dependencies(checks):
+        ws_coarse = tf.repeat(map_all(z_coarse), cols, axis=0)  # row i, repeated per column
+        ws_fine = tf.tile(map_all(z_fine), [rows, 1, 1])  # columns 0..cols-1, per row
+        return style.synthesize(stylegan2.mix_styles(ws_coarse, ws_fine, crossover))
 
 
 def interpolation_weights(steps) -> tf.Tensor:
@@ -379,3 +431,81 @@ def build_directions(
         )
         names.add(name)
     return np.stack(rows).astype(np.float32), entries
+
+
+# --- StyleGAN2 exports ----------------------------------------------------------------
+
+STYLE_MIX_SIGNATURE = "style_mix"
+
+
+def has_mapping_network(generator: keras.Model) -> bool:
+    """Whether `generator` is a StyleGAN2 one (gan_keras.stylegan2), whose controls use w."""
+    return stylegan2.has_mapping_network(generator)
+
+
+def style_model_info(generator: keras.Model, signatures: list[str]) -> dict:
+    """What model_info.json adds for a generator with a mapping network (else nothing): the
+    `style_mix` signature, `num_ws` (the crossover's range) and where truncation happens."""
+    if not stylegan2.has_mapping_network(generator):
+        return {}
+    return {
+        "signatures": [*signatures, STYLE_MIX_SIGNATURE],
+        "num_ws": stylegan2.StyleParts(generator).num_ws,
+        "truncation_space": "w",
+    }
+
+
+def add_style_mix_endpoint(archive, generator: keras.Model, latent_dim: int, num_classes: int):
+    """Adds `style_mix` to a keras.export.ExportArchive of a generator with a mapping network.
+
+    Inputs: ``seeds_coarse`` int64 [R], ``seeds_fine`` int64 [C], ``crossover`` int32 scalar in
+    [0, num_ws] (and ``label`` int32 scalar for conditional models: every image's class).
+    Outputs: ``images`` uint8 [R * C, H, W, C] and ``images_float``, row-major: image i * C + j
+    takes the styles of layers < crossover from seed seeds_coarse[i] and the rest from
+    seeds_fine[j], where a seed's latent is the ``sample`` signature's for that seed (so
+    crossover = num_ws repeats ``sample(1, seeds_coarse[i])`` along row i and crossover = 0
+    repeats ``sample(1, seeds_fine[j])`` down column j).
+    """
+    if not stylegan2.has_mapping_network(generator):
+        return
+
+    def seed_latents(seeds):
+        # Exactly the `sample` signature's latent of each seed: stateless_normal(seed=[s, 0]).
+        return tf.map_fn(
+            lambda s: tf.random.stateless_normal([latent_dim], tf.stack([s, tf.zeros_like(s)])),
+            seeds,
+            fn_output_signature=tf.float32,
+        )
+
+    def grid(seeds_coarse, seeds_fine, crossover, label=None):
+        images = style_mix_images(
+            generator, seed_latents(seeds_coarse), seed_latents(seeds_fine), crossover, label
+        )
+        images = tf.cast(images, tf.float32)
+        return {"images": to_uint8(images), "images_float": images}
+
+    specs = [
+        tf.TensorSpec([None], tf.int64, name="seeds_coarse"),
+        tf.TensorSpec([None], tf.int64, name="seeds_fine"),
+        tf.TensorSpec([], tf.int32, name="crossover"),
+    ]
+    if num_classes:
+
+        def style_mix(seeds_coarse, seeds_fine, crossover, label):
+            checks = [
+                tf.debugging.assert_non_negative(label, message="label must be >= 0"),
+                tf.debugging.assert_less(
+                    label, num_classes, message=f"label must be < num_classes={num_classes}"
+                ),
+            ]
+            with tf.control_dependencies(checks):
+                label = tf.identity(label)
+            return grid(seeds_coarse, seeds_fine, crossover, label)
+
+        specs.append(tf.TensorSpec([], tf.int32, name="label"))
+    else:
+
+        def style_mix(seeds_coarse, seeds_fine, crossover):
+            return grid(seeds_coarse, seeds_fine, crossover)
+
+    archive.add_endpoint(STYLE_MIX_SIGNATURE, style_mix, input_signature=specs)

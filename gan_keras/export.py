@@ -22,6 +22,15 @@ Signatures (all take and return plain tensors; the SavedModel loads with
     list) -> labels drawn uniformly with ``seed=[seed, 1]``; ``L == 1`` -> that
     label for every sample; ``L == num_samples`` -> one label per sample.
 
+``serving_default_png``, ``sample_png``
+    ``serving_default``'s and ``sample``'s inputs -> ``images_png_bytes``
+    string ``[B]``: each image PNG-encoded. TF Serving's REST API answers
+    outputs named ``*_bytes`` as ``{"b64": ...}``, so REST clients get PNGs.
+
+Every version's ``assets.extra/tf_serving_warmup_requests`` holds warm-up
+requests for these four (gan_keras.serving.warmup), which
+tensorflow_model_server and gan_keras.serve replay before serving it.
+
 Controls (gan_keras.controls has the math); conditional models take the
 labels named below, with the same range checks:
 
@@ -81,12 +90,22 @@ import tensorflow as tf
 
 from gan_keras import controls
 from gan_keras.controls import to_uint8
-from gan_keras.export_layout import DIRECTIONS_ASSET, MODEL_INFO_ASSET, write_version
+from gan_keras.export_layout import (
+    DIRECTIONS_ASSET,
+    MODEL_INFO_ASSET,
+    WARMUP_ASSET,
+    write_version,
+)
+from gan_keras.serving import warmup
 
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # Written by the exporter, so not accepted as extra assets.
-RESERVED_ASSETS = (MODEL_INFO_ASSET, DIRECTIONS_ASSET)
+RESERVED_ASSETS = (MODEL_INFO_ASSET, DIRECTIONS_ASSET, WARMUP_ASSET)
 CONTROL_SIGNATURES = ("truncated_sample", "interpolate", "project", "edit")
+# serving_default's and sample's images as PNGs, in one output named per TF Serving's
+# `_bytes` convention (its REST API answers such outputs as {"b64": ...}).
+PNG_SIGNATURES = ("serving_default_png", "sample_png")
+PNG_OUTPUT = "images_png_bytes"
 
 
 def _image_shape(generator: keras.Model) -> tuple[int, int, int]:
@@ -271,6 +290,11 @@ def _build_archive(
             return generate(z, sample_labels(num_samples, seed, label))
 
         def truncated_sample(num_samples, seed, truncation, label):
+            if controls.has_mapping_network(generator):  # StyleGAN2: truncate w, not z
+                z, labels = latents(num_samples, seed), sample_labels(num_samples, seed, label)
+                with tf.control_dependencies(check_labels(labels)):
+                    images = controls.truncated_images(generator, z, truncation, labels)
+                return {**outputs(images), "z": z, "label": labels}
             z = controls.truncate(latents(num_samples, seed), truncation)
             labels = sample_labels(num_samples, seed, label)
             return {**generate(z, labels), "z": z, "label": labels}
@@ -333,6 +357,9 @@ def _build_archive(
             return generate(latents(num_samples, seed))
 
         def truncated_sample(num_samples, seed, truncation):
+            if controls.has_mapping_network(generator):  # StyleGAN2: truncate w, not z
+                z = latents(num_samples, seed)
+                return {**outputs(controls.truncated_images(generator, z, truncation)), "z": z}
             z = controls.truncate(latents(num_samples, seed), truncation)
             return {**generate(z), "z": z}
 
@@ -359,6 +386,35 @@ def _build_archive(
         )
         archive.add_endpoint("project", project, input_signature=[images_spec, steps_spec])
         archive.add_endpoint("edit", edit, input_signature=[z_spec, direction_spec, strength_spec])
+
+    # Separate signatures rather than a third output of serving_default/sample: TF Serving's
+    # REST API has no output filter, so every existing client would receive (and the server
+    # encode) the PNGs too.
+    def png_outputs(images):
+        return {PNG_OUTPUT: tf.map_fn(tf.io.encode_png, images, fn_output_signature=tf.string)}
+
+    if conditional:
+
+        def serving_default_png(z, label):
+            return png_outputs(serving_default(z, label)["images"])
+
+        def sample_png(num_samples, seed, label):
+            return png_outputs(sample(num_samples, seed, label)["images"])
+
+        png_specs = ([z_spec, label_spec], [num_spec, seed_spec, label_spec])
+    else:
+
+        def serving_default_png(z):
+            return png_outputs(serving_default(z)["images"])
+
+        def sample_png(num_samples, seed):
+            return png_outputs(sample(num_samples, seed)["images"])
+
+        png_specs = ([z_spec], [num_spec, seed_spec])
+    png_fns = (serving_default_png, sample_png)
+    for name, fn, spec in zip(PNG_SIGNATURES, png_fns, png_specs, strict=True):
+        archive.add_endpoint(name, fn, input_signature=spec)
+    controls.add_style_mix_endpoint(archive, generator, latent_dim, num_classes)  # StyleGAN2 only
     label_interpolation = None
     if conditional:
         label_interpolation = "switch" if by_embedding is None else "embedding"
@@ -401,12 +457,13 @@ def export_generator(
         "num_classes": num_classes,
         "conditional": num_classes > 0,
         "image_shape": [height, width, channels],
-        "signatures": ["serving_default", "sample", *CONTROL_SIGNATURES],
+        "signatures": ["serving_default", "sample", *CONTROL_SIGNATURES, *PNG_SIGNATURES],
         "label_interpolation": None,
     }
     clashes = sorted(set(model_info or {}) & set(info))
     if clashes:
         raise ValueError(f"model_info must not set {', '.join(clashes)}: the exporter derives them")
+    info.update(controls.style_model_info(generator, info["signatures"]))  # StyleGAN2 only
     info.update(model_info or {})
 
     # Before anything is written: bad extra directions fail here.
@@ -421,6 +478,10 @@ def export_generator(
     assets = {
         MODEL_INFO_ASSET: json.dumps(info, indent=2) + "\n",
         DIRECTIONS_ASSET: json.dumps(direction_entries, indent=2) + "\n",
+        # Replayed by tensorflow_model_server and our server before the version is served.
+        WARMUP_ASSET: warmup.warmup_file_bytes(
+            warmup.generator_warmup_requests(latent_dim, num_classes, info["signatures"])
+        ),
         **extra_assets,
     }
     return write_version(

@@ -5,6 +5,8 @@
     <base_path>/<version>/assets.extra/evaluation.json  the evaluation that let it out
     <base_path>/<version>/assets.extra/directions.json  names of the `edit` signature's directions
     <base_path>/<version>/assets.extra/model_card.md    data, training, metrics, intended use
+    <base_path>/<version>/assets.extra/tf_serving_warmup_requests  TF Serving's warm-up
+                                                        requests (gan_keras.serving.warmup)
 
 Every reader and writer of that layout (the exporter, the export and evaluate
 stages, the model server, the sampling CLI, the runner's report) takes the
@@ -23,6 +25,8 @@ MODEL_INFO_ASSET = "model_info.json"
 EVALUATION_ASSET = "evaluation.json"
 DIRECTIONS_ASSET = "directions.json"
 MODEL_CARD_ASSET = "model_card.md"
+# TF Serving replays this TFRecord of PredictionLog protos when it loads a version.
+WARMUP_ASSET = "tf_serving_warmup_requests"
 SAVED_MODEL_FILE = "saved_model.pb"
 
 # TF Serving takes only ASCII-digit directory names as versions (str.isdigit

@@ -8,10 +8,20 @@
   penultimate features still have to encode the shape and orientation of
   the content. Its softmax predicts rotations, not classes, so no
   classifier score is reported in that mode.
-- `InceptionV3Extractor`: standard FID features (2048-d pool_3), only from a
-  local weights file; it never downloads anything.
+- `KerasInceptionV3Extractor` (`keras_inception_v3`): pool features (2048-d) of
+  Keras's ImageNet InceptionV3 from a local weights file. Not the network FID is
+  defined with, and its bilinear resize to 299x299 has no antialiasing: its
+  distances are not comparable with published FID.
+- `FidInceptionExtractor` (`fid_inception`): the network FID is defined with,
+  the 2015-12-05 Inception graph that TTUR, TF-GAN and clean-fid use, from the
+  file its authors publish (`classify_image_graph_def.pb` in
+  inception-2015-12-05.tgz): images as float 0..255 into `ExpandDims:0`
+  (imported under `FID_Inception_Net/`, as TTUR's fid.py does), 2048-d features
+  from `pool_3:0`; the graph resizes to 299x299 itself. Its distances are FID.
 
-Every extractor takes uint8 images [N, H, W, C] and returns float64 features.
+None of them downloads anything. Every extractor takes uint8 images
+[N, H, W, C] and returns float64 features; `distance_name` ("FID" or "FD") and
+`description` say what its Fréchet distance is, for metrics.json and reports.
 """
 
 import hashlib
@@ -21,7 +31,7 @@ import pathlib
 
 import numpy as np
 
-from gan_keras import io_utils
+from gan_keras import io_utils, progress
 
 # Bump when the classifier architecture or training recipe changes, so cached
 # classifiers (and metrics compared across exports) are not mixed up.
@@ -74,10 +84,18 @@ class FeatureExtractor:
     name = "base"
     fingerprint = ""
     has_class_probs = False
+    # What its Fréchet distance is called and is: only the FID network's is "FID".
+    distance_name = "FD"
+    description = ""
 
     @property
     def info(self) -> dict:
-        return {"name": self.name, "fingerprint": self.fingerprint}
+        return {
+            "name": self.name,
+            "fingerprint": self.fingerprint,
+            "distance_name": self.distance_name,
+            "description": self.description,
+        }
 
     def predict(self, images) -> tuple[np.ndarray, np.ndarray | None]:
         """(features [N, D] float64, class probabilities [N, K] or None)."""
@@ -150,6 +168,11 @@ def _make_dataset(images, labels, batch_size, seed, num_rotations, training):
 
 class DomainClassifier(FeatureExtractor):
     name = "domain_classifier"
+    description = (
+        "Fréchet distance in the features of a classifier trained on this dataset (TF-GAN's "
+        "Fréchet classifier distance); comparable between models scored with the same "
+        "classifier fingerprint, not with published FID"
+    )
 
     def __init__(self, model, info: dict):
         import keras
@@ -165,7 +188,7 @@ class DomainClassifier(FeatureExtractor):
 
     @property
     def info(self) -> dict:
-        return {"name": self.name, **self._info}
+        return {**super().info, **self._info}
 
     @property
     def eval_accuracy(self) -> float:
@@ -317,7 +340,14 @@ class DomainClassifier(FeatureExtractor):
             num_rotations,
             training=True,
         )
-        history = model.fit(train_ds, epochs=recipe["epochs"], shuffle=False, verbose=0)
+        steps = recipe["epochs"] * -(-len(train_images) // recipe["batch_size"])
+        history = model.fit(
+            train_ds,
+            epochs=recipe["epochs"],
+            shuffle=False,
+            verbose=0,
+            callbacks=[progress.keras_callback("judge: training", steps)],
+        )
         eval_accuracy = _eval_accuracy(model, eval_images, eval_labels, num_rotations)
         info = {
             **recipe,
@@ -354,27 +384,31 @@ def _eval_accuracy(model, images, labels, num_rotations, batch_size=256) -> floa
 
 
 # --------------------------------------------------------------------------
-# InceptionV3 (standard FID)
+# Keras's ImageNet InceptionV3 (not FID's network)
 # --------------------------------------------------------------------------
 
 
-class InceptionV3Extractor(FeatureExtractor):
-    """pool_3 features of InceptionV3 loaded from a local weights file.
+class KerasInceptionV3Extractor(FeatureExtractor):
+    """Average-pooled features of Keras's ImageNet InceptionV3, from a local weights file.
 
-    Images are resized (bilinear) to 299x299, grayscale replicated to 3
-    channels, scaled to [-1, 1] (inception_v3.preprocess_input). The weights
-    must be the include_top=False ('notop') file.
+    Images are resized (bilinear, no antialiasing) to 299x299, grayscale replicated to 3
+    channels, scaled to [-1, 1] (inception_v3.preprocess_input). The weights must be the
+    include_top=False ('notop') file. These are not FID's features (see the module docstring).
     """
 
-    name = "inception_v3"
+    name = "keras_inception_v3"
+    description = (
+        "Fréchet distance in Keras's ImageNet InceptionV3 pool features (bilinear resize to "
+        "299x299 without antialiasing); not the 2015-12-05 Inception graph FID is defined with, "
+        "so not comparable with published FID"
+    )
 
     def __init__(self, weights_path: str, batch_size: int = 32):
         if not weights_path:
             raise ExtractorUnavailable(
-                "InceptionV3 skipped: config.evaluate.inception_weights is empty and weights "
-                "are never "
-                "downloaded at run time; set it to a local inception_v3 'notop' .h5 file for "
-                "standard FID"
+                "keras_inception_v3 skipped: config.evaluate.inception_weights is empty and "
+                "weights are never downloaded at run time; set it to a local inception_v3 "
+                "'notop' .h5 file"
             )
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(
@@ -395,7 +429,7 @@ class InceptionV3Extractor(FeatureExtractor):
 
     @property
     def info(self) -> dict:
-        return {"name": self.name, "fingerprint": self.fingerprint, "weights": self.weights_path}
+        return {**super().info, "weights": self.weights_path}
 
     def predict(self, images):
         import tensorflow as tf
@@ -415,4 +449,113 @@ class InceptionV3Extractor(FeatureExtractor):
         return np.concatenate(feats), None
 
 
-EXTRACTORS = ("domain_classifier", "inception_v3")
+# --------------------------------------------------------------------------
+# The FID network: the 2015-12-05 Inception graph, as its authors publish it
+# --------------------------------------------------------------------------
+
+# Tensor names in classify_image_graph_def.pb (inception-2015-12-05.tgz). TTUR's fid.py imports
+# the graph under FID_Inception_Net/ and feeds float images in 0..255 of any size to ExpandDims:0
+# (the graph resizes them to 299x299 and normalises them itself); pool_3:0 is [N, 1, 1, 2048].
+FID_GRAPH_SCOPE = "FID_Inception_Net"
+FID_GRAPH_INPUT = "ExpandDims:0"
+FID_GRAPH_OUTPUT = "pool_3:0"
+FID_FEATURE_DIM = 2048
+
+
+class FidInceptionExtractor(FeatureExtractor):
+    """pool_3 features of the 2015-12-05 Inception graph (the FID network), from a local frozen
+    GraphDef (`config.evaluate.fid_inception_graph`). Grayscale is replicated to RGB, as TTUR
+    does; resizing is the graph's own, as in TTUR and TF-GAN."""
+
+    name = "fid_inception"
+    distance_name = "FID"
+    description = (
+        "FID: Fréchet distance in pool_3 features of the 2015-12-05 Inception graph "
+        "(classify_image_graph_def.pb, as TTUR and TF-GAN compute it); depends on the number "
+        "of samples, so compare at equal sample counts"
+    )
+
+    def __init__(self, graph_path: str, batch_size: int = 50):
+        import tensorflow as tf
+
+        field = "config.evaluate.fid_inception_graph"
+        if not graph_path:
+            raise ExtractorUnavailable(
+                f"fid_inception needs {field}: the path of classify_image_graph_def.pb from "
+                "inception-2015-12-05.tgz (nothing is downloaded at run time)"
+            )
+        if not os.path.isfile(graph_path):
+            raise FileNotFoundError(f"{field}: no such file: {graph_path}")
+        graph_def = tf.compat.v1.GraphDef()
+        try:
+            graph_def.ParseFromString(pathlib.Path(graph_path).read_bytes())
+        except Exception as e:  # protobuf's DecodeError has no stable import path
+            raise ValueError(f"{field}={graph_path} is not a frozen GraphDef: {e}") from None
+        nodes = {node.name for node in graph_def.node}
+        missing = [t for t in (FID_GRAPH_INPUT, FID_GRAPH_OUTPUT) if t.split(":")[0] not in nodes]
+        if missing:
+            raise ValueError(
+                f"{field}={graph_path} has no {' or '.join(missing)}: not the 2015-12-05 "
+                "Inception graph (classify_image_graph_def.pb)"
+            )
+
+        def pool_3(images):
+            (features,) = tf.compat.v1.import_graph_def(
+                graph_def,
+                input_map={FID_GRAPH_INPUT: images},
+                return_elements=[FID_GRAPH_OUTPUT],
+                name=FID_GRAPH_SCOPE,
+            )
+            return features
+
+        # The batch size is free: the published graph's batch of 1 comes from its JPEG decoder,
+        # which the input map cuts off.
+        self._pool_3 = tf.compat.v1.wrap_function(
+            pool_3, [tf.TensorSpec([None, None, None, 3], tf.float32)]
+        )
+        self.graph_path = str(graph_path)
+        self.batch_size = batch_size
+        self.fingerprint = sha256_file(self.graph_path)
+
+    @property
+    def info(self) -> dict:
+        return {
+            **super().info,
+            "graph": self.graph_path,
+            "input": f"{FID_GRAPH_SCOPE}/{FID_GRAPH_INPUT}",
+            "output": f"{FID_GRAPH_SCOPE}/{FID_GRAPH_OUTPUT}",
+        }
+
+    def predict(self, images):
+        import tensorflow as tf
+
+        images = _check_images(images)
+        feats = []
+        for batch, n in _fixed_batches(images, self.batch_size):
+            if batch.shape[-1] == 1:
+                batch = np.repeat(batch, 3, axis=-1)
+            features = self._pool_3(tf.constant(batch)).numpy()[:n]
+            features = np.asarray(features, np.float64).reshape(n, -1)
+            if features.shape[1] != FID_FEATURE_DIM:
+                raise ValueError(
+                    f"{self.graph_path}: {FID_GRAPH_OUTPUT} gives {features.shape[1]} features "
+                    f"per image, not FID's {FID_FEATURE_DIM}"
+                )
+            feats.append(features)
+        return np.concatenate(feats), None
+
+
+EXTRACTOR_CLASSES = {
+    cls.name: cls for cls in (DomainClassifier, KerasInceptionV3Extractor, FidInceptionExtractor)
+}
+EXTRACTORS = tuple(EXTRACTOR_CLASSES)
+# Names no longer accepted, and why (evaluate.validate_config says so).
+RENAMED_EXTRACTORS = {
+    "inception_v3": (
+        "evaluate.extractor='inception_v3' is now 'keras_inception_v3': it is Keras's ImageNet "
+        "InceptionV3 (resized without antialiasing), not the 2015-12-05 Inception graph FID is "
+        "defined with, so its numbers were never comparable with published FID. For FID, set "
+        "evaluate.extractor=fid_inception and evaluate.fid_inception_graph to a local "
+        "classify_image_graph_def.pb (from inception-2015-12-05.tgz)"
+    )
+}

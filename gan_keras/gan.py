@@ -23,15 +23,33 @@ EMA generator (StyleGAN2's recipe plus BigGAN's "standing statistics"):
   they belong to G's weights, not to the averaged ones. Before the EMA
   generator samples or is saved, `refresh_ema_batch_norm` re-estimates them
   by running it in training mode on fresh noise.
+
+StyleGAN2 generators (gan_keras.stylegan2: a mapping network z -> w and a synthesis network
+ws -> images) train through the same steps, with what StyleGAN2 adds:
+- style mixing: with probability `style_mixing_prob` an update's fakes take the styles of layers
+  >= a random crossover from a second latent (one crossover per update, the same on every
+  replica), so neighbouring layers' styles cannot rely on each other;
+- fresh per-pixel noise for every synthesis layer, from the same sliced stateless streams;
+- `w_avg`, the running mean of w (beta W_AVG_BETA per step, over the global batch), which
+  truncation in w-space pulls towards; the EMA generator gets a copy, as StyleGAN2-ADA copies
+  buffers;
+- optional path-length regularisation (`pl_weight`, every `pl_every` steps, scaled by it).
+Lazy R1 (`r1_every`: the penalty on every r1_every-th step, scaled by r1_every) works for
+every architecture; r1_every=1 is the plain R1 of every step.
 """
+
+import math
 
 import keras
 import tensorflow as tf
 
-from gan_keras import diffaugment, losses
+from gan_keras import diffaugment, losses, stylegan2
 
 # Stream ids that make the noise of each random draw in a step distinct.
 _Z, _LABEL, _GP_EPS, _AUG_REAL, _AUG_FAKE = range(5)
+# StyleGAN2's draws: the second latent and crossover of style mixing, the synthesis noise,
+# the path-length regulariser's image-space noise.
+_MIX, _NOISE, _PATH_LENGTH = 5, 6, 7
 # Seed counters: 8 draws per update, 8 updates (n_critic + 1) per step.
 _DRAWS_PER_UPDATE = 8
 MAX_N_CRITIC = 7
@@ -58,6 +76,28 @@ def check_ema_settings(half_life_images: float, rampup: float) -> None:
         )
     if not 0 <= rampup <= 1:
         raise ValueError(f"train.ema_rampup must be in [0, 1] (0: no ramp-up), got {rampup}")
+
+
+def regularisation_options(train_config) -> dict:
+    """The compile options of train.r1_every, style_mixing_prob, pl_weight and pl_every,
+    validated (ValueError naming the field); configs without them get the defaults."""
+    options = {
+        "r1_every": train_config.get("r1_every", 1),
+        "style_mixing_prob": train_config.get("style_mixing_prob", 0.9),
+        "pl_weight": train_config.get("pl_weight", 0.0),
+        "pl_every": train_config.get("pl_every", 4),
+    }
+    for field in ("r1_every", "pl_every"):
+        value = options[field]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"train.{field} must be an integer >= 1, got {value!r}")
+    if not 0 <= options["style_mixing_prob"] <= 1:
+        raise ValueError(
+            f"train.style_mixing_prob must be in [0, 1], got {options['style_mixing_prob']}"
+        )
+    if not options["pl_weight"] >= 0:
+        raise ValueError(f"train.pl_weight must be >= 0 (0: off), got {options['pl_weight']}")
+    return options
 
 
 def _per_example(losses_per_logit, local_batch):
@@ -91,12 +131,16 @@ class GAN(keras.Model):
         self.ema_rampup = float(ema_rampup)
         self.seed = int(seed)
         self.ema_generator = None
+        # The mapping and synthesis parts of a StyleGAN2 generator (None for the DCGAN).
+        self.style = stylegan2.StyleParts.of(generator)
+        self.ema_style = None
         # The step at which the EMA generator's BatchNorm statistics were last
         # re-estimated (None: never, or stale).
         self._ema_statistics_step = None
         if self.ema_half_life_images > 0:
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
+            self.ema_style = stylegan2.StyleParts.of(self.ema_generator)
         self.g_optimizer = None
         self.d_optimizer = None
 
@@ -112,9 +156,26 @@ class GAN(keras.Model):
         r1_gamma: float = 0.0,
         diffaugment_policy: str = "",
         jit_compile=False,
+        r1_every: int = 1,
+        style_mixing_prob: float = 0.9,
+        pl_weight: float = 0.0,
+        pl_every: int = 4,
     ):
         losses.LOSSES.check(loss)
         check_n_critic(n_critic)
+        regularisation_options(
+            dict(
+                r1_every=r1_every,
+                style_mixing_prob=style_mixing_prob,
+                pl_weight=pl_weight,
+                pl_every=pl_every,
+            )
+        )
+        if pl_weight > 0 and self.style is None:
+            raise ValueError(
+                "train.pl_weight > 0 needs a generator with a mapping network "
+                "(model.architecture='stylegan2')"
+            )
         # Keras drives callbacks from `self.optimizer.iterations`; G's optimizer
         # steps once per train_step, so it is the step counter.
         super().compile(optimizer=g_optimizer, jit_compile=jit_compile)
@@ -124,6 +185,14 @@ class GAN(keras.Model):
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
         self.r1_gamma = float(r1_gamma)
+        self.r1_every = int(r1_every)
+        self.style_mixing_prob = float(style_mixing_prob)
+        self.pl_weight = float(pl_weight)
+        self.pl_every = int(pl_every)
+        # The running mean of path lengths the penalty pulls towards (checkpointed).
+        self.pl_mean = (
+            tf.Variable(0.0, trainable=False, name="pl_mean") if self.pl_weight > 0 else None
+        )
         self.augment_policy = diffaugment.parse_policy(diffaugment_policy)
         # Optimizers must be built under the same strategy scope as the model
         # variables, before the first (traced) step.
@@ -143,6 +212,8 @@ class GAN(keras.Model):
             self.trackers["gradient_penalty"] = mean(name="gradient_penalty")
         if self.r1_gamma > 0:
             self.trackers["r1_penalty"] = mean(name="r1_penalty")
+        if self.pl_weight > 0:
+            self.trackers["pl_penalty"] = mean(name="pl_penalty")
 
     @property
     def metrics(self):
@@ -235,6 +306,52 @@ class GAN(keras.Model):
         labels = self._fake_labels(step, critic, local_batch)
         return [z, labels], labels
 
+    def _generate(self, generator_inputs, step, critic, local_batch):
+        """G's images for one update: the generator's forward pass, or for a mapping network its
+        (style-mixed) styles through the synthesis with fresh noise."""
+        if self.style is None:
+            return self.generator(generator_inputs, training=True)
+        ws, _ = self._training_styles(generator_inputs, step, critic, local_batch)
+        return self._synthesize(ws, step, critic, local_batch)
+
+    def _training_styles(self, generator_inputs, step, critic, local_batch):
+        """(ws [B, num_ws, w_dim] with style mixing, the unmixed w [B, w_dim]) for an update."""
+        z, labels = generator_inputs if self.num_classes else (generator_inputs, None)
+        w = self.style.map(z, labels, training=True)
+        ws = self.style.broadcast(w)
+        if self.style_mixing_prob > 0:
+            seed = self._seed(step, critic, _MIX)
+            z_mix = self._replica_slice(
+                lambda n: tf.random.stateless_normal(
+                    [n, self.latent_dim], tf.random.experimental.stateless_fold_in(seed, 0)
+                ),
+                local_batch,
+            )
+            # One crossover per update, not sliced: every replica mixes at the same layer.
+            draw = tf.random.stateless_uniform(
+                [2], tf.random.experimental.stateless_fold_in(seed, 1)
+            )
+            num_ws = self.style.num_ws
+            crossover = 1 + tf.cast(tf.floor(draw[0] * (num_ws - 1)), tf.int32)  # 1..num_ws-1
+            crossover = tf.where(draw[1] < self.style_mixing_prob, crossover, num_ws)
+            ws_mix = self.style.broadcast(self.style.map(z_mix, labels, training=True))
+            ws = stylegan2.mix_styles(ws, ws_mix, crossover)
+        return ws, w
+
+    def _synthesize(self, ws, step, critic, local_batch):
+        """Synthesis of `ws` with fresh per-pixel noise from the update's own stream."""
+        seed = self._seed(step, critic, _NOISE)
+        noise = [
+            self._replica_slice(
+                lambda n, i=i, shape=shape: tf.random.stateless_normal(
+                    [n, *shape], tf.random.experimental.stateless_fold_in(seed, i)
+                ),
+                local_batch,
+            )
+            for i, shape in enumerate(self.style.synthesis.noise_shapes)
+        ]
+        return self.style.synthesize(ws, noise, training=True)
+
     def _reconstruction_loss(self, fake_images, real_images):
         """Per-example loss added to G's adversarial one (image-to-image tasks); None here."""
         return None
@@ -275,21 +392,25 @@ class GAN(keras.Model):
         generator_inputs, fake_labels = self._generator_inputs(
             step, critic, local_batch, real_labels
         )
-        fake_images = tf.stop_gradient(self.generator(generator_inputs, training=True))
+        fake_images = tf.stop_gradient(self._generate(generator_inputs, step, critic, local_batch))
         real_in = self._augment(real_images, step, critic, _AUG_REAL)
         fake_in = self._augment(fake_images, step, critic, _AUG_FAKE)
         out = {}
         with tf.GradientTape() as tape:
-            if self.r1_gamma > 0:
-                with tf.GradientTape() as r1_tape:
-                    r1_tape.watch(real_in)
-                    real_logits = self._discriminate(real_in, real_labels, training=True)
-                r1_grads = r1_tape.gradient(real_logits, real_in)
-                r1 = (
-                    0.5
-                    * self.r1_gamma
-                    * tf.reduce_sum(tf.square(tf.cast(r1_grads, tf.float32)), axis=[1, 2, 3])
+            if self.r1_gamma > 0 and self.r1_every > 1:
+                # Lazy R1: on every r1_every-th step only, r1_every times as strong.
+                real_logits, r1 = tf.cond(
+                    step % self.r1_every == 0,
+                    lambda: self._real_logits_and_r1(
+                        real_in, real_labels, self.r1_gamma * self.r1_every
+                    ),
+                    lambda: (
+                        self._discriminate(real_in, real_labels, training=True),
+                        tf.zeros([local_batch], tf.float32),
+                    ),
                 )
+            elif self.r1_gamma > 0:
+                real_logits, r1 = self._real_logits_and_r1(real_in, real_labels, self.r1_gamma)
             else:
                 real_logits = self._discriminate(real_in, real_labels, training=True)
             fake_logits = self._discriminate(fake_in, fake_labels, training=True)
@@ -318,6 +439,15 @@ class GAN(keras.Model):
         out["d_fake_logit"] = tf.reduce_mean(fake_logits)
         return out
 
+    def _real_logits_and_r1(self, real_in, real_labels, gamma):
+        """(D's logits on the real images, R1 = gamma/2 |grad_x D(x)|^2 per example)."""
+        with tf.GradientTape() as r1_tape:
+            r1_tape.watch(real_in)
+            real_logits = self._discriminate(real_in, real_labels, training=True)
+        r1_grads = r1_tape.gradient(real_logits, real_in)
+        r1 = 0.5 * gamma * tf.reduce_sum(tf.square(tf.cast(r1_grads, tf.float32)), axis=[1, 2, 3])
+        return real_logits, r1
+
     def _gradient_penalty(self, real_images, fake_images, labels, step, critic, local_batch):
         seed = self._seed(step, critic, _GP_EPS)
         eps = self._replica_slice(
@@ -339,7 +469,11 @@ class GAN(keras.Model):
         )
         out = {}
         with tf.GradientTape() as tape:
-            fake_images = self.generator(generator_inputs, training=True)
+            if self.style is None:
+                fake_images = self.generator(generator_inputs, training=True)
+            else:
+                ws, w = self._training_styles(generator_inputs, step, self.n_critic, local_batch)
+                fake_images = self._synthesize(ws, step, self.n_critic, local_batch)
             fake_in = self._augment(fake_images, step, self.n_critic, _AUG_FAKE)
             fake_logits = self._discriminate(fake_in, labels, training=True)
             per_example = _per_example(
@@ -349,12 +483,65 @@ class GAN(keras.Model):
             if reconstruction is not None:
                 per_example = self.adversarial_weight * per_example + reconstruction
                 out["l1"] = tf.reduce_mean(reconstruction)
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            total = per_example
+            if self.pl_weight > 0:
+                pl = self._path_length_penalty(ws, step, local_batch, global_batch)
+                total = total + pl
+                out["pl_penalty"] = tf.reduce_mean(pl)
+            loss = tf.nn.compute_average_loss(total, global_batch_size=global_batch)
             scaled_loss = self.g_optimizer.scale_loss(loss)
         variables = self.generator.trainable_variables
         grads = tape.gradient(scaled_loss, variables)
         grad_norm = self._apply(self.g_optimizer, grads, variables)
+        if self.style is not None:
+            with tf.control_dependencies([self._update_w_avg(w, global_batch)]):
+                grad_norm = tf.identity(grad_norm)
         return {**out, "g_loss": tf.reduce_mean(per_example), "g_grad_norm": grad_norm}
+
+    def _cross_replica_mean(self, per_example, global_batch):
+        """The global-batch mean of a per-example quantity [B, ...] (no gradient)."""
+        ctx = tf.distribute.get_replica_context()
+        total = tf.reduce_sum(tf.stop_gradient(tf.cast(per_example, tf.float32)), axis=0)
+        if ctx.num_replicas_in_sync > 1:
+            total = ctx.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        return total / tf.cast(global_batch, tf.float32)
+
+    def _update_w_avg(self, w, global_batch):
+        """w_avg <- lerp(mean of this step's w over the global batch, w_avg, beta)."""
+        w_avg = self.style.mapping.w_avg
+        batch_mean = self._cross_replica_mean(w, global_batch)
+        return w_avg.assign(batch_mean + stylegan2.W_AVG_BETA * (w_avg.value - batch_mean))
+
+    def _path_length_penalty(self, ws, step, local_batch, global_batch):
+        """StyleGAN2's path-length penalty per example on every pl_every-th step (else 0).
+
+        The length is |J_w^T y| for y ~ N(0, I) / sqrt(H W) in image space (averaged over the
+        ws rows), pulled towards its running mean `pl_mean` (decay 0.01, over the global batch),
+        weighted by pl_weight x pl_every so the lazy penalty keeps its average strength.
+        """
+        is_due = step % self.pl_every == 0
+
+        def lengths():
+            with tf.GradientTape() as pl_tape:
+                pl_tape.watch(ws)
+                images = self._synthesize(ws, step, self.n_critic, local_batch)
+                height, width = images.shape[1], images.shape[2]
+                seed = self._seed(step, self.n_critic, _PATH_LENGTH)
+                noise = self._replica_slice(
+                    lambda n: tf.random.stateless_normal([n, *images.shape[1:]], seed),
+                    local_batch,
+                ) / math.sqrt(height * width)
+                projected = tf.reduce_sum(images * noise)
+            grads = tf.cast(pl_tape.gradient(projected, ws), tf.float32)
+            return tf.sqrt(tf.reduce_mean(tf.reduce_sum(tf.square(grads), axis=2), axis=1))
+
+        path_lengths = tf.cond(is_due, lengths, lambda: tf.zeros([local_batch], tf.float32))
+        updated = self.pl_mean + 0.01 * (
+            self._cross_replica_mean(path_lengths, global_batch) - self.pl_mean
+        )
+        pl_mean = self.pl_mean.assign(tf.where(is_due, updated, self.pl_mean))
+        penalty = tf.square(path_lengths - tf.stop_gradient(pl_mean))
+        return tf.where(is_due, self.pl_weight * self.pl_every * penalty, 0.0)
 
     def _apply(self, optimizer, grads, variables):
         """Applies gradients; returns the global norm of the global-batch gradient."""
@@ -393,6 +580,9 @@ class GAN(keras.Model):
             self.ema_generator.trainable_weights, self.generator.trainable_weights, strict=True
         ):
             ema_var.assign(decay * ema_var.value + (1.0 - decay) * var.value)
+        if self.style is not None:
+            # A buffer, not a weight: copied (StyleGAN2-ADA), after this step's update.
+            self.ema_style.mapping.w_avg.assign(self.style.mapping.w_avg.value)
 
     def refresh_ema_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
         """Re-estimates the EMA generator's BatchNorm statistics on its own weights.
@@ -413,6 +603,9 @@ class GAN(keras.Model):
             for layer in self.ema_generator._flatten_layers(include_self=False)
             if isinstance(layer, keras.layers.BatchNormalization)
         ]
+        if not norms:  # e.g. StyleGAN2: nothing to re-estimate
+            self._ema_statistics_step = step
+            return
         momenta = [layer.momentum for layer in norms]
         try:
             for i in range(num_batches):
@@ -455,4 +648,6 @@ class GAN(keras.Model):
         )
         if self.ema_generator is not None:
             items["ema_generator"] = self.ema_generator
+        if self.pl_mean is not None:
+            items["pl_mean"] = self.pl_mean
         return tf.train.Checkpoint(**items)

@@ -305,8 +305,8 @@ def build_discriminator(
     return keras.Model(inputs if num_classes else image_in, logit, name=name)
 
 
-def build_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
-    """(generator, discriminator) from the `model` config section."""
+def _build_dcgan_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
+    """The DCGAN generator and discriminator from the `model` config section."""
     generator = build_generator(
         resolution=resolution,
         channels=channels,
@@ -331,3 +331,40 @@ def build_networks(model_config, *, resolution: int, channels: int, num_classes:
         network_resolution=model_config.network_resolution,
     )
     return generator, discriminator
+
+
+def _build_stylegan2_networks(
+    model_config, *, resolution: int, channels: int, num_classes: int = 0
+):
+    # Imported here: gan_keras.stylegan2 builds on this module (its D is the DCGAN one).
+    from gan_keras import stylegan2
+
+    return stylegan2.build_networks(
+        model_config, resolution=resolution, channels=channels, num_classes=num_classes
+    )
+
+
+# model.architecture -> the builder of its (generator, discriminator).
+ARCHITECTURES = Registry("model.architecture")
+ARCHITECTURES.register("dcgan", _build_dcgan_networks)
+ARCHITECTURES.register("stylegan2", _build_stylegan2_networks)
+DEFAULT_ARCHITECTURE = "dcgan"
+
+
+def architecture(model_config) -> str:
+    """The config's model.architecture (configs written before it existed mean the DCGAN)."""
+    return ARCHITECTURES.check(model_config.get("architecture", DEFAULT_ARCHITECTURE))
+
+
+def build_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
+    """(generator, discriminator) from the `model` config section, for its model.architecture."""
+    build = ARCHITECTURES.get(architecture(model_config))
+    return build(model_config, resolution=resolution, channels=channels, num_classes=num_classes)
+
+
+def check_architecture_config(config) -> None:
+    """Validates model.architecture and the fields only that architecture reads."""
+    if architecture(config.model) == "stylegan2":
+        from gan_keras import stylegan2
+
+        stylegan2.check_config(config)

@@ -1,10 +1,13 @@
-r"""Serves exported generators over TensorFlow Serving's REST API.
+r"""Serves exported generators over TensorFlow Serving's gRPC and REST APIs.
 
     python -m gan_keras.serve --model_base_path=<workdir>/export/generator \
-        --model_name=generator --port=8501          # or: gan-serve ...
+        --model_name=generator --port=8500 --rest_api_port=8501     # or: gan-serve ...
 
-Serves the highest integer version under ``--model_base_path`` and picks up
-new versions every ``--poll_seconds`` without a restart. The endpoints, the
+The flags are tensorflow_model_server's (same names, meanings and defaults,
+except where the README's serving section says otherwise), so a command line or
+a client written for TF Serving works unchanged. Serves the highest integer
+version under ``--model_base_path`` and picks up new versions every
+``--file_system_poll_wait_seconds`` without a restart. The endpoints, the
 request formats and the version policy are described in gan_keras.serving.
 """
 
@@ -14,19 +17,76 @@ from absl import app, flags
 
 from gan_keras.serving import app as serving_app
 
+_PORT = flags.DEFINE_integer(
+    "port",
+    8500,
+    "gRPC port (TF Serving's --port). 0 binds a free port, logged as 'over gRPC on host:port' "
+    "(tensorflow_model_server: 0 disables gRPC).",
+)
+_REST_API_PORT = flags.DEFINE_integer(
+    "rest_api_port",
+    8501,
+    "HTTP/REST port (TF Serving's --rest_api_port; its Docker image's 8501). 0 binds a free "
+    "port, logged as 'on http://host:port' (tensorflow_model_server: 0 disables REST).",
+)
+_MODEL_NAME = flags.DEFINE_string(
+    "model_name", "generator", "Name of the model, in /v1/models/<name> and gRPC's model_spec."
+)
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", None, "Directory holding integer version subdirectories (SavedModels)."
 )
-_MODEL_NAME = flags.DEFINE_string("model_name", "generator", "Name in the /v1/models/<name> URLs.")
-_HOST = flags.DEFINE_string("host", "127.0.0.1", "Interface to listen on (0.0.0.0 for all).")
-_PORT = flags.DEFINE_integer("port", 8501, "HTTP port (TF Serving's REST default).")
+_POLL_SECONDS = flags.DEFINE_float(
+    "file_system_poll_wait_seconds",
+    1.0,
+    "Seconds between looks for new versions under --model_base_path (0: look once, at start).",
+)
+_REST_API_NUM_THREADS = flags.DEFINE_integer(
+    "rest_api_num_threads",
+    0,
+    "Threads answering REST requests (0: 4 per CPU, as tensorflow_model_server sets it).",
+)
+_REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
+    "rest_api_timeout_in_ms",
+    30_000,
+    "REST connections idle for this long are closed (rounded down to whole seconds, at least 1).",
+)
+_GRPC_MAX_THREADS = flags.DEFINE_integer(
+    "grpc_max_threads", 0, "Threads answering gRPC requests (0: as --rest_api_num_threads)."
+)
+_INTRA_OP = flags.DEFINE_integer(
+    "tensorflow_intra_op_parallelism",
+    0,
+    "Threads one TensorFlow op may use (0: TensorFlow's choice, one per core).",
+)
+_INTER_OP = flags.DEFINE_integer(
+    "tensorflow_inter_op_parallelism",
+    0,
+    "Threads running independent TensorFlow ops at once (0: TensorFlow's choice).",
+)
+_HOST = flags.DEFINE_string(
+    "host",
+    "127.0.0.1",
+    "Interface both APIs listen on (tensorflow_model_server listens on all: use 0.0.0.0).",
+)
 _MAX_BATCH = flags.DEFINE_integer(
     "max_batch", 256, "Largest batch / num_samples one request may ask for."
 )
-_POLL_SECONDS = flags.DEFINE_float(
-    "poll_seconds", 2.0, "How often to look for new versions (0: never)."
-)
-_THREADS = flags.DEFINE_integer("threads", 4, "Request worker threads.")
+
+
+def _grpc_port() -> int | None:
+    """--port, or None (REST only) when tensorflow-serving-api is missing and --port was not
+    given; asking for gRPC explicitly without it is an error."""
+    try:
+        import tensorflow_serving.apis  # noqa: F401
+    except ImportError:
+        if flags.FLAGS["port"].present:
+            raise app.UsageError(
+                "--port serves gRPC, which needs tensorflow-serving-api: "
+                "pip install --no-deps tensorflow-serving-api (see the README)"
+            ) from None
+        logging.warning("tensorflow-serving-api is not installed: serving REST only, no gRPC")
+        return None
+    return _PORT.value
 
 
 def main(argv):
@@ -34,15 +94,25 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not _MODEL_BASE_PATH.value:
         raise app.UsageError("--model_base_path is required")
+    if _PORT.value and _PORT.value == _REST_API_PORT.value:
+        raise app.UsageError("--port (gRPC) and --rest_api_port must differ")
     logging.getLogger().setLevel(logging.INFO)
+    # Before TensorFlow runs anything: the pools are sized once.
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
+    tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
     serving_app.run_server(
         _MODEL_BASE_PATH.value,
         _MODEL_NAME.value,
         host=_HOST.value,
-        port=_PORT.value,
+        rest_api_port=_REST_API_PORT.value,
+        grpc_port=_grpc_port(),
         max_batch=_MAX_BATCH.value,
         poll_seconds=_POLL_SECONDS.value,
-        threads=_THREADS.value,
+        rest_api_num_threads=_REST_API_NUM_THREADS.value,
+        rest_api_timeout_in_ms=_REST_API_TIMEOUT_IN_MS.value,
+        grpc_max_threads=_GRPC_MAX_THREADS.value,
     )
 
 

@@ -25,6 +25,9 @@ BEST_DIR, BEST_FILE = "best", "best.json"
 CHECKPOINT_BEST, CHECKPOINT_LATEST = "best by in-training FD", "latest"
 # train/l1_reference/: the L1-only model an image-to-image task is compared with.
 L1_REFERENCE_DIR = "l1_reference"
+# train/logs/: the run's TensorBoard run, holding its HParams session; the evaluate stage logs
+# its metrics there too, so the HParams table shows each run's evaluation beside its config.
+LOGS_DIR = "logs"
 
 
 def build_networks(config, *, resolution: int, channels: int, num_classes: int):
@@ -82,16 +85,12 @@ def read_best_record(best_dir) -> dict | None:
     return record
 
 
-def generator_checkpoint(config, workdir, model_dir: str = "") -> dict:
-    """Which checkpoint `load_generator` restores: the best by in-training FD (train/best/) when
-    train.eval_every > 0 and one exists, else the latest. {'checkpoint': kind, 'checkpoint_step',
+def select_checkpoint(train_dir, *, prefer_best: bool) -> dict:
+    """The checkpoint a train directory offers: its best by in-training FD (best/) when
+    `prefer_best` and one exists, else its latest. {'checkpoint': kind, 'checkpoint_step',
     'checkpoint_path', and 'in_training_eval' (best.json) for the best one}."""
-    train_dir = workdir_layout.train_dir(workdir) / model_dir
-    best = (
-        tf.train.latest_checkpoint(str(train_dir / BEST_DIR))
-        if config.train.eval_every > 0
-        else None
-    )
+    train_dir = pathlib.Path(train_dir)
+    best = tf.train.latest_checkpoint(str(train_dir / BEST_DIR)) if prefer_best else None
     if best is not None:
         info = {
             "checkpoint": CHECKPOINT_BEST,
@@ -111,6 +110,14 @@ def generator_checkpoint(config, workdir, model_dir: str = "") -> dict:
         "checkpoint_step": checkpoint_step(latest),
         "checkpoint_path": latest,
     }
+
+
+def generator_checkpoint(config, workdir, model_dir: str = "") -> dict:
+    """Which checkpoint `load_generator` restores: the best by in-training FD (train/best/) when
+    train.eval_every > 0 and one exists, else the latest (see `select_checkpoint`)."""
+    return select_checkpoint(
+        workdir_layout.train_dir(workdir) / model_dir, prefer_best=config.train.eval_every > 0
+    )
 
 
 def load_generator_with_info(config, workdir, model_dir: str = "") -> tuple[keras.Model, dict]:

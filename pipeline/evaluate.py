@@ -36,7 +36,14 @@ from collections.abc import Callable
 import numpy as np
 from absl import logging
 
-from gan_keras import export_layout, feature_extractors, io_utils, records, reference_scores
+from gan_keras import (
+    export_layout,
+    feature_extractors,
+    io_utils,
+    progress,
+    records,
+    reference_scores,
+)
 from gan_keras import images as gan_images
 from gan_keras import metrics as metrics_lib
 from pipeline import classes, control_metrics, judge
@@ -45,6 +52,9 @@ from pipeline.gate import GATE_METRICS, decide_gate
 
 # sample_fn(num, seed, labels or None) -> uint8 [num, H, W, C]
 SampleFn = Callable[[int, int, "np.ndarray | None"], np.ndarray]
+# Images per feature-extraction call: a progress line can come between two (a multiple of the
+# extractors' batch sizes, so only the last chunk has a batch of its own shape).
+_EMBED_CHUNK = 2560
 
 
 # --------------------------------------------------------------------------
@@ -56,12 +66,26 @@ def validate_config(config) -> None:
     """Raises ValueError naming the bad `config.evaluate` field; does no work."""
     judge.validate_judge_config(config)
     ev = config.evaluate
+    if ev.extractor in feature_extractors.RENAMED_EXTRACTORS:
+        raise ValueError(feature_extractors.RENAMED_EXTRACTORS[ev.extractor])
     need = judge.field_checker(ev)
     need(
         ev.extractor in feature_extractors.EXTRACTORS,
         "extractor",
         f"unknown extractor; expected one of {feature_extractors.EXTRACTORS}",
     )
+    need(
+        isinstance(ev.fid_inception_graph, str),
+        "fid_inception_graph",
+        "must be a path string",
+    )
+    if ev.extractor == "fid_inception":
+        need(
+            bool(ev.fid_inception_graph) and pathlib.Path(ev.fid_inception_graph).is_file(),
+            "fid_inception_graph",
+            f"no such file: {ev.fid_inception_graph!r}; extractor=fid_inception needs the local "
+            "classify_image_graph_def.pb from inception-2015-12-05.tgz (nothing is downloaded)",
+        )
     need(
         judge.is_int(ev.num_samples) and ev.num_samples >= 2,
         "num_samples",
@@ -124,6 +148,7 @@ def keras_sample_fn(
             raise ValueError("a conditional generator needs labels")
         z = judge.sample_latents(num, latent_dim, seed)
         out = []
+        log = progress.ProgressLog("evaluate: sampling", num)
         for start in range(0, num, batch_size):
             zb = z[start : start + batch_size]
             inputs = (
@@ -132,6 +157,7 @@ def keras_sample_fn(
                 else zb
             )
             out.append(gan_images.to_uint8(np.asarray(generator(inputs, training=False))))
+            log.add(len(zb))
         return np.concatenate(out)
 
     return sample_fn
@@ -162,6 +188,7 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
             raise ValueError("this exported generator is conditional and needs labels")
         z = judge.sample_latents(num, int(latent_dim), seed)
         out = []
+        log = progress.ProgressLog("evaluate: sampling", num)
         for start in range(0, num, batch_size):
             kwargs = {"z": tf.constant(z[start : start + batch_size])}
             if conditional:
@@ -177,6 +204,7 @@ def saved_model_sample_fn(model_dir, batch_size: int = 256) -> tuple[SampleFn, d
                 raise ValueError(
                     f"{model_dir}: serving_default returns {sorted(result)}, not 'images'"
                 )
+            log.add(len(out[-1]))
         return np.concatenate(out)
 
     # Keep the loaded object alive as long as the function.
@@ -258,12 +286,14 @@ def compute_metrics(
     classifier = judge.load_judge(config, workdir, real)
     skipped = {}
     extractor = classifier
-    if ev.extractor == "inception_v3":
+    if ev.extractor == "keras_inception_v3":
         try:
-            extractor = feature_extractors.InceptionV3Extractor(ev.inception_weights)
+            extractor = feature_extractors.KerasInceptionV3Extractor(ev.inception_weights)
         except feature_extractors.ExtractorUnavailable as e:
             logging.warning("%s. Falling back to the domain classifier's features.", e)
-            skipped["inception_v3"] = str(e)
+            skipped["keras_inception_v3"] = str(e)
+    elif ev.extractor == "fid_inception":
+        extractor = feature_extractors.FidInceptionExtractor(ev.fid_inception_graph)
 
     labels = None
     if conditional:
@@ -286,17 +316,25 @@ def compute_metrics(
             f"expected uint8 {(ev.num_samples, *image_shape)} like the ingested data"
         )
 
-    def embed(x):
-        """(extractor features, domain-classifier class probabilities or None)."""
-        features, probs = classifier.predict(x)
-        if extractor is not classifier:
-            features = extractor.predict(x)[0]
-        return features, probs
+    def embed(x, name):
+        """(extractor features, domain-classifier class probabilities or None), in chunks that
+        give a progress line (features do not depend on the chunking)."""
+        log = progress.ProgressLog(f"evaluate: {extractor.name} features of {name}", len(x))
+        features, probs = [], []
+        for start in range(0, len(x), _EMBED_CHUNK):
+            chunk = x[start : start + _EMBED_CHUNK]
+            chunk_features, chunk_probs = classifier.predict(chunk)
+            if extractor is not classifier:
+                chunk_features = extractor.predict(chunk)[0]
+            features.append(chunk_features)
+            probs.append(chunk_probs)
+            log.add(len(chunk))
+        return np.concatenate(features), (None if probs[0] is None else np.concatenate(probs))
 
-    real_features, _ = embed(eval_images)
+    real_features, _ = embed(eval_images, "real eval images")
     # The real set's k-NN radii serve the model and both reference points.
     real_radii = metrics_lib.knn_radii(real_features, ev.pr_k)
-    fake_features, fake_probs = embed(fake_images)
+    fake_features, fake_probs = embed(fake_images, "samples")
     result = _score(config, fake_features, real_features, fake_probs, real_radii)
 
     # Reference points, same extractor, same sample count where possible.
@@ -308,7 +346,7 @@ def compute_metrics(
         ("real_floor", "real train subset vs real eval", floor_images),
         ("noise_ceiling", "uniform noise images vs real eval", noise_images),
     ]:
-        features, probs = embed(reference_images)
+        features, probs = embed(reference_images, name.replace("_", " "))
         references[name] = {
             "description": description,
             "num_samples": len(reference_images),
@@ -318,6 +356,9 @@ def compute_metrics(
     result.update(
         {
             "extractor": extractor.name,
+            # "FID" only for the FID network's features; what the distance is, in words.
+            "distance_name": extractor.distance_name,
+            "frechet_distance_description": extractor.description,
             "extractor_fingerprint": extractor.fingerprint,
             "extractor_info": extractor.info,
             "skipped_extractors": skipped,
@@ -406,7 +447,9 @@ def quality_summary(metrics: dict) -> str:
     models = sorted(references.get("reference_models", []), key=lambda e: e["frechet_distance"])
     scale += [(_reference_label(e), e["frechet_distance"]) for e in models]
     scale.append(("noise", references["noise_ceiling"]["frechet_distance"]))
-    line = f"FD {_number(fd)}: " + ", ".join(f"{name} {_number(value)}" for name, value in scale)
+    line = f"{metrics.get('distance_name', 'FD')} {_number(fd)}: " + ", ".join(
+        f"{name} {_number(value)}" for name, value in scale
+    )
     ratios = [
         f"{fd / e['frechet_distance']:.2g}x the {_reference_label(e)}"
         for e in models
@@ -418,6 +461,8 @@ def quality_summary(metrics: dict) -> str:
         line += "; no reference generator scored with this judge and sample count"
     model = metrics.get("model") or {}
     context = [f"{metrics['num_samples']} samples, {metrics.get('extractor', 'judge')} features"]
+    if metrics.get("extractor") == "keras_inception_v3":
+        context.append("not comparable with published FID")
     if model.get("checkpoint_step") is not None:
         context.insert(
             0, f"checkpoint step {model['checkpoint_step']} ({model.get('checkpoint', '?')})"
@@ -541,7 +586,14 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     (logging.info if metrics["blessed"] else logging.warning)(
         "Gate: %s (%s)", "BLESSED" if metrics["blessed"] else "NOT blessed", gate["reason"]
     )
-    write_summaries(out_dir / "logs", metrics, samples, step=int(config.train.steps))
+    # Into the training run's TensorBoard run, beside its HParams session: the HParams table then
+    # compares runs by these metrics. At the step of the checkpoint scored.
+    write_summaries(
+        workdir_layout.train_dir(workdir) / checkpoints.LOGS_DIR,
+        metrics,
+        samples,
+        step=int(checkpoint_info["checkpoint_step"]),
+    )
     io_utils.atomic_write_json(out_dir / workdir_layout.METRICS_FILE, metrics)
     logging.info(
         "Evaluation: %s", {k: metrics.get(k) for k in SCALAR_METRICS if metrics.get(k) is not None}

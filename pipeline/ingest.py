@@ -28,13 +28,16 @@ import logging
 import math
 import pathlib
 import shlex
+import threading
+import time
 import uuid
 
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
 
-from gan_keras import io_utils, records
+from gan_keras import io_utils, progress, records
 from gan_keras.records import EVAL, TRAIN, shard_name, write_tfrecord
 from pipeline import ingest_config, ingest_sources
 from pipeline.ingest_images import PreprocessOptions, Rejection, allow_max_pixels, preprocess
@@ -196,6 +199,21 @@ def _counter(name):
     return beam.metrics.Metrics.counter(_METRICS_NAMESPACE, name)
 
 
+# Progress of an ingest run whose workers share the driver's process (the default in-process
+# runner, whose run() returns only when the job is done): one line per interval from all the
+# DoFn instances of that run. Other runners' progress is polled from their counters
+# (`_poll_progress`).
+_PROGRESS: dict[str, progress.ProgressLog] = {}
+_PROGRESS_LOCK = threading.Lock()
+
+
+def _run_progress(run_id: str, total: int) -> progress.ProgressLog:
+    with _PROGRESS_LOCK:
+        if run_id not in _PROGRESS:
+            _PROGRESS[run_id] = progress.ProgressLog("ingest", total, unit="inputs")
+        return _PROGRESS[run_id]
+
+
 class ReadFn(beam.DoFn):
     """Work item -> list of RawInputs, with the source's reader."""
 
@@ -217,13 +235,18 @@ class PreprocessFn(beam.DoFn):
 
     REJECTED = "rejected"
 
-    def __init__(self, opts):
+    def __init__(self, opts, progress_run: str | None = None, progress_total: int = 0):
         self._opts = opts
         self._rejected = _counter("rejected")
         self._by_reason = {}
+        # (run id, number of inputs) when this process logs the run's progress.
+        self._progress_run, self._progress_total = progress_run, progress_total
+        self._progress = None
 
     def setup(self):
         allow_max_pixels(self._opts.max_pixels)
+        if self._progress_run:
+            self._progress = _run_progress(self._progress_run, self._progress_total)
 
     def process(self, raw_batch):
         kept = []
@@ -237,6 +260,11 @@ class PreprocessFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(self.REJECTED, out)
             else:
                 kept.append(out)
+        # Once per batch, not per image: a lock and a clock read.
+        if self._progress is not None:
+            self._progress.add(
+                len(raw_batch), records=len(kept), rejected=len(raw_batch) - len(kept)
+            )
         yield kept
 
 
@@ -283,11 +311,16 @@ class WriteShardFn(beam.DoFn):
         name = shard_name(split, shard, self._shards[split])
         final = FileSystems.join(self._out_dir, name)
         tmp = FileSystems.join(self._out_dir, f".{name}.tmp-{uuid.uuid4().hex}")
+        written, started = 0, time.monotonic()
         with FileSystems.create(tmp, compression_type=CompressionTypes.GZIP) as f:
             for _, examples in sorted(batches, key=lambda batch: batch[0]):
                 for example in examples:
                     write_tfrecord(f, example)
+                written += len(examples)
         FileSystems.rename([tmp], [final])
+        logging.info(
+            "ingest: wrote %s (%d records, %.1f s)", name, written, time.monotonic() - started
+        )
         yield name
 
 
@@ -316,15 +349,17 @@ def _write_summary(acc, path, resolution):
 class IngestTransform(beam.PTransform):
     """Work items -> TFRecord shards, rejected.jsonl and a stats JSON file."""
 
-    def __init__(self, plan, opts, eval_fraction, shards, out_dir):
+    def __init__(self, plan, opts, eval_fraction, shards, out_dir, progress_run=None):
         super().__init__()
         self._plan, self._opts = plan, opts
         self._eval_fraction, self._shards, self._out_dir = eval_fraction, shards, out_dir
+        self._progress_run = progress_run
 
     def expand(self, work_items):
         out_dir = pathlib.Path(self._out_dir)
         raw = work_items | "Read" >> beam.ParDo(ReadFn(self._plan.reader))
-        processed = raw | "Preprocess" >> beam.ParDo(PreprocessFn(self._opts)).with_outputs(
+        preprocess_fn = PreprocessFn(self._opts, self._progress_run, self._plan.num_inputs)
+        processed = raw | "Preprocess" >> beam.ParDo(preprocess_fn).with_outputs(
             PreprocessFn.REJECTED, main="records"
         )
         split_records = processed.records | "AssignSplit" >> beam.ParDo(
@@ -433,14 +468,23 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     )
 
     pipeline = make_pipeline(options)
+    progress_run = uuid.uuid4().hex if _workers_in_this_process(options) else None
     _ = (
         pipeline
         | "WorkItems" >> beam.Create(plan.work_items, reshuffle=len(plan.work_items) > 1)
         | "Ingest"
-        >> IngestTransform(plan, opts, float(data_config.eval_fraction), shards, str(out_dir))
+        >> IngestTransform(
+            plan, opts, float(data_config.eval_fraction), shards, str(out_dir), progress_run
+        )
     )
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        result = pipeline.run()
+        if not PipelineState.is_terminal(result.state):
+            _poll_progress(result, plan.num_inputs)
+        result.wait_until_finish()
+    finally:
+        with _PROGRESS_LOCK:
+            _PROGRESS.pop(progress_run, None)
     _log_metrics(result)
 
     summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
@@ -499,16 +543,46 @@ def _check_outcome(stats, data_config, out_dir):
         )
 
 
-def _log_metrics(result):
-    try:
-        counters = result.metrics().query(
-            beam.metrics.MetricsFilter().with_namespace(_METRICS_NAMESPACE)
-        )["counters"]
-    except Exception:  # noqa: BLE001 - not every runner reports metrics
-        return
+def _workers_in_this_process(options) -> bool:
+    """Whether the DoFns run in this process: the default in-process runner, not multi-process."""
+    return options.view_as(StandardOptions).runner is None and options.view_as(
+        DirectOptions
+    ).direct_running_mode in ("in_memory", "multi_threading")
+
+
+def _counter_totals(result, attempted: bool = False) -> collections.Counter:
+    counters = result.metrics().query(
+        beam.metrics.MetricsFilter().with_namespace(_METRICS_NAMESPACE)
+    )["counters"]
     totals = collections.Counter()
     for counter in counters:
-        totals[counter.key.metric.name] += counter.committed or 0
+        totals[counter.key.metric.name] += (
+            counter.attempted if attempted else counter.committed
+        ) or 0
+    return totals
+
+
+def _poll_progress(result, total: int) -> None:
+    """Progress from the runner's counters while a job runs elsewhere (run() returned early)."""
+    log = progress.ProgressLog("ingest", total, unit="inputs")
+    while not PipelineState.is_terminal(result.state):
+        time.sleep(progress.INTERVAL_S)
+        try:
+            totals = _counter_totals(result, attempted=True)
+        except Exception:  # noqa: BLE001 - not every runner reports metrics while running
+            continue
+        log.update(
+            totals["inputs_read"],
+            records=totals["records_train"] + totals["records_eval"],
+            rejected=totals["rejected"],
+        )
+
+
+def _log_metrics(result):
+    try:
+        totals = _counter_totals(result)
+    except Exception:  # noqa: BLE001 - not every runner reports metrics
+        return
     logging.info("Ingest counters: %s", dict(sorted(totals.items())))
 
 

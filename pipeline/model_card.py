@@ -23,9 +23,10 @@ _LIMITATIONS = """\
   figures above (evaluate's nearest-neighbour ratio, where measured) before publishing them.
 - It inherits the biases and gaps of its training data: classes or styles that are rare there
   are rare or poor in its output.
-- The quality figures are distances in the project's own domain classifier's features (the
-  "judge"), comparable between models scored with the same judge fingerprint, not with
-  published FID values.
+- The quality figures are distances in the features the evaluation section names (by default
+  the project's own domain classifier, the "judge"), comparable between models scored with the
+  same extractor fingerprint; only `fid_inception` figures are FID, comparable with published
+  FID values at equal sample counts.
 """
 
 
@@ -77,6 +78,16 @@ def _training_section(config, workdir, checkpoint: dict) -> list[str]:
     manifest = _read(workdir_layout.train_dir(workdir) / "manifest.json") or {}
     step = checkpoint.get("checkpoint_step")
     images = step * t.batch_size if isinstance(step, int) else None
+    parent = (manifest.get("summary") or {}).get("init_from")
+    fine_tuned = (
+        [
+            f"- Fine-tuned from `{parent.get('path')}` (step {_number(parent.get('step'))}, "
+            f"{parent.get('kind')}; discriminator: {parent.get('discriminator', MISSING)}; "
+            f"frozen D layers: {t.freeze_d_layers}); images seen count this run only."
+        ]
+        if isinstance(parent, dict)
+        else []
+    )
     return [
         "## Model and training",
         "",
@@ -93,7 +104,7 @@ def _training_section(config, workdir, checkpoint: dict) -> list[str]:
         f"{manifest.get('finished_at', MISSING)} "
         f"({_number(manifest.get('duration_s'))} s), "
         f"package {manifest.get('package_version', MISSING)}.",
-    ]
+    ] + fine_tuned
 
 
 def _evaluation_section(metrics: dict | None) -> list[str]:
@@ -114,6 +125,8 @@ def _evaluation_section(metrics: dict | None) -> list[str]:
         lines.append(
             "- " + ", ".join(f"{k}: {_number(metrics.get(k))}" for k in keys if k in metrics)
         )
+    if metrics.get("frechet_distance_description"):
+        lines.append(f"- frechet_distance is: {metrics['frechet_distance_description']}.")
     nearest = (metrics.get("controls") or {}).get("nearest_neighbours") or {}
     if "ratio" in nearest:
         lines.append(

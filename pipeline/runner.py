@@ -250,12 +250,14 @@ def artifact_report(workdir) -> str:
     tensorboard = str(tensorboard) if tensorboard.exists() else "tensorboard"
     lines += [
         "",
-        f"Open TensorBoard:   {tensorboard} --logdir {train_dir / 'logs'} --port 6006",
-        "                    then browse http://localhost:6006",
+        # The whole workdir: its runs (train/logs, with evaluate's metrics in its HParams
+        # session) side by side, and several workdirs under one parent compare in HParams.
+        f"Open TensorBoard:   {tensorboard} --logdir {workdir} --port 6006",
+        "                    then browse http://localhost:6006 (HParams: runs by FD)",
     ]
     if versions:
         lines.append(
             f"Serve the model:    {sys.executable} -m gan_keras.serve --model_base_path={base} "
-            "--port=8501"
+            "--rest_api_port=8501 --port=8500"
         )
     return "\n".join(lines)

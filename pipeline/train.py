@@ -39,8 +39,9 @@ from gan_keras import gan as gan_lib
 from gan_keras import image_to_image, input_pipeline, losses, networks, records, tasks
 from gan_keras import images as gan_images
 from gan_keras.diffaugment import parse_policy
+from gan_keras.progress import format_duration
 from gan_keras.registry import Registry
-from pipeline import checkpoints, classes, stages
+from pipeline import checkpoints, classes, fine_tune, runner, stages
 from pipeline import judge as judge_lib
 from pipeline import workdir as workdir_layout
 from pipeline.train_eval import BestCheckpoint, InTrainingEvaluator
@@ -117,9 +118,48 @@ def validate_config(config) -> None:
     networks.G_NORMS.check(m.g_norm)
     networks.D_NORMS.check(m.d_norm)
     networks.CONDITIONINGS.check(m.conditioning)
+    networks.check_architecture_config(config)
+    gan_lib.regularisation_options(t)
     tasks.check_task_config(config.task, resolution=d.resolution, channels=d.channels)
     if tasks.is_image_to_image(config.task):
         _check_image_to_image_config(config)
+    _check_fine_tune_config(config)
+
+
+def _check_fine_tune_config(config) -> None:
+    """train.init_from, init_optimizer and freeze_d_layers: the parent exists and can provide
+    what is asked; the frozen layers exist. Reads the file system, trains nothing."""
+    t, m = config.train, config.model
+    freeze = t.freeze_d_layers
+    if not isinstance(freeze, (int, np.integer)) or isinstance(freeze, bool) or freeze < 0:
+        raise ValueError(f"train.freeze_d_layers must be an integer >= 0, got {freeze!r}")
+    if not isinstance(t.init_optimizer, bool):
+        raise ValueError(f"train.init_optimizer must be True or False, got {t.init_optimizer!r}")
+    if not t.init_from:
+        if t.init_optimizer or freeze:
+            raise ValueError(
+                "train.init_optimizer and train.freeze_d_layers need train.init_from (a run to "
+                "start from): frozen random layers would never learn"
+            )
+        return
+    parent = fine_tune.resolve_parent(t.init_from)
+    fine_tune.check_parent_options(parent, init_optimizer=t.init_optimizer, freeze_d_layers=freeze)
+    if freeze:
+        if m.spectral_norm:
+            # Keras's SpectralNormalization rewrites its kernel in training mode whatever its
+            # trainable flag says, so a frozen layer would still change.
+            raise ValueError(
+                "train.freeze_d_layers > 0 with model.spectral_norm=True: spectrally normalised "
+                "layers renormalise their weights while training even when frozen"
+            )
+        # The number of classes changes no layer's place in D; any count builds the same layers.
+        _, discriminator = checkpoints.build_networks(
+            config,
+            resolution=config.data.resolution,
+            channels=config.data.channels,
+            num_classes=max(2, int(m.num_classes)) if m.conditional else 0,
+        )
+        fine_tune.check_freeze_count(discriminator, int(freeze))
 
 
 def _check_image_to_image_config(config) -> None:
@@ -270,6 +310,7 @@ def build_gan(
         gp_weight=t.gp_weight,
         r1_gamma=t.r1_gamma,
         diffaugment_policy=t.diffaugment,
+        **gan_lib.regularisation_options(t),
     )
     return model
 
@@ -373,6 +414,7 @@ def run_train(config, workdir) -> dict:
     num_classes = classes.resolve_num_classes(
         ingest_dir, conditional=config.model.conditional, num_classes=config.model.num_classes
     )
+    parent = _resolve_parent(config, workdir)
     # The judge is loaded (or trained, the first time) before the first step, outside the
     # strategy's scope and the mixed-precision policy, exactly as the evaluate stage builds it.
     evaluator = (
@@ -410,6 +452,8 @@ def run_train(config, workdir) -> dict:
                 num_classes,
                 None if model_dir else evaluator,
                 adversarial_weight,
+                # The L1-only reference is a baseline trained from scratch.
+                None if model_dir else parent,
             )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -419,6 +463,21 @@ def run_train(config, workdir) -> dict:
     summary.update(summaries)
     summary.update(num_classes=num_classes, replicas=strategy.num_replicas_in_sync, chief=chief)
     return summary
+
+
+def _resolve_parent(config, workdir) -> fine_tune.Parent | None:
+    """train.init_from's parent (None when off); refuses this workdir's own train directory."""
+    if not config.train.init_from:
+        return None
+    parent = fine_tune.resolve_parent(config.train.init_from)
+    train_dir = workdir_layout.train_dir(workdir).resolve()
+    if parent.train_dir is not None and parent.train_dir.resolve() == train_dir:
+        raise fine_tune.FineTuneError(
+            f"train.init_from={config.train.init_from!r} is this run's own {train_dir}: a run "
+            "resumes from its checkpoints without init_from; to start over from them, move it "
+            f"aside (mv {train_dir} {train_dir}.parent) and set train.init_from to that directory"
+        )
+    return parent
 
 
 def _train_model(
@@ -431,11 +490,13 @@ def _train_model(
     num_classes,
     evaluator,
     adversarial_weight,
+    parent: fine_tune.Parent | None = None,
 ) -> dict:
     """Builds (or resumes) one model in `out_dir` (this worker's; `chief_dir` is the chief's) and
-    trains it to train.steps."""
+    trains it to train.steps; a fresh start from `parent`'s weights when given."""
     t = config.train
-    ckpt_dir, logs_dir, samples_dir = out_dir / "checkpoints", out_dir / "logs", out_dir / "samples"
+    ckpt_dir, samples_dir = out_dir / "checkpoints", out_dir / "samples"
+    logs_dir = out_dir / checkpoints.LOGS_DIR
     for d in (ckpt_dir, logs_dir, samples_dir):
         d.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
@@ -446,16 +507,33 @@ def _train_model(
             num_classes=num_classes,
             adversarial_weight=adversarial_weight,
         )
+        # After compile: the optimiser is built over all of D either way (fine_tune explains).
+        frozen = fine_tune.freeze_discriminator_layers(
+            model.discriminator, t.freeze_d_layers if parent is not None else 0
+        )
+    if frozen:
+        logging.info("[train] froze the discriminator's first layers: %s", ", ".join(frozen))
     checkpoint = model.checkpoint()
     manager = tf.train.CheckpointManager(
         checkpoint, str(ckpt_dir), max_to_keep=t.keep_checkpoints, checkpoint_name="ckpt"
     )
-    if chief and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    elif not chief:
-        chief_latest = tf.train.latest_checkpoint(str(chief_dir / "checkpoints"))
-        if chief_latest:
-            checkpoint.restore(chief_latest).assert_existing_objects_matched()
+    resume_from = (
+        manager.latest_checkpoint
+        if chief
+        else tf.train.latest_checkpoint(str(chief_dir / "checkpoints"))
+    )
+    parent_record = None
+    if resume_from:
+        checkpoint.restore(resume_from).assert_existing_objects_matched()
+        if parent is not None:
+            logging.info(
+                "[train] resuming; train.init_from (%s) initialised this run's first step only",
+                parent.init_from,
+            )
+            parent_record = parent.record()
+    elif parent is not None:
+        parent_record = fine_tune.initialise(model, parent, config=config)
+        parent_record["same_data_as_parent"] = _same_data(parent, ingest_dir)
     keeper = (
         BestCheckpoint(config, strategy, checkpoint, out_dir, evaluator, chief)
         if t.eval_every > 0
@@ -470,7 +548,7 @@ def _train_model(
             start,
             manager.latest_checkpoint or "of the chief",
         )
-    return _train_loop(
+    summary = _train_loop(
         config,
         strategy,
         model,
@@ -483,6 +561,15 @@ def _train_model(
         chief,
         keeper,
     )
+    return {**summary, "init_from": parent_record, "frozen_d_layers": frozen}
+
+
+def _same_data(parent: fine_tune.Parent, ingest_dir) -> bool | None:
+    """Whether the parent trained on the data this run ingested (None: cannot tell)."""
+    ours = (runner.read_manifest(ingest_dir) or {}).get("output_fingerprint")
+    if ours is None or parent.ingest_fingerprint is None:
+        return None
+    return ours == parent.ingest_fingerprint
 
 
 def run(context: stages.Context) -> dict:
@@ -522,6 +609,8 @@ def prepare(context: stages.Context, previous: dict | None, current: dict) -> No
     if not any((stage_dir / "checkpoints").glob("*.index")):
         return
     if context.force:
+        # Before moving anything: init_from must not name the checkpoints about to move.
+        _resolve_parent(context.config, context.workdir)
         aside = stage_dir.with_name(f"train.replaced-{datetime.datetime.now():%Y%m%d-%H%M%S}")
         shutil.move(str(stage_dir), str(aside))
         logging.warning(
@@ -617,13 +706,6 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
     return run_steps
 
 
-def _format_duration(seconds: float) -> str:
-    """M:SS, or H:MM:SS from one hour on (hours keep counting past a day)."""
-    minutes, secs = divmod(int(round(max(0.0, seconds))), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def format_progress(
     step: int,
     total: int,
@@ -642,11 +724,11 @@ def format_progress(
         parts.append("  ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
     if images_per_s is not None:
         parts.append(f"{images_per_s:.0f} img/s")
-    parts.append(f"elapsed {_format_duration(elapsed_s)}")
+    parts.append(f"elapsed {format_duration(elapsed_s)}")
     if step >= total:
         parts.append("done")
     elif 0 < steps_per_s < float("inf"):
-        parts.append(f"ETA {_format_duration((total - step) / steps_per_s)}")
+        parts.append(f"ETA {format_duration((total - step) / steps_per_s)}")
     else:
         parts.append("ETA ?")
     return "  ".join(parts)

@@ -3,7 +3,7 @@
     <workdir>/ingest/     shards, stats.json, labels.json, rejected.jsonl (gan_keras.records)
     <workdir>/train/      checkpoints/, best/, samples/, logs/ (TensorBoard)
     <workdir>/judge/      the domain classifier shared by train and evaluate
-    <workdir>/evaluate/   metrics.json (with the export gate), samples, logs/
+    <workdir>/evaluate/   metrics.json (with the export gate), plots (TensorBoard: train/logs/)
     <workdir>/export/generator/<version>/   SavedModels (gan_keras.export_layout)
     <workdir>/<stage>.failed/   what a failed ingest or evaluate wrote (reject report,
                                 statistics) and manifest.json with the error; the

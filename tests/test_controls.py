@@ -113,7 +113,16 @@ def _labels_for(name, labels):
 def test_signatures_listed(exported, name):
     _, path, model = exported[name]
     info = json.loads((path / "assets.extra" / "model_info.json").read_text())
-    expected = {"serving_default", "sample", "truncated_sample", "interpolate", "project", "edit"}
+    expected = {
+        "serving_default",
+        "serving_default_png",
+        "sample",
+        "sample_png",
+        "truncated_sample",
+        "interpolate",
+        "project",
+        "edit",
+    }
     assert set(info["signatures"]) == expected == set(model.signatures)
     assert (
         info["label_interpolation"]

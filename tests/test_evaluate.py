@@ -297,7 +297,8 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     assert on_disk["gate"]["baseline"] is None
     assert on_disk["gate"]["threshold"] is None  # inf: stored as null, strict JSON
     json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
-    assert list((out / "logs").glob("events.out.tfevents.*"))
+    # Into the training run's TensorBoard run (tests/test_tensorboard_hparams.py reads it).
+    assert list((workdir / "train" / "logs").glob("events.out.tfevents.*"))
     assert gate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
     # Which checkpoint was scored, and a line a person can read.
     assert on_disk["model"]["checkpoint_step"] == 300 and on_disk["model"]["checkpoint"] == "latest"
@@ -458,16 +459,16 @@ def no_network(monkeypatch):
 def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_network, tmp_path):
     workdir, (train_x, train_y, _, _) = labelled
     with pytest.raises(feature_extractors.ExtractorUnavailable, match="never downloaded"):
-        feature_extractors.InceptionV3Extractor("")
+        feature_extractors.KerasInceptionV3Extractor("")
     with pytest.raises(FileNotFoundError, match="inception_weights"):
-        feature_extractors.InceptionV3Extractor(str(tmp_path / "missing.h5"))
+        feature_extractors.KerasInceptionV3Extractor(str(tmp_path / "missing.h5"))
     config = small_config()
-    config.evaluate.extractor = "inception_v3"
+    config.evaluate.extractor = "keras_inception_v3"
     metrics = evaluate.compute_metrics(
         config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False
     )
     assert metrics["extractor"] == "domain_classifier"
-    assert "inception_v3" in metrics["skipped_extractors"]
+    assert "keras_inception_v3" in metrics["skipped_extractors"]
 
 
 def test_inception_from_a_local_weights_file(no_network, tmp_path):
@@ -486,7 +487,7 @@ def test_inception_from_a_local_weights_file(no_network, tmp_path):
     except ImportError:  # private API moved: the Keras 3 format exercises the same path
         weights = tmp_path / "inception_v3_notop.weights.h5"
         model.save_weights(weights)
-    extractor = feature_extractors.InceptionV3Extractor(str(weights), batch_size=2)
+    extractor = feature_extractors.KerasInceptionV3Extractor(str(weights), batch_size=2)
     gray = np.random.default_rng(0).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
     features, probs = extractor.predict(gray)
     assert features.shape == (3, 2048) and features.dtype == np.float64 and probs is None
@@ -495,7 +496,7 @@ def test_inception_from_a_local_weights_file(no_network, tmp_path):
     np.testing.assert_allclose(
         extractor.features(np.repeat(gray, 3, axis=-1)), features, rtol=1e-5, atol=1e-6
     )
-    assert extractor.info["name"] == "inception_v3" and len(extractor.fingerprint) == 64
+    assert extractor.info["name"] == "keras_inception_v3" and len(extractor.fingerprint) == 64
 
 
 class _Exported(tf.Module):

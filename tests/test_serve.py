@@ -1,5 +1,6 @@
 """The TF-Serving-compatible REST server: endpoints, formats, errors, hot version pickup."""
 
+import base64
 import concurrent.futures
 import io
 import json
@@ -11,11 +12,13 @@ import sys
 import time
 
 import conftest
+import grpc
 import numpy as np
 import pytest
 import requests
 import server_thread
 from PIL import Image
+from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from gan_keras import export as gan_export
 from gan_keras import images as gan_images
@@ -399,8 +402,9 @@ def test_float_outputs_round_trip_float32_exactly():
 
 @pytest.mark.parametrize("how", ["console_script", "module"])
 def test_command_line_server(bases, tmp_path, how):
-    """`gan-serve` (setup.py's console script) and `python -m gan_keras.serve` parse their flags
-    and serve over loopback on the port the server bound (--port=0: the OS picks one)."""
+    """`gan-serve` (setup.py's console script) and `python -m gan_keras.serve` parse
+    tensorflow_model_server's flags and serve REST and gRPC over loopback on the ports they
+    bound (0: the OS picks one)."""
     env = dict(
         os.environ,
         TF_CPP_MIN_LOG_LEVEL="2",
@@ -420,15 +424,18 @@ def test_command_line_server(bases, tmp_path, how):
                 f"--model_base_path={bases / 'cond'}",
                 "--model_name=gen",
                 "--port=0",
+                "--rest_api_port=0",
                 "--max_batch=4",
-                "--poll_seconds=0",
+                "--file_system_poll_wait_seconds=0",
+                "--rest_api_num_threads=2",
+                "--rest_api_timeout_in_ms=5000",
             ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=out,
         )
     try:
-        # The server logs the port it bound (--port=0: a free one) once its socket is bound.
+        # The server logs the ports it bound (0: a free one) once its sockets are bound.
         deadline = time.monotonic() + GUARD_SECONDS
         while not (
             match := re.search(
@@ -441,6 +448,17 @@ def test_command_line_server(bases, tmp_path, how):
             time.sleep(0.05)
         url = f"{match.group(1)}/v1/models/gen"
         assert requests.get(url, timeout=60).json() == _ok_status()
+        grpc_port = re.search(r"Serving gen over gRPC on 127\.0\.0\.1:([1-9]\d*)", log.read_text())
+        assert grpc_port, log.read_text()[-3000:]
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port.group(1)}") as channel:
+            status_request = get_model_status_pb2.GetModelStatusRequest()
+            status_request.model_spec.name = "gen"
+            [status] = (
+                model_service_pb2_grpc.ModelServiceStub(channel)
+                .GetModelStatus(status_request, timeout=60)
+                .model_version_status
+            )
+            assert (status.version, status.state) == (1, status.AVAILABLE)
         r = requests.get(url + ":sample?n=5", timeout=60)
         assert r.status_code == 400 and "max_batch=4" in r.json()["error"]
         r = requests.get(url + ":sample?n=4&label=1&seed=3", timeout=60)
@@ -454,3 +472,150 @@ def test_command_line_server(bases, tmp_path, how):
     finally:
         proc.terminate()
         proc.wait(timeout=GUARD_SECONDS)
+
+
+def _metric(text: str, name: str, **labels) -> float | None:
+    """The value of one sample in Prometheus text, or None if absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return None
+
+
+def test_prometheus_metrics_per_app(bases):
+    """/monitoring/prometheus/metrics (TF Serving's path): requests by signature and status,
+    latency histograms, the served version; each app counts on its own registry."""
+    apps = [
+        serving_app.create_app(bases / "uncond", "generator", max_batch=4, poll_seconds=0)
+        for _ in range(2)
+    ]
+    try:
+        first, second = (app.test_client() for app in apps)
+        url = "/v1/models/generator:predict"
+        for _ in range(3):
+            assert first.post(url, json={"instances": _z(2).tolist()}).status_code == 200
+        assert first.post(url, data=b"{oops").status_code == 400
+        assert first.post(url, json={"instances": _z(5).tolist()}).status_code == 400
+        assert first.get("/v1/models/generator/versions/7").status_code == 404
+        r = first.get("/monitoring/prometheus/metrics")
+        assert r.status_code == 200 and r.content_type.startswith("text/plain")
+        text = r.get_data(as_text=True)
+        requests_total = "gan_serving_requests_total"
+        ok = {"entrypoint": "REST", "api": "predict", "signature_name": "serving_default"}
+        assert _metric(text, requests_total, status="OK", **ok) == 3
+        assert _metric(text, requests_total, status="INVALID_ARGUMENT", **ok) == 1
+        # The unparsable body never named a signature.
+        assert _metric(text, requests_total, status="INVALID_ARGUMENT", signature_name="") == 1
+        assert _metric(text, requests_total, api="status", status="NOT_FOUND") == 1
+        count = "gan_serving_request_latency_seconds_count"
+        assert _metric(text, count, **ok) == 4
+        assert _metric(text, "gan_serving_model_run_seconds_count") == 3
+        assert _metric(text, "gan_serving_model_version", model_name="generator") == 1
+        # The second app saw none of it.
+        other = second.get("/monitoring/prometheus/metrics").get_data(as_text=True)
+        assert _metric(other, requests_total, **ok) is None
+        assert _metric(other, "gan_serving_model_version") == 1
+    finally:
+        for app in apps:
+            app.config["REGISTRY"].stop()
+
+
+def test_png_signature_answers_b64_over_rest(uncond):
+    """Outputs named *_bytes come back as {"b64": ...}, as TF Serving's REST API answers them."""
+    z = _z(3)
+    r = uncond.post(
+        "/v1/models/generator:predict",
+        json={"signature_name": "serving_default_png", "instances": z.tolist()},
+    )
+    assert r.status_code == 200, r.get_json()
+    predictions = r.get_json()["predictions"]
+    assert len(predictions) == 3 and all(set(p) == {"b64"} for p in predictions)
+    images = uncond.post("/v1/models/generator:predict", json={"instances": z.tolist()})
+    expected = np.array([p["images"] for p in images.get_json()["predictions"]], np.uint8)
+    decoded = [np.array(Image.open(io.BytesIO(base64.b64decode(p["b64"])))) for p in predictions]
+    np.testing.assert_array_equal(np.stack(decoded)[..., None], expected)
+    r = uncond.post(
+        "/v1/models/generator:predict",
+        json={"signature_name": "sample_png", "inputs": {"num_samples": 2, "seed": 0}},
+    )
+    assert [set(x) for x in r.get_json()["outputs"]] == [{"b64"}, {"b64"}]
+
+
+def test_string_outputs_follow_the_bytes_naming_rule():
+    outputs = {
+        "images_png_bytes": np.array([b"\x89PNG\x00", b"\xff"], object),
+        "names": np.array([b"a", "b\u00e9".encode()], object),
+    }
+    assert codec.encode_predict_response(outputs, row_format=False) == {
+        "outputs": {
+            "images_png_bytes": [{"b64": "iVBORwA="}, {"b64": "/w=="}],
+            "names": ["a", "b\u00e9"],
+        }
+    }
+    rows = codec.encode_predict_response(outputs, row_format=True)["predictions"]
+    assert rows[1] == {"images_png_bytes": {"b64": "/w=="}, "names": "b\u00e9"}
+
+
+def _same_as_float32(a, b) -> bool:
+    """Equal JSON values, floats compared as the float32 values they stand for."""
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_same_as_float32(a[k], b[k]) for k in a)
+        )
+    if isinstance(a, list):
+        return (
+            isinstance(b, list)
+            and len(a) == len(b)
+            and all(_same_as_float32(x, y) for x, y in zip(a, b, strict=True))
+        )
+    if isinstance(a, float) or isinstance(b, float):
+        return np.float32(a) == np.float32(b)
+    return a == b and type(a) is type(b)
+
+
+@pytest.mark.parametrize("row_format", [False, True])
+def test_predict_json_is_what_json_dumps_writes(row_format):
+    """The :predict answer (orjson, straight from numpy) holds the same values as the
+    lists-and-json.dumps encoding, and falls back to it for NaN/Infinity."""
+    rng = np.random.default_rng(0)
+    outputs = {
+        "images": rng.integers(0, 256, (3, 4, 4, 1), dtype=np.uint8),
+        "images_float": np.tanh(rng.normal(0, 1, (3, 4, 4, 1))).astype(np.float32),
+        "z": (rng.normal(0, 1, (3, 8)) * 10.0 ** rng.integers(-30, 30, (3, 8))).astype(np.float32),
+        "label": np.array([0, 2, 1], np.int32),
+        "images_png_bytes": np.array([b"\x89PNG", b"a", b"\xff"], object),
+    }
+    fast = json.loads(codec.predict_response_json(outputs, row_format))
+    slow = json.loads(json.dumps(codec.encode_predict_response(outputs, row_format)))
+    assert _same_as_float32(fast, slow)
+    key = "predictions" if row_format else "outputs"
+    images = fast[key]["images"] if not row_format else [row["images"] for row in fast[key]]
+    np.testing.assert_array_equal(np.array(images, np.uint8), outputs["images"])
+    psnr = {"psnr": np.array([np.inf, 20.5], np.float32)}
+    assert json.loads(codec.predict_response_json(psnr, row_format)) == {key: [np.inf, 20.5]}
+
+
+def test_asking_for_grpc_without_tensorflow_serving_api_is_an_error(tmp_path):
+    """--port serves gRPC; without its protos (an optional install) the server says what to
+    install instead of silently serving REST only."""
+    code = (
+        "import sys; sys.modules['tensorflow_serving'] = None\n"  # as if not installed
+        "from gan_keras import serve\n"
+        f"sys.argv = ['gan-serve', '--model_base_path={tmp_path}', '--port=8500']\n"
+        "serve.console_main()\n"
+    )
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(conftest.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert "pip install --no-deps tensorflow-serving-api" in result.stderr

@@ -1,8 +1,15 @@
-"""A model server for exported generators that speaks TensorFlow Serving's REST API.
+"""A model server for exported generators that speaks TensorFlow Serving's REST and gRPC APIs.
 
-    registry  which versions exist under the base path; loads and swaps the served one
-    codec     TF Serving's REST formats: predict requests (row/columnar), responses, errors
-    app       the Flask app (routes, the PNG sample endpoint) and running it on waitress
+    registry      which versions exist under the base path; loads, warms up and swaps the
+                  served one; resolves a request's model name and version
+    codec         signature lookup and input checks (both APIs); TF Serving's REST formats:
+                  predict requests (row/columnar), responses (`_bytes` outputs as b64), errors
+    app           the Flask app (REST routes, the PNG endpoints, /monitoring/prometheus/metrics)
+                  and running REST and gRPC side by side
+    grpc_service  PredictionService (Predict, GetModelMetadata), ModelService (GetModelStatus)
+                  on tensorflow-serving-api's protos
+    metrics       the Prometheus metrics, one registry per app
+    warmup        assets.extra/tf_serving_warmup_requests: written at export, replayed at load
 
 The command line is gan_keras.serve (`python -m gan_keras.serve`, `gan-serve`).
 """

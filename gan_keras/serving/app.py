@@ -18,6 +18,8 @@ Endpoints (as documented for TF Serving's REST API):
     POST ...:project[?steps=200][&label=3]            body: a PNG of the model's
                                                       image shape -> JSON {"z",
                                                       "psnr", "reconstruction_png_b64"}
+    GET  /monitoring/prometheus/metrics              the Prometheus text format
+                                                      (gan_keras.serving.metrics)
     POST ...:transform                                image-to-image models: body the
                                                       condition PNG (image/png), or
                                                       multipart/form-data with file
@@ -52,16 +54,19 @@ conditional models).
 import base64
 import json
 import logging
+import os
 import threading
+import time
 import weakref
 
 import numpy as np
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 from gan_keras import export_layout, sampling
 from gan_keras import images as gan_images
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
+from gan_keras.serving.metrics import ServingMetrics, status_for_http
 from gan_keras.serving.registry import ModelRegistry, Servable
 
 logger = logging.getLogger(__name__)
@@ -71,6 +76,8 @@ MAX_EDIT_STRENGTHS = 64
 DEFAULT_EDIT_NUM = 4
 GIF_FRAME_MS_RANGE = (20, 10_000)
 INT64_RANGE = (-(2**63), 2**63 - 1)
+# TF Serving's path for the Prometheus text format.
+METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
 def _json(obj, status: int = 200) -> Response:
@@ -106,15 +113,17 @@ def create_app(
     max_batch: int = 256,
     poll_seconds: float = 2.0,
     registry: ModelRegistry | None = None,
+    freeze_heap: bool = False,
 ) -> Flask:
     """The Flask app; ``app.config['REGISTRY']`` holds its ModelRegistry.
 
     The registry loads what is on disk now and starts polling when
     poll_seconds > 0; call ``app.config['REGISTRY'].stop()`` when done.
+    `freeze_heap` is for a process that only serves (ModelRegistry's).
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    registry = registry or ModelRegistry(model_base_path, model_name, poll_seconds)
+    registry = registry or ModelRegistry(model_base_path, model_name, poll_seconds, freeze_heap)
     registry.refresh()
     if registry.current() is None:
         logger.warning(
@@ -125,13 +134,40 @@ def create_app(
     app = Flask(__name__)
     app.config["REGISTRY"] = registry
     app.config["MAX_BATCH"] = max_batch
+    metrics = ServingMetrics(model_name, lambda: getattr(registry.current(), "version", None))
+    app.config["METRICS"] = metrics
     # JSON of one max_batch request of 256 latent vectors is far below this.
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
 
     def resolve(name: str, version: int | None) -> Servable:
-        if name != model_name:
-            raise ServingError(f"Servable not found for request: Latest({name})", 404)
-        return registry.get(version)
+        return registry.resolve(name, version)
+
+    @app.before_request
+    def start_clock():
+        g.start = time.perf_counter()
+
+    @app.after_request
+    def count_request(response):
+        # Every /v1/models request, whatever its outcome (error handlers' answers too).
+        if request.path.startswith("/v1/models/") and "start" in g:
+            try:
+                _, _, metadata, verb = _parse_path(request.path[len("/v1/models/") :])
+                api = verb or ("metadata" if metadata else "status")
+            except ServingError:
+                api = "malformed"
+            metrics.observe(
+                "REST",
+                api,
+                g.get("signature_name", ""),
+                status_for_http(response.status_code),
+                time.perf_counter() - g.start,
+            )
+        return response
+
+    @app.route(METRICS_PATH, methods=["GET"])
+    def prometheus_metrics():
+        data, content_type = metrics.exposition()
+        return Response(data, content_type=content_type)
 
     def sampling_servable(name: str, version: int | None, verb: str) -> Servable:
         servable = resolve(name, version)
@@ -214,9 +250,12 @@ def create_app(
             signature_name, arrays, row_format = codec.decode_predict_request(
                 request.get_data(cache=False), servable
             )
+            g.signature_name = signature_name
             codec.check_limits(arrays, servable, max_batch, signature_name)
-            outputs = servable.run(signature_name, arrays)
-            return _json(codec.encode_predict_response(outputs, row_format))
+            outputs = metrics.run_model(servable, signature_name, arrays)
+            return Response(
+                codec.predict_response_json(outputs, row_format), mimetype="application/json"
+            )
         if verb in ("sample", "interpolate", "edit"):
             if method != "GET":
                 raise ServingError(f"Use GET for :{verb}, not {method}", 405)
@@ -528,23 +567,63 @@ def _transform(servable: Servable) -> Response:
     return _image_response(png, "image/png", servable)
 
 
+def default_rest_threads() -> int:
+    """TF Serving's default for --rest_api_num_threads: 4 per CPU this process may run on."""
+    return 4 * len(os.sched_getaffinity(0))
+
+
 def run_server(
     model_base_path,
     model_name: str = "generator",
     *,
     host: str = "127.0.0.1",
-    port: int = 8501,
+    rest_api_port: int | None = 8501,
+    grpc_port: int | None = 8500,
     max_batch: int = 256,
     poll_seconds: float = 2.0,
-    threads: int = 4,
+    rest_api_num_threads: int = 0,
+    rest_api_timeout_in_ms: int = 30_000,
+    grpc_max_threads: int = 0,
 ) -> None:
-    """Serves the app on waitress until interrupted, then stops the registry's poller."""
+    """Serves REST (waitress) and gRPC on one registry until interrupted.
+
+    A port of 0 binds a free one, which is logged; None leaves that API out. The
+    REST server runs on this thread; the gRPC one (gan_keras.serving.grpc_service)
+    on its own pool, and both stop, with the registry's poller, on the way out.
+    """
     import waitress
 
-    flask_app = create_app(model_base_path, model_name, max_batch, poll_seconds)
+    if rest_api_port is None and grpc_port is None:
+        raise ValueError("Nothing to serve: neither a REST nor a gRPC port")
+    flask_app = create_app(model_base_path, model_name, max_batch, poll_seconds, freeze_heap=True)
+    registry = flask_app.config["REGISTRY"]
+    grpc_server = None
+    rest_threads = rest_api_num_threads or default_rest_threads()
     try:
-        server = waitress.create_server(flask_app, host=host, port=port, threads=threads)
-        # The bound port: --port=0 asks the OS for a free one, which clients then read here.
+        if grpc_port is not None:
+            from gan_keras.serving import grpc_service
+
+            grpc_server, bound = grpc_service.start_server(
+                registry,
+                flask_app.config["METRICS"],
+                host=host,
+                port=grpc_port,
+                max_batch=max_batch,
+                max_workers=grpc_max_threads or rest_threads,
+            )
+            # The bound port: --port=0 asks the OS for a free one, which clients then read here.
+            logger.info("Serving %s over gRPC on %s:%s", model_name, host, bound)
+        if rest_api_port is None:
+            grpc_server.wait_for_termination()
+            return
+        server = waitress.create_server(
+            flask_app,
+            host=host,
+            port=rest_api_port,
+            threads=rest_threads,
+            # Closes connections idle this long, so slow clients cannot hold the threads.
+            channel_timeout=max(1, rest_api_timeout_in_ms // 1000),
+        )
         logger.info(
             "Serving %s from %s on http://%s:%s/v1/models/%s",
             model_name,
@@ -555,4 +634,6 @@ def run_server(
         )
         server.run()
     finally:
-        flask_app.config["REGISTRY"].stop()
+        if grpc_server is not None:
+            grpc_server.stop(grace=1).wait()
+        registry.stop()

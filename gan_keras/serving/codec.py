@@ -9,10 +9,12 @@ Request checks need only what a loaded model declares (`registry.Servable`:
 ``signatures``, ``input_specs``, ``num_classes``).
 """
 
+import base64
 import json
 import sys
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
 
@@ -129,6 +131,48 @@ def to_array(value, spec: tf.TensorSpec, what: str, may_hold_bools: bool = True)
     return array
 
 
+def signature_inputs(servable, signature_name: str) -> dict:
+    """{input name: TensorSpec} of a signature; an unknown name -> ServingError 400.
+
+    The one signature lookup for REST and gRPC requests (an empty name means
+    serving_default, as in TF Serving's gRPC API).
+    """
+    signature_name = signature_name or "serving_default"
+    if signature_name not in servable.signatures:
+        raise ServingError(
+            f'Serving signature name: "{_shorten(signature_name)}" not found in signature '
+            f"def (available: {sorted(servable.signatures)})"
+        )
+    return servable.input_specs[signature_name]
+
+
+def check_input_names(given, specs: dict, signature_name: str, what: str) -> None:
+    """The inputs named in a request must be exactly the signature's."""
+    if set(given) != set(specs):
+        raise ServingError(
+            f"{what} has keys {_shorten(str(sorted(given)))}; signature "
+            f"'{signature_name}' expects {sorted(specs)}"
+        )
+
+
+def check_tensor(array: np.ndarray, spec: tf.TensorSpec, what: str) -> np.ndarray:
+    """A typed tensor (gRPC's TensorProto) for `spec`: its dtype must be the spec's exactly,
+    as TF Serving requires, and its shape compatible; values as `to_array` checks them."""
+    if array.dtype != spec.dtype.as_numpy_dtype:
+        raise ServingError(
+            f"{what}: expects {spec.dtype.name}, but a tensor of "
+            f"{tf.as_dtype(array.dtype).name if array.dtype != object else 'string'} was given"
+        )
+    if spec.dtype.is_floating and not np.all(np.isfinite(array)):
+        raise ServingError(f"{what}: values must be finite")
+    if not spec.shape.is_compatible_with(array.shape):
+        expected = [d if d is not None else -1 for d in spec.shape.as_list()]
+        raise ServingError(
+            f"{what}: expected shape {expected} (-1: any size), got {list(array.shape)}"
+        )
+    return array
+
+
 def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     """Parses a TF Serving predict request: (signature name, inputs, row format?)."""
     payload = parse_json(body)
@@ -140,12 +184,7 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     signature_name = payload.get("signature_name", "serving_default")
     if not isinstance(signature_name, str):
         raise ServingError("'signature_name' must be a string")
-    if signature_name not in servable.signatures:
-        raise ServingError(
-            f'Serving signature name: "{_shorten(signature_name)}" not found in signature '
-            f"def (available: {sorted(servable.signatures)})"
-        )
-    specs = servable.input_specs[signature_name]
+    specs = signature_inputs(servable, signature_name)
     has_instances, has_inputs = "instances" in payload, "inputs" in payload
     if has_instances == has_inputs:
         raise ServingError(
@@ -197,11 +236,7 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
                 f"Signature '{signature_name}' has inputs {sorted(specs)}: "
                 "'inputs' must be an object with these keys"
             )
-        if set(columns) != set(specs):
-            raise ServingError(
-                f"'inputs' has keys {_shorten(str(sorted(columns)))}; signature "
-                f"'{signature_name}' expects {sorted(specs)}"
-            )
+        check_input_names(columns, specs, signature_name, "'inputs'")
     may_hold_bools = b"true" in body or b"false" in body
     arrays = {
         name: to_array(value, specs[name], f"input '{name}'", may_hold_bools)
@@ -296,17 +331,81 @@ def json_floats(array) -> list:
     return _json_ready(np.asarray(array)).tolist()
 
 
-def encode_predict_response(outputs: dict, row_format: bool) -> dict:
+# TF Serving's REST convention: a string output whose name ends in this holds binary data
+# (e.g. PNG images) and is answered as {"b64": "<base64>"} per value; other string outputs
+# are answered as UTF-8 text.
+BINARY_OUTPUT_SUFFIX = "_bytes"
+
+
+def _b64(value: bytes) -> dict:
+    return {"b64": base64.b64encode(value).decode("ascii")}
+
+
+def _text(value) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+
+
+def _json_list(name: str, array: np.ndarray):
+    """An output as (nested) JSON-ready lists."""
+    if array.dtype.kind not in "OSU":
+        return _json_ready(array).tolist()
+    convert = _b64 if name.endswith(BINARY_OUTPUT_SUFFIX) else _text
+
+    def walk(x):
+        return [walk(v) for v in x] if isinstance(x, list) else convert(x)
+
+    return walk(array.tolist())
+
+
+def _predict_response(outputs: dict, row_format: bool, columns: dict) -> dict:
+    """The response's structure, around `columns` (one JSON-ready value per output)."""
     names = sorted(outputs)
-    outputs = {n: _json_ready(outputs[n]) for n in names}
     if row_format:
         batch = {len(outputs[n]) for n in names}
         if len(batch) != 1:
             raise ServingError("Outputs have different batch sizes; use the columnar format", 500)
         if len(names) == 1:
-            return {"predictions": outputs[names[0]].tolist()}
-        columns = {n: outputs[n].tolist() for n in names}
+            return {"predictions": columns[names[0]]}
         return {"predictions": [{n: columns[n][i] for n in names} for i in range(batch.pop())]}
     if len(names) == 1:
-        return {"outputs": outputs[names[0]].tolist()}
-    return {"outputs": {n: outputs[n].tolist() for n in names}}
+        return {"outputs": columns[names[0]]}
+    return {"outputs": {n: columns[n] for n in names}}
+
+
+def encode_predict_response(outputs: dict, row_format: bool) -> dict:
+    """The response as Python lists and dicts (json.dumps writes it)."""
+    columns = {n: _json_list(n, a) for n, a in outputs.items()}
+    return _predict_response(outputs, row_format, columns)
+
+
+def _orjson_ready(array: np.ndarray) -> bool:
+    """orjson writes numeric arrays itself; it would write NaN and infinities as null, where
+    TF Serving (and json.dumps) write NaN and Infinity, so those take the slow path."""
+    if array.dtype.kind in "OSU":
+        return True  # converted to lists first, as for json.dumps
+    if array.dtype.kind not in "biuf":
+        return False
+    return array.dtype.kind != "f" or bool(np.isfinite(array).all())
+
+
+def predict_response_json(outputs: dict, row_format: bool) -> bytes:
+    """The response as JSON text: the answer to a :predict request.
+
+    Written by orjson straight from the numpy arrays, without building a Python list per
+    row: ~3 ms instead of ~30 ms for 16 28x28 images (both outputs), and none of the ~25,000
+    short-lived lists whose churn set off the garbage collector's full passes, the source of
+    the slowest requests (benchmarks/results/serving.md). Floats are the shortest decimals that
+    round-trip their float32 values, as with `json_floats`; responses with NaN or infinities,
+    which orjson cannot write as TF Serving does, go through json.dumps.
+    """
+    if all(_orjson_ready(a) for a in outputs.values()):
+        columns = {
+            n: _json_list(n, a) if a.dtype.kind in "OSU" else np.ascontiguousarray(a)
+            for n, a in outputs.items()
+        }
+        return orjson.dumps(
+            _predict_response(outputs, row_format, columns),
+            option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE,
+        )
+    text = json.dumps(encode_predict_response(outputs, row_format), separators=(",", ":"))
+    return (text + "\n").encode()
