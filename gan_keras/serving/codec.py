@@ -123,12 +123,7 @@ def to_array(value, spec: tf.TensorSpec, what: str, may_hold_bools: bool = True)
         array = raw.astype(dtype)
     if spec.dtype.is_floating and not np.all(np.isfinite(array)):
         raise ServingError(f"{what}: values must be finite and within {spec.dtype.name}'s range")
-    if not spec.shape.is_compatible_with(array.shape):
-        expected = [d if d is not None else -1 for d in spec.shape.as_list()]
-        raise ServingError(
-            f"{what}: expected shape {expected} (-1: any size), got {list(array.shape)}"
-        )
-    return array
+    return check_shape(array, spec, what)
 
 
 def signature_inputs(servable, signature_name: str) -> dict:
@@ -155,6 +150,16 @@ def check_input_names(given, specs: dict, signature_name: str, what: str) -> Non
         )
 
 
+def check_shape(array: np.ndarray, spec: tf.TensorSpec, what: str) -> np.ndarray:
+    """`array` if its shape fits the signature's (REST and gRPC give the same 400)."""
+    if not spec.shape.is_compatible_with(array.shape):
+        expected = [d if d is not None else -1 for d in spec.shape.as_list()]
+        raise ServingError(
+            f"{what}: expected shape {expected} (-1: any size), got {list(array.shape)}"
+        )
+    return array
+
+
 def check_tensor(array: np.ndarray, spec: tf.TensorSpec, what: str) -> np.ndarray:
     """A typed tensor (gRPC's TensorProto) for `spec`: its dtype must be the spec's exactly,
     as TF Serving requires, and its shape compatible; values as `to_array` checks them."""
@@ -165,12 +170,7 @@ def check_tensor(array: np.ndarray, spec: tf.TensorSpec, what: str) -> np.ndarra
         )
     if spec.dtype.is_floating and not np.all(np.isfinite(array)):
         raise ServingError(f"{what}: values must be finite")
-    if not spec.shape.is_compatible_with(array.shape):
-        expected = [d if d is not None else -1 for d in spec.shape.as_list()]
-        raise ServingError(
-            f"{what}: expected shape {expected} (-1: any size), got {list(array.shape)}"
-        )
-    return array
+    return check_shape(array, spec, what)
 
 
 def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
