@@ -242,7 +242,42 @@ class ImageToImageGAN(gan_lib.GAN):
                 "(the condition and the image would need the same transform)"
             )
         super().compile(*args, **kwargs)
+        if self.adversarial_weight == 0:
+            # The L1-only model never consults D: it keeps only G's trackers.
+            self.trackers = {name: self.trackers[name] for name in ("g_loss", "g_grad_norm")}
         self.trackers["l1"] = keras.metrics.Mean(name="l1")
+
+    def train_step(self, data):
+        if self.adversarial_weight > 0:
+            return super().train_step(data)
+        return self._reconstruction_step(data)
+
+    def _reconstruction_step(self, data):
+        """The L1-only model's step: G's update alone.
+
+        G takes no noise here, so D's updates never reach G's trajectory when the
+        adversarial weight is 0; skipping them gives the same generator (a test
+        checks) at about 60% of the GAN step's cost.
+        """
+        real_images, condition = self._unpack(data)
+        local_batch = tf.shape(real_images)[0]
+        global_batch = local_batch * tf.distribute.get_replica_context().num_replicas_in_sync
+        step = tf.cast(self.g_optimizer.iterations, tf.int64)
+        with tf.GradientTape() as tape:
+            fake_images = self.generator(condition, training=True)
+            per_example = self._reconstruction_loss(fake_images, real_images)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            scaled_loss = self.g_optimizer.scale_loss(loss)
+        variables = self.generator.trainable_variables
+        grad_norm = self._apply(self.g_optimizer, tape.gradient(scaled_loss, variables), variables)
+        if self.ema_generator is not None:
+            with tf.control_dependencies([grad_norm]):
+                self._update_ema(step, global_batch)
+        mean_loss = tf.reduce_mean(per_example)
+        outputs = {"g_loss": mean_loss, "l1": mean_loss, "g_grad_norm": grad_norm}
+        for name, tracker in self.trackers.items():
+            tracker.update_state(outputs[name])
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
 
     def _unpack(self, data):
         (condition, images), _ = data

@@ -683,7 +683,10 @@ def make_train_steps(strategy, model: gan_lib.GAN, *, jit_compile: bool = False)
 
     def replica_step(batch):
         results = model.train_step(batch)
-        finite = tf.math.is_finite(results["d_loss"]) & tf.math.is_finite(results["g_loss"])
+        # The losses (an image-to-image task's L1-only model has no d_loss).
+        finite = tf.reduce_all(
+            [tf.math.is_finite(results[name]) for name in ("d_loss", "g_loss") if name in results]
+        )
         return tf.cast(tf.logical_not(finite), tf.int32)
 
     if jit_compile:

@@ -166,6 +166,54 @@ def test_l1_only_model_learns_to_upsample_better_than_bicubic():
     assert model_error < 0.8 * bicubic_error, (model_error, bicubic_error)
 
 
+def test_l1_only_step_skips_d_and_trains_the_same_generator():
+    """The L1-only model's step leaves D alone and gives the G the full GAN step would give
+    with adversarial weight 0 (D never reaches G there), under two replicas too."""
+    one, two = _strategies()
+    runs = {}
+    for name, strategy, full_step in [
+        ("full", one, True),
+        ("skip", one, False),
+        ("skip_two_replicas", two, False),
+    ]:
+        model = _make(strategy, adversarial_weight=0.0, ema=64.0, norm="none", sync=False)
+        d_before = [w.copy() for w in model.discriminator.get_weights()]
+        step_fn = (
+            (lambda data, m=model: image_to_image.gan_lib.GAN.train_step(m, data))
+            if full_step
+            else model.train_step
+        )
+        iterator = iter(
+            strategy.experimental_distribute_dataset(
+                tf.data.Dataset.from_tensors(_batch()).repeat()
+            )
+        )
+
+        @tf.function
+        def step(it, step_fn=step_fn, strategy=strategy):
+            strategy.run(step_fn, args=(next(it),))
+
+        for _ in range(3):
+            step(iterator)
+        d_changed = any(
+            not np.array_equal(a, b)
+            for a, b in zip(d_before, model.discriminator.get_weights(), strict=True)
+        )
+        runs[name] = (
+            model.generator.get_weights() + model.ema_generator.get_weights(),
+            d_changed,
+            sorted(model.trackers),
+        )
+    assert runs["full"][1] and not runs["skip"][1] and not runs["skip_two_replicas"][1]
+    assert runs["skip"][2] == ["g_grad_norm", "g_loss", "l1"]
+    for other in ("skip", "skip_two_replicas"):
+        diff = max(
+            float(np.max(np.abs(a - b)))
+            for a, b in zip(runs["full"][0], runs[other][0], strict=True)
+        )
+        assert diff < 1e-5, (other, diff)
+
+
 def test_ema_needs_a_generator_without_batch_norm():
     with pytest.raises(ValueError, match="g_norm='none'"):
         _make(tf.distribute.get_strategy(), norm="batch", sync=False, ema=100.0)
