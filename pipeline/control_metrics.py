@@ -50,7 +50,7 @@ import numpy as np
 from absl import logging
 from PIL import Image, ImageDraw, ImageFont
 
-from gan_keras import feature_extractors, io_utils, records
+from gan_keras import controls, feature_extractors, io_utils, records
 from gan_keras import images as gan_images
 from gan_keras import metrics as metrics_lib
 from pipeline import classes
@@ -146,16 +146,24 @@ def validate_config(config) -> None:
 
 
 def _generate(
-    generator, z: np.ndarray, labels: np.ndarray | None = None, batch_size: int = 256
+    generator,
+    z: np.ndarray,
+    labels: np.ndarray | None = None,
+    batch_size: int = 256,
+    psi: float | None = None,
 ) -> np.ndarray:
-    """uint8 images of `generator` (float output in [-1, 1]) for latents z (and labels)."""
+    """uint8 images of `generator` (float output in [-1, 1]) for latents z (and labels);
+    with `psi`, truncated as the export's truncated_sample does (controls.truncated_images:
+    in w-space for a generator with a mapping network, else in z-space)."""
     out = []
     for start in range(0, len(z), batch_size):
         zb = np.asarray(z[start : start + batch_size], np.float32)
-        inputs = (
-            zb if labels is None else [zb, np.asarray(labels[start : start + batch_size], np.int32)]
-        )
-        out.append(gan_images.to_uint8(np.asarray(generator(inputs, training=False))))
+        lb = None if labels is None else np.asarray(labels[start : start + batch_size], np.int32)
+        if psi is not None:
+            images = controls.truncated_images(generator, zb, np.float32(psi), lb)
+        else:
+            images = generator(zb if lb is None else [zb, lb], training=False)
+        out.append(gan_images.to_uint8(np.asarray(images)))
     return np.concatenate(out)
 
 
@@ -400,14 +408,15 @@ def truncation_sweep(
 ):
     """([{psi, frechet_distance, precision, recall}], {1.0: (the first NEIGHBOUR_QUERIES images,
     their features)} if psi = 1 is swept). The latents (and labels) are the headline metrics'
-    (pipeline.judge.sample_latents with the same seed and count), scaled by psi: the prior's
-    mean latent is 0."""
+    (pipeline.judge.sample_latents with the same seed and count), truncated as the export's
+    truncated_sample does: towards the prior's mean 0 in z-space, or towards the tracked
+    w_avg in w-space for a generator with a mapping network (StyleGAN2)."""
     z = judge_lib.sample_latents(num_samples, latent_dim, seed)
     if real_radii is None:
         real_radii = metrics_lib.knn_radii(real_features, pr_k)
     rows, kept = [], {}
     for psi in psis:
-        images = _generate(generator, np.float32(psi) * z, labels, batch_size)
+        images = _generate(generator, z, labels, batch_size, psi=psi)
         features = judge.features(images)
         precision, recall = metrics_lib.precision_recall(
             real_features, features, k=pr_k, real_radii=real_radii

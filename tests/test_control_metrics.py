@@ -510,3 +510,23 @@ def test_export_directions_without_an_evaluation_or_for_conditional_models(data,
     assert directions is None and "not the judge" in info["class_directions"]["skipped"]
     directions, info = control_metrics.export_directions(config, data.workdir, generator, 3, None)
     assert directions is None and "conditional" in info["class_directions"]["skipped"]
+
+
+def test_truncation_sweep_truncates_a_mapping_network_in_w_space():
+    """For StyleGAN2 psi scales w towards the tracked w_avg, as the export's truncated_sample
+    does; scaling z would leave w-space's average and miss the truncation trick."""
+    from gan_keras import stylegan2
+
+    generator = stylegan2.build_generator(resolution=16, channels=1, latent_dim=4, width=4)
+    style = stylegan2.StyleParts(generator)
+    style.mapping.w_avg.assign(tf.random.stateless_normal(style.mapping.w_avg.shape, [1, 2]))
+    z = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    at_zero = control_metrics._generate(generator, z, psi=0.0)
+    average = style.synthesize(style.broadcast(style.mapping.w_avg[None]))
+    np.testing.assert_array_equal(at_zero, np.repeat(images.to_uint8(average.numpy()), 5, 0))
+    zero_z = images.to_uint8(generator(np.zeros((1, 4), np.float32), training=False).numpy())
+    assert np.abs(at_zero[:1].astype(int) - zero_z.astype(int)).max() > 10
+    np.testing.assert_array_equal(
+        control_metrics._generate(generator, z, psi=1.0),
+        control_metrics._generate(generator, z),
+    )
