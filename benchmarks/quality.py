@@ -216,7 +216,7 @@ class ProjectContestant:
 
     def samples(self, num, seed):
         """From the generator an export would hold (EMA with re-estimated statistics when on)."""
-        self.model.refresh_ema_batch_norm()
+        self.model.refresh_sampling_batch_norm()
         return self._sample(self.model.sampling_generator, num, seed)
 
     def raw_samples(self, num, seed):

@@ -21,7 +21,7 @@ EMA generator (StyleGAN2's recipe plus BigGAN's "standing statistics"):
   generator's early, bad weights and makes the export worse than G itself.
 - BatchNorm statistics are not averaged or copied from the live generator:
   they belong to G's weights, not to the averaged ones. Before the EMA
-  generator samples or is saved, `refresh_ema_batch_norm` re-estimates them
+  generator samples or is saved, `refresh_sampling_batch_norm` re-estimates them
   by running it in training mode on fresh noise.
 
 StyleGAN2 generators (gan_keras.stylegan2: a mapping network z -> w and a synthesis network
@@ -53,6 +53,35 @@ _MIX, _NOISE, _PATH_LENGTH = 5, 6, 7
 # Seed counters: 8 draws per update, 8 updates (n_critic + 1) per step.
 _DRAWS_PER_UPDATE = 8
 MAX_N_CRITIC = 7
+
+
+def standing_batch_norm(generator: keras.Model, batches) -> None:
+    """Sets `generator`'s BatchNorm moving statistics to the average of the batch statistics
+    its current weights produce on `batches` (an iterable of generator inputs).
+
+    BigGAN's "standing statistics": the moving averages kept during training mix statistics
+    of many past weights, which no longer match the weights being sampled (measured on the
+    image-to-image GAN: FD 0.71 -> 0.65 on edges -> image, 0.90 -> 0.81 on inpainting once
+    re-estimated). Batch i enters each layer's moving average with weight 1/(i+1), so the
+    result is a plain average and the first batch replaces the stale statistics entirely.
+    A no-op for a generator without BatchNorm.
+    """
+    norms = [
+        layer
+        for layer in generator._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    if not norms:  # e.g. StyleGAN2
+        return
+    momenta = [layer.momentum for layer in norms]
+    try:
+        for i, inputs in enumerate(batches):
+            for layer in norms:
+                layer.momentum = i / (i + 1)
+            generator(inputs, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
 
 
 def check_n_critic(n_critic) -> None:
@@ -136,7 +165,7 @@ class GAN(keras.Model):
         self.ema_style = None
         # The step at which the EMA generator's BatchNorm statistics were last
         # re-estimated (None: never, or stale).
-        self._ema_statistics_step = None
+        self._sampling_statistics_step = None
         if self.ema_half_life_images > 0:
             self.ema_generator = keras.models.clone_model(generator)
             self.ema_generator.set_weights(generator.get_weights())
@@ -584,53 +613,38 @@ class GAN(keras.Model):
             # A buffer, not a weight: copied (StyleGAN2-ADA), after this step's update.
             self.ema_style.mapping.w_avg.assign(self.style.mapping.w_avg.value)
 
-    def refresh_ema_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
+    def refresh_sampling_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
         """Re-estimates the EMA generator's BatchNorm statistics on its own weights.
 
-        BigGAN's "standing statistics": the moving mean and variance become the
-        average over `num_batches` batches of fresh noise of the batch
-        statistics the averaged weights produce (a cumulative average through
-        each layer's momentum). A no-op without EMA or BatchNorm, and when the
+        BigGAN's "standing statistics" (`standing_batch_norm`) over `num_batches`
+        batches of fresh noise. A no-op without EMA or BatchNorm, and when the
         statistics are already those of the current step.
         """
         if self.ema_generator is None:
             return
         step = int(self.step.numpy())
-        if self._ema_statistics_step == step:
+        if self._sampling_statistics_step == step:
             return
-        norms = [
-            layer
-            for layer in self.ema_generator._flatten_layers(include_self=False)
-            if isinstance(layer, keras.layers.BatchNormalization)
-        ]
-        if not norms:  # e.g. StyleGAN2: nothing to re-estimate
-            self._ema_statistics_step = step
-            return
-        momenta = [layer.momentum for layer in norms]
-        try:
+
+        def batches():
             for i in range(num_batches):
-                for layer in norms:
-                    # Batch i gets weight 1/(i+1): a plain average of all batches,
-                    # the first one replacing the stale statistics entirely.
-                    layer.momentum = i / (i + 1)
                 seed = tf.constant([self.seed, 0x5EED + i], tf.int64)
                 z = tf.random.stateless_normal([batch_size, self.latent_dim], seed)
-                inputs = z
-                if self.num_classes:
-                    labels = tf.random.stateless_uniform(
-                        [batch_size], seed + 1, 0, self.num_classes, dtype=tf.int32
-                    )
-                    inputs = [z, labels]
-                self.ema_generator(inputs, training=True)
-        finally:
-            for layer, momentum in zip(norms, momenta, strict=True):
-                layer.momentum = momentum
-        self._ema_statistics_step = step
+                if not self.num_classes:
+                    yield z
+                    continue
+                labels = tf.random.stateless_uniform(
+                    [batch_size], seed + 1, 0, self.num_classes, dtype=tf.int32
+                )
+                yield [z, labels]
+
+        standing_batch_norm(self.ema_generator, batches())
+        self._sampling_statistics_step = step
 
     # --------------------------------------------------------------- sampling
     def sample(self, z, labels=None):
         """Float images in [-1, 1] from the sampling generator, inference mode."""
-        self.refresh_ema_batch_norm()
+        self.refresh_sampling_batch_norm()
         inputs = [z, labels] if self.num_classes else z
         return self.sampling_generator(inputs, training=False)
 

@@ -293,11 +293,29 @@ class ImageToImageGAN(gan_lib.GAN):
         difference = tf.abs(tf.cast(fake_images, tf.float32) - tf.cast(real_images, tf.float32))
         return self.l1_weight * tf.reduce_mean(difference, axis=[1, 2, 3])
 
-    def refresh_ema_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
-        """Nothing to re-estimate: an EMA generator here has no BatchNorm (see __init__)."""
+    def set_standing_conditions(self, conditions) -> None:
+        """Training conditions [N, h, w, c] that `refresh_sampling_batch_norm` runs G on."""
+        self._standing_conditions = tf.constant(conditions, self.compute_dtype)
+        self._sampling_statistics_step = None
+
+    def refresh_sampling_batch_norm(self, num_batches: int = 16, batch_size: int = 256) -> None:
+        """Re-estimates G's BatchNorm statistics on the standing conditions (in batches of
+        `batch_size`, at most `num_batches`), so they are those of G's current weights
+        (gan.standing_batch_norm). Conditions come from the data, so this needs
+        `set_standing_conditions` first (the train stage calls it); without them, a no-op.
+        Only G's moving statistics change: training-mode steps never read them."""
+        conditions = getattr(self, "_standing_conditions", None)
+        step = int(self.step.numpy())
+        if conditions is None or self._sampling_statistics_step == step:
+            return
+        total = min(int(conditions.shape[0]), num_batches * batch_size)
+        batches = (conditions[i : i + batch_size] for i in range(0, total, batch_size))
+        gan_lib.standing_batch_norm(self.sampling_generator, batches)
+        self._sampling_statistics_step = step
 
     def sample(self, condition, labels=None):
         """Images in [-1, 1] for `condition` from the sampling generator, inference mode."""
+        self.refresh_sampling_batch_norm()
         return self.sampling_generator(condition, training=False)
 
     def translate(self, condition):

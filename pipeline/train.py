@@ -363,6 +363,21 @@ class _TaskSampler:
 
 # Seeds the sample grids' conditions apart from the training stream's (index < 2**40).
 _GRID_SEED = 1 << 40
+# An image-to-image G's BatchNorm statistics are re-estimated on this many training
+# conditions (seeded apart from the grids' and training's) before it samples or is saved.
+STANDING_STATISTICS_IMAGES = 4096
+_STANDING_SEED = 3 << 40
+
+
+def _standing_conditions(config, ingest_dir) -> np.ndarray:
+    images, _ = input_pipeline.read_split(
+        ingest_dir,
+        records.TRAIN,
+        STANDING_STATISTICS_IMAGES,
+        resolution=config.data.resolution,
+        channels=config.data.channels,
+    )
+    return tasks.fixed_conditions(config.task, gan_images.to_float(images), _STANDING_SEED)
 
 
 def _flat_hparams(config) -> dict:
@@ -771,6 +786,7 @@ def _train_loop(
     if tasks.is_image_to_image(config.task):
         sampler = _TaskSampler(config, fixed_real_float)
         fixed_labels = sampler.labels  # D conditions the real images on their conditions
+        model.set_standing_conditions(_standing_conditions(config, ingest_dir))
     else:
         sampler = _Sampler(config, num_classes)
 
@@ -859,9 +875,9 @@ def _train_loop(
             keeper.evaluate(model, step, writer)
         if step % t.checkpoint_every == 0 or step == total_steps:
             # Every worker saves (the save may need collectives); non-chiefs
-            # write into their scratch directory. The EMA generator is saved
+            # write into their scratch directory. The sampling generator is saved
             # with BatchNorm statistics of its own weights.
-            model.refresh_ema_batch_norm()
+            model.refresh_sampling_batch_norm()
             manager.save(checkpoint_number=step)
     writer.flush()
     samples = sorted(samples_dir.glob("step_*.png"))

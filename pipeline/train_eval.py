@@ -139,7 +139,7 @@ class BestCheckpoint:
         start = time.perf_counter()
         # Every worker re-estimates the EMA generator's BatchNorm statistics (deterministic), so
         # what the workers save agrees with what the chief scored.
-        model.refresh_ema_batch_norm()
+        model.refresh_sampling_batch_norm()
         improved = False
         if self.chief:
             scores = self.evaluator(model)

@@ -109,7 +109,7 @@ def _train(strategy, steps=2, num_classes=0, **kwargs):
     weights = model.generator.get_weights() + model.discriminator.get_weights()
     if model.ema_generator is not None:
         # Under the strategy too: re-estimated statistics must not depend on the replica layout.
-        model.refresh_ema_batch_norm(num_batches=3, batch_size=16)
+        model.refresh_sampling_batch_norm(num_batches=3, batch_size=16)
         weights += model.ema_generator.get_weights()
     metrics = {name: float(t.result()) for name, t in model.trackers.items()}
     return weights, metrics
@@ -237,7 +237,7 @@ def test_ema_generator_samples_with_batch_norm_statistics_of_its_own_weights():
         ema_var.assign(var.value)
     copied_gap = _inference_vs_training_gap(model.ema_generator, z)
     # ...the re-estimated ones do: inference mode then matches large-batch statistics.
-    model.refresh_ema_batch_norm()
+    model.refresh_sampling_batch_norm()
     refreshed_gap = _inference_vs_training_gap(model.ema_generator, z)
     assert refreshed_gap < 0.02 < copied_gap
     # Sampling re-estimates by itself once G has moved on, and only then.

@@ -214,6 +214,18 @@ def test_l1_only_step_skips_d_and_trains_the_same_generator():
         assert diff < 1e-5, (other, diff)
 
 
+def test_sampling_re_estimates_batch_norm_statistics_on_the_standing_conditions():
+    model, _, _ = _train(tf.distribute.get_strategy(), steps=3)
+    (condition, _), _ = _batch()
+    # After training the moving statistics lag the weights: inference differs from batch stats.
+    with_batch_stats = model.generator(condition, training=True).numpy()
+    assert np.abs(model.translate(condition).numpy() - with_batch_stats).max() > 1e-3
+    model.set_standing_conditions(condition)
+    # One batch holding every standing condition: the statistics become exactly its own.
+    model.refresh_sampling_batch_norm(num_batches=1, batch_size=len(condition))
+    np.testing.assert_allclose(model.translate(condition).numpy(), with_batch_stats, atol=1e-4)
+
+
 def test_ema_needs_a_generator_without_batch_norm():
     with pytest.raises(ValueError, match="g_norm='none'"):
         _make(tf.distribute.get_strategy(), norm="batch", sync=False, ema=100.0)
