@@ -45,6 +45,8 @@ setuptools.setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            # scripts/test.sh runs the suite on two workers (one per core).
+            "pytest-xdist>=3.5",
             "ruff>=0.6",
             "requests>=2.31",
             "matplotlib>=3.8",

@@ -13,4 +13,7 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -q --timeout=900 tests "$@"
+# Two workers, one per core: much of the suite is single-threaded Python (tracing, Beam,
+# subprocesses), so two cut its time on 2 cores; a test file stays on one worker, where its
+# module fixtures are built once. PYTEST_WORKERS=0 runs it in this process.
+exec .venv/bin/python -m pytest -q --timeout=900 -n "${PYTEST_WORKERS:-2}" --dist loadfile tests "$@"
