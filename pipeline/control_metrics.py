@@ -47,6 +47,7 @@ import re
 import time
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 from PIL import Image, ImageDraw, ImageFont
 
@@ -160,7 +161,10 @@ def _generate(
         zb = np.asarray(z[start : start + batch_size], np.float32)
         lb = None if labels is None else np.asarray(labels[start : start + batch_size], np.int32)
         if psi is not None:
-            images = controls.truncated_images(generator, zb, np.float32(psi), lb)
+            # Tensors both: Keras refuses a nested input mixing tensors and arrays.
+            images = controls.truncated_images(
+                generator, zb, np.float32(psi), None if lb is None else tf.constant(lb)
+            )
         else:
             images = generator(zb if lb is None else [zb, lb], training=False)
         out.append(gan_images.to_uint8(np.asarray(images)))
@@ -448,9 +452,6 @@ def projection_metrics(
     """PSNR of projecting uint8 `targets` into the generator (gan_keras.controls.project, pixel
     MSE, its default restarts and learning rate), next to the PSNR of each target's nearest
     training image in pixel space (the memorising baseline a generator should beat)."""
-    import tensorflow as tf
-
-    from gan_keras import controls
 
     def generator_fn(z, label):
         inputs = z if label is None else [z, label]

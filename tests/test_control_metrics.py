@@ -530,3 +530,17 @@ def test_truncation_sweep_truncates_a_mapping_network_in_w_space():
         control_metrics._generate(generator, z, psi=1.0),
         control_metrics._generate(generator, z),
     )
+
+
+def test_truncation_sweep_scales_z_of_a_conditional_dcgan():
+    from gan_keras import networks
+
+    generator = networks.build_generator(
+        resolution=16, channels=1, latent_dim=4, width=2, num_classes=3
+    )
+    z = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2])
+    expected = generator([0.5 * z, labels.astype(np.int32)], training=False).numpy()
+    np.testing.assert_array_equal(
+        control_metrics._generate(generator, z, labels, psi=0.5), images.to_uint8(expected)
+    )
