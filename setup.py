@@ -50,6 +50,8 @@ setuptools.setup(
             "ruff>=0.6",
             "requests>=2.31",
             "matplotlib>=3.8",
+            # A Cloud Storage emulator (pure Python) for tests/test_object_store.py.
+            "gcp-storage-emulator>=2024.8",
         ],
         # benchmarks.quality's plot.
         "bench": ["matplotlib>=3.8"],
@@ -58,6 +60,12 @@ setuptools.setup(
         # beside tensorflow-cpu. Install it with `pip install --no-deps
         # tensorflow-serving-api==2.21.0` (scripts/test.sh does).
         "serving": ["grpcio>=1.60"],
+        # gs:// workdirs and model base paths (gan_keras.filesystem, through Beam's GCS
+        # filesystem): the storage client, and google-auth-httplib2, without which Beam
+        # connects anonymously instead of with the machine's credentials. Not apache-beam[gcp]:
+        # its ~80 packages (BigQuery, Pub/Sub, Spanner, ...) serve no stage here; install it
+        # for --runner=DataflowRunner.
+        "gcs": ["google-cloud-storage>=2.14", "google-auth-httplib2>=0.2"],
     },
     entry_points={
         "console_scripts": [

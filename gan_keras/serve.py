@@ -15,6 +15,7 @@ import logging
 
 from absl import app, flags
 
+from gan_keras import filesystem
 from gan_keras.serving import app as serving_app
 
 _PORT = flags.DEFINE_integer(
@@ -94,6 +95,11 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not _MODEL_BASE_PATH.value:
         raise app.UsageError("--model_base_path is required")
+    try:
+        # A local directory or gs://bucket/path; `gs:/x` must not be read as a local folder.
+        filesystem.check(_MODEL_BASE_PATH.value, "--model_base_path")
+    except filesystem.PathError as e:
+        raise app.UsageError(str(e)) from None
     if _PORT.value and _PORT.value == _REST_API_PORT.value:
         raise app.UsageError("--port (gRPC) and --rest_api_port must differ")
     logging.getLogger().setLevel(logging.INFO)

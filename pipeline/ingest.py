@@ -26,7 +26,6 @@ import hashlib
 import json
 import logging
 import math
-import pathlib
 import shlex
 import threading
 import time
@@ -37,7 +36,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
-from gan_keras import io_utils, progress, records
+from gan_keras import filesystem, io_utils, progress, records
 from gan_keras.records import EVAL, TRAIN, shard_name, write_tfrecord
 from pipeline import ingest_config, ingest_sources
 from pipeline.ingest_images import PreprocessOptions, Rejection, allow_max_pixels, preprocess
@@ -356,7 +355,7 @@ class IngestTransform(beam.PTransform):
         self._progress_run = progress_run
 
     def expand(self, work_items):
-        out_dir = pathlib.Path(self._out_dir)
+        out_dir = filesystem.path(self._out_dir)
         raw = work_items | "Read" >> beam.ParDo(ReadFn(self._plan.reader))
         preprocess_fn = PreprocessFn(self._opts, self._progress_run, self._plan.num_inputs)
         processed = raw | "Preprocess" >> beam.ParDo(preprocess_fn).with_outputs(
@@ -451,11 +450,13 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
     plan = ingest_sources.plan_source(
         data_config.source, data_config.tfds_data_dir, ingest_config.label_names(data_config)
     )
-    out_dir = pathlib.Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    # A local directory or an object-store prefix: Beam's workers write the shards and the
+    # reject report through FileSystems, the rest goes through the same layer.
+    out_dir = filesystem.path(out_dir)
+    filesystem.makedirs(out_dir)
     # Shards of an earlier run in the same directory would mix with ours.
-    for stale in out_dir.glob(records.shard_pattern()):
-        stale.unlink()
+    for stale in filesystem.glob(out_dir, records.shard_pattern()):
+        filesystem.remove(stale)
     opts = PreprocessOptions.from_config(data_config)
     shards = choose_num_shards(plan, data_config)
     options = pipeline_options(data_config, beam_pipeline_args)
@@ -487,8 +488,8 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
             _PROGRESS.pop(progress_run, None)
     _log_metrics(result)
 
-    summary = json.loads((out_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
-    (out_dir / SUMMARY_FILE).unlink()
+    summary = json.loads(filesystem.read_text(out_dir / SUMMARY_FILE))
+    filesystem.remove(out_dir / SUMMARY_FILE)
     stats = {
         "source": data_config.source,
         "source_kind": plan.kind,
@@ -501,7 +502,7 @@ def run_ingest(data_config, out_dir, beam_pipeline_args=None) -> dict:
         "eval_fraction": None if plan.has_own_split else float(data_config.eval_fraction),
         "num_shards": shards,
         "files": {
-            split: sorted(p.name for p in out_dir.glob(records.shard_pattern(split)))
+            split: sorted(p.name for p in filesystem.glob(out_dir, records.shard_pattern(split)))
             for split in records.SPLITS
         },
         **summary,

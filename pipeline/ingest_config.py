@@ -3,6 +3,7 @@
 import os
 import shlex
 
+from gan_keras import filesystem
 from pipeline import ingest_sources
 
 MIN_RESOLUTION = 8
@@ -43,6 +44,10 @@ def validate_config(data_config) -> None:
             f"data.beam_pipeline_args cannot be split like a shell command line: {e}"
         ) from e
     tfds_dir = data_config.get("tfds_data_dir", "")
+    if tfds_dir and filesystem.is_object_store(filesystem.check(tfds_dir, "data.tfds_data_dir")):
+        raise ValueError(
+            f"data.tfds_data_dir={tfds_dir!r}: TFDS data is read from a local directory only"
+        )
     if tfds_dir and not os.path.isdir(tfds_dir):
         raise ValueError(f"data.tfds_data_dir {tfds_dir!r} is not a directory")
     if any(not n for n in label_names(data_config)):

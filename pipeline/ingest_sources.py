@@ -30,6 +30,7 @@ import struct
 
 import numpy as np
 
+from gan_keras import filesystem
 from gan_keras.records import EVAL, TRAIN
 
 SOURCE_KINDS = ("idx", "folder", "tfds", "digits")
@@ -81,6 +82,13 @@ def check_source(source) -> None:
     """Cheap existence checks done up front (no reading of image data)."""
     kind, arg = parse_source(source)
     if kind in ("idx", "folder"):
+        # A typo like folder:gs:/bucket must not read (or create) a local folder named `gs:`.
+        if filesystem.is_object_store(filesystem.check(arg, f"data.source ({kind}:)")):
+            raise ValueError(
+                f"data.source={source!r}: {kind} sources are read from local directories only "
+                "(object-store URLs are supported for --workdir); copy the files to a local "
+                "directory, e.g. gcloud storage cp -r, or use a tfds: dataset"
+            )
         path = pathlib.Path(arg)
         if not path.exists():
             raise ValueError(f"data.source: directory {arg!r} does not exist")

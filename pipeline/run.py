@@ -14,6 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from gan_keras import filesystem
 from pipeline import runner, stages
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -43,6 +44,11 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    try:
+        # Before anything touches it: `gs:/bucket` must not become a local folder named `gs:`.
+        filesystem.check(_WORKDIR.value, "--workdir")
+    except filesystem.PathError as e:
+        raise app.UsageError(str(e)) from None
     import shlex
 
     import tensorflow as tf
@@ -69,7 +75,7 @@ def main(argv):
         logging.error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    print(runner.artifact_report(_WORKDIR.value))
+    print(pipeline_runner.artifact_report())
     # The evaluate stage's summary is its metrics.json, also when it was up to date.
     quality = (results.get("evaluate") or {}).get("summary")
     if quality:

@@ -8,6 +8,13 @@ are unchanged, is skipped (a logged no-op) unless forced.
 
 The stages themselves (what they read, write and run) are registered in
 pipeline.stages; nothing here names one, except the final artifact report.
+
+An object-store workdir (gs://...; gan_keras.filesystem) is run through a local
+working copy: pulled at the start, pushed after every stage (and by the train
+stage after every checkpoint) with commit files last, so the store only ever
+shows a stage directory as complete once all of it is there. A stage that does
+its own I/O through the filesystem layer (`Stage.object_store_io`: ingest, whose
+Beam workers may run elsewhere, e.g. on Dataflow) is staged in the store itself.
 """
 
 import dataclasses
@@ -23,12 +30,30 @@ import time
 from absl import logging
 
 import gan_keras
-from gan_keras import export_layout, io_utils
+from gan_keras import export_layout, filesystem, io_utils
 from pipeline import stages
 from pipeline import workdir as workdir_layout
 
 # Fields that do not change what a stage produces (how it runs, not what).
 _NOT_FINGERPRINTED = {"data.beam_pipeline_args"}
+
+MANIFEST_FILE = "manifest.json"
+# In an object-store workdir, files a reader trusts a directory by, written after the rest of
+# their directory: TensorFlow's checkpoint pointer (tf.train.latest_checkpoint reads only what
+# it names) and an export version's saved_model.pb (what TF Serving and our server wait for).
+_COMMIT_LAST = ("checkpoint", export_layout.SAVED_MODEL_FILE)
+
+
+def _temporary(rel: str) -> bool:
+    """Dot-prefixed names are temporary siblings (staged directories, exports being written):
+    never pulled or pushed."""
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _moved_aside(rel: str) -> bool:
+    """Training runs moved aside by --force are pushed (kept) but never pulled: no stage reads
+    them."""
+    return ".replaced-" in rel.split("/", 1)[0]
 
 
 def _now() -> str:
@@ -50,6 +75,8 @@ def stage_config(config, stage: str, extra: dict | None = None) -> dict:
 
 def output_fingerprint(stage_dir, stage: str) -> str:
     """sha256 over the stage's output files (relative path, size, content)."""
+    if filesystem.is_object_store(stage_dir):
+        return _object_fingerprint(filesystem.path(stage_dir), stage)
     stage_dir = pathlib.Path(stage_dir)
     files = sorted(
         {p for pattern in stages.get(stage).outputs for p in stage_dir.glob(pattern) if p.is_file()}
@@ -64,9 +91,27 @@ def output_fingerprint(stage_dir, stage: str) -> str:
     return digest.hexdigest()
 
 
+def _object_fingerprint(stage_dir, stage: str) -> str:
+    """`output_fingerprint` of a stage directory in an object store: the same digest the
+    local copy of the same files gives."""
+    files = sorted(
+        {p for pattern in stages.get(stage).outputs for p in filesystem.glob(stage_dir, pattern)}
+    )
+    digest = hashlib.sha256()
+    for path in files:
+        data = filesystem.read_bytes(path)
+        digest.update(str(path.relative_to(stage_dir)).encode())
+        digest.update(str(len(data)).encode())
+        digest.update(data)
+    return digest.hexdigest()
+
+
 def read_manifest(stage_dir) -> dict | None:
-    path = pathlib.Path(stage_dir) / "manifest.json"
-    if not path.exists():
+    if filesystem.is_object_store(stage_dir):
+        path = filesystem.path(stage_dir) / MANIFEST_FILE
+    else:
+        path = pathlib.Path(stage_dir) / MANIFEST_FILE
+    if not filesystem.exists(path):
         return None
     try:
         return io_utils.read_json(path)
@@ -95,10 +140,26 @@ class Runner:
         beam_pipeline_args=None,
     ):
         self.config = config
-        self.workdir = pathlib.Path(workdir).resolve()
+        workdir = filesystem.check(workdir, "--workdir")
+        self.copy = None  # the local working copy of an object-store workdir
+        if filesystem.is_object_store(workdir):
+            self.copy = filesystem.WorkingCopy(
+                workdir,
+                skip=_temporary,
+                not_pulled=_moved_aside,
+                invalidate_first=(MANIFEST_FILE,),
+                commit_last=_COMMIT_LAST,
+            )
+            self.workdir = self.copy.local
+        else:
+            self.workdir = pathlib.Path(workdir).resolve()
         self.force = force
         self.force_export = force_export or bool(config.export.force)
         self.beam_pipeline_args = list(beam_pipeline_args or [])
+
+    def artifact_report(self) -> str:
+        """`artifact_report` of this run's workdir (an object store's by its URLs)."""
+        return artifact_report(self.workdir, self.copy.remote if self.copy else None)
 
     # ----------------------------------------------------------- validation
     def validate(self, names) -> None:
@@ -111,6 +172,9 @@ class Runner:
         """Runs the named stages (default: all) in pipeline order; unknown names are ignored."""
         names = [name for name in stages.names() if names is None or name in names]
         self.validate(names)
+        if self.copy is not None:
+            logging.info("Working copy of %s: %s", self.copy.remote, self.workdir)
+            self.copy.pull()
         self.workdir.mkdir(parents=True, exist_ok=True)
         results = {}
         for name in names:
@@ -124,6 +188,11 @@ class Runner:
             fingerprints[upstream] = manifest["output_fingerprint"]
         return fingerprints
 
+    def _sync(self) -> None:
+        """Pushes what changed in an object-store workdir's working copy (no-op locally)."""
+        if self.copy is not None:
+            self.copy.push()
+
     def _run_stage(self, stage) -> dict:
         name, stage_dir = stage.name, self.workdir / stage.name
         context = stages.Context(
@@ -133,6 +202,7 @@ class Runner:
             force=self.force,
             force_export=self.force_export,
             beam_pipeline_args=tuple(self.beam_pipeline_args),
+            sync=self._sync,
         )
         options = {option: getattr(context, option) for option in stage.options}
         config_now = stage_config(self.config, name, options)
@@ -156,7 +226,15 @@ class Runner:
             # A non-chief worker runs in lock step with the chief but leaves
             # the shared stage directory (manifest, --force moves) to it.
             logging.info("[%s] running as a non-chief worker; the chief writes %s", name, stage_dir)
-            return stage.run(context)
+            return stage.run(dataclasses.replace(context, sync=stages.no_sync))
+        try:
+            return self._run_chief(stage, context, previous, config_now, inputs_now)
+        finally:
+            # Also after a failure: committed checkpoints and a failed stage's report count.
+            self._sync()
+
+    def _run_chief(self, stage, context, previous, config_now, inputs_now) -> dict:
+        name, stage_dir = stage.name, context.out_dir
         if stage.prepare is not None:
             stage.prepare(context, previous, {"config": config_now, "inputs": inputs_now})
 
@@ -173,33 +251,46 @@ class Runner:
             "host": os.uname().nodename,
         }
         if stage.staged:
-            failed_dir = workdir_layout.failed_dir(self.workdir, name)
+            # A stage doing its own object-store I/O is staged in the store, then copied here.
+            root = self.copy.remote if self.copy and stage.object_store_io else self.workdir
+            final_dir = root / name
+            failed_dir = workdir_layout.failed_dir(root, name)
             try:
-                with io_utils.staged_directory(stage_dir, keep_failed=failed_dir) as tmp:
+                with io_utils.staged_directory(
+                    final_dir, keep_failed=failed_dir, commit_files=(MANIFEST_FILE,)
+                ) as tmp:
                     summary = stage.run(dataclasses.replace(context, out_dir=tmp))
                     self._finish_manifest(manifest, tmp, name, summary, t0)
             except Exception as e:
-                if failed_dir.exists():
+                if filesystem.exists(failed_dir):
                     _write_failure(failed_dir, manifest, e, t0)
                     logging.error(
                         "[%s] failed; what it wrote is in %s (%s is unchanged)",
                         name,
                         failed_dir,
-                        stage_dir,
+                        final_dir,
                     )
                 raise
             # A success makes an older failure's leftovers stale.
-            shutil.rmtree(failed_dir, ignore_errors=True)
+            filesystem.rmtree(failed_dir)
+            if root is not self.workdir:
+                self.copy.pull(name)
+                shutil.rmtree(workdir_layout.failed_dir(self.workdir, name), ignore_errors=True)
         else:
             stage_dir.mkdir(parents=True, exist_ok=True)
             # A killed run leaves "running", which never counts as cached.
-            io_utils.atomic_write_json(stage_dir / "manifest.json", manifest)
+            io_utils.atomic_write_json(stage_dir / MANIFEST_FILE, manifest)
+            self._sync()
             summary = stage.run(context)
             self._finish_manifest(manifest, stage_dir, name, summary, t0)
         logging.info("[%s] done in %.1f s", name, time.time() - t0)
         return summary
 
     def _finish_manifest(self, manifest, stage_dir, stage, summary, t0):
+        if self.copy is not None:
+            # Paths in the summary name the store's objects, not this run's working copy.
+            text = json.dumps(summary, default=io_utils.json_default)
+            summary = json.loads(text.replace(str(self.workdir), str(self.copy.remote)))
         manifest.update(
             status="complete",
             finished_at=_now(),
@@ -207,7 +298,7 @@ class Runner:
             output_fingerprint=output_fingerprint(stage_dir, stage),
             summary=summary,
         )
-        io_utils.atomic_write_json(pathlib.Path(stage_dir) / "manifest.json", manifest)
+        io_utils.atomic_write_json(filesystem.path(stage_dir) / MANIFEST_FILE, manifest)
 
 
 def _write_failure(failed_dir, manifest, error, t0) -> None:
@@ -219,22 +310,30 @@ def _write_failure(failed_dir, manifest, error, t0) -> None:
         duration_s=round(time.time() - t0, 2),
         error=f"{type(error).__name__}: {error}",
     )
-    io_utils.atomic_write_json(pathlib.Path(failed_dir) / "manifest.json", manifest)
+    io_utils.atomic_write_json(filesystem.path(failed_dir) / MANIFEST_FILE, manifest)
 
 
-def artifact_report(workdir) -> str:
-    """Where a person finds the results, and how to look at them."""
+def artifact_report(workdir, shown_as=None) -> str:
+    """Where a person finds the results, and how to look at them. `shown_as`: the
+    object-store workdir that `workdir` is the working copy of, named instead of it."""
     workdir = pathlib.Path(workdir).resolve()
     lines = ["", "Pipeline artifacts:"]
+
+    def shown(p):
+        if shown_as is None:
+            return p
+        rel = pathlib.Path(p).relative_to(workdir).as_posix()
+        return shown_as if rel == "." else filesystem.path(shown_as) / rel
+
     train_dir = workdir_layout.train_dir(workdir)
     samples = sorted((train_dir / "samples").glob("step_*.png"))
     if samples:
-        lines.append(f"  sample grid      {samples[-1]}")
+        lines.append(f"  sample grid      {shown(samples[-1])}")
     if (train_dir / "logs").exists():
-        lines.append(f"  TensorBoard logs {train_dir / 'logs'}")
+        lines.append(f"  TensorBoard logs {shown(train_dir / 'logs')}")
     metrics = workdir_layout.metrics_path(workdir)
     if metrics.exists():
-        lines.append(f"  metrics          {metrics}")
+        lines.append(f"  metrics          {shown(metrics)}")
     base = workdir_layout.export_base_path(workdir)
     versions = export_layout.list_versions(base)[::-1]
     export_summary = (
@@ -243,7 +342,7 @@ def artifact_report(workdir) -> str:
     if export_summary.get("exported") is False:
         lines.append(f"  SavedModel       not exported this run: {export_summary.get('reason')}")
     if versions:
-        lines.append(f"  SavedModel       {base / str(versions[0])}")
+        lines.append(f"  SavedModel       {shown(base / str(versions[0]))}")
     # Name the executables of this environment: a virtualenv need not be active.
     bin_dir = pathlib.Path(sys.executable).parent
     tensorboard = bin_dir / "tensorboard"
@@ -252,12 +351,13 @@ def artifact_report(workdir) -> str:
         "",
         # The whole workdir: its runs (train/logs, with evaluate's metrics in its HParams
         # session) side by side, and several workdirs under one parent compare in HParams.
-        f"Open TensorBoard:   {tensorboard} --logdir {workdir} --port 6006",
+        f"Open TensorBoard:   {tensorboard} --logdir {shown(workdir)} --port 6006",
         "                    then browse http://localhost:6006 (HParams: runs by FD)",
     ]
     if versions:
         lines.append(
-            f"Serve the model:    {sys.executable} -m gan_keras.serve --model_base_path={base} "
+            f"Serve the model:    {sys.executable} -m gan_keras.serve "
+            f"--model_base_path={shown(base)} "
             "--rest_api_port=8501 --port=8500"
         )
     return "\n".join(lines)

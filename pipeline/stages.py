@@ -32,6 +32,10 @@ class PipelineError(RuntimeError):
     """A stage cannot run: missing inputs, incompatible state, bad config."""
 
 
+def no_sync() -> None:
+    """`Context.sync` of a local workdir, and of a non-chief worker."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Context:
     """What a stage's run function gets."""
@@ -42,6 +46,10 @@ class Context:
     force: bool = False  # --force: rerun even if up to date
     force_export: bool = False  # --force_export or config.export.force
     beam_pipeline_args: tuple[str, ...] = ()  # --beam_pipeline_args, split
+    # Publishes what the stage wrote so far (an object-store workdir's working copy is pushed,
+    # commit files last); the train stage calls it after each checkpoint, so a killed run
+    # resumes from the store. A no-op for a local workdir.
+    sync: Callable[[], None] = no_sync
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +69,11 @@ class Stage:
     # is_chief(config): False on the other workers of a multi-worker run, which
     # run the stage but leave workdir/<name> (manifest, --force moves) to the chief.
     is_chief: Callable[[Any], bool] = lambda config: True
+    # For an object-store workdir: True when the stage reads and writes through
+    # gan_keras.filesystem itself (its out_dir is then a prefix in the store; ingest, whose
+    # Beam workers may run on other machines), False when it works in the runner's local
+    # working copy of the workdir.
+    object_store_io: bool = False
 
 
 _REGISTRY: dict[str, Stage] = {}
@@ -112,6 +125,7 @@ register(
         staged=True,
         validate=hook("pipeline.ingest", "validate_config"),
         run=hook("pipeline.ingest", "run"),
+        object_store_io=True,
     )
 )
 

@@ -389,8 +389,11 @@ def _flat_hparams(config) -> dict:
     return flat
 
 
-def run_train(config, workdir) -> dict:
-    """Trains until `train.steps`, resuming from the last checkpoint if any."""
+def run_train(config, workdir, on_checkpoint=stages.no_sync) -> dict:
+    """Trains until `train.steps`, resuming from the last checkpoint if any.
+
+    `on_checkpoint()` runs on the chief after each checkpoint is written (the runner
+    publishes an object-store workdir's working copy then)."""
     validate_config(config)
     workdir = pathlib.Path(workdir)
     t = config.train
@@ -469,6 +472,7 @@ def run_train(config, workdir) -> dict:
                 adversarial_weight,
                 # The L1-only reference is a baseline trained from scratch.
                 None if model_dir else parent,
+                on_checkpoint if chief else stages.no_sync,
             )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -506,6 +510,7 @@ def _train_model(
     evaluator,
     adversarial_weight,
     parent: fine_tune.Parent | None = None,
+    on_checkpoint=stages.no_sync,
 ) -> dict:
     """Builds (or resumes) one model in `out_dir` (this worker's; `chief_dir` is the chief's) and
     trains it to train.steps; a fresh start from `parent`'s weights when given."""
@@ -575,6 +580,7 @@ def _train_model(
         start,
         chief,
         keeper,
+        on_checkpoint,
     )
     return {**summary, "init_from": parent_record, "frozen_d_layers": frozen}
 
@@ -589,7 +595,7 @@ def _same_data(parent: fine_tune.Parent, ingest_dir) -> bool | None:
 
 def run(context: stages.Context) -> dict:
     """The stage as the runner calls it: `run_train` on the context's workdir."""
-    return run_train(context.config, context.workdir)
+    return run_train(context.config, context.workdir, on_checkpoint=context.sync)
 
 
 # Train fields that may change between runs without invalidating checkpoints:
@@ -764,6 +770,7 @@ def _train_loop(
     start,
     chief,
     keeper: BestCheckpoint | None = None,
+    on_checkpoint=stages.no_sync,
 ) -> dict:
     t = config.train
     total_steps = t.steps
@@ -879,6 +886,9 @@ def _train_loop(
             # with BatchNorm statistics of its own weights.
             model.refresh_sampling_batch_norm()
             manager.save(checkpoint_number=step)
+            # The logs, samples and best checkpoint so far go out with it.
+            writer.flush()
+            on_checkpoint()
     writer.flush()
     samples = sorted(samples_dir.glob("step_*.png"))
     return {

@@ -7,7 +7,7 @@ bash scripts/install_data.sh
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[cpu,serving,test]"
+.venv/bin/python -m pip install --quiet -e ".[cpu,serving,gcs,test]"
 # The gRPC API's protos and stubs, without their declared dependency on the full `tensorflow`
 # wheel (which would land beside tensorflow-cpu); tests/test_grpc_serving.py checks it did not.
 .venv/bin/python -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0

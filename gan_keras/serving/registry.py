@@ -8,6 +8,11 @@ highest one is loaded, so deleting a bad version rolls back. A version that
 fails to load (including a failed warm-up request from its
 assets.extra/tf_serving_warmup_requests, replayed at load as TF Serving does)
 is reported by `status` and the previous one keeps serving.
+
+The base path may be an object-store URL (gs://; gan_keras.filesystem): versions
+are listed there at every poll, and a version counts once its saved_model.pb,
+which the exporter's push writes after the rest of the version, is there; it is
+downloaded to a local directory and loaded from it.
 """
 
 import gc
@@ -22,7 +27,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from gan_keras import export_layout
+from gan_keras import export_layout, filesystem
 from gan_keras.sampling import clean_tf_message
 from gan_keras.serving import codec, warmup
 from gan_keras.serving.codec import ServingError
@@ -129,7 +134,10 @@ class ModelRegistry:
     ):
         """`freeze_heap`: after each load, move every object then alive out of the garbage
         collector's reach (gc.freeze), for a process that serves (see `_settle_heap`)."""
-        self.model_base_path = pathlib.Path(model_base_path)
+        self.model_base_path = filesystem.path(model_base_path, "--model_base_path")
+        self._remote = filesystem.is_object_store(self.model_base_path)
+        # version -> local copy (object-store base path): the served one and one being loaded
+        self._copies: dict[int, filesystem.WorkingCopy] = {}
         self.model_name = model_name
         self.poll_seconds = poll_seconds
         self.freeze_heap = freeze_heap
@@ -166,6 +174,10 @@ class ModelRegistry:
 
     def _versions_on_disk(self) -> list[int]:
         """Complete versions (with a saved_model.pb), highest first."""
+        if self._remote:
+            found = filesystem.glob(self.model_base_path, f"*/{export_layout.SAVED_MODEL_FILE}")
+            names = {p.parent.name for p in found}
+            return sorted((int(n) for n in names if export_layout.is_version_name(n)), reverse=True)
         try:
             versions = export_layout.list_versions(self.model_base_path)
         except (FileNotFoundError, NotADirectoryError):  # removed while listing
@@ -189,14 +201,18 @@ class ModelRegistry:
                 if current is not None and current.version == version:
                     return current
                 try:
-                    mtime = path.stat().st_mtime
-                except FileNotFoundError:
+                    mtime = (
+                        filesystem.mtime(path / export_layout.SAVED_MODEL_FILE)
+                        if self._remote
+                        else path.stat().st_mtime
+                    )
+                except (FileNotFoundError, OSError):
                     continue
                 failed = self._failed.get(version)
                 if failed is not None and failed[0] == mtime:
                     continue  # already failed; retried only when the directory changes
                 try:
-                    servable = Servable(version, path)
+                    servable = Servable(version, self._local_version(version, path))
                 except Exception as e:  # any load failure keeps the old version serving
                     logger.error(
                         "Failed to load %s version %d from %s: %s",
@@ -207,10 +223,12 @@ class ModelRegistry:
                     )
                     with self._lock:
                         self._failed[version] = (mtime, f"{type(e).__name__}: {e}")
+                    self._copies.pop(version, None)
                     continue
                 with self._lock:
                     self._current = servable
                     self._failed.pop(version, None)
+                self._drop_copies(keep=version)
                 self._settle_heap()
                 if current is None:
                     logger.info("Serving %s version %d from %s", self.model_name, version, path)
@@ -231,8 +249,24 @@ class ModelRegistry:
                 )
                 with self._lock:
                     self._current = None
+                self._drop_copies(keep=None)
                 self._settle_heap()
             return None
+
+    def _local_version(self, version: int, path) -> pathlib.Path:
+        """`path` itself when local; else a fresh local download of the version."""
+        if not self._remote:
+            return path
+        self._copies.pop(version, None)
+        copy = filesystem.WorkingCopy(path)
+        copy.pull()
+        self._copies[version] = copy
+        return copy.local
+
+    def _drop_copies(self, keep: int | None) -> None:
+        """Local copies of versions no longer served are deleted (TemporaryDirectory)."""
+        for version in [v for v in self._copies if v != keep]:
+            del self._copies[version]
 
     def _settle_heap(self) -> None:
         """With freeze_heap: collect what the last swap left, then freeze the heap.
