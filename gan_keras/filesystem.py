@@ -25,6 +25,7 @@ summaries, SavedModels) works in a `WorkingCopy`: a local directory pulled from
 the store and pushed back, commit files last.
 """
 
+import contextlib
 import dataclasses
 import importlib.util
 import os
@@ -206,17 +207,116 @@ def mtime(p) -> float:
     return _fs().last_updated(str(p))
 
 
+@contextlib.contextmanager
+def open_read(p):
+    """A binary stream of file `p`'s bytes as stored (no decompression by name).
+
+    An object store's failures (Beam raises its own and the client library's types)
+    come out as FileNotFoundError or OSError naming the object, as a local file's do,
+    so callers handle one family of errors whatever the store."""
+    p = path(p)
+    if isinstance(p, pathlib.Path):
+        with open(p, "rb") as f:
+            yield f
+        return
+    try:
+        stream = _fs().open(str(p), compression_type=_uncompressed())
+    except Exception as e:
+        raise _read_error(p, e) from e
+    with stream:
+        yield _CheckedReads(stream, p)
+
+
+class _CheckedReads:
+    """A read-only stream whose read errors are OSErrors naming the object."""
+
+    def __init__(self, stream, p):
+        self._stream, self._path = stream, p
+
+    def read(self, size=-1):
+        try:
+            return self._stream.read(size)
+        except Exception as e:
+            raise _read_error(self._path, e) from e
+
+    def readable(self):
+        return True
+
+    def __getattr__(self, name):  # seek, tell, ...: the stream's own
+        return getattr(self._stream, name)
+
+
+def _read_error(p, error) -> OSError:
+    if isinstance(error, FileNotFoundError):
+        return error
+    try:
+        missing = not _fs().exists(str(p))
+    except Exception:  # noqa: BLE001 - the store is unreachable: report the read's own error
+        missing = False
+    if missing:
+        return FileNotFoundError(f"No such object: {p}")
+    return OSError(f"Reading {p} failed: {type(error).__name__}: {error}")
+
+
 def read_bytes(p) -> bytes:
     p = path(p)
     if isinstance(p, pathlib.Path):
         return p.read_bytes()
-    try:
-        with _fs().open(str(p), compression_type=_uncompressed()) as f:
-            return f.read()
-    except Exception as e:
-        if not _fs().exists(str(p)):
-            raise FileNotFoundError(f"No such object: {p}") from None
-        raise OSError(f"Reading {p} failed: {e}") from e
+    with open_read(p) as f:
+        return f.read()
+
+
+def stat(p) -> tuple[int, int]:
+    """(size in bytes, modification time in ns) of file `p`; FileNotFoundError if absent."""
+    p = path(p)
+    if isinstance(p, pathlib.Path):
+        st = p.stat()
+        return st.st_size, st.st_mtime_ns
+    for meta in _fs().match([str(p)])[0].metadata_list:
+        if meta.path == str(p):  # a pattern match also lists longer names with this prefix
+            return meta.size_in_bytes, int(meta.last_updated_in_seconds * 1e9)
+    raise FileNotFoundError(f"No such object: {p}")
+
+
+def list_dir(directory) -> list[tuple[str, bool]]:
+    """(name, is a directory) of each entry directly in `directory`, sorted by name.
+
+    Locally symlinks count as what they point to (os.scandir's is_dir). In an object
+    store a directory is a name that objects' paths continue below; a name can then be
+    both an object and a directory, and is listed as both."""
+    directory = path(directory)
+    if isinstance(directory, pathlib.Path):
+        return sorted((e.name, e.is_dir()) for e in os.scandir(directory))
+    entries = set()
+    for rel in _objects(directory):
+        head, sep, _ = rel.partition("/")
+        entries.add((head, bool(sep)))
+    return sorted(entries)
+
+
+def walk_files(directory, skip=lambda name: False) -> list[str]:
+    """Relative '/'-separated paths of the files below `directory`, in os.walk's top-down
+    order with sorted names: a directory's files, then each subdirectory's, so a local
+    tree and its copy in an object store list the same paths in the same order. Names for
+    which `skip(name)` holds are left out, with everything below them (locally those
+    directories are not even entered). Locally, symlinked directories are followed."""
+    directory = path(directory)
+    if isinstance(directory, pathlib.Path):
+        out = []
+        for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
+            dirnames[:] = sorted(d for d in dirnames if not skip(d))
+            rel = os.path.relpath(dirpath, directory).replace(os.sep, "/")
+            prefix = "" if rel == "." else rel + "/"
+            out += [prefix + f for f in sorted(filenames) if not skip(f)]
+        return out
+    kept = [rel for rel in _objects(directory) if not any(skip(n) for n in rel.split("/"))]
+
+    def walk_order(rel):
+        # Per level (is a directory, name): files (False) sort before subdirectories.
+        *dirs, name = rel.split("/")
+        return [(True, d) for d in dirs] + [(False, name)]
+
+    return sorted(kept, key=walk_order)
 
 
 def read_text(p) -> str:

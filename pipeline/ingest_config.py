@@ -46,7 +46,10 @@ def validate_config(data_config) -> None:
     tfds_dir = data_config.get("tfds_data_dir", "")
     if tfds_dir and filesystem.is_object_store(filesystem.check(tfds_dir, "data.tfds_data_dir")):
         raise ValueError(
-            f"data.tfds_data_dir={tfds_dir!r}: TFDS data is read from a local directory only"
+            f"data.tfds_data_dir={tfds_dir!r}: TFDS data is read from a local directory only "
+            "(TFDS would read gs:// through TensorFlow's GCS filesystem, which this pipeline "
+            "does not use; see gan_keras/filesystem.py); copy the prepared dataset to a local "
+            "directory, or export its images to a bucket and use data.source=folder:gs://..."
         )
     if tfds_dir and not os.path.isdir(tfds_dir):
         raise ValueError(f"data.tfds_data_dir {tfds_dir!r} is not a directory")

@@ -26,7 +26,7 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from gan_keras import records
+from gan_keras import filesystem, records
 from pipeline import ingest_sources
 
 # A reason code per way an input can fail (stats.json and rejected.jsonl).
@@ -94,6 +94,16 @@ def _open(payload):
                 UNSUPPORTED_EXTENSION,
                 f"extension {ext or '(none)'!r} is not one of {ingest_sources.IMAGE_EXTENSIONS}",
             )
+        if filesystem.is_object_store(payload):
+            # One whole-object GET: a lazily read stream would cost a request per PIL read
+            # and turn a network error mid-decode into a decode_error.
+            try:
+                data = filesystem.read_bytes(payload)
+            except OSError as e:
+                raise _Reject(READ_ERROR, str(e)) from e
+            if not data:
+                raise _Reject(EMPTY_FILE, "file has zero bytes")
+            return Image.open(io.BytesIO(data))
         try:
             size = os.path.getsize(payload)
         except OSError as e:
@@ -266,7 +276,10 @@ def preprocess(raw, opts):
         except Exception as e:  # noqa: BLE001 - exotic modes PIL cannot convert
             raise _Reject(UNSUPPORTED_IMAGE, f"{type(e).__name__}: {e}") from e
     except _Reject as r:
-        return Rejection(raw.source_id, r.reason, r.detail)
+        detail = r.detail
+        if isinstance(raw.payload, str):
+            detail = ingest_sources.object_detail(raw.payload, detail)
+        return Rejection(raw.source_id, r.reason, detail)
     pixels = np.asarray(image).reshape(opts.resolution, opts.resolution, opts.channels)
     return make_record(raw, pixels, height, width)
 

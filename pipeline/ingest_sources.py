@@ -16,9 +16,16 @@ Source specs (``data.source``):
   tfds:<name>[/<config>]  a TFDS image dataset already prepared in
                           ``data.tfds_data_dir``; never downloaded.
   digits                  scikit-learn's bundled 8x8 digits.
+
+The <dir> of idx: and folder: is a local directory or an object-store prefix
+(gs://bucket/path). Both are listed and read through gan_keras.filesystem, on
+the driver (planning) and in the workers (each file or IDX slice), so workers
+on another machine (Dataflow) need no shared disk, and a prefix holding a copy
+of a local directory gives the same inputs, source ids and order.
 """
 
 import collections
+import contextlib
 import dataclasses
 import functools
 import gzip
@@ -82,21 +89,17 @@ def check_source(source) -> None:
     """Cheap existence checks done up front (no reading of image data)."""
     kind, arg = parse_source(source)
     if kind in ("idx", "folder"):
-        # A typo like folder:gs:/bucket must not read (or create) a local folder named `gs:`.
-        if filesystem.is_object_store(filesystem.check(arg, f"data.source ({kind}:)")):
-            raise ValueError(
-                f"data.source={source!r}: {kind} sources are read from local directories only "
-                "(object-store URLs are supported for --workdir); copy the files to a local "
-                "directory, e.g. gcloud storage cp -r, or use a tfds: dataset"
-            )
-        path = pathlib.Path(arg)
-        if not path.exists():
-            raise ValueError(f"data.source: directory {arg!r} does not exist")
-        if not path.is_dir():
+        # A local directory or a supported object-store prefix; a typo like folder:gs:/bucket
+        # is refused here rather than read as a local folder named `gs:`.
+        path = filesystem.path(arg, f"data.source ({kind}:)")
+        # is_dir first: in an object store each of these checks lists the prefix.
+        if not filesystem.is_dir(path):
+            if not filesystem.exists(path):
+                raise ValueError(f"data.source: directory {arg!r} does not exist")
             raise ValueError(f"data.source: {arg!r} is not a directory")
         if kind == "idx":
             _idx_file(path, "train", "images")  # raises when missing
-        elif not any(not _hidden(e.name) for e in os.scandir(path)):
+        elif not any(not _hidden(name) for name, _ in filesystem.list_dir(path)):
             raise ValueError(f"data.source: directory {arg!r} is empty (hidden files are ignored)")
     elif kind == "tfds" and not re.fullmatch(r"[A-Za-z0-9_]+(/[A-Za-z0-9_.\-]+)?(:[0-9.*]+)?", arg):
         raise ValueError(f"data.source: {arg!r} is not a TFDS name like 'mnist' or 'name/config'")
@@ -182,8 +185,8 @@ def _idx_file(directory, prefix, what, required=True):
     ndim = 3 if what == "images" else 1
     for sep in ("-", "."):
         for suffix in (".gz", ""):
-            path = pathlib.Path(directory) / f"{prefix}-{what}{sep}idx{ndim}-ubyte{suffix}"
-            if path.is_file():
+            path = filesystem.path(directory) / f"{prefix}-{what}{sep}idx{ndim}-ubyte{suffix}"
+            if filesystem.is_file(path):
                 return path
     if required:
         raise ValueError(
@@ -192,8 +195,16 @@ def _idx_file(directory, prefix, what, required=True):
     return None
 
 
+@contextlib.contextmanager
 def _open_idx(path):
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
+    # Through the filesystem layer, so a worker reads a gs:// file itself; decompressed
+    # here by name, as gzip.open would.
+    with filesystem.open_read(path) as raw:
+        if str(path).endswith(".gz"):
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                yield f
+        else:
+            yield raw
 
 
 def _parse_idx_header(head, path):
@@ -232,8 +243,8 @@ def _read_idx_cached(path, mtime_ns, size):
 
 def read_idx(path) -> np.ndarray:
     """The whole IDX array (cached per process, read-only)."""
-    st = os.stat(path)
-    return _read_idx_cached(str(path), st.st_mtime_ns, st.st_size)
+    size, mtime_ns = filesystem.stat(path)
+    return _read_idx_cached(str(path), mtime_ns, size)
 
 
 def _plan_idx(directory):
@@ -297,28 +308,20 @@ def _hidden(name):
     return name.startswith(".")
 
 
-def _walk_files(directory):
-    """Non-hidden files below `directory`, sorted, hidden directories pruned."""
-    out = []
-    for dirpath, dirnames, filenames in os.walk(directory, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-        out += [os.path.join(dirpath, f) for f in sorted(filenames) if not _hidden(f)]
-    return out
-
-
 def _plan_folder(directory):
-    root = pathlib.Path(directory)
-    entries = sorted((e for e in os.scandir(root) if not _hidden(e.name)), key=lambda e: e.name)
-    class_dirs = [e.name for e in entries if e.is_dir()]
-    work = []
+    root = filesystem.path(directory)
+    entries = [(name, is_dir) for name, is_dir in filesystem.list_dir(root) if not _hidden(name)]
+    class_dirs = [name for name, is_dir in entries if is_dir]
+    # Non-hidden files, hidden directories pruned, in a directory walk's order.
+    files = filesystem.walk_files(root, skip=_hidden)
     if class_dirs:
-        for label, name in enumerate(class_dirs):
-            work += [(os.path.relpath(p, root), label) for p in _walk_files(root / name)]
+        label = {name: i for i, name in enumerate(class_dirs)}
+        work = [(rel, label[rel.split("/", 1)[0]]) for rel in files if "/" in rel]
         # A file beside the class folders has no class: reject it rather than
         # invent a label or drop it silently.
-        work += [(e.name, None) for e in entries if not e.is_dir()]
+        work += [(name, None) for name, is_dir in entries if not is_dir]
     else:
-        work = [(os.path.relpath(p, root), -1) for p in _walk_files(root)]
+        work = [(rel, -1) for rel in files]
     return SourcePlan(
         kind="folder",
         work_items=[work[i : i + FILES_PER_ITEM] for i in range(0, len(work), FILES_PER_ITEM)],
@@ -330,19 +333,30 @@ def _plan_folder(directory):
 
 
 class FolderReader(Reader):
+    """Yields each file's path (a str: local, or an object-store URL the worker reads
+    through gan_keras.filesystem); the source id is the path below the root either way."""
+
     def __init__(self, root):
         self._root = root
 
     def read(self, item):
+        remote = filesystem.is_object_store(self._root)
         for relpath, label in item:
             source_id = pathlib.PurePath(relpath).as_posix()
+            path = f"{self._root}/{source_id}" if remote else os.path.join(self._root, relpath)
             if label is None:
-                payload = SourceReject(
-                    "not_in_class_folder", "file beside the class folders, so it has no class"
-                )
+                detail = "file beside the class folders, so it has no class"
+                payload = SourceReject("not_in_class_folder", object_detail(path, detail))
                 yield RawInput(source_id, None, -1, payload)
             else:
-                yield RawInput(source_id, None, label, os.path.join(self._root, relpath))
+                yield RawInput(source_id, None, label, path)
+
+
+def object_detail(path, detail: str) -> str:
+    """A reject's detail, naming the object for an object-store source: its source id is
+    the path below the root (as for a local copy, so splits and shards agree), which
+    alone would not say which bucket the bad file is in."""
+    return f"{path}: {detail}" if filesystem.is_object_store(path) else detail
 
 
 # --- digits -----------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Object-store workdirs (gs://) against a local Cloud Storage emulator, offline.
+"""Object-store workdirs and ingest sources (gs://) against a local Cloud Storage
+emulator, offline.
 
 The emulator is gcp-storage-emulator (pure Python, from PyPI; scripts/test.sh installs
 it), started on loopback. Beam's GCS filesystem (google-cloud-storage), which
@@ -6,17 +7,22 @@ gan_keras.filesystem uses, honours STORAGE_EMULATOR_HOST; TensorFlow's own GCS
 filesystem has its endpoints compiled in and is not used (see gan_keras.filesystem).
 """
 
+import gzip
 import json
 import os
+import pathlib
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 import requests
+from PIL import Image
 
 from gan_keras import export_layout, filesystem, records
 from pipeline import runner
@@ -253,3 +259,241 @@ def test_runner_and_server_refuse_a_one_slash_url(tmp_path):
 
         ingest_sources.check_source("folder:gs:/b/images")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- ingest sources in the bucket -----------------------------------------------
+
+SOURCES = f"gs://{BUCKET}/sources"
+FASHION_MNIST = pathlib.Path("/usr/share/datasets/fashion-mnist")
+
+
+def _upload(local_root: pathlib.Path, prefix: str) -> None:
+    for path in sorted(local_root.rglob("*")):
+        if path.is_file():
+            filesystem.write_bytes(
+                f"{prefix}/{path.relative_to(local_root).as_posix()}", path.read_bytes()
+            )
+
+
+def _png(path: pathlib.Path, seed: int, size=(20, 24), mode="L") -> None:
+    rng = np.random.default_rng(seed)
+    shape = (size[1], size[0]) if mode == "L" else (size[1], size[0], 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(path)
+
+
+def _image_tree(root: pathlib.Path) -> None:
+    """Class folders with a nested folder (walk order: a folder's files before its
+    subfolders'), hidden files and folders, and one corrupt PNG."""
+    for i in range(6):
+        _png(root / "coat" / f"c{i}.png", i)
+        _png(root / "shoe" / f"s{i}.png", 10 + i, mode="RGB")
+    _png(root / "coat" / "b_sub" / "deep.png", 20)
+    _png(root / "coat" / "z.png", 21)
+    _png(root / "shoe" / ".hidden.png", 22)
+    _png(root / ".cache" / "x.png", 23)
+    (root / ".DS_Store").write_bytes(b"\0\1")
+    (root / "coat" / "broken.png").write_bytes(b"plain text wearing a .png name")
+
+
+def _idx_slice(root: pathlib.Path) -> None:
+    """The first images of Fashion-MNIST as an IDX pair per split (t10k images not gzipped,
+    so both ways of storing IDX are read)."""
+    root.mkdir(parents=True)
+    for prefix, n, gz in (("train", 300, True), ("t10k", 60, False)):
+        for what, ndim, item in (("images", 3, 28 * 28), ("labels", 1, 1)):
+            name = f"{prefix}-{what}-idx{ndim}-ubyte"
+            with gzip.open(FASHION_MNIST / f"{name}.gz", "rb") as f:
+                head = f.read(4 + 4 * ndim)
+                body = f.read(n * item)
+            dims = struct.unpack(f">{ndim}I", head[4:])
+            header = head[:4] + struct.pack(f">{ndim}I", n, *dims[1:])
+            data = header + body
+            if gz or what == "labels":
+                (root / f"{name}.gz").write_bytes(gzip.compress(data, mtime=0))
+            else:
+                (root / name).write_bytes(data)
+
+
+def _smoke_data(source: str, **overrides):
+    from configs import smoke
+
+    config = smoke.get_config()
+    config.data.source = source
+    for key, value in overrides.items():
+        config.data[key] = value
+    return config
+
+
+def _local_ingest(source: str, out: pathlib.Path, **overrides) -> dict:
+    from pipeline import ingest
+
+    return ingest.run_ingest(_smoke_data(source, **overrides).data, out)
+
+
+def _run_ingest_stage(workdir, source: str, **overrides) -> dict:
+    """`python -m pipeline.run --config=configs/smoke.py --stages=ingest
+    --config.data.source=<source>`, in this process: a new process would spend ~30 s in
+    Beam's retries of Google's credential lookup, which fails against the emulator."""
+    return runner.Runner(_smoke_data(source, **overrides), str(workdir)).run(["ingest"])
+
+
+def _examples(shard: bytes):
+    """The tf.train.Examples of one GZIP TFRecord shard, in file order."""
+    import tensorflow as tf
+
+    data, i = gzip.decompress(shard), 0
+    while i < len(data):
+        (length,) = struct.unpack("<Q", data[i : i + 8])
+        yield tf.train.Example.FromString(data[i + 12 : i + 12 + length])
+        i += 12 + length + 4
+
+
+def _shards(ingest_dir) -> dict:
+    """Shard name -> bytes, for every split."""
+    return {
+        shard.name: filesystem.read_bytes(shard)
+        for split in records.SPLITS
+        for shard in filesystem.glob(ingest_dir, records.shard_pattern(split))
+    }
+
+
+def _rows(shards: dict) -> list:
+    """(shard, source id, label, encoded PNG) of every record, in the shards' order."""
+    rows = []
+    for name, data in sorted(shards.items()):
+        for example in _examples(data):
+            feature = example.features.feature
+            rows.append(
+                (
+                    name,
+                    feature[records.SOURCE_ID].bytes_list.value[0].decode(),
+                    feature[records.LABEL].int64_list.value[0],
+                    feature[records.ENCODED].bytes_list.value[0],
+                )
+            )
+    return rows
+
+
+@pytest.mark.slow
+def test_folder_and_idx_sources_in_the_bucket_give_the_records_of_a_local_copy(emulator, tmp_path):
+    """folder:gs:// and idx:gs:// sources, read by the launcher and Beam's workers through
+    the filesystem layer, give byte-identical shards to the same files on a local disk."""
+    local = tmp_path / "local"
+    _image_tree(local / "images")
+    _idx_slice(local / "idx")
+    _upload(local / "images", f"{SOURCES}/images")
+    _upload(local / "idx", f"{SOURCES}/idx")
+
+    # folder: into a gs:// workdir, as a Dataflow job would run (nothing on a shared disk).
+    workdir = f"gs://{BUCKET}/folder-run"
+    source = f"folder:{SOURCES}/images"
+    # One corrupt file of 15 is more than smoke.py's data.max_reject_fraction allows.
+    _run_ingest_stage(workdir, source, max_reject_fraction=0.2)
+    ingest_dir = f"{workdir}/ingest"
+    stats = json.loads(filesystem.read_text(f"{ingest_dir}/{records.STATS_FILE}"))
+    reference = _local_ingest(
+        f"folder:{local / 'images'}", tmp_path / "folder-ref", max_reject_fraction=0.2
+    )
+    assert stats["inputs_read"] == 15 and stats["records_written"] == 14
+    assert stats["rejected_by_reason"] == {"not_an_image": 1}
+    assert stats["label_names"] == ["coat", "shoe"] and stats["source"] == source
+    assert {**stats, "source": None} == {**reference, "source": None}
+    rejected = [
+        json.loads(line)
+        for line in filesystem.read_text(f"{ingest_dir}/{records.REJECTED_FILE}").splitlines()
+    ]
+    assert rejected == [
+        {
+            "source_id": "coat/broken.png",
+            "reason": "not_an_image",
+            "detail": f"{SOURCES}/images/coat/broken.png: not a decodable image format",
+        }
+    ]
+    shards = _shards(ingest_dir)
+    assert shards == _shards(tmp_path / "folder-ref")
+    ids = [source_id for _, source_id, _, _ in _rows(shards)]
+    assert len(ids) == 14 and "coat/b_sub/deep.png" in ids
+    assert not [i for i in ids if "/." in f"/{i}"]  # hidden files and folders stay out
+    manifest = json.loads(filesystem.read_text(f"{ingest_dir}/manifest.json"))
+    assert manifest["status"] == "complete"
+    assert manifest["config"]["data.source"] == source
+    # The cache key is the config naming the source, as for a local one: a rerun is skipped.
+    again = _run_ingest_stage(workdir, source, max_reject_fraction=0.2)
+    assert again["ingest"]["skipped"] is True
+
+    # idx: into a local workdir: the launcher reads the headers and labels, the workers their
+    # slices of the images, from the bucket.
+    source = f"idx:{SOURCES}/idx"
+    _run_ingest_stage(tmp_path / "idx-run", source)
+    ingest_dir = tmp_path / "idx-run" / "ingest"
+    stats = json.loads((ingest_dir / records.STATS_FILE).read_text())
+    reference = _local_ingest(f"idx:{local / 'idx'}", tmp_path / "idx-ref")
+    assert stats["splits"]["train"]["count"] == 300 and stats["splits"]["eval"]["count"] == 60
+    assert stats["rejected"] == 0 and stats["source"] == source
+    assert stats["source_info"]["files"] == [
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte.gz",
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+    ]
+    assert {**stats, "source": None} == {**reference, "source": None}
+    shards = _shards(ingest_dir)
+    assert shards == _shards(tmp_path / "idx-ref")
+    rows = _rows(shards)
+    labels = gzip.decompress((local / "idx" / "train-labels-idx1-ubyte.gz").read_bytes())[8:]
+    by_id = {source_id: label for _, source_id, label, _ in rows}
+    assert [by_id[f"train-images-idx3-ubyte.gz#{i}"] for i in range(300)] == list(labels)
+    manifest = json.loads((ingest_dir / "manifest.json").read_text())
+    assert manifest["config"]["data.source"] == source
+
+
+@pytest.mark.slow  # alone, the first Cloud Storage call waits ~30 s on Beam's credential retries
+def test_bucket_sources_are_checked_like_local_ones(emulator, tmp_path):
+    """The up-front checks of a gs:// source say what they say for a local directory, and
+    the filesystem layer lists a prefix in a local walk's order."""
+    from pipeline import ingest_sources
+
+    base = f"gs://{BUCKET}/checks"
+    filesystem.write_bytes(f"{base}/empty/.DS_Store", b"x")
+    filesystem.write_bytes(f"{base}/a_file.png", b"x")
+    for source, says in [
+        (f"folder:{base}/missing", "does not exist"),
+        (f"folder:{base}/a_file.png", "is not a directory"),
+        (f"folder:{base}/empty", "is empty"),
+        (f"idx:{base}/empty", "no train-images-idx3-ubyte"),
+    ]:
+        with pytest.raises(ValueError, match=says):
+            ingest_sources.check_source(source)
+    with pytest.raises(ValueError, match="data.tfds_data_dir=.*local directory only"):
+        from configs import smoke
+        from pipeline import ingest_config
+
+        data = smoke.get_config().data
+        data.tfds_data_dir = f"gs://{BUCKET}/tfds"
+        ingest_config.validate_config(data)
+
+    tree = tmp_path / "tree"
+    for rel in ["b/z.png", "b/a/y.png", "b/a.png", "a.png", ".h/x.png", "b/.h.png", "b/c/d/e"]:
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tree / rel).write_bytes(b"x")
+    _upload(tree, f"{base}/tree")
+    hidden = ingest_sources._hidden
+    local, remote = (
+        filesystem.walk_files(tree, hidden),
+        filesystem.walk_files(f"{base}/tree", hidden),
+    )
+    assert local == remote == ["a.png", "b/a.png", "b/z.png", "b/a/y.png", "b/c/d/e"]
+    assert (
+        filesystem.list_dir(tree)
+        == filesystem.list_dir(f"{base}/tree")
+        == [(".h", True), ("a.png", False), ("b", True)]
+    )
+    assert filesystem.stat(f"{base}/a_file.png")[0] == 1
+    with pytest.raises(FileNotFoundError, match=f"{base}/nothing"):
+        filesystem.stat(f"{base}/nothing")
+    with (
+        pytest.raises(FileNotFoundError, match=f"{base}/nothing"),
+        filesystem.open_read(f"{base}/nothing") as f,
+    ):
+        f.read()
