@@ -305,6 +305,23 @@ def build_discriminator(
     return keras.Model(inputs if num_classes else image_in, logit, name=name)
 
 
+def discriminator_from_config(
+    model_config, *, resolution: int, channels: int, num_classes: int = 0
+) -> keras.Model:
+    """The DCGAN discriminator from the `model` config section (StyleGAN2's D too)."""
+    return build_discriminator(
+        resolution=resolution,
+        channels=channels,
+        width=model_config.d_width,
+        norm=model_config.d_norm,
+        sync_batch_norm=model_config.sync_batch_norm,
+        batch_norm_momentum=model_config.batch_norm_momentum,
+        spectral_norm=model_config.spectral_norm,
+        num_classes=num_classes,
+        network_resolution=model_config.network_resolution,
+    )
+
+
 def _build_dcgan_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
     """The DCGAN generator and discriminator from the `model` config section."""
     generator = build_generator(
@@ -319,18 +336,9 @@ def _build_dcgan_networks(model_config, *, resolution: int, channels: int, num_c
         conditioning=model_config.conditioning,
         network_resolution=model_config.network_resolution,
     )
-    discriminator = build_discriminator(
-        resolution=resolution,
-        channels=channels,
-        width=model_config.d_width,
-        norm=model_config.d_norm,
-        sync_batch_norm=model_config.sync_batch_norm,
-        batch_norm_momentum=model_config.batch_norm_momentum,
-        spectral_norm=model_config.spectral_norm,
-        num_classes=num_classes,
-        network_resolution=model_config.network_resolution,
+    return generator, discriminator_from_config(
+        model_config, resolution=resolution, channels=channels, num_classes=num_classes
     )
-    return generator, discriminator
 
 
 def _build_stylegan2_networks(

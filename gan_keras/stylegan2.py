@@ -505,18 +505,9 @@ def build_networks(model_config, *, resolution: int, channels: int, num_classes:
         num_classes=num_classes,
         network_resolution=model_config.network_resolution,
     )
-    discriminator = networks.build_discriminator(
-        resolution=resolution,
-        channels=channels,
-        width=model_config.d_width,
-        norm=model_config.d_norm,
-        sync_batch_norm=model_config.sync_batch_norm,
-        batch_norm_momentum=model_config.batch_norm_momentum,
-        spectral_norm=model_config.spectral_norm,
-        num_classes=num_classes,
-        network_resolution=model_config.network_resolution,
+    return generator, networks.discriminator_from_config(
+        model_config, resolution=resolution, channels=channels, num_classes=num_classes
     )
-    return generator, discriminator
 
 
 def check_config(config) -> None:
