@@ -186,6 +186,13 @@ def build_patch_discriminator(
     return keras.Model([condition_in, image_in], logits, name=name)
 
 
+def _has_batch_norm(model: keras.Model) -> bool:
+    return any(
+        isinstance(layer, layers.BatchNormalization)
+        for layer in model._flatten_layers(include_self=False)
+    )
+
+
 @keras.saving.register_keras_serializable(package="gan_keras")
 class ImageToImageGAN(gan_lib.GAN):
     """GAN on ((condition, image), label) batches; the label is ignored.
@@ -207,16 +214,6 @@ class ImageToImageGAN(gan_lib.GAN):
         ema_rampup: float = 0.0,
         **kwargs,
     ):
-        if ema_half_life_images > 0 and any(
-            isinstance(layer, layers.BatchNormalization)
-            for layer in generator._flatten_layers(include_self=False)
-        ):
-            # Standing statistics need conditions, which only the data has.
-            raise ValueError(
-                "train.ema_half_life_images > 0 needs model.g_norm='none' for "
-                "image-to-image tasks (the EMA copy's BatchNorm statistics cannot "
-                "be re-estimated without data)"
-            )
         super().__init__(
             generator,
             discriminator,
@@ -302,11 +299,21 @@ class ImageToImageGAN(gan_lib.GAN):
         """Re-estimates G's BatchNorm statistics on the standing conditions (in batches of
         `batch_size`, at most `num_batches`), so they are those of G's current weights
         (gan.standing_batch_norm). Conditions come from the data, so this needs
-        `set_standing_conditions` first (the train stage calls it); without them, a no-op.
+        `set_standing_conditions` first (the train stage calls it); without them, a no-op for
+        the raw G and an error for an EMA copy with BatchNorm, whose copied statistics belong
+        to no weights.
         Only G's moving statistics change: training-mode steps never read them."""
         conditions = getattr(self, "_standing_conditions", None)
         step = int(self.step.numpy())
-        if conditions is None or self._sampling_statistics_step == step:
+        if conditions is None:
+            if self.ema_generator is not None and _has_batch_norm(self.ema_generator):
+                # The EMA copy's moving statistics were never those of its weights.
+                raise ValueError(
+                    "an image-to-image EMA generator with BatchNorm samples only after "
+                    "set_standing_conditions(...) (its statistics are re-estimated on them)"
+                )
+            return
+        if self._sampling_statistics_step == step:
             return
         total = min(int(conditions.shape[0]), num_batches * batch_size)
         batches = (conditions[i : i + batch_size] for i in range(0, total, batch_size))

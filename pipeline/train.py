@@ -181,12 +181,6 @@ def _check_image_to_image_config(config) -> None:
             "in-training evaluation scores sampled images; image-to-image models are "
             "scored by the evaluate stage (set train.eval_every=0)"
         )
-    if t.ema_half_life_images > 0 and m.g_norm == "batch":
-        raise ValueError(
-            "train.ema_half_life_images > 0 with task.name="
-            f"{config.task.name!r} needs model.g_norm='none' (the EMA copy's BatchNorm "
-            "statistics cannot be re-estimated without conditions)"
-        )
 
 
 _STRATEGIES = {}
