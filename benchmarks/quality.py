@@ -4,35 +4,53 @@
     python -m benchmarks.quality --rows=article_dcgan,default --seeds=1 \
         --seconds=120 --images=100000
     python -m benchmarks.quality --rows=default --candidate='wide:model.g_width=64,model.d_width=64'
+    python -m benchmarks.quality --config=configs/noto_emoji.py --judge_min_accuracy=0.65 \
+        --rows=article_dcgan,default --seconds=0 --images=60000 --snapshot_images=15000
 
-Every row trains on Fashion-MNIST (ingested once by the pipeline's own ingest
-stage) until it has had both `--seconds` of training time and `--images`
-images, and is scored every `--snapshot_seconds` of training and every
-`--snapshot_images` images by a fixed judge: the project's domain classifier
-trained on the train split to at least `--judge_min_accuracy` test accuracy
-(cached), never the model under test. The score is the Frechet distance in
-the judge's 128-d features between `--num_samples` samples and the real test
-split (10,000 images). The clock counts training only (building, tracing and
-steps), not scoring.
+Every row starts from one config file, `--config` (default
+`configs/fashion_mnist.py`, read as `pipeline.run` reads its --config): its
+data source is ingested once by the pipeline's own ingest stage, its judge is
+the evaluate stage's for that config, and the rows are that config as is
+(`default`) or overrides of it. `--data` replaces an `idx:` source's directory
+(Fashion-MNIST somewhere else); unset, the config's own source is read.
+
+Each row trains until it has had both `--seconds` of training time and
+`--images` images, and is scored every `--snapshot_seconds` of training and
+every `--snapshot_images` images by a fixed judge: the config's domain
+classifier trained on the train split to at least `--judge_min_accuracy` test
+accuracy (cached; small datasets reach less: lower the bar), never the model
+under test. The scores, in the judge's 128-d features between `--num_samples`
+samples and the whole real eval split (Fashion-MNIST: the 10,000 test images),
+are the evaluate stage's: Frechet distance, KID and improved precision and
+recall. The clock counts training only (building, tracing and steps), not
+scoring.
 
 Rows:
-- `article_dcgan`: the article's DCGAN (`benchmarks.article_dcgan`), the
-  outside reference every other row is compared with;
-- `previous_default`: the demo config before this benchmark existed;
-- `default`: `configs/fashion_mnist.py` as it is;
+- `article_dcgan`: the article's DCGAN (`benchmarks.article_dcgan`, at the
+  data's size and channels), the outside reference every other row is
+  compared with;
+- `previous_default`: the demo config before this benchmark existed (as
+  overrides: Fashion-MNIST's recipe, on any config's data);
+- `default`: the `--config` file as it is;
 - named candidates (`CANDIDATES` below, or `--candidate=name:field=value,...`
-  as overrides of `configs/fashion_mnist.py`).
+  as overrides of the `--config` file).
 Project rows train through the train stage's own code: `train.build_gan`, its
-distributed dataset and `train.make_train_steps`. For each snapshot both the
-generator an export would hold (EMA, BatchNorm statistics re-estimated) and
-the raw generator are scored.
+distributed dataset and `train.make_train_steps`. For each snapshot the
+generator an export would hold (EMA, BatchNorm statistics re-estimated) gets
+every score and the raw generator its FD.
 
 Results are cached per (row, seed, budgets) in `--results_dir/rows/`, so adding a
-row reruns only that row; `--results_dir/quality.md` gets the table and
+row reruns only that row; `--results_dir/quality.md` gets the tables and
 `--results_dir/quality.png` the curves (judge FD against training seconds).
+Another dataset or judge recipe than `configs/fashion_mnist.py`'s gets its own
+data workdir (`data-<id>`) and cache keys, so one results_dir can hold several
+datasets; Fashion-MNIST keeps the keys and `data/` of every earlier run. Rows
+cached before KID and precision/recall were recorded show '–' for them: rerun
+those rows with `--rerun` to fill them in.
 Timings on a shared machine are noisy: compare rows by the ratios in one run.
 """
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -43,10 +61,12 @@ import time
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
+from ml_collections import config_flags
 
 from benchmarks import article_dcgan
 from configs import fashion_mnist
 from gan_keras import io_utils, reference_scores
+from gan_keras import metrics as metrics_lib
 from pipeline import judge, runner, train
 
 _ROWS = flags.DEFINE_list(
@@ -57,7 +77,7 @@ _ROWS = flags.DEFINE_list(
 _CANDIDATE = flags.DEFINE_multi_string(
     "candidate",
     [],
-    "An extra row 'name:field=value,field=value' (overrides of configs/fashion_mnist.py).",
+    "An extra row 'name:field=value,field=value' (overrides of the --config file).",
 )
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per row (0, 1, ...).")
 _ROW_SEEDS = flags.DEFINE_multi_string(
@@ -76,8 +96,19 @@ _SNAPSHOT_SECONDS = flags.DEFINE_float(
 )
 _SNAPSHOT_IMAGES = flags.DEFINE_integer("snapshot_images", 60_000, "And every this many images.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "Generated images per score.")
+DEFAULT_CONFIG = "configs/fashion_mnist.py"
+_CONFIG = config_flags.DEFINE_config_file(
+    "config",
+    DEFAULT_CONFIG,
+    "The config file every row starts from (its data, its judge; the `default` row as is); "
+    "--config.section.field=value overrides apply to every row.",
+    lock_config=False,
+)
 _DATA = flags.DEFINE_string(
-    "data", "/usr/share/datasets/fashion-mnist", "Fashion-MNIST IDX directory."
+    "data",
+    None,
+    "An IDX directory that replaces the --config file's idx: source (e.g. Fashion-MNIST "
+    "elsewhere); unset: the config's own source.",
 )
 # Not --out_dir: the tests import this module beside pipeline.generate, which defines that flag.
 _OUT_DIR = flags.DEFINE_string("results_dir", "runs/quality", "Cache, table and plot.")
@@ -119,6 +150,15 @@ CANDIDATES: dict[str, dict] = {
 
 EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
 
+# The export generator's scores in each snapshot: (key, column title, digits, scale).
+# KID is shown x 10^3, as its values are small.
+SNAPSHOT_METRICS = (
+    ("fd", "FD", 2, 1.0),
+    ("kid", "KID ×10³", 2, 1e3),
+    ("precision", "precision", 3, 1.0),
+    ("recall", "recall", 3, 1.0),
+)
+
 
 @dataclasses.dataclass
 class Row:
@@ -150,13 +190,13 @@ def _parse_value(value: str):
     return {"True": True, "False": False}.get(value, value)
 
 
-def known_rows(extra: list[str]) -> dict[str, Row]:
+def known_rows(extra: list[str], config_path: str = DEFAULT_CONFIG) -> dict[str, Row]:
     rows = {
         "article_dcgan": Row("article_dcgan", "the article's DCGAN (reference)", None),
         "previous_default": Row(
             "previous_default", "the demo config before this benchmark", PREVIOUS_DEFAULT
         ),
-        "default": Row("default", "configs/fashion_mnist.py", {}),
+        "default": Row("default", f"{config_path} as it is", {}),
     }
     for name, overrides in CANDIDATES.items():
         rows[name] = Row(name, ", ".join(f"{k}={v}" for k, v in overrides.items()), overrides)
@@ -166,9 +206,32 @@ def known_rows(extra: list[str]) -> dict[str, Row]:
     return rows
 
 
-def row_config(row: Row, seed: int, data_dir: str):
-    config = fashion_mnist.get_config()
-    config.data.source = f"idx:{data_dir}"
+def base_config(config, idx_data_dir: str | None = None):
+    """The config every row starts from: `config` (the --config file's), its idx: source's
+    directory replaced by `idx_data_dir` (--data) when given."""
+    config = copy.deepcopy(config)
+    if idx_data_dir:
+        if not config.data.source.startswith("idx:"):
+            raise ValueError(
+                f"--data replaces an idx: source, but the config reads {config.data.source!r}"
+            )
+        config.data.source = f"idx:{idx_data_dir}"
+    if config.task.name != "generate" or config.model.conditional:
+        raise ValueError(
+            "the benchmark trains unconditional generators (task.name='generate', "
+            f"model.conditional=False), not task.name={config.task.name!r}, "
+            f"model.conditional={config.model.conditional}"
+        )
+    return config
+
+
+def config_path() -> str:
+    """The --config file's path, as given."""
+    return config_flags.get_config_filename(flags.FLAGS["config"])
+
+
+def row_config(row: Row, seed: int, base):
+    config = copy.deepcopy(base)
     for path, value in row.overrides.items():
         section, field = path.split(".")
         if field not in config[section]:
@@ -176,6 +239,21 @@ def row_config(row: Row, seed: int, data_dir: str):
         config[section][field] = type(config[section][field])(value)
     config.train.seed = seed
     return config
+
+
+def dataset_id(base) -> str | None:
+    """What keeps `base`'s data and judge apart from others' in a results_dir (its data
+    workdir and its rows' cache keys): None for configs/fashion_mnist.py's data and judge
+    recipe, whose `data/` workdir and keys predate this and stay as they were; otherwise a
+    short hash of the config's data and evaluate sections."""
+
+    def identity(config) -> dict:
+        return {section: config[section].to_dict() for section in ("data", "evaluate")}
+
+    if identity(base) == identity(fashion_mnist.get_config()):
+        return None
+    text = json.dumps(identity(base), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 # --------------------------------------------------------------------------- contestants
@@ -223,55 +301,78 @@ class ProjectContestant:
         return self._sample(self.model.generator, num, seed)
 
 
-def benchmark_config(data_dir: str):
-    config = fashion_mnist.get_config()
-    config.data.source = f"idx:{data_dir}"
-    return config
-
-
-def prepare_data(out_dir: pathlib.Path, data_dir: str) -> pathlib.Path:
-    """A workdir with Fashion-MNIST through the pipeline's ingest stage (cached like any run)."""
-    workdir = out_dir / "data"
-    runner.Runner(benchmark_config(data_dir), workdir).run(["ingest"])
+def prepare_data(out_dir: pathlib.Path, base) -> pathlib.Path:
+    """A workdir with `base`'s data through the pipeline's ingest stage (cached like any run);
+    one per dataset_id, so datasets never overwrite each other's ingest or judge."""
+    data_id = dataset_id(base)
+    workdir = out_dir / ("data" if data_id is None else f"data-{data_id}")
+    runner.Runner(base, workdir).run(["ingest"])
     return workdir
 
 
 class Judge:
-    """The evaluate stage's judge for the demo config (same recipe, so the same fingerprint as a
-    demo run's metrics.json), scoring against the whole real test split."""
+    """The evaluate stage's judge for the base config (same recipe, so the same fingerprint as
+    a pipeline run's metrics.json), scoring against the whole real eval split."""
 
-    def __init__(self, workdir, data_dir: str, min_accuracy: float):
-        config = benchmark_config(data_dir)
+    def __init__(self, config, workdir, min_accuracy: float, config_path: str):
         self.real = judge.read_real_data(config, workdir)
         self.classifier = judge.load_judge(config, workdir, self.real)
         if self.classifier.eval_accuracy < min_accuracy:
             raise SystemExit(
                 f"the judge reached {self.classifier.eval_accuracy:.4f} test accuracy, below the "
-                f"required {min_accuracy}; raise evaluate.classifier_epochs in "
-                "configs/fashion_mnist.py"
+                f"required {min_accuracy}; raise evaluate.classifier_epochs (or, on a small "
+                f"dataset, evaluate.classifier_min_steps) in {config_path}, or lower "
+                "--judge_min_accuracy"
             )
         self.scorer = judge.JudgeScorer(config, self.classifier, self.real.eval_images)
+        # Precision and recall as the evaluate stage computes them (pipeline.evaluate): the
+        # real eval set's k-NN radii serve every score.
+        self.pr_k = config.evaluate.pr_k
+        self.real_radii = metrics_lib.knn_radii(self.scorer.real_features, self.pr_k)
 
     def fd(self, images) -> float:
         return self.scorer.score(images)["frechet_distance"]
 
+    def scores(self, images) -> dict:
+        """The SNAPSHOT_METRICS of `images` (and KID's std over its subsets)."""
+        fd_and_kid = self.scorer.score(images)
+        precision, recall = metrics_lib.precision_recall(
+            self.scorer.real_features,
+            self.classifier.features(images),
+            k=self.pr_k,
+            real_radii=self.real_radii,
+        )
+        return {
+            "fd": fd_and_kid["frechet_distance"],
+            "kid": fd_and_kid["kid_mean"],
+            "kid_std": fd_and_kid["kid_std"],
+            "precision": precision,
+            "recall": recall,
+        }
+
     def references(self, num_samples: int) -> dict:
         rng = np.random.default_rng(0)
         train_images = self.real.train_images
+        real_floor = self.scores(train_images[rng.permutation(len(train_images))[:num_samples]])
+        noise_ceiling = self.scores(
+            rng.integers(0, 256, (num_samples, *train_images.shape[1:]), dtype=np.uint8)
+        )
         return {
             "judge_fingerprint": self.classifier.fingerprint,
             "judge_test_accuracy": self.classifier.eval_accuracy,
-            "real_floor": self.fd(train_images[rng.permutation(len(train_images))[:num_samples]]),
-            "noise_ceiling": self.fd(
-                rng.integers(0, 256, (num_samples, *train_images.shape[1:]), dtype=np.uint8)
-            ),
+            "real_eval_images": len(self.real.eval_images),
+            "real_floor_images": min(num_samples, len(train_images)),
+            "real_floor": real_floor["fd"],
+            "noise_ceiling": noise_ceiling["fd"],
+            "real_floor_scores": real_floor,
+            "noise_ceiling_scores": noise_ceiling,
         }
 
 
 # --------------------------------------------------------------------------- one row, one seed
 
 
-def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
+def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
     """Trains until both budgets are spent; returns the snapshots."""
     seconds_budget, images_budget = _SECONDS.value, _IMAGES.value
     every_s, every_img = _SNAPSHOT_SECONDS.value, _SNAPSHOT_IMAGES.value
@@ -279,7 +380,7 @@ def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
     if row.overrides is None:
         contestant = article_dcgan.ArticleDCGAN(judge.real.train_images, seed)
     else:
-        contestant = ProjectContestant(row_config(row, seed, _DATA.value), workdir / "ingest")
+        contestant = ProjectContestant(row_config(row, seed, base), workdir / "ingest")
     batch = contestant.images_per_step
     train_seconds = time.perf_counter() - started  # building counts as training time
     images, snapshots = 0, []
@@ -289,21 +390,27 @@ def run_row(row: Row, seed: int, judge: Judge, workdir) -> dict:
         done = train_seconds >= seconds_budget and images >= images_budget
         due = train_seconds >= next_s or images >= next_img or done
         if due and images > 0:
+            scores = judge.scores(contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed))
             shot = {
                 "seconds": round(train_seconds, 2),
                 "images": images,
-                "fd": judge.fd(contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed)),
+                "fd": scores.pop("fd"),
                 "fd_raw": judge.fd(contestant.raw_samples(_NUM_SAMPLES.value, seed=1000 + seed)),
+                **scores,
             }
             snapshots.append(shot)
             logging.info(
-                "%s seed %d: %.0f s, %d images: FD %.2f (raw %.2f)",
+                "%s seed %d: %.0f s, %d images: FD %.2f (raw %.2f), KID %.4f, "
+                "precision %.3f, recall %.3f",
                 row.name,
                 seed,
                 shot["seconds"],
                 images,
                 shot["fd"],
                 shot["fd_raw"],
+                shot["kid"],
+                shot["precision"],
+                shot["recall"],
             )
             while next_s <= train_seconds:
                 next_s += every_s
@@ -355,10 +462,58 @@ def _mean_std(values) -> tuple[float, float]:
 
 
 def _fmt(values, digits=2) -> str:
-    mean, std = _mean_std(values)
-    if mean != mean:
+    """Mean ± std over the seeds that have a value; '–' when none has, and how many have when
+    only some have (rows cached before a score was recorded, runs short of a budget)."""
+    present = [v for v in values if v is not None]
+    if not present:
         return "–"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+    mean, std = _mean_std(present)
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}" if len(present) > 1 else f"{mean:.{digits}f}"
+    return text if len(present) == len(values) else f"{text} ({len(present)}/{len(values)} seeds)"
+
+
+def _snapshot_metric(snapshot: dict | None, key: str, scale: float = 1.0) -> float | None:
+    """`snapshot[key]` x scale, None when the snapshot is missing or predates the score."""
+    value = (snapshot or {}).get(key)
+    return None if value is None else value * scale
+
+
+def _scores_table(results: dict[str, list[dict]], images: int) -> tuple[list[str], dict]:
+    """Markdown lines comparing the export generator's SNAPSHOT_METRICS at each run's final
+    snapshot and at `images`, and their (mean, std) per row."""
+    at = f"@ {images // 1000}k"
+    lines = [
+        f"Export generator's scores at the final snapshot (both budgets spent) and {at} images, "
+        "mean ± std over seeds (–: not recorded; rows cached before KID and precision/recall "
+        "were recorded need --rerun).",
+        "",
+        "| row | seeds | final: s / images | "
+        + " | ".join(title for _, title, _, _ in SNAPSHOT_METRICS)
+        + " | "
+        + " | ".join(f"{title} {at}" for _, title, _, _ in SNAPSHOT_METRICS)
+        + " |",
+        "|---|---|---|" + "---|" * (2 * len(SNAPSHOT_METRICS)),
+    ]
+    stats = {}
+    for name, runs in results.items():
+        if not runs:
+            continue
+        finals = [r["snapshots"][-1] for r in runs]
+        at_budget = [at_images(r["snapshots"], images) for r in runs]
+        cells, stats[name] = [], {"final": {}, "at_images": {}}
+        for label, snapshots in (("final", finals), ("at_images", at_budget)):
+            for key, _, digits, scale in SNAPSHOT_METRICS:
+                values = [_snapshot_metric(s, key, scale) for s in snapshots]
+                cells.append(_fmt(values, digits))
+                stats[name][label][key] = _mean_std([_snapshot_metric(s, key) for s in snapshots])
+        final_s = _mean_std([s["seconds"] for s in finals])[0]
+        final_images = _mean_std([s["images"] for s in finals])[0]
+        lines.append(
+            f"| {name} | {len(runs)} | {final_s:.0f} s / {final_images / 1000:.0f}k | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines, stats
 
 
 def summarize(
@@ -371,10 +526,14 @@ def summarize(
         else None
     )
     ref_rate = _mean_std([r["images_per_second"] for r in ref_runs])[0] if ref_runs else None
+    floor = references["real_floor_scores"]
     lines = [
         f"Judge: domain classifier, test accuracy {references['judge_test_accuracy']:.4f}; "
-        f"FD on {_NUM_SAMPLES.value} samples vs the 10,000 test images. Real floor (train subset): "
-        f"{references['real_floor']:.2f}; uniform noise: {references['noise_ceiling']:.1f}.",
+        f"scores of {_NUM_SAMPLES.value} samples vs the {references['real_eval_images']:,} real "
+        f"eval images. Real floor ({references['real_floor_images']:,} train images): FD "
+        f"{references['real_floor']:.2f}, KID ×10³ {floor['kid'] * 1e3:.2f}, precision "
+        f"{floor['precision']:.3f}, recall {floor['recall']:.3f}; uniform noise: FD "
+        f"{references['noise_ceiling']:.1f}.",
         "",
         f"| row | seeds | img/s | × ref speed | FD @ {seconds:.0f} s (export) | raw G @ "
         f"{seconds:.0f} s "
@@ -417,6 +576,9 @@ def summarize(
             "images_per_second": _mean_std(rate),
             "seeds": len(runs),
         }
+    scores_lines, scores = _scores_table(results, images)
+    for name, row_scores in scores.items():
+        summary["rows"][name]["scores"] = row_scores
     if ref_fd_images is not None and "default" in summary["rows"]:
         d = summary["rows"]["default"]
         checks = [
@@ -444,10 +606,11 @@ def summarize(
         summary["targets"] = [
             {"target": t, "value": v, "bound": b, "met": v <= b} for t, v, b in checks
         ]
+    lines += ["", *scores_lines]
     return "\n".join(lines), summary
 
 
-def plot(results, path, seconds):
+def plot(results, path, seconds, dataset_name: str):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -469,7 +632,7 @@ def plot(results, path, seconds):
     ax.set_yscale("log")
     ax.set_xlabel("training seconds (this machine)")
     ax.set_ylabel("judge FD (lower is better)")
-    ax.set_title("Time to quality on Fashion-MNIST (one line per seed)")
+    ax.set_title(f"Time to quality on {dataset_name} (one line per seed)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -477,7 +640,7 @@ def plot(results, path, seconds):
     plt.close(fig)
 
 
-def record_reference(runs: list[dict], references: dict) -> None:
+def record_reference(runs: list[dict], references: dict, base) -> None:
     """The article DCGAN's FD at the images budget: evaluate places models against it."""
     values = [(at_images(r["snapshots"], _IMAGES.value) or {}).get("fd") for r in runs]
     values = [v for v in values if v is not None]
@@ -486,6 +649,7 @@ def record_reference(runs: list[dict], references: dict) -> None:
             "--record_reference needs the article_dcgan row with snapshots at --images"
         )
     mean, std = _mean_std(values)
+    config_flag = "" if dataset_id(base) is None else f"--config={config_path()} "
     entry = {
         "judge_fingerprint": references["judge_fingerprint"],
         "num_samples": _NUM_SAMPLES.value,
@@ -494,8 +658,9 @@ def record_reference(runs: list[dict], references: dict) -> None:
         "frechet_distance": round(mean, 3),
         "frechet_distance_std": round(std, 3),
         "seeds": len(values),
-        "command": f"python -m benchmarks.quality --rows=article_dcgan --seeds={len(values)} "
-        f"--images={_IMAGES.value} --num_samples={_NUM_SAMPLES.value} --record_reference",
+        "command": f"python -m benchmarks.quality {config_flag}--rows=article_dcgan "
+        f"--seeds={len(values)} --images={_IMAGES.value} --num_samples={_NUM_SAMPLES.value} "
+        "--record_reference",
     }
     path = pathlib.Path(reference_scores.__file__).with_name(reference_scores.REFERENCE_FILE)
     entries = [
@@ -520,14 +685,16 @@ _LOOP_FIELDS = (
 )
 
 
-def _cache_key(row: Row, seed: int) -> str:
+def _cache_key(row: Row, seed: int, base) -> str:
     """Identifies what was trained, not what the row is called: a project row by its resolved
     config (so a candidate that becomes the default keeps its results, and an edited default
-    config is retrained), the reference by name; plus seed and budgets."""
+    config is retrained), the reference by name; plus seed, budgets and, for any data or judge
+    but configs/fashion_mnist.py's, the dataset_id. (The scores recorded are not part of it:
+    results cached before KID and precision/recall were recorded keep their keys.)"""
     if row.overrides is None:
         trained = row.name
     else:
-        config = row_config(row, seed, _DATA.value)
+        config = row_config(row, seed, base)
         trained = {section: config[section].to_dict() for section in ("data", "model", "train")}
         for (
             field
@@ -542,44 +709,51 @@ def _cache_key(row: Row, seed: int) -> str:
         "snapshot_images": _SNAPSHOT_IMAGES.value,
         "num_samples": _NUM_SAMPLES.value,
     }
+    data_id = dataset_id(base)
+    if data_id is not None:
+        spec["dataset"] = data_id
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def main(argv):
     del argv
     out_dir = pathlib.Path(_OUT_DIR.value)
-    rows = known_rows(_CANDIDATE.value)
+    try:
+        base = base_config(_CONFIG.value, _DATA.value)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    rows = known_rows(_CANDIDATE.value, config_path())
     unknown = [name for name in _ROWS.value if name not in rows]
     if unknown:
         raise app.UsageError(f"unknown rows {unknown}; known: {sorted(rows)}")
     selected = [rows[name] for name in _ROWS.value]
     for row in selected:  # bad overrides fail before any training
         if row.overrides is not None:
-            train.validate_config(row_config(row, 0, _DATA.value))
-    workdir = prepare_data(out_dir, _DATA.value)
-    judge = Judge(workdir, _DATA.value, _JUDGE_MIN_ACCURACY.value)
+            train.validate_config(row_config(row, 0, base))
+    workdir = prepare_data(out_dir, base)
+    judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)
     row_seeds = {name: int(n) for name, _, n in (text.partition(":") for text in _ROW_SEEDS.value)}
     results = {}
     for row in selected:
         results[row.name] = []
         for seed in range(row_seeds.get(row.name, _SEEDS.value)):
-            path = out_dir / "rows" / f"seed{seed}-{_cache_key(row, seed)}.json"
+            path = out_dir / "rows" / f"seed{seed}-{_cache_key(row, seed, base)}.json"
             if path.exists() and not _RERUN.value:
                 result = io_utils.read_json(path)
             elif _ONLY_SEED.value is not None and seed != _ONLY_SEED.value:
                 continue
             else:
-                result = run_row(row, seed, judge, workdir)
+                result = run_row(row, seed, judge, workdir, base)
                 io_utils.atomic_write_json(path, result)
             results[row.name].append(result)
             table, summary = summarize(results, references, _SECONDS.value, _IMAGES.value)
             print(table, flush=True)
     (out_dir / "quality.md").write_text(table + "\n")
     io_utils.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})
-    plot(results, out_dir / "quality.png", _SECONDS.value)
+    plot(results, out_dir / "quality.png", _SECONDS.value, pathlib.Path(config_path()).stem)
     if _RECORD_REFERENCE.value:
-        record_reference(results.get("article_dcgan", []), references)
+        record_reference(results.get("article_dcgan", []), references, base)
     print(
         f"\nWrote {out_dir / 'quality.md'}, {out_dir / 'quality.json'} and "
         f"{out_dir / 'quality.png'}"

@@ -7,22 +7,12 @@ The GAN and its L1-only reference share the pix2pix U-Net and PatchGAN of the Fa
 task configs (configs/fashion_mnist_image_to_image.py); the evaluate stage scores both on the
 eval split's grayscale renderings, beside the real-data floor."""
 
-import pathlib
-
-from configs import fashion_mnist_image_to_image
-
-DATA_DIR = pathlib.Path(__file__).resolve().parents[1] / "data" / "noto-emoji"
+from configs import fashion_mnist_image_to_image, noto_emoji
 
 
 def get_config():
     config = fashion_mnist_image_to_image.get_config("translation")
-    config.data.source = f"folder:{DATA_DIR}"
-    config.data.resolution = 32
-    config.data.channels = 3
-    config.data.label_names = ""  # the category folders
-    # 1,906 images: a fifth (375) held out, so the eval metrics rest on more than a handful.
-    config.data.eval_fraction = 0.2
-    config.data.max_reject_fraction = 0.0
+    noto_emoji.use_noto_emoji_data(config)
     config.task.source = "grayscale"
     config.train.steps = 1500
     config.evaluate.num_samples = 375  # the whole eval split

@@ -1,8 +1,13 @@
 """The quality benchmark's bookkeeping: budgets, comparisons at equal images, targets."""
 
+import math
+import sys
+
+import numpy as np
 import pytest
 
 from benchmarks import quality
+from configs import fashion_mnist, noto_emoji, stylegan2_fashion_mnist
 
 
 def _run(points, rate=1000.0):
@@ -17,8 +22,11 @@ def _run(points, rate=1000.0):
 REFERENCES = {
     "judge_fingerprint": "f",
     "judge_test_accuracy": 0.91,
+    "real_eval_images": 10_000,
+    "real_floor_images": 5000,
     "real_floor": 0.2,
     "noise_ceiling": 100.0,
+    "real_floor_scores": {"fd": 0.2, "kid": 1e-5, "kid_std": 0.0, "precision": 0.8, "recall": 0.8},
 }
 
 
@@ -84,11 +92,137 @@ def test_candidate_rows_are_config_overrides():
         "train.g_learning_rate": 4e-4,
         "model.spectral_norm": True,
     }
-    config = quality.row_config(row, seed=2, data_dir="/data")
+    base = quality.base_config(fashion_mnist.get_config(), idx_data_dir="/data")
+    config = quality.row_config(row, seed=2, base=base)
     assert (
         config.model.g_width == 64 and config.train.seed == 2 and config.data.source == "idx:/data"
     )
+    assert base.model.g_width == 32  # the base config is left as it was
     with pytest.raises(ValueError, match="name:field=value"):
         quality.parse_candidate("no-overrides")
     with pytest.raises(ValueError, match="model.nope"):
-        quality.row_config(quality.parse_candidate("x:model.nope=1"), seed=0, data_dir="/data")
+        quality.row_config(quality.parse_candidate("x:model.nope=1"), seed=0, base=base)
+
+
+def _scored_run(points, rate=1000.0):
+    """A run whose snapshots carry KID and precision/recall, as runs record them now."""
+    run = _run([(s, i, fd, fd) for s, i, fd, _, _, _ in points], rate)
+    for snapshot, (_, _, _, kid, precision, recall) in zip(run["snapshots"], points, strict=True):
+        snapshot.update(kid=kid, kid_std=0.0, precision=precision, recall=recall)
+    return run
+
+
+def test_scores_table_shows_kid_precision_recall_and_a_dash_for_older_cached_runs():
+    results = {
+        # Cached before KID and precision/recall were recorded: FD only.
+        "article_dcgan": [_run([(100, 30_000, 20.0, 20.0), (200, 60_000, 9.0, 9.0)])],
+        "default": [
+            _scored_run([(50, 30_000, 10.0, 0.010, 0.6, 0.3), (90, 60_000, 5.0, 0.004, 0.7, 0.5)]),
+            _scored_run([(50, 30_000, 12.0, 0.012, 0.5, 0.2), (95, 60_000, 7.0, 0.006, 0.8, 0.4)]),
+        ],
+        # One seed rerun with the new scores, one still from the old cache.
+        "mixed": [
+            _scored_run([(60, 60_000, 6.0, 0.005, 0.7, 0.45)]),
+            _run([(60, 60_000, 8.0, 8.0)]),
+        ],
+    }
+    table, summary = quality.summarize(results, REFERENCES, seconds=300, images=60_000)
+    scores_table = table[table.index("| row | seeds | final") :]
+    reference_line = next(line for line in scores_table.splitlines() if "article_dcgan" in line)
+    assert reference_line.count("–") == 6  # KID, precision, recall, final and at 60k
+    assert "| 9.00 |" in reference_line  # its FD is still shown
+    default_line = next(line for line in scores_table.splitlines() if "| default |" in line)
+    # Final snapshot: FD 6 ± 1.41, KID x 10^3 5 ± 1.41, precision 0.75, recall 0.45.
+    assert "6.00 ± 1.41 | 5.00 ± 1.41 | 0.750 ± 0.071 | 0.450 ± 0.071" in default_line
+    mixed_line = next(line for line in scores_table.splitlines() if "| mixed |" in line)
+    assert "7.00 ± 1.41 | 5.00 (1/2 seeds)" in mixed_line
+    default_scores = summary["rows"]["default"]["scores"]
+    assert default_scores["final"]["recall"][0] == pytest.approx(0.45)
+    assert default_scores["at_images"]["kid"][0] == pytest.approx(0.005)
+    assert summary["rows"]["article_dcgan"]["scores"]["final"]["fd"][0] == 9.0
+    assert math.isnan(summary["rows"]["article_dcgan"]["scores"]["final"]["kid"][0])
+    assert "vs the 10,000 real eval images" in table and "precision 0.800" in table
+
+
+def test_config_flag_selects_the_data_and_the_default_row_is_that_config(tmp_path):
+    from absl import flags
+
+    saved = flags.FLAGS["config"].serialize()
+    try:
+        flags.FLAGS(["quality", "--config=configs/noto_emoji.py"], known_only=True)
+        assert quality.config_path() == "configs/noto_emoji.py"
+        base = quality.base_config(quality._CONFIG.value, quality._DATA.value)
+    finally:
+        flags.FLAGS([sys.argv[0], saved], known_only=True)
+    assert quality.config_path() == "configs/fashion_mnist.py"
+    assert base.data.source.startswith("folder:") and base.data.source.endswith("noto-emoji")
+    assert (base.data.resolution, base.data.channels) == (32, 3)
+    default_row = quality.known_rows([], "configs/noto_emoji.py")["default"]
+    assert default_row.description == "configs/noto_emoji.py as it is"
+    assert quality.row_config(default_row, seed=0, base=base).to_dict() == base.to_dict()
+    assert quality.row_config(default_row, seed=0, base=base).to_dict() == (
+        noto_emoji.get_config().to_dict()
+    )
+    # --data replaces an idx: directory, and nothing else.
+    with pytest.raises(ValueError, match="replaces an idx: source"):
+        quality.base_config(noto_emoji.get_config(), idx_data_dir="/data")
+    conditional = fashion_mnist.get_config()
+    conditional.model.conditional = True
+    with pytest.raises(ValueError, match="unconditional"):
+        quality.base_config(conditional)
+
+
+def test_other_datasets_get_their_own_cache_keys_and_data_workdir_fashion_mnist_keeps_its_own(
+    tmp_path, monkeypatch
+):
+    fashion = quality.base_config(fashion_mnist.get_config())
+    emoji = quality.base_config(noto_emoji.get_config())
+    # Fashion-MNIST, also read through another config of the same data and judge, keeps the
+    # `data/` workdir and the cache keys of every earlier run.
+    assert quality.dataset_id(fashion) is None
+    assert quality.dataset_id(quality.base_config(stylegan2_fashion_mnist.get_config())) is None
+    emoji_id = quality.dataset_id(emoji)
+    assert emoji_id is not None
+    judged_longer = noto_emoji.get_config()
+    judged_longer.evaluate.classifier_min_steps *= 2
+    assert quality.dataset_id(judged_longer) not in (None, emoji_id)
+    reference = quality.known_rows([])["article_dcgan"]
+    # The key the reference's seed 0 has had since before --config (default budgets).
+    assert quality._cache_key(reference, 0, fashion) == "2008cf063af3bf98"
+    assert quality._cache_key(reference, 0, emoji) != quality._cache_key(reference, 0, fashion)
+    default = quality.known_rows([])["default"]
+    assert quality._cache_key(default, 0, emoji) != quality._cache_key(default, 0, fashion)
+
+    ingested = []
+
+    class FakeRunner:
+        def __init__(self, config, workdir):
+            ingested.append((config.data.source, workdir))
+
+        def run(self, stages):
+            assert stages == ["ingest"]
+
+    monkeypatch.setattr(quality.runner, "Runner", FakeRunner)
+    assert quality.prepare_data(tmp_path, fashion) == tmp_path / "data"
+    assert quality.prepare_data(tmp_path, emoji) == tmp_path / f"data-{emoji_id}"
+    assert ingested[1][0] == emoji.data.source
+
+
+def test_article_dcgan_takes_the_datas_size_and_channels():
+    from benchmarks import article_dcgan
+
+    # Fashion-MNIST: the article's network, padded 28 -> 32, cropped back.
+    fashion = article_dcgan.ArticleDCGAN(np.zeros((64, 28, 28, 1), np.uint8), seed=0)
+    kernels = [tuple(w.shape) for w in fashion.generator.weights if "kernel" in w.path]
+    assert kernels == [(4, 4, 256, 100), (4, 4, 128, 256), (4, 4, 64, 128), (4, 4, 1, 64)]
+    assert fashion.discriminator.input_shape == (None, 32, 32, 1)
+    assert fashion.samples(3, seed=0).shape == (3, 28, 28, 1)
+    # Colour emoji: 32x32x3 as they are, one image per sample.
+    emoji = article_dcgan.ArticleDCGAN(np.zeros((64, 32, 32, 3), np.uint8), seed=0)
+    emoji.train(1)
+    samples = emoji.samples(3, seed=0)
+    assert samples.shape == (3, 32, 32, 3) and samples.dtype == np.uint8
+    assert emoji.discriminator.input_shape == (None, 32, 32, 3)
+    # Larger data gets a layer per doubling: at 64x64 the PyTorch tutorial's widths.
+    assert article_dcgan.network_size(64) == 64
+    assert article_dcgan._widths(64) == [64, 128, 256, 512]
