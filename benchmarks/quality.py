@@ -66,7 +66,6 @@ from ml_collections import config_flags
 from benchmarks import article_dcgan
 from configs import fashion_mnist
 from gan_keras import io_utils, reference_scores
-from gan_keras import metrics as metrics_lib
 from pipeline import judge, runner, train
 
 _ROWS = flags.DEFINE_list(
@@ -325,29 +324,19 @@ class Judge:
                 "--judge_min_accuracy"
             )
         self.scorer = judge.JudgeScorer(config, self.classifier, self.real.eval_images)
-        # Precision and recall as the evaluate stage computes them (pipeline.evaluate): the
-        # real eval set's k-NN radii serve every score.
-        self.pr_k = config.evaluate.pr_k
-        self.real_radii = metrics_lib.knn_radii(self.scorer.real_features, self.pr_k)
 
     def fd(self, images) -> float:
         return self.scorer.score(images)["frechet_distance"]
 
     def scores(self, images) -> dict:
         """The SNAPSHOT_METRICS of `images` (and KID's std over its subsets)."""
-        fd_and_kid = self.scorer.score(images)
-        precision, recall = metrics_lib.precision_recall(
-            self.scorer.real_features,
-            self.classifier.features(images),
-            k=self.pr_k,
-            real_radii=self.real_radii,
-        )
+        scores = self.scorer.score(images, with_precision_recall=True)
         return {
-            "fd": fd_and_kid["frechet_distance"],
-            "kid": fd_and_kid["kid_mean"],
-            "kid_std": fd_and_kid["kid_std"],
-            "precision": precision,
-            "recall": recall,
+            "fd": scores["frechet_distance"],
+            "kid": scores["kid_mean"],
+            "kid_std": scores["kid_std"],
+            "precision": scores["precision"],
+            "recall": scores["recall"],
         }
 
     def references(self, num_samples: int) -> dict:

@@ -8,6 +8,8 @@ import pytest
 
 from benchmarks import quality
 from configs import fashion_mnist, noto_emoji, stylegan2_fashion_mnist
+from gan_keras import feature_extractors, metrics
+from pipeline import judge as pipeline_judge
 
 
 def _run(points, rate=1000.0):
@@ -226,3 +228,28 @@ def test_article_dcgan_takes_the_datas_size_and_channels():
     # Larger data gets a layer per doubling: at 64x64 the PyTorch tutorial's widths.
     assert article_dcgan.network_size(64) == 64
     assert article_dcgan._widths(64) == [64, 128, 256, 512]
+
+
+class _FlatPixels(feature_extractors.FeatureExtractor):
+    """Features = the flattened pixels: enough to check what the scorer does with them."""
+
+    def predict(self, images):
+        return np.asarray(images, np.float64).reshape(len(images), -1), None
+
+
+def test_judge_scorer_precision_recall_are_the_metrics_of_its_features():
+    config = fashion_mnist.get_config()
+    config.evaluate.kid_subset_size = 50
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (120, 4, 4, 1), dtype=np.uint8)
+    fake = rng.integers(0, 128, (100, 4, 4, 1), dtype=np.uint8)  # half the range: low recall
+    scorer = pipeline_judge.JudgeScorer(config, _FlatPixels(), real)
+    scores = scorer.score(fake, with_precision_recall=True)
+    expected = metrics.precision_recall(
+        real.reshape(120, -1).astype(np.float64),
+        fake.reshape(100, -1).astype(np.float64),
+        k=config.evaluate.pr_k,
+    )
+    assert (scores["precision"], scores["recall"]) == pytest.approx(expected)
+    assert scores["recall"] < 0.5
+    assert "precision" not in scorer.score(fake)  # FD and KID only, as in-training evaluation
