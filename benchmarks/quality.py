@@ -240,6 +240,19 @@ def row_config(row: Row, seed: int, base):
     return config
 
 
+_REPO_ROOT = str(pathlib.Path(__file__).resolve().parents[1])
+
+
+def _portable(config, section: str) -> dict:
+    """`config[section]` as a dict, a data source inside this checkout named relative to it
+    (configs/noto_emoji.py builds an absolute path from its own location), so cache keys, and
+    the results committed under them, are the same in every clone."""
+    fields = config[section].to_dict()
+    if section == "data":
+        fields["source"] = fields["source"].replace(_REPO_ROOT, "<repo>")
+    return fields
+
+
 def dataset_id(base) -> str | None:
     """What keeps `base`'s data and judge apart from others' in a results_dir (its data
     workdir and its rows' cache keys): None for configs/fashion_mnist.py's data and judge
@@ -247,7 +260,7 @@ def dataset_id(base) -> str | None:
     short hash of the config's data and evaluate sections."""
 
     def identity(config) -> dict:
-        return {section: config[section].to_dict() for section in ("data", "evaluate")}
+        return {section: _portable(config, section) for section in ("data", "evaluate")}
 
     if identity(base) == identity(fashion_mnist.get_config()):
         return None
@@ -684,7 +697,7 @@ def _cache_key(row: Row, seed: int, base) -> str:
         trained = row.name
     else:
         config = row_config(row, seed, base)
-        trained = {section: config[section].to_dict() for section in ("data", "model", "train")}
+        trained = {section: _portable(config, section) for section in ("data", "model", "train")}
         for (
             field
         ) in _LOOP_FIELDS:  # the benchmark's budgets replace the train stage's loop settings

@@ -188,6 +188,15 @@ def test_other_datasets_get_their_own_cache_keys_and_data_workdir_fashion_mnist_
     judged_longer = noto_emoji.get_config()
     judged_longer.evaluate.classifier_min_steps *= 2
     assert quality.dataset_id(judged_longer) not in (None, emoji_id)
+    # The emoji config names its folder by an absolute path: another clone gets the same keys.
+    elsewhere = quality.base_config(noto_emoji.get_config())
+    elsewhere.data.source = elsewhere.data.source.replace(quality._REPO_ROOT, "/elsewhere/clone")
+    monkeypatch.setattr(quality, "_REPO_ROOT", "/elsewhere/clone")
+    assert quality.dataset_id(elsewhere) == emoji_id
+    default_row = quality.known_rows([])["default"]
+    key_elsewhere = quality._cache_key(default_row, 0, elsewhere)
+    monkeypatch.undo()
+    assert key_elsewhere == quality._cache_key(default_row, 0, emoji)
     reference = quality.known_rows([])["article_dcgan"]
     # The key the reference's seed 0 has had since before --config (default budgets).
     assert quality._cache_key(reference, 0, fashion) == "2008cf063af3bf98"
