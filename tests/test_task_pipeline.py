@@ -22,7 +22,14 @@ TASK_FLAGS = [
 
 CASES = {
     "super_resolution": (
-        ["--config.task.name=super_resolution", "--config.task.scale=2"],
+        # With configs/fashion_mnist_sr.py's EMA generator, whose BatchNorm statistics are
+        # re-estimated on training conditions before it samples, is saved and is exported.
+        [
+            "--config.task.name=super_resolution",
+            "--config.task.scale=2",
+            "--config.train.ema_half_life_images=500",
+            "--config.train.ema_rampup=0.05",
+        ],
         {"image": [8, 8, 1]},
         "bicubic_upsample",
     ),
@@ -55,6 +62,9 @@ def test_task_runs_end_to_end_with_its_references(task, ingested, tmp_path):
     run_pipeline(workdir, *TASK_FLAGS, *flags)
 
     assert any((workdir / "train" / "checkpoints").glob("*.index"))
+    train_config = json.loads((workdir / "train" / "manifest.json").read_text())["config"]
+    ema_flags = [f for f in flags if "ema_half_life_images" in f]
+    assert (train_config["train.ema_half_life_images"] > 0) == bool(ema_flags)
     assert any((workdir / "train" / "l1_reference" / "checkpoints").glob("*.index"))
     assert (workdir / "train" / "samples" / "step_0000040.png").exists()
     metrics = json.loads((workdir / "evaluate" / "metrics.json").read_text())
