@@ -55,6 +55,15 @@ _DRAWS_PER_UPDATE = 8
 MAX_N_CRITIC = 7
 
 
+def batch_norm_layers(model: keras.Model) -> list:
+    """Every BatchNormalization layer inside `model`, nested models included."""
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+
+
 def standing_batch_norm(generator: keras.Model, batches) -> None:
     """Sets `generator`'s BatchNorm moving statistics to the average of the batch statistics
     its current weights produce on `batches` (an iterable of generator inputs).
@@ -66,11 +75,7 @@ def standing_batch_norm(generator: keras.Model, batches) -> None:
     result is a plain average and the first batch replaces the stale statistics entirely.
     A no-op for a generator without BatchNorm.
     """
-    norms = [
-        layer
-        for layer in generator._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
+    norms = batch_norm_layers(generator)
     if not norms:  # e.g. StyleGAN2
         return
     momenta = [layer.momentum for layer in norms]

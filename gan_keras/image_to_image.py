@@ -186,13 +186,6 @@ def build_patch_discriminator(
     return keras.Model([condition_in, image_in], logits, name=name)
 
 
-def _has_batch_norm(model: keras.Model) -> bool:
-    return any(
-        isinstance(layer, layers.BatchNormalization)
-        for layer in model._flatten_layers(include_self=False)
-    )
-
-
 @keras.saving.register_keras_serializable(package="gan_keras")
 class ImageToImageGAN(gan_lib.GAN):
     """GAN on ((condition, image), label) batches; the label is ignored.
@@ -306,7 +299,7 @@ class ImageToImageGAN(gan_lib.GAN):
         conditions = getattr(self, "_standing_conditions", None)
         step = int(self.step.numpy())
         if conditions is None:
-            if self.ema_generator is not None and _has_batch_norm(self.ema_generator):
+            if self.ema_generator is not None and gan_lib.batch_norm_layers(self.ema_generator):
                 # The EMA copy's moving statistics were never those of its weights.
                 raise ValueError(
                     "an image-to-image EMA generator with BatchNorm samples only after "
