@@ -17,13 +17,17 @@ exported (`build_directions`):
 * Named extra directions (for example "towards class X", fitted later with a
   classifier), given as vectors.
 
-Every direction is stored with unit norm, so an edit strength is a distance in
-latent space, in units of the standard deviation of the Gaussian prior on z.
+Every direction is stored with the length of one standard deviation of the latents
+along it (`direction_scales`: unit norm in z, whose prior is N(0, I)), so an edit
+strength counts standard deviations in either space.
 
-Generators with a mapping network (gan_keras.stylegan2) truncate in w-space
-towards their tracked `w_avg` (`truncated_images`, used by the export's
-`truncated_sample`) and get a `style_mix` signature (`style_mix_images`,
-`add_style_mix_endpoint`). Their edits and projections stay in z-space.
+Generators with a mapping network (gan_keras.stylegan2) are controlled in w-space
+(`ControlSpace`): truncation pulls towards their tracked `w_avg`, projection fits w
+(starting from `w_avg`, as StyleGAN2's projector does) and edits move w, along SeFa
+directions of the synthesis layers' style weights (SeFa's StyleGAN variant). z -> w is
+non-linear, so a straight line in z is a curve in w, and w is where StyleGAN, GANSpace and
+SeFa found the disentangled directions. They also get a `style_mix` signature
+(`style_mix_images`, `add_style_mix_endpoint`).
 """
 
 import math
@@ -92,6 +96,60 @@ def checked_truncation(psi) -> tf.Tensor:
         return tf.identity(psi)
 
 
+class ControlSpace:
+    """The latent space a generator's controls act in: truncation, projection and edits.
+
+    ``name`` "z" (the DCGAN: the prior's latents, mean 0) or "w" (a generator with a
+    mapping network: one w for every synthesis layer, mean the tracked `w_avg`); ``dim``
+    its size. Conditional generators take their label in `from_z` (w carries the class)
+    and, in z-space, again in `images`.
+    """
+
+    def __init__(self, generator: keras.Model, latent_dim: int):
+        self.generator = generator
+        self.style = stylegan2.StyleParts.of(generator)
+        self.name = "z" if self.style is None else "w"
+        self.dim = int(latent_dim) if self.style is None else self.style.mapping.w_dim
+
+    @property
+    def labelled_images(self) -> bool:
+        """Whether `images` needs the label (z-space of a conditional generator)."""
+        return self.style is None and len(self.generator.inputs) > 1
+
+    def from_z(self, z, label=None) -> tf.Tensor:
+        """The latents of prior draws `z` in this space: z itself, or w = mapping(z, label)."""
+        z = tf.convert_to_tensor(z, tf.float32)
+        if self.style is None:
+            return z
+        return tf.cast(self.style.map(z, label), tf.float32)
+
+    def truncate(self, latents, psi) -> tf.Tensor:
+        """mean + psi * (latents - mean), psi in [0, 1] (checked): towards 0 in z, w_avg in w."""
+        if self.style is None:
+            return truncate(latents, psi)
+        return self.style.truncate(
+            tf.convert_to_tensor(latents, tf.float32), checked_truncation(psi)
+        )
+
+    def projection_starts(self, draws, label=None) -> tf.Tensor:
+        """`project`'s starting latents for prior draws [B, latent_dim]: an all-zero draw
+        starts at the space's mean (0, or w_avg as in StyleGAN2's projector), others at
+        their latents in this space."""
+        draws = tf.convert_to_tensor(draws, tf.float32)
+        if self.style is None:
+            return draws
+        at_mean = tf.reduce_all(tf.equal(draws, 0.0), axis=1, keepdims=True)
+        w_avg = tf.cast(self.style.mapping.w_avg, tf.float32)[None]
+        return tf.where(at_mean, w_avg, self.from_z(draws, label))
+
+    def images(self, latents, label=None) -> tf.Tensor:
+        """Float32 images in [-1, 1] of latents in this space, inference mode."""
+        if self.style is None:
+            inputs = latents if label is None else [latents, label]
+            return tf.cast(self.generator(inputs, training=False), tf.float32)
+        return self.style.synthesize(self.style.broadcast(latents))
+
+
 def truncated_images(generator: keras.Model, z, psi, label=None) -> tf.Tensor:
     """Float images of latents `z` (and labels) truncated by psi in [0, 1], inference mode.
 
@@ -99,12 +157,8 @@ def truncated_images(generator: keras.Model, z, psi, label=None) -> tf.Tensor:
     `w_avg` (StyleGAN's truncation trick: w-space is where the average is meaningful);
     otherwise in z-space towards the prior's mean, i.e. G(truncate(z, psi)).
     """
-    style = stylegan2.StyleParts.of(generator)
-    if style is None:
-        z = truncate(z, psi)
-        return generator(z if label is None else [z, label], training=False)
-    w = style.map(tf.convert_to_tensor(z, tf.float32), label)
-    return style.synthesize(style.broadcast(style.truncate(w, checked_truncation(psi))))
+    space = ControlSpace(generator, int(tf.convert_to_tensor(z).shape[-1]))
+    return space.images(space.truncate(space.from_z(z, label), psi), label)
 
 
 def style_mix_images(generator: keras.Model, z_coarse, z_fine, crossover, label=None):
@@ -190,6 +244,7 @@ def project(
     seed: int = 0,
     feature_fn=None,
     feature_weight: float = 1.0,
+    start_fn=None,
 ) -> dict:
     """Finds latents whose generated images match `images_float` ([N, H, W, C] in [-1, 1]).
 
@@ -201,6 +256,9 @@ def project(
     the per-image pixel MSE plus `feature_weight` times the MSE of
     `feature_fn(images)` when given. The Adam update is written out with
     tensors, since a Keras optimizer cannot live in a SavedModel signature.
+    `start_fn(draws, labels)` maps the starting draws [R * N, latent_dim] to the
+    latents fitted (default: the draws, fitting z); `ControlSpace.projection_starts`
+    fits w from w_avg and the draws' w.
 
     Returns {"z": [N, latent_dim], "images_float": reconstructions, "psnr":
     [N] dB of the uint8 reconstruction against the uint8 target}; the best
@@ -222,10 +280,12 @@ def project(
         axis=0,
     )
     z0 = tf.repeat(starts, num_images, axis=0)
-    targets = tf.tile(target, [num_restarts, 1, 1, 1])
     labels = (
         None if label is None else tf.tile(tf.convert_to_tensor(label, tf.int32), [num_restarts])
     )
+    if start_fn is not None:
+        z0 = tf.convert_to_tensor(start_fn(z0, labels), tf.float32)
+    targets = tf.tile(target, [num_restarts, 1, 1, 1])
     target_features = None if feature_fn is None else feature_fn(targets)
 
     def losses(z):
@@ -355,12 +415,32 @@ def _top_eigenvectors(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
     return vectors, values[order]
 
 
+def style_affine_weight(generator: keras.Model) -> np.ndarray:
+    """[w_dim, sum of input channels]: the style affines' kernels of every synthesis
+    convolution of a generator with a mapping network, side by side.
+
+    SeFa's StyleGAN form: styles are y = A w + b, one A per layer, so the w directions that
+    move the styles most are the top eigenvectors of sum_l A_l^T A_l. The equalised-lr gains
+    are one constant for every affine (all take w), so they do not change the eigenvectors;
+    the toRGB affines are left out, as in SeFa (they set colours, not content).
+    """
+    style = stylegan2.StyleParts(generator)
+    kernels = [np.asarray(conv.affine.kernel.numpy(), np.float64) for conv in style.synthesis.convs]
+    return np.concatenate(kernels, axis=1)
+
+
 def sefa_directions_with_info(
     generator: keras.Model, latent_dim: int, k: int
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """(directions [k, latent_dim] float32, eigenvalues [k], method) for `sefa_directions`."""
-    if not 1 <= k <= latent_dim:
-        raise ValueError(f"k must be in [1, latent_dim={latent_dim}], got {k}")
+    """(directions [k, dim] float32, eigenvalues [k], method) for `sefa_directions`; dim is
+    the `ControlSpace`'s (w_dim for a generator with a mapping network)."""
+    space = ControlSpace(generator, latent_dim)
+    if not 1 <= k <= space.dim:
+        raise ValueError(f"k must be in [1, {space.name} dimensions={space.dim}], got {k}")
+    if space.name == "w":
+        weight = style_affine_weight(generator)
+        vectors, values = _top_eigenvectors(weight @ weight.T, k)
+        return vectors.astype(np.float32), values, "style_affine_layers"
     weight = first_layer_z_weight(generator, latent_dim)
     if weight is not None:
         # Keras kernels are A^T ([in, out] for y = z A^T), so A^T A = kernel @ kernel^T.
@@ -397,7 +477,8 @@ def build_directions(
     min(8, latent_dim). Extra vectors are normalised; "input_norm" keeps
     their given length.
     """
-    k = min(DEFAULT_SEFA_DIRECTIONS, latent_dim) if k is None else k
+    space = ControlSpace(generator, latent_dim)
+    k = min(DEFAULT_SEFA_DIRECTIONS, space.dim) if k is None else k
     vectors, eigenvalues, method = sefa_directions_with_info(generator, latent_dim, k)
     rows = list(vectors)
     entries = [
@@ -418,9 +499,10 @@ def build_directions(
                 f"used (taken: {sorted(names)})"
             )
         vector = np.asarray(vector, np.float64)
-        if vector.shape != (latent_dim,):
+        if vector.shape != (space.dim,):
             raise ValueError(
-                f"direction {name!r} must have shape ({latent_dim},), got {vector.shape}"
+                f"direction {name!r} must have shape ({space.dim},) ({space.name}-space), "
+                f"got {vector.shape}"
             )
         norm = float(np.linalg.norm(vector))
         if not np.isfinite(norm) or norm == 0.0:
@@ -430,7 +512,33 @@ def build_directions(
             {"index": len(entries), "name": name, "kind": CLASS_KIND, "input_norm": norm}
         )
         names.add(name)
-    return np.stack(rows).astype(np.float32), entries
+    rows = np.stack(rows)
+    scales = direction_scales(generator, latent_dim, rows)
+    if space.name == "w":
+        for entry, scale in zip(entries, scales, strict=True):
+            entry["w_std"] = float(scale)
+    return (rows * scales[:, None]).astype(np.float32), entries
+
+
+# How many prior draws measure w's spread along each edit direction.
+W_SPREAD_SAMPLES = 10_000
+
+
+def direction_scales(generator: keras.Model, latent_dim: int, unit_vectors) -> np.ndarray:
+    """[D] lengths the edit directions are stored with, so a strength counts standard
+    deviations of the latents along the direction: 1 in z (the prior is N(0, I)); in w, the
+    standard deviation of mapped prior draws along it (fixed seed; GANSpace's unit), since
+    w's spread differs by direction and has no closed form."""
+    unit_vectors = np.asarray(unit_vectors, np.float64)
+    space = ControlSpace(generator, latent_dim)
+    if space.name == "z":
+        return np.ones(len(unit_vectors))
+    z = tf.random.stateless_normal([W_SPREAD_SAMPLES, latent_dim], seed=[0, 3])
+    labels = None
+    if space.style.mapping.num_classes:
+        labels = tf.range(W_SPREAD_SAMPLES) % space.style.mapping.num_classes
+    w = np.asarray(space.from_z(z, labels), np.float64)
+    return np.std(w @ unit_vectors.T, axis=0)
 
 
 # --- StyleGAN2 exports ----------------------------------------------------------------

@@ -64,10 +64,19 @@ labels named below, with the same range checks:
     ``z`` float32 ``[N, latent_dim]``, ``direction`` int32 scalar,
     ``strength`` float32 scalar (and ``label`` int32 ``[N]``) -> ``images``,
     ``images_float`` and ``z`` for ``z + strength * directions[direction]``.
-    The unit-norm directions are constants in the graph; their names are in
+    The directions (one standard deviation long, see gan_keras.controls) are
+    constants in the graph; their names are in
     ``assets.extra/directions.json``: a list of {"index", "name", "kind"}
     with kind "sefa" (closed-form, label-free; always the first ones) or
     "class" (given to `export_generator`).
+
+A generator with a mapping network (StyleGAN2) is controlled in w-space
+(gan_keras.controls.ControlSpace; ``model_info.json``'s "control_space" says
+which): ``truncated_sample`` also returns ``w`` [N, w_dim], the truncated w
+its images come from; ``project`` fits and returns ``w`` (from w_avg);
+``edit`` takes and returns ``w`` and no label (w carries the class); SeFa's
+directions come from the synthesis layers' style weights. It also has
+``style_mix`` (gan_keras.controls.add_style_mix_endpoint).
 
 Out-of-range labels, directions or truncation, too few interpolation steps,
 mismatched batch sizes and negative ``num_samples`` fail with
@@ -217,9 +226,11 @@ def _build_archive(
                 ),
             )
 
-    def generator_fn(z, label):
-        inputs = z if label is None else [z, label]
-        return tf.cast(generator(inputs, training=False), tf.float32)
+    # Projection and edits act in this space: z, or w for a generator with a mapping network.
+    space = controls.ControlSpace(generator, latent_dim)
+
+    def space_images(latents, label=None):
+        return space.images(latents, label if space.labelled_images else None)
 
     def check_image_shape(images):
         # A loaded signature does not enforce its input shapes, and a wrong size
@@ -249,16 +260,36 @@ def _build_archive(
             images = tf.identity(images)
             label = None if label is None else tf.identity(label)
         fitted = controls.project(
-            generator_fn, controls.uint8_to_float(images), steps, latent_dim=latent_dim, label=label
+            space_images,
+            controls.uint8_to_float(images),
+            steps,
+            latent_dim=latent_dim,
+            label=label,
+            start_fn=space.projection_starts,
         )
         return {
-            "z": fitted["z"],
+            space.name: fitted["z"],
             "reconstructions": to_uint8(fitted["images_float"]),
             "psnr": fitted["psnr"],
         }
 
-    def edit_latents(z, direction, strength):
-        return controls.edit(z, tf.constant(directions), direction, strength)
+    def edit_outputs(latents, direction, strength, label=None):
+        edited = controls.edit(latents, tf.constant(directions), direction, strength)
+        if space.name == "z":
+            return {**generate(edited, label), "z": edited}
+        return {**outputs(space_images(edited)), space.name: edited}
+
+    def truncated_outputs(num_samples, seed, truncation, labels=None):
+        """sample's latents truncated by psi; z-space outputs the truncated z, w-space the
+        prior's z and the truncated w (the `edit` signature's input)."""
+        z = latents(num_samples, seed)
+        if space.name == "z":
+            z = controls.truncate(z, truncation)
+            return {**generate(z, labels), "z": z}
+        checks = [] if labels is None else check_labels(labels)
+        with tf.control_dependencies(checks):
+            w = space.truncate(space.from_z(z, labels), truncation)
+        return {**outputs(space.images(w)), "z": z, "w": w}
 
     def endpoint_latents(seed_a, seed_b, steps):
         z_a = latents(tf.constant(1, tf.int32), seed_a)[0]
@@ -266,6 +297,7 @@ def _build_archive(
         return controls.slerp(z_a, z_b, steps)
 
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+    edit_latent_spec = tf.TensorSpec([None, space.dim], tf.float32, name=space.name)
     label_spec = tf.TensorSpec([None], tf.int32, name="label")
     num_spec = tf.TensorSpec([], tf.int32, name="num_samples")
     seed_spec = tf.TensorSpec([], tf.int64, name="seed")
@@ -290,14 +322,8 @@ def _build_archive(
             return generate(z, sample_labels(num_samples, seed, label))
 
         def truncated_sample(num_samples, seed, truncation, label):
-            if controls.has_mapping_network(generator):  # StyleGAN2: truncate w, not z
-                z, labels = latents(num_samples, seed), sample_labels(num_samples, seed, label)
-                with tf.control_dependencies(check_labels(labels)):
-                    images = controls.truncated_images(generator, z, truncation, labels)
-                return {**outputs(images), "z": z, "label": labels}
-            z = controls.truncate(latents(num_samples, seed), truncation)
             labels = sample_labels(num_samples, seed, label)
-            return {**generate(z, labels), "z": z, "label": labels}
+            return {**truncated_outputs(num_samples, seed, truncation, labels), "label": labels}
 
         def interpolate(seed_a, seed_b, steps, label_a, label_b):
             z = endpoint_latents(seed_a, seed_b, steps)
@@ -317,10 +343,6 @@ def _build_archive(
 
         def project(images, steps, label):
             return project_images(images, steps, label)
-
-        def edit(z, direction, strength, label):
-            edited = edit_latents(z, direction, strength)
-            return {**generate(edited, label), "z": edited}
 
         archive.add_endpoint(
             "serving_default", serving_default, input_signature=[z_spec, label_spec]
@@ -345,9 +367,6 @@ def _build_archive(
         archive.add_endpoint(
             "project", project, input_signature=[images_spec, steps_spec, label_spec]
         )
-        archive.add_endpoint(
-            "edit", edit, input_signature=[z_spec, direction_spec, strength_spec, label_spec]
-        )
     else:
 
         def serving_default(z):
@@ -357,11 +376,7 @@ def _build_archive(
             return generate(latents(num_samples, seed))
 
         def truncated_sample(num_samples, seed, truncation):
-            if controls.has_mapping_network(generator):  # StyleGAN2: truncate w, not z
-                z = latents(num_samples, seed)
-                return {**outputs(controls.truncated_images(generator, z, truncation)), "z": z}
-            z = controls.truncate(latents(num_samples, seed), truncation)
-            return {**generate(z), "z": z}
+            return truncated_outputs(num_samples, seed, truncation)
 
         def interpolate(seed_a, seed_b, steps):
             z = endpoint_latents(seed_a, seed_b, steps)
@@ -369,10 +384,6 @@ def _build_archive(
 
         def project(images, steps):
             return project_images(images, steps)
-
-        def edit(z, direction, strength):
-            edited = edit_latents(z, direction, strength)
-            return {**generate(edited), "z": edited}
 
         archive.add_endpoint("serving_default", serving_default, input_signature=[z_spec])
         archive.add_endpoint("sample", sample, input_signature=[num_spec, seed_spec])
@@ -385,7 +396,21 @@ def _build_archive(
             "interpolate", interpolate, input_signature=[seed_a_spec, seed_b_spec, steps_spec]
         )
         archive.add_endpoint("project", project, input_signature=[images_spec, steps_spec])
-        archive.add_endpoint("edit", edit, input_signature=[z_spec, direction_spec, strength_spec])
+
+    # A conditional generator's w already carries its class: only z-space edits take labels.
+    if conditional and space.name == "z":
+
+        def edit(z, direction, strength, label):
+            return edit_outputs(z, direction, strength, label)
+
+        edit_specs = [edit_latent_spec, direction_spec, strength_spec, label_spec]
+    else:
+
+        def edit(latents, direction, strength):
+            return edit_outputs(latents, direction, strength)
+
+        edit_specs = [edit_latent_spec, direction_spec, strength_spec]
+    archive.add_endpoint("edit", edit, input_signature=edit_specs)
 
     # Separate signatures rather than a third output of serving_default/sample: TF Serving's
     # REST API has no output filter, so every existing client would receive (and the server
@@ -460,6 +485,9 @@ def export_generator(
         "signatures": ["serving_default", "sample", *CONTROL_SIGNATURES, *PNG_SIGNATURES],
         "label_interpolation": None,
     }
+    space = controls.ControlSpace(generator, latent_dim)
+    # Which latents project returns and edit takes ("z" [latent_dim] or "w" [w_dim]).
+    info["control_space"] = {"name": space.name, "dim": space.dim}
     clashes = sorted(set(model_info or {}) & set(info))
     if clashes:
         raise ValueError(f"model_info must not set {', '.join(clashes)}: the exporter derives them")

@@ -187,10 +187,17 @@ def sample_images(
     return model.run("truncated_sample", inputs)["images"]
 
 
+def control_space(model) -> str:
+    """The latents ``project`` returns and ``edit`` takes: "z", or "w" for a generator with a
+    mapping network (model_info.json's "control_space"; exports before it are "z")."""
+    return (model.info.get("control_space") or {}).get("name", "z")
+
+
 def sample_latents(
     model, *, num: int, seed: int, label: int | None = None, truncation: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(z [num, latent_dim], labels [num] or None): ``sample``'s latents (truncated by psi).
+    """(latents [num, dim], labels [num] or None): ``sample``'s latents in the model's
+    `control_space`, truncated by psi (in w-space, the truncated w its images come from).
 
     With psi = 1 these are exactly the latents behind ``sample(num, seed, label)``.
     """
@@ -199,7 +206,7 @@ def sample_latents(
     inputs = _sample_inputs(model, "truncated_sample", num, seed, label)
     inputs["truncation"] = np.float32(_check_truncation(truncation))
     out = model.run("truncated_sample", inputs)
-    return out["z"], out.get("label")
+    return out[control_space(model)], out.get("label")
 
 
 def interpolate_images(
@@ -258,7 +265,11 @@ def edit_images(
     )
     rows = []
     for strength in strengths:
-        inputs = {"z": z, "direction": np.int32(direction), "strength": np.float32(strength)}
+        inputs = {
+            control_space(model): z,
+            "direction": np.int32(direction),
+            "strength": np.float32(strength),
+        }
         if takes_label(model, "edit"):
             inputs["label"] = labels.astype(np.int32)
         rows.append(model.run("edit", inputs)["images"])
@@ -270,8 +281,8 @@ def project_image(
 ) -> dict:
     """Fits a latent to one uint8 image [H, W, C] with the ``project`` signature.
 
-    Returns {"z": [latent_dim] float32, "reconstruction": uint8 [H, W, C],
-    "psnr": float dB (inf for a pixel-exact reconstruction)}.
+    Returns {"z" (or "w", the model's `control_space`): [dim] float32, "reconstruction":
+    uint8 [H, W, C], "psnr": float dB (inf for a pixel-exact reconstruction)}.
     """
     if steps < 0:
         raise RequestError(f"steps must be >= 0, got {steps}")
@@ -283,7 +294,7 @@ def project_image(
         check_label(model, label, signature_name="project")
     out = model.run("project", inputs)
     return {
-        "z": out["z"][0],
+        control_space(model): out[control_space(model)][0],
         "reconstruction": out["reconstructions"][0],
         "psnr": float(out["psnr"][0]),
     }

@@ -171,6 +171,30 @@ def _generate(
     return np.concatenate(out)
 
 
+def _space_latents(space, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The `ControlSpace` latents of unconditional prior draws z: z itself, or their w."""
+    if space.name == "z":
+        return z
+    return np.concatenate(
+        [
+            np.asarray(space.from_z(z[start : start + batch_size]))
+            for start in range(0, len(z), batch_size)
+        ]
+    )
+
+
+def _space_images(generator, space, latents: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """uint8 images of latents in `space` (z: as `_generate`; w: the synthesis network's)."""
+    if space.name == "z":
+        return _generate(generator, latents, batch_size=batch_size)
+    return np.concatenate(
+        [
+            gan_images.to_uint8(np.asarray(space.images(latents[start : start + batch_size])))
+            for start in range(0, len(latents), batch_size)
+        ]
+    )
+
+
 def _predicted_classes(judge, images: np.ndarray) -> np.ndarray:
     return np.argmax(judge.predict(images)[1], axis=1)
 
@@ -255,9 +279,11 @@ def class_directions_with_info(
     seed: int = 0,
     batch_size: int = 256,
 ) -> tuple[dict, dict]:
-    """(`class_directions`' {name: unit vector [latent_dim]}, a description for metrics/model_info).
+    """(`class_directions`' {name: unit vector}, a description for metrics/model_info).
 
-    `num_classes` is the model's (0: unconditional); the classes are the judge's.
+    `num_classes` is the model's (0: unconditional); the classes are the judge's. The vectors
+    live in the generator's `controls.ControlSpace`: z [latent_dim], or w [w_dim] for a
+    generator with a mapping network.
     """
     if num_classes > 0:
         return {}, {"skipped": CONDITIONAL_NOTE}
@@ -266,14 +292,21 @@ def class_directions_with_info(
     z = np.random.default_rng([seed, _FIT_STREAM]).standard_normal((num_samples, latent_dim))
     probs = judge.predict(_generate(generator, z.astype(np.float32), batch_size=batch_size))[1]
     assigned = np.bincount(np.argmax(probs, axis=1), minlength=probs.shape[1])
-    centred_z = z - z.mean(axis=0)
+    space = controls.ControlSpace(generator, latent_dim)
+    latents = np.asarray(_space_latents(space, z.astype(np.float32), batch_size), np.float64)
+    if space.name == "z":
+        latents, total_variance = z, float(latent_dim)  # the prior's, N(0, I)
+    else:  # w has no closed form: its samples' total variance
+        total_variance = float(np.sum(np.var(latents, axis=0)))
+    centred = latents - latents.mean(axis=0)
     directions, per_class = {}, {}
     for c, name in enumerate(_direction_names(class_names, probs.shape[1])):
         p = probs[:, c] - probs[:, c].mean()
-        gradient = centred_z.T @ p / num_samples  # Cov(z, p_c) = E[grad p_c]
+        # Cov(z, p_c) = E[grad p_c] in z (Stein's lemma); in w, the p_c-weighted shift of w.
+        gradient = centred.T @ p / num_samples
         norm = float(np.linalg.norm(gradient))
-        # Its expected norm if p_c did not depend on z: sqrt(latent_dim * Var(p_c) / N).
-        noise = math.sqrt(latent_dim * float(np.mean(p * p)) / num_samples)
+        # Its expected norm if p_c did not depend on the latent: sqrt(tr Cov * Var(p_c) / N).
+        noise = math.sqrt(total_variance * float(np.mean(p * p)) / num_samples)
         entry = {
             "class": c,
             "class_name": str(class_names[c])
@@ -298,6 +331,7 @@ def class_directions_with_info(
         per_class[name] = entry
     info = {
         "method": METHOD,
+        "space": space.name,
         "num_samples": int(num_samples),
         "seed": int(seed),
         "judge_fingerprint": judge.fingerprint,
@@ -325,17 +359,27 @@ def edit_metrics(
     num_samples: int = EDIT_SAMPLES,
     batch_size: int = 256,
 ) -> dict:
-    """Success rate (judge predicts X after z + s * towards_X) and mean absolute pixel change
-    (uint8 levels), per strength, averaged over classes; the same for one random unit direction
-    per class, the reference."""
+    """Success rate (judge predicts X after latent + s * towards_X) and mean absolute pixel
+    change (uint8 levels), per strength, averaged over classes; the same for one random unit
+    direction per class, the reference. Edits act as the export's ``edit`` does: in the
+    generator's `controls.ControlSpace`, each direction one standard deviation long."""
     z = (
         np.random.default_rng([seed, _EDIT_STREAM])
         .standard_normal((num_samples, latent_dim))
         .astype(np.float32)
     )
+    space = controls.ControlSpace(generator, latent_dim)
+    latents = _space_latents(space, z, batch_size)
     base = _generate(generator, z, batch_size=batch_size)
     base_pred = _predicted_classes(judge, base)
-    random_dirs = _random_directions(len(directions), latent_dim, seed)
+    random_dirs = _random_directions(len(directions), space.dim, seed)
+    if directions:  # one standard deviation long, as build_directions stores them
+        ordered = np.stack([v for _, v in sorted(directions.items())])
+        scaled = ordered * controls.direction_scales(generator, latent_dim, ordered)[:, None]
+        directions = dict(zip(sorted(directions), scaled, strict=True))
+        random_dirs = (
+            random_dirs * controls.direction_scales(generator, latent_dim, random_dirs)[:, None]
+        )
     per_class, rows = {}, {float(s): {"class": [], "random": []} for s in strengths}
     for (name, vector), random_vector in zip(sorted(directions.items()), random_dirs, strict=True):
         c = direction_info["classes"][name]["class"]
@@ -343,9 +387,10 @@ def edit_metrics(
         per_class[name] = {"base_rate": float(np.mean(base_pred == c))}
         for strength in strengths:
             for kind, v in (("class", vector), ("random", random_vector)):
-                edited = _generate(
+                edited = _space_images(
                     generator,
-                    z + np.float32(strength) * v.astype(np.float32),
+                    space,
+                    latents + np.float32(strength) * v.astype(np.float32),
                     batch_size=batch_size,
                 )
                 pred = _predicted_classes(judge, edited)
@@ -451,18 +496,25 @@ def projection_metrics(
 ) -> dict:
     """PSNR of projecting uint8 `targets` into the generator (gan_keras.controls.project, pixel
     MSE, its default restarts and learning rate), next to the PSNR of each target's nearest
-    training image in pixel space (the memorising baseline a generator should beat)."""
+    training image in pixel space (the memorising baseline a generator should beat). The
+    latents fitted are the export's: z, or w for a generator with a mapping network."""
+    space = controls.ControlSpace(generator, latent_dim)
 
-    def generator_fn(z, label):
-        inputs = z if label is None else [z, label]
-        images = tf.cast(generator(inputs, training=False), tf.float32)
+    def generator_fn(latents, label):
+        images = space.images(latents, label if space.labelled_images else None)
         # A generator piecewise constant in z (a lookup) has no gradient path to z, and
         # controls.project's tape would return None: connect a zero gradient instead.
-        return images + 0.0 * tf.reshape(tf.reduce_sum(z, axis=1), [-1, 1, 1, 1])
+        return images + 0.0 * tf.reshape(tf.reduce_sum(latents, axis=1), [-1, 1, 1, 1])
 
     def fit(images, label=None):
         return controls.project(
-            generator_fn, images, steps, latent_dim=latent_dim, label=label, seed=seed
+            generator_fn,
+            images,
+            steps,
+            latent_dim=latent_dim,
+            label=label,
+            seed=seed,
+            start_fn=space.projection_starts,
         )["images_float"]
 
     fit_fn = tf.function(fit) if labels is None else tf.function(lambda x, y: fit(x, y))

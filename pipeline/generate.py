@@ -94,7 +94,10 @@ _PROJECT = flags.DEFINE_string(
     "(height, width, channels): nothing is resized or converted.",
 )
 _LATENT_OUT = flags.DEFINE_string(
-    "latent_out", None, "With --project: .npy file for the fitted latent [latent_dim]."
+    "latent_out",
+    None,
+    "With --project: .npy file for the fitted latent: z [latent_dim], or w [w_dim] for a "
+    "StyleGAN2 generator (model_info.json's control_space).",
 )
 _EDIT = flags.DEFINE_string("edit", None, "Edit direction, by name (directions.json) or index.")
 _STRENGTH = flags.DEFINE_float("strength", None, "With --edit: one strength.")
@@ -283,7 +286,8 @@ def _project(model) -> None:
     if out:
         gan_images.save_png(out, result["reconstruction"])
     if _LATENT_OUT.value:
-        io_utils.atomic_write_bytes(_LATENT_OUT.value, _npy_bytes(result["z"]))
+        latent = result[sampling.control_space(model)]
+        io_utils.atomic_write_bytes(_LATENT_OUT.value, _npy_bytes(latent))
     psnr = result["psnr"]
     print(
         "PSNR: inf dB (pixel-exact reconstruction)"

@@ -544,3 +544,40 @@ def test_truncation_sweep_scales_z_of_a_conditional_dcgan():
     np.testing.assert_array_equal(
         control_metrics._generate(generator, z, labels, psi=0.5), images.to_uint8(expected)
     )
+
+
+def test_stylegan2_controls_are_measured_in_w_space(data):
+    """Projection fits w, class directions are w vectors, and edit metrics move w by
+    directions one w standard deviation long, as the export's edit signature does."""
+    from gan_keras import controls, stylegan2
+
+    keras.utils.set_random_seed(3)
+    generator = stylegan2.build_generator(
+        resolution=16, channels=1, latent_dim=LATENT, width=8, w_dim=12, mapping_layers=2
+    )
+    z = np.random.default_rng(5).standard_normal((16, LATENT)).astype(np.float32)
+    own = images.to_uint8(controls.truncated_images(generator, z, 0.7).numpy())
+    projected = control_metrics.projection_metrics(
+        generator, own, data.real.train_images, latent_dim=LATENT, steps=100, chunk=16
+    )
+    assert projected["psnr_mean"] > projected["nearest_train_psnr_mean"] + 6.0
+
+    directions, info = control_metrics.class_directions_with_info(
+        generator, data.judge, LATENT, 0, num_samples=512
+    )
+    assert info["space"] == "w"
+    assert all(v.shape == (12,) for v in directions.values())
+
+    unit = np.eye(12, dtype=np.float32)[0]
+    edits = control_metrics.edit_metrics(
+        generator,
+        data.judge,
+        {"towards_digit_0": unit},
+        {"classes": {"towards_digit_0": {"class": 0}}},
+        latent_dim=LATENT,
+        strengths=(0.0, 3.0),
+        num_samples=64,
+    )
+    still, moved = edits["by_strength"]
+    assert still["mean_abs_pixel_change"] == 0.0 == still["mean_abs_pixel_change_random"]
+    assert moved["mean_abs_pixel_change"] > 0.0

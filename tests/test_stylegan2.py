@@ -421,3 +421,68 @@ def test_export_truncates_in_w_space_and_style_mixes_conditionally(tmp_path):
         mix(crossover=tf.constant(parts.num_ws + 1), label=tf.constant(2), **seeds)
     with pytest.raises(tf.errors.InvalidArgumentError, match="label"):
         mix(crossover=tf.constant(1), label=tf.constant(3), **seeds)
+
+
+def test_edits_and_projection_act_in_w_space_from_truncated_latents(tmp_path):
+    """A StyleGAN2 export's edit takes w, and an edit grid at truncation psi starts from
+    the images truncated_sample gives at that psi (it used to start from untruncated z)."""
+    from gan_keras import export as gan_export
+    from gan_keras import sampling
+
+    g = _generator(num_classes=3)
+    parts = stylegan2.StyleParts(g)
+    parts.mapping.w_avg.assign(tf.random.stateless_normal([16], [7, 7]))
+    _, path = gan_export.export_generator(g, tmp_path, latent_dim=LATENT, num_classes=3)
+    model = sampling.LoadedModel(path)
+    assert model.info["control_space"] == {"name": "w", "dim": 16}
+    assert sampling.control_space(model) == "w"
+    assert set(model.input_specs["edit"]) == {"w", "direction", "strength"}  # w holds the class
+
+    truncated = sampling.sample_images(model, num=3, seed=4, label=1, truncation=0.5)
+    grid = sampling.edit_images(
+        model, num=3, seed=4, direction=0, strengths=[-2.0, 0.0, 2.0], label=1, truncation=0.5
+    )
+    np.testing.assert_array_equal(grid[:, 1], truncated)
+    assert np.any(grid[:, 0] != truncated) and np.any(grid[:, 2] != truncated)
+
+    # edit(w) moves w by strength x the stored direction and draws it with the synthesis net.
+    w, _ = sampling.sample_latents(model, num=2, seed=4, label=1, truncation=0.5)
+    assert w.shape == (2, 16)
+    out = model.run("edit", {"w": w, "direction": np.int32(1), "strength": np.float32(1.5)})
+    vectors, entries = controls.build_directions(g, LATENT)
+    np.testing.assert_allclose(out["w"], w + 1.5 * vectors[1], rtol=1e-5, atol=1e-6)
+    want = parts.synthesize(parts.broadcast(tf.constant(out["w"])))
+    np.testing.assert_allclose(out["images_float"], want, atol=1e-5)
+    assert entries[0]["method"] == "style_affine_layers"
+
+    # project fits w (from w_avg): an image the synthesis network drew from a w comes back.
+    target_w = w[:1]
+    target = controls.to_uint8(parts.synthesize(parts.broadcast(tf.constant(target_w)))).numpy()
+    fitted = sampling.project_image(model, target[0], steps=150, label=1)
+    assert fitted["w"].shape == (16,)
+    assert fitted["psnr"] > 30.0
+
+
+def test_sefa_in_w_space_takes_the_style_weights_top_directions_one_w_std_long():
+    g = _generator()
+    weight = controls.style_affine_weight(g)  # [w_dim, sum of conv input channels]
+    parts = stylegan2.StyleParts(g)
+    assert weight.shape == (16, sum(int(c.affine.kernel.shape[1]) for c in parts.synthesis.convs))
+    vectors, entries = controls.build_directions(g, LATENT, k=4)
+    assert vectors.shape == (4, 16)
+    norms = np.linalg.norm(vectors, axis=1)
+    units = vectors / norms[:, None]
+    # Each direction moves every layer's styles more than any direction after it, and the
+    # first more than random unit directions do (the quadratic form SeFa maximises).
+    moved = np.linalg.norm(units @ weight, axis=1)
+    assert np.all(np.diff(moved) <= 1e-6)
+    random = np.random.default_rng(0).standard_normal((200, 16))
+    random /= np.linalg.norm(random, axis=1, keepdims=True)
+    assert moved[0] >= np.linalg.norm(random @ weight, axis=1).max()
+    # Stored length: the standard deviation of mapped prior draws along the direction.
+    w = parts.map(tf.random.stateless_normal([20_000, LATENT], [1, 2])).numpy()
+    np.testing.assert_allclose(norms, np.std(w @ units.T, axis=0), rtol=0.05)
+    assert [e["w_std"] for e in entries] == pytest.approx(norms, rel=1e-5)
+    # Extra (class) directions are w vectors too.
+    with pytest.raises(ValueError, match=r"\(16,\) \(w-space\)"):
+        controls.build_directions(g, LATENT, extra={"towards_x": np.ones(LATENT)})

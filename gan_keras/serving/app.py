@@ -16,8 +16,9 @@ Endpoints (as documented for TF Serving's REST API):
                  [&label=3][&truncation=0.7]          a PNG grid: a row per sample,
                                                       a column per strength
     POST ...:project[?steps=200][&label=3]            body: a PNG of the model's
-                                                      image shape -> JSON {"z",
-                                                      "psnr", "reconstruction_png_b64"}
+                                                      image shape -> JSON {"z" (or
+                                                      "w": control_space), "psnr",
+                                                      "reconstruction_png_b64"}
     GET  /monitoring/prometheus/metrics              the Prometheus text format
                                                       (gan_keras.serving.metrics)
     POST ...:transform                                image-to-image models: body the
@@ -488,10 +489,11 @@ def _project(servable: Servable) -> Response:
     except sampling.RequestError as e:
         raise ServingError(f"request body: {e}") from None
     out = sampling.project_image(servable, image, steps=steps, label=label)
+    space = sampling.control_space(servable)  # "z", or "w" for a StyleGAN2 generator
     png = gan_images.encode_png(out["reconstruction"])
     response = _json(
         {
-            "z": codec.json_floats(out["z"]),
+            space: codec.json_floats(out[space]),
             "psnr": sampling.psnr_for_json(out["psnr"]),
             "reconstruction_png_b64": base64.b64encode(png).decode("ascii"),
         }
