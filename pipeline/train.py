@@ -103,6 +103,15 @@ def validate_config(config) -> None:
         # The gradient penalty is per example; BatchNorm couples the examples
         # of a batch and invalidates it (Gulrajani et al., 2017, section 4).
         raise ValueError("train.loss='wgan_gp' needs model.d_norm 'layer' or 'none', not 'batch'")
+    if t.r1_gamma > 0 and t.r1_every > 1 and m.d_norm == "batch" and m.sync_batch_norm:
+        # Lazy R1 runs D inside a tf.cond; synchronised BatchNorm's cross-replica reduction is
+        # a merge_call, which TensorFlow cannot run in a cond branch (measured: both workers
+        # of a multi-worker run fail at the first step).
+        raise ValueError(
+            f"train.r1_every={t.r1_every} (lazy R1) cannot run with model.sync_batch_norm=True "
+            "and model.d_norm='batch': set train.r1_every=1, model.d_norm='none' or 'layer' "
+            "(StyleGAN2's D has no normalisation), or model.sync_batch_norm=False"
+        )
     networks.check_network_resolution(d.resolution, m.network_resolution)
     if not 0 <= m.batch_norm_momentum < 1:
         raise ValueError(

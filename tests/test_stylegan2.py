@@ -333,6 +333,12 @@ def test_architecture_is_validated_against_the_registry():
     config.train.style_mixing_prob = 1.5
     with pytest.raises(ValueError, match="style_mixing_prob"):
         train.validate_config(config)
+    config = _config(sync_batch_norm=True)
+    config.train.r1_gamma, config.train.r1_every = 0.1, 4
+    with pytest.raises(ValueError, match="lazy R1.*sync_batch_norm"):
+        train.validate_config(config)
+    config.model.d_norm = "none"
+    train.validate_config(config)
     train.validate_config(_config())
     # A config from before the field existed means the DCGAN.
     legacy = ml_collections.ConfigDict({"latent_dim": 4})
