@@ -309,15 +309,15 @@ def test_two_workers_train_stylegan2_like_one_process(smoke_workdir, tmp_path):
     workdir = _workdir_with_ingest(smoke_workdir, tmp_path / "work")
     extra = [f"--config.model.{k}={v}" for k, v in STYLEGAN2_MODEL.items()]
     extra += [f"--config.train.{k}={v}" for k, v in STYLEGAN2_TRAIN.items()]
-    with _cluster(workdir, tmp_path, "sg2", steps=20, sample_every=20, extra=extra) as cluster:
+    with _cluster(workdir, tmp_path, "sg2", steps=10, sample_every=10, extra=extra) as cluster:
         cluster.wait()
-    assert "step 20/20" in cluster.log(0)
+    assert "step 10/10" in cluster.log(0)
     reference = _workdir_with_ingest(smoke_workdir, tmp_path / "reference")
-    _reference_run(reference, 20, model=STYLEGAN2_MODEL, train_fields=STYLEGAN2_TRAIN)
+    _reference_run(reference, 10, model=STYLEGAN2_MODEL, train_fields=STYLEGAN2_TRAIN)
     _assert_same_training_state(
-        workdir / "train/checkpoints/ckpt-20", reference / "train/checkpoints/ckpt-20", atol=1e-5
+        workdir / "train/checkpoints/ckpt-10", reference / "train/checkpoints/ckpt-10", atol=1e-5
     )
-    names = tf.train.load_checkpoint(str(workdir / "train/checkpoints/ckpt-20"))
+    names = tf.train.load_checkpoint(str(workdir / "train/checkpoints/ckpt-10"))
     assert any("w_avg" in name for name in names.get_variable_to_shape_map())
 
 
