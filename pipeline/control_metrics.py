@@ -428,10 +428,11 @@ def edit_metrics(
         "by_strength": by_strength,
         "per_class": per_class,
         "note": (
-            "success_rate: fraction of samples the judge calls X after z + strength * "
+            "success_rate: fraction of samples the judge calls X after latent + strength * "
             "towards_X (base_rate: before the edit); flip_rate: the same among samples not "
             "called X before; mean_abs_pixel_change in uint8 levels; *_random: one random "
-            "unit direction per class at the same strengths"
+            "direction per class at the same strengths; latents and directions are the "
+            "export's edit signature's (z, or w one standard deviation long)"
         ),
     }
 
