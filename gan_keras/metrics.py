@@ -9,6 +9,8 @@ they are independent of the network that produced them:
 - `classifier_score`: the Inception Score formula (Salimans et al. 2016) on any
   classifier's softmax outputs.
 - `precision_recall`: improved precision and recall (Kynkaanniemi et al. 2019).
+- `feature_scores`: the ones above that compare a fake set with a real one, together: what
+  the evaluate stage, the in-training evaluation and the benchmarks report.
 """
 
 import numpy as np
@@ -227,3 +229,38 @@ def precision_recall(
     precision = _coverage(real, np.asarray(real_radii, np.float64), fake)
     recall = _coverage(fake, knn_radii(fake, k), real)
     return precision, recall
+
+
+def feature_scores(
+    fake_features,
+    real_features,
+    *,
+    kid_subsets: int,
+    kid_subset_size: int,
+    seed: int,
+    pr_k: int | None = None,
+    real_radii=None,
+    real_statistics=None,
+) -> dict:
+    """Every score the pipeline reports of a fake set in feature space, against the real set:
+    {"frechet_distance", "kid_mean", "kid_std"} and, when `pr_k` is given, "precision" and
+    "recall" (k = pr_k). `real_statistics` (`gaussian_statistics(real_features)`) and
+    `real_radii` (`knn_radii(real_features, pr_k)`) let a caller that scores many fake sets
+    against one real set compute the real side once; the results are the same."""
+    if real_statistics is None:
+        real_statistics = gaussian_statistics(real_features)
+    kid_mean, kid_std = kernel_inception_distance(
+        fake_features, real_features, kid_subsets, kid_subset_size, seed=seed
+    )
+    scores = {
+        "frechet_distance": frechet_distance_from_statistics(
+            *gaussian_statistics(fake_features), *real_statistics
+        ),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+    }
+    if pr_k is not None:
+        scores["precision"], scores["recall"] = precision_recall(
+            real_features, fake_features, k=pr_k, real_radii=real_radii
+        )
+    return scores

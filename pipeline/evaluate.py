@@ -234,18 +234,16 @@ def _uniform_noise(num: int, shape, seed: int) -> np.ndarray:
 
 def _score(config, fake_features, real_features, fake_probs, real_radii=None) -> dict:
     ev = config.evaluate
-    kid_mean, kid_std = metrics_lib.kernel_inception_distance(
-        fake_features, real_features, ev.kid_subsets, ev.kid_subset_size, seed=ev.seed
-    )
-    precision, recall = metrics_lib.precision_recall(
-        real_features, fake_features, k=ev.pr_k, real_radii=real_radii
-    )
     result = {
-        "frechet_distance": metrics_lib.frechet_distance(fake_features, real_features),
-        "kid_mean": kid_mean,
-        "kid_std": kid_std,
-        "precision": precision,
-        "recall": recall,
+        **metrics_lib.feature_scores(
+            fake_features,
+            real_features,
+            kid_subsets=ev.kid_subsets,
+            kid_subset_size=ev.kid_subset_size,
+            seed=ev.seed,
+            pr_k=ev.pr_k,
+            real_radii=real_radii,
+        ),
         "classifier_score": None,
         "classifier_score_std": None,
     }

@@ -153,8 +153,8 @@ class JudgeScorer:
         self.real_features = judge.features(real_eval_images)
         self.real_statistics = metrics_lib.gaussian_statistics(self.real_features)
         self._kid_args = {
-            "num_subsets": ev.kid_subsets,
-            "subset_size": ev.kid_subset_size,
+            "kid_subsets": ev.kid_subsets,
+            "kid_subset_size": ev.kid_subset_size,
             "seed": ev.seed,
         }
         self._pr_k = ev.pr_k
@@ -163,25 +163,17 @@ class JudgeScorer:
     def score(self, fake_images: np.ndarray, with_precision_recall: bool = False) -> dict:
         """FD and KID (and, when asked, improved precision and recall with k = evaluate.pr_k,
         the real side's k-NN radii computed once) of `fake_images`."""
-        features = self.judge.features(fake_images)
-        kid_mean, kid_std = metrics_lib.kernel_inception_distance(
-            features, self.real_features, **self._kid_args
+        if with_precision_recall and self._real_radii is None:
+            self._real_radii = metrics_lib.knn_radii(self.real_features, self._pr_k)
+        scores = metrics_lib.feature_scores(
+            self.judge.features(fake_images),
+            self.real_features,
+            **self._kid_args,
+            pr_k=self._pr_k if with_precision_recall else None,
+            real_radii=self._real_radii,
+            real_statistics=self.real_statistics,
         )
-        scores = {
-            "frechet_distance": metrics_lib.frechet_distance_from_statistics(
-                *metrics_lib.gaussian_statistics(features), *self.real_statistics
-            ),
-            "kid_mean": kid_mean,
-            "kid_std": kid_std,
-            "num_samples": len(fake_images),
-        }
-        if with_precision_recall:
-            if self._real_radii is None:
-                self._real_radii = metrics_lib.knn_radii(self.real_features, self._pr_k)
-            scores["precision"], scores["recall"] = metrics_lib.precision_recall(
-                self.real_features, features, k=self._pr_k, real_radii=self._real_radii
-            )
-        return scores
+        return {**scores, "num_samples": len(fake_images)}
 
 
 def balanced_labels(num: int, num_classes: int, seed: int) -> np.ndarray:
