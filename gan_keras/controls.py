@@ -546,11 +546,6 @@ def direction_scales(generator: keras.Model, latent_dim: int, unit_vectors) -> n
 STYLE_MIX_SIGNATURE = "style_mix"
 
 
-def has_mapping_network(generator: keras.Model) -> bool:
-    """Whether `generator` is a StyleGAN2 one (gan_keras.stylegan2), whose controls use w."""
-    return stylegan2.has_mapping_network(generator)
-
-
 def style_model_info(generator: keras.Model, signatures: list[str]) -> dict:
     """What model_info.json adds for a generator with a mapping network (else nothing): the
     `style_mix` signature, `num_ws` (the crossover's range) and where truncation happens."""
