@@ -149,13 +149,14 @@ CANDIDATES: dict[str, dict] = {
 
 EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
 
-# The export generator's scores in each snapshot: (key, column title, digits, scale).
-# KID is shown x 10^3, as its values are small.
+# The export generator's scores in each snapshot: (key, column title, format).
+# KID's scale follows the judge's features (thousandths on Fashion-MNIST's judge, units on the
+# emoji judge's): three significant digits read well on both.
 SNAPSHOT_METRICS = (
-    ("fd", "FD", 2, 1.0),
-    ("kid", "KID ×10³", 2, 1e3),
-    ("precision", "precision", 3, 1.0),
-    ("recall", "recall", 3, 1.0),
+    ("fd", "FD", ".2f"),
+    ("kid", "KID", ".3g"),
+    ("precision", "precision", ".3f"),
+    ("recall", "recall", ".3f"),
 )
 
 
@@ -463,21 +464,20 @@ def _mean_std(values) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _fmt(values, digits=2) -> str:
+def _fmt(values, spec=".2f") -> str:
     """Mean ± std over the seeds that have a value; '–' when none has, and how many have when
     only some have (rows cached before a score was recorded, runs short of a budget)."""
     present = [v for v in values if v is not None]
     if not present:
         return "–"
     mean, std = _mean_std(present)
-    text = f"{mean:.{digits}f} ± {std:.{digits}f}" if len(present) > 1 else f"{mean:.{digits}f}"
+    text = f"{mean:{spec}} ± {std:{spec}}" if len(present) > 1 else f"{mean:{spec}}"
     return text if len(present) == len(values) else f"{text} ({len(present)}/{len(values)} seeds)"
 
 
-def _snapshot_metric(snapshot: dict | None, key: str, scale: float = 1.0) -> float | None:
-    """`snapshot[key]` x scale, None when the snapshot is missing or predates the score."""
-    value = (snapshot or {}).get(key)
-    return None if value is None else value * scale
+def _snapshot_metric(snapshot: dict | None, key: str) -> float | None:
+    """`snapshot[key]`, None when the snapshot is missing or predates the score."""
+    return (snapshot or {}).get(key)
 
 
 def _scores_table(results: dict[str, list[dict]], images: int) -> tuple[list[str], dict]:
@@ -490,9 +490,9 @@ def _scores_table(results: dict[str, list[dict]], images: int) -> tuple[list[str
         "were recorded need --rerun).",
         "",
         "| row | seeds | final: s / images | "
-        + " | ".join(title for _, title, _, _ in SNAPSHOT_METRICS)
+        + " | ".join(title for _, title, _ in SNAPSHOT_METRICS)
         + " | "
-        + " | ".join(f"{title} {at}" for _, title, _, _ in SNAPSHOT_METRICS)
+        + " | ".join(f"{title} {at}" for _, title, _ in SNAPSHOT_METRICS)
         + " |",
         "|---|---|---|" + "---|" * (2 * len(SNAPSHOT_METRICS)),
     ]
@@ -504,10 +504,10 @@ def _scores_table(results: dict[str, list[dict]], images: int) -> tuple[list[str
         at_budget = [at_images(r["snapshots"], images) for r in runs]
         cells, stats[name] = [], {"final": {}, "at_images": {}}
         for label, snapshots in (("final", finals), ("at_images", at_budget)):
-            for key, _, digits, scale in SNAPSHOT_METRICS:
-                values = [_snapshot_metric(s, key, scale) for s in snapshots]
-                cells.append(_fmt(values, digits))
-                stats[name][label][key] = _mean_std([_snapshot_metric(s, key) for s in snapshots])
+            for key, _, spec in SNAPSHOT_METRICS:
+                values = [_snapshot_metric(s, key) for s in snapshots]
+                cells.append(_fmt(values, spec))
+                stats[name][label][key] = _mean_std(values)
         final_s = _mean_std([s["seconds"] for s in finals])[0]
         final_images = _mean_std([s["images"] for s in finals])[0]
         lines.append(
@@ -533,7 +533,7 @@ def summarize(
         f"Judge: domain classifier, test accuracy {references['judge_test_accuracy']:.4f}; "
         f"scores of {_NUM_SAMPLES.value} samples vs the {references['real_eval_images']:,} real "
         f"eval images. Real floor ({references['real_floor_images']:,} train images): FD "
-        f"{references['real_floor']:.2f}, KID ×10³ {floor['kid'] * 1e3:.2f}, precision "
+        f"{references['real_floor']:.2f}, KID {floor['kid']:.3g}, precision "
         f"{floor['precision']:.3f}, recall {floor['recall']:.3f}; uniform noise: FD "
         f"{references['noise_ceiling']:.1f}.",
         "",
@@ -559,7 +559,7 @@ def summarize(
         )
         speed = f"{_mean_std(rate)[0] / ref_rate:.2f}" if ref_rate else "–"
         reach_text = (
-            _fmt(reach, 0)
+            _fmt(reach, ".0f")
             if reach and None not in reach
             else f"not in {sum(x is not None for x in reach)}/{len(reach)}"
             if reach

@@ -134,10 +134,10 @@ def test_scores_table_shows_kid_precision_recall_and_a_dash_for_older_cached_run
     assert reference_line.count("–") == 6  # KID, precision, recall, final and at 60k
     assert "| 9.00 |" in reference_line  # its FD is still shown
     default_line = next(line for line in scores_table.splitlines() if "| default |" in line)
-    # Final snapshot: FD 6 ± 1.41, KID x 10^3 5 ± 1.41, precision 0.75, recall 0.45.
-    assert "6.00 ± 1.41 | 5.00 ± 1.41 | 0.750 ± 0.071 | 0.450 ± 0.071" in default_line
+    # Final snapshot: FD 6 ± 1.41, KID 0.005 ± 0.00141, precision 0.75, recall 0.45.
+    assert "6.00 ± 1.41 | 0.005 ± 0.00141 | 0.750 ± 0.071 | 0.450 ± 0.071" in default_line
     mixed_line = next(line for line in scores_table.splitlines() if "| mixed |" in line)
-    assert "7.00 ± 1.41 | 5.00 (1/2 seeds)" in mixed_line
+    assert "7.00 ± 1.41 | 0.005 (1/2 seeds)" in mixed_line
     default_scores = summary["rows"]["default"]["scores"]
     assert default_scores["final"]["recall"][0] == pytest.approx(0.45)
     assert default_scores["at_images"]["kid"][0] == pytest.approx(0.005)
@@ -262,3 +262,16 @@ def test_judge_scorer_precision_recall_are_the_metrics_of_its_features():
     assert (scores["precision"], scores["recall"]) == pytest.approx(expected)
     assert scores["recall"] < 0.5
     assert "precision" not in scorer.score(fake)  # FD and KID only, as in-training evaluation
+
+
+def test_kid_reads_on_judges_of_any_feature_scale():
+    """KID is in the judge's squared feature units: thousandths on Fashion-MNIST's judge, units
+    on the emoji judge's; both show three significant digits, not a fixed decimal scale."""
+    results = {
+        "default": [_scored_run([(90, 60_000, 80.0, 0.757, 0.7, 0.5)])],
+        "small": [_scored_run([(90, 60_000, 8.0, 0.000123, 0.7, 0.5)])],
+    }
+    table, _ = quality.summarize(results, REFERENCES, seconds=300, images=60_000)
+    assert "| 80.00 | 0.757 | 0.700 | 0.500 |" in table
+    assert "| 8.00 | 0.000123 | 0.700 | 0.500 |" in table
+    assert "KID 1e-05" in table  # the real floor's, from REFERENCES
