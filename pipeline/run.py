@@ -72,8 +72,10 @@ def main(argv):
     try:
         results = pipeline_runner.run(_STAGES.value)
     except (stages.PipelineError, ValueError, FileNotFoundError, RuntimeError) as e:
-        logging.error("%s", e)
-        print(f"error: {e}", file=sys.stderr)
+        # An object-store workdir's errors name its objects, not this run's local working copy.
+        message = pipeline_runner.shown(str(e))
+        logging.error("%s", message)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(1)
     print(pipeline_runner.artifact_report())
     # The evaluate stage's summary is its metrics.json, also when it was up to date.

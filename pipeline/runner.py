@@ -157,6 +157,11 @@ class Runner:
         self.force_export = force_export or bool(config.export.force)
         self.beam_pipeline_args = list(beam_pipeline_args or [])
 
+    def shown(self, text: str) -> str:
+        """`text` naming the object-store workdir where it names this run's local working copy
+        of it: errors, summaries and failure reports name what the user passed as --workdir."""
+        return text if self.copy is None else text.replace(str(self.workdir), str(self.copy.remote))
+
     def artifact_report(self) -> str:
         """`artifact_report` of this run's workdir (an object store's by its URLs)."""
         return artifact_report(self.workdir, self.copy.remote if self.copy else None)
@@ -263,12 +268,12 @@ class Runner:
                     self._finish_manifest(manifest, tmp, name, summary, t0)
             except Exception as e:
                 if filesystem.exists(failed_dir):
-                    _write_failure(failed_dir, manifest, e, t0)
+                    _write_failure(failed_dir, manifest, self.shown(f"{type(e).__name__}: {e}"), t0)
                     logging.error(
                         "[%s] failed; what it wrote is in %s (%s is unchanged)",
                         name,
-                        failed_dir,
-                        final_dir,
+                        self.shown(str(failed_dir)),
+                        self.shown(str(final_dir)),
                     )
                 raise
             # A success makes an older failure's leftovers stale.
@@ -289,8 +294,7 @@ class Runner:
     def _finish_manifest(self, manifest, stage_dir, stage, summary, t0):
         if self.copy is not None:
             # Paths in the summary name the store's objects, not this run's working copy.
-            text = json.dumps(summary, default=io_utils.json_default)
-            summary = json.loads(text.replace(str(self.workdir), str(self.copy.remote)))
+            summary = json.loads(self.shown(json.dumps(summary, default=io_utils.json_default)))
         manifest.update(
             status="complete",
             finished_at=_now(),
@@ -301,14 +305,14 @@ class Runner:
         io_utils.atomic_write_json(filesystem.path(stage_dir) / MANIFEST_FILE, manifest)
 
 
-def _write_failure(failed_dir, manifest, error, t0) -> None:
+def _write_failure(failed_dir, manifest, error: str, t0) -> None:
     """A manifest that says why the output in `failed_dir` is not the stage's output."""
     manifest = dict(
         manifest,
         status="failed",
         finished_at=_now(),
         duration_s=round(time.time() - t0, 2),
-        error=f"{type(error).__name__}: {error}",
+        error=error,
     )
     io_utils.atomic_write_json(filesystem.path(failed_dir) / MANIFEST_FILE, manifest)
 

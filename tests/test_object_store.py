@@ -186,6 +186,26 @@ def test_unchanged_rerun_is_skipped_from_the_bucket(smoke_in_bucket):
 
 
 @pytest.mark.slow
+def test_a_refused_run_names_the_bucket_not_its_local_working_copy(smoke_in_bucket, emulator):
+    # Another G width against the bucket's checkpoints: the train stage refuses to resume.
+    refused = run_pipeline(
+        WORKDIR,
+        *FAST,
+        "--stages=train",
+        "--config.model.g_width=48",
+        env=emulator,
+        check=False,
+    )
+    assert refused.returncode == 1
+    error = next(line for line in refused.stderr.splitlines() if line.startswith("error: "))
+    assert f"{WORKDIR}/train holds checkpoints of a different configuration" in error
+    assert "model.g_width" in error and "gan-workdir-" not in error
+    # Nothing was replaced: the bucket still holds the complete run.
+    manifest = json.loads(filesystem.read_text(f"{WORKDIR}/train/manifest.json"))
+    assert manifest["status"] == "complete" and manifest["summary"]["final_step"] == 300
+
+
+@pytest.mark.slow
 def test_server_serves_the_bucket_and_picks_up_new_complete_versions(smoke_in_bucket):
     from gan_keras.serving import app as serving_app
 
