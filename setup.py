@@ -19,7 +19,7 @@ setuptools.setup(
         include=["pipeline", "pipeline.*", "gan_keras", "gan_keras.*", "configs"]
     ),
     # Reference scores (benchmarks.quality) that metrics.json places a model against.
-    package_data={"gan_keras": ["reference_scores.json"]},
+    package_data={"gan_keras.evaluation": ["reference_scores.json"]},
     install_requires=[
         "keras==3.15.0",
         "apache-beam==2.77.0",
@@ -60,7 +60,7 @@ setuptools.setup(
         # beside tensorflow-cpu. Install it with `pip install --no-deps
         # tensorflow-serving-api==2.21.0` (scripts/test.sh does).
         "serving": ["grpcio>=1.60"],
-        # gs:// workdirs and model base paths (gan_keras.filesystem, through Beam's GCS
+        # gs:// workdirs and model base paths (gan_keras.storage.filesystem, through Beam's GCS
         # filesystem): the storage client, and google-auth-httplib2, without which Beam
         # connects anonymously instead of with the machine's credentials. Not apache-beam[gcp]:
         # its ~80 packages (BigQuery, Pub/Sub, Spanner, ...) serve no stage here; install it

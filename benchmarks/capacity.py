@@ -42,14 +42,14 @@ def _photo_jpegs(n, seed=0):
 
 
 def measure_ingest(resolution, jpegs):
-    from pipeline import ingest_images
-    from pipeline.ingest_sources import RawInput
+    from pipeline.ingest import preprocess
+    from pipeline.ingest.sources import RawInput
 
-    opts = ingest_images.PreprocessOptions(resolution=resolution, channels=3, max_pixels=50_000_000)
+    opts = preprocess.PreprocessOptions(resolution=resolution, channels=3, max_pixels=50_000_000)
     start = time.perf_counter()
     sizes = []
     for i, payload in enumerate(jpegs):
-        record = ingest_images.preprocess(RawInput(f"img{i}.jpg", "train", -1, payload), opts)
+        record = preprocess.preprocess(RawInput(f"img{i}.jpg", "train", -1, payload), opts)
         sizes.append(len(record.example))
     seconds = (time.perf_counter() - start) / len(jpegs)
     return seconds, float(np.mean(sizes))
@@ -59,12 +59,12 @@ def measure_training(resolution, steps, batch_size):
     import tensorflow as tf
 
     from configs import default
-    from pipeline import train
+    from pipeline.train import loop
 
     config = default.get_config()
     config.data.resolution, config.data.channels = resolution, 3
     config.train.batch_size = batch_size
-    model = train.build_gan(config, resolution=resolution, channels=3, num_classes=0)
+    model = loop.build_gan(config, resolution=resolution, channels=3, num_classes=0)
     batch = (
         tf.random.uniform([batch_size, resolution, resolution, 3], -1, 1),
         tf.zeros([batch_size], tf.int32),

@@ -4,7 +4,7 @@
     python -m benchmarks.ingest_benchmark --modes=loop,beam2 --source=digits --resolution=16
 
 The plain loop runs the very same per-example functions as the pipeline
-(source reader, `ingest_images.preprocess`, `ingest.assign_split`, the stats
+(source reader, `preprocess.preprocess`, `beam_ingest.assign_split`, the stats
 CombineFn, `records.write_tfrecord`) and writes the same GZIP TFRecord shards,
 in one process. Times are wall-clock seconds for the whole stage including Beam's
 pipeline construction and worker start-up.
@@ -20,8 +20,8 @@ import time
 from absl import app, flags
 
 from configs import default
-from gan_keras import records
-from pipeline import ingest, ingest_config, ingest_images, ingest_sources
+from gan_keras.data import records
+from pipeline.ingest import beam_ingest, config_checks, preprocess, sources
 
 _SOURCE = flags.DEFINE_string(
     "source", "idx:/usr/share/datasets/fashion-mnist", "data.source to ingest."
@@ -35,35 +35,35 @@ _OUT_DIR = flags.DEFINE_string("out_dir", None, "Scratch directory (default: a t
 
 def plain_loop(data_config, out_dir) -> int:
     """Single-process ingest without Beam; returns the number of records."""
-    plan = ingest_sources.plan_source(data_config.source, data_config.tfds_data_dir)
-    opts = ingest_images.PreprocessOptions.from_config(data_config)
-    ingest_images.allow_max_pixels(opts.max_pixels)
-    shards = ingest.choose_num_shards(plan, data_config)
+    plan = sources.plan_source(data_config.source, data_config.tfds_data_dir)
+    opts = preprocess.PreprocessOptions.from_config(data_config)
+    preprocess.allow_max_pixels(opts.max_pixels)
+    shards = beam_ingest.choose_num_shards(plan, data_config)
     # gzip level 6, as Beam's GZIP files.
     files = {
         (split, i): gzip.open(out_dir / records.shard_name(split, i, n), "wb", compresslevel=6)
         for split, n in shards.items()
         for i in range(n)
     }
-    stats_fn = ingest.IngestStatsFn()
+    stats_fn = beam_ingest.IngestStatsFn()
     acc = stats_fn.create_accumulator()
     written = rejected = 0
     plan.reader.setup()
     for item in plan.work_items:
         batch, raws = [], list(plan.reader.read(item))
-        acc = stats_fn.add_input(acc, (ingest.INPUTS, len(raws)))
+        acc = stats_fn.add_input(acc, (beam_ingest.INPUTS, len(raws)))
         for raw in raws:
-            out = ingest_images.preprocess(raw, opts)
-            if isinstance(out, ingest_images.Rejection):
+            out = preprocess.preprocess(raw, opts)
+            if isinstance(out, preprocess.Rejection):
                 rejected += 1
-                acc = stats_fn.add_input(acc, (ingest.REJECTED, out.reason))
+                acc = stats_fn.add_input(acc, (beam_ingest.REJECTED, out.reason))
                 continue
-            record = ingest.assign_split(out, data_config.eval_fraction)
-            shard = ingest.shard_index(record.source_id, shards[record.split])
+            record = beam_ingest.assign_split(out, data_config.eval_fraction)
+            shard = beam_ingest.shard_index(record.source_id, shards[record.split])
             records.write_tfrecord(files[record.split, shard], record.example)
             written += 1
             batch.append(record)
-        acc = stats_fn.add_input(acc, (ingest.RECORDS, batch))
+        acc = stats_fn.add_input(acc, (beam_ingest.RECORDS, batch))
     for f in files.values():
         f.close()
     return written
@@ -77,7 +77,7 @@ def _run(mode, data_config, out_dir):
         args += ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
     elif mode != "beam1":
         raise ValueError(f"--modes: unknown mode {mode!r} (loop, beam1, beam2)")
-    return ingest.run_ingest(data_config, out_dir, args)["records_written"]
+    return beam_ingest.run_ingest(data_config, out_dir, args)["records_written"]
 
 
 def main(argv):
@@ -87,7 +87,7 @@ def main(argv):
     config.resolution = _RESOLUTION.value
     config.channels = _CHANNELS.value
     config.max_reject_fraction = 1.0
-    ingest_config.validate_config(config)
+    config_checks.validate_config(config)
     scratch = pathlib.Path(_OUT_DIR.value or tempfile.mkdtemp(prefix="ingest-bench-"))
     results = []
     try:

@@ -34,8 +34,8 @@ Rows:
 - `default`: the `--config` file as it is;
 - named candidates (`CANDIDATES` below, or `--candidate=name:field=value,...`
   as overrides of the `--config` file).
-Project rows train through the train stage's own code: `train.build_gan`, its
-distributed dataset and `train.make_train_steps`. For each snapshot the
+Project rows train through the train stage's own code: `loop.build_gan`, its
+distributed dataset and `loop.make_train_steps`. For each snapshot the
 generator an export would hold (EMA, BatchNorm statistics re-estimated) gets
 every score and the raw generator its FD.
 
@@ -65,8 +65,10 @@ from ml_collections import config_flags
 
 from benchmarks import article_dcgan
 from configs import fashion_mnist
-from gan_keras import io_utils, reference_scores
-from pipeline import judge, runner, train
+from gan_keras.evaluation import reference_scores
+from gan_keras.storage import atomic
+from pipeline import judge, runner
+from pipeline.train import loop
 
 _ROWS = flags.DEFINE_list(
     "rows",
@@ -276,18 +278,18 @@ class ProjectContestant:
     """A config trained through the train stage's own code path."""
 
     def __init__(self, config, ingest_dir):
-        train.validate_config(config)
-        self.strategy = train.make_strategy(config.train.strategy)
+        loop.validate_config(config)
+        self.strategy = loop.make_strategy(config.train.strategy)
         self.images_per_step = config.train.batch_size
         with self.strategy.scope():
-            self.model = train.build_gan(
+            self.model = loop.build_gan(
                 config,
                 resolution=config.data.resolution,
                 channels=config.data.channels,
                 num_classes=0,
             )
-        self.iterator = iter(train.make_distributed_dataset(config, self.strategy, ingest_dir))
-        self.run_steps = train.make_train_steps(
+        self.iterator = iter(loop.make_distributed_dataset(config, self.strategy, ingest_dir))
+        self.run_steps = loop.make_train_steps(
             self.strategy, self.model, jit_compile=config.train.jit_compile
         )
         self.latent_dim = config.model.latent_dim
@@ -295,7 +297,7 @@ class ProjectContestant:
     def train(self, num_steps: int) -> None:
         bad_step = int(self.run_steps(self.iterator, tf.constant(num_steps)))
         if bad_step >= 0:
-            raise train.TrainingDivergedError(f"non-finite loss at step {bad_step}")
+            raise loop.TrainingDivergedError(f"non-finite loss at step {bad_step}")
 
     def _sample(self, generator, num, seed, batch_size=500):
         z = tf.random.stateless_normal([num, self.latent_dim], [seed, 1])
@@ -671,7 +673,7 @@ def record_reference(runs: list[dict], references: dict, base) -> None:
         if (e["judge_fingerprint"], e["num_samples"], e["name"], e.get("images"))
         != (entry["judge_fingerprint"], entry["num_samples"], entry["name"], entry["images"])
     ]
-    io_utils.atomic_write_text(path, json.dumps([*entries, entry], indent=2) + "\n")
+    atomic.atomic_write_text(path, json.dumps([*entries, entry], indent=2) + "\n")
     print(f"Recorded {entry['name']} FD {mean:.2f} ± {std:.2f} at {_IMAGES.value} images in {path}")
 
 
@@ -731,7 +733,7 @@ def main(argv):
     selected = [rows[name] for name in _ROWS.value]
     for row in selected:  # bad overrides fail before any training
         if row.overrides is not None:
-            train.validate_config(row_config(row, 0, base))
+            loop.validate_config(row_config(row, 0, base))
     workdir = prepare_data(out_dir, base)
     judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)
@@ -742,17 +744,17 @@ def main(argv):
         for seed in range(row_seeds.get(row.name, _SEEDS.value)):
             path = out_dir / "rows" / f"seed{seed}-{_cache_key(row, seed, base)}.json"
             if path.exists() and not _RERUN.value:
-                result = io_utils.read_json(path)
+                result = atomic.read_json(path)
             elif _ONLY_SEED.value is not None and seed != _ONLY_SEED.value:
                 continue
             else:
                 result = run_row(row, seed, judge, workdir, base)
-                io_utils.atomic_write_json(path, result)
+                atomic.atomic_write_json(path, result)
             results[row.name].append(result)
             table, summary = summarize(results, references, _SECONDS.value, _IMAGES.value)
             print(table, flush=True)
     (out_dir / "quality.md").write_text(table + "\n")
-    io_utils.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})
+    atomic.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})
     plot(results, out_dir / "quality.png", _SECONDS.value, pathlib.Path(config_path()).stem)
     if _RECORD_REFERENCE.value:
         record_reference(results.get("article_dcgan", []), references, base)

@@ -260,7 +260,7 @@ def run_load(client, client_threads: int, seconds: float) -> dict:
 
 def _server_means(metrics_text: str) -> dict:
     """Mean handler and model-call milliseconds per predict request, from the server's
-    Prometheus metrics (gan_keras.serving.metrics)."""
+    Prometheus metrics (gan_keras.serving.prometheus)."""
     from prometheus_client.parser import text_string_to_metric_families
 
     totals, buckets = {}, {}
@@ -357,16 +357,14 @@ def main(argv):
     if FLAGS.client_cpus:
         os.sched_setaffinity(0, _cpu_list(FLAGS.client_cpus))
     with tempfile.TemporaryDirectory() as tmp:
-        from gan_keras import export as gan_export
-        from gan_keras import export_layout
+        from gan_keras.export import layout
+        from gan_keras.export import sampling_model as gan_export
 
         base = FLAGS.model_base_path
         if base is None:
             base = os.path.join(tmp, "generator")
             gan_export.export_generator(_demo_generator(), base, latent_dim=100)
-        info_path = export_layout.asset_path(
-            export_layout.version_dir(base), export_layout.MODEL_INFO_ASSET
-        )
+        info_path = layout.asset_path(layout.version_dir(base), layout.MODEL_INFO_ASSET)
         info = json.loads(info_path.read_text())
         inputs = _inputs(info, FLAGS.signature, FLAGS.batch)
 

@@ -16,8 +16,9 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from gan_keras import controls, stylegan2
+from gan_keras import controls
 from gan_keras import images as gan_images
+from gan_keras.models import stylegan2
 from pipeline import checkpoints
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/stylegan2_fashion_mnist.py")

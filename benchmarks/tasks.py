@@ -7,7 +7,7 @@ For each task (configs/fashion_mnist_sr.py, _inpaint.py, _edges.py) and seed,
 the train stage trains the GAN (adversarial + L1) and the L1-only model of the
 same architecture and steps, and the evaluate stage scores both, the task's
 classical baseline (bicubic upsampling, harmonic fill) and the real-data floor
-on the same fixed eval conditions (pipeline.task_evaluation). Fashion-MNIST is
+on the same fixed eval conditions (pipeline.evaluate.task_eval). Fashion-MNIST is
 ingested once and the judge (the domain classifier whose features FD uses)
 trained once, then shared by every run. The table goes to
 `--out_dir/tasks.md`, with each target checked (`--override=task.l1_weight=10,...` changes

@@ -36,8 +36,8 @@ from absl import app, flags
 
 from configs import default
 from gan_keras import images as gan_images
-from gan_keras import input_pipeline, records
-from pipeline import train
+from gan_keras.data import input_pipeline, records
+from pipeline.train import loop
 
 _RESOLUTIONS = flags.DEFINE_list("resolutions", ["32", "64"], "Image sizes (3 channels).")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Global batch size.")
@@ -91,13 +91,13 @@ class Bench:
         t = config.train
         self.config, self.ingest_dir, self.strategy = config, ingest_dir, strategy
         with strategy.scope():
-            self.model = train.build_gan(
+            self.model = loop.build_gan(
                 config, resolution=config.data.resolution, channels=3, num_classes=0
             )
         model = self.model
 
         # The train stage's own distributed step loop.
-        self.run_steps = train.make_train_steps(strategy, model, jit_compile=t.jit_compile)
+        self.run_steps = loop.make_train_steps(strategy, model, jit_compile=t.jit_compile)
         self.real_it = iter(strategy.distribute_datasets_from_function(self._dataset))
         cached = next(iter(self._dataset(None)))
         self.cached_it = iter(
@@ -144,7 +144,7 @@ class Bench:
 def main(argv):
     del argv
     batch = _BATCH.value
-    strategy = train.make_strategy(_STRATEGY.value)
+    strategy = loop.make_strategy(_STRATEGY.value)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="train-bench-"))
     rows = []
     try:

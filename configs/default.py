@@ -55,7 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.conditioning = "embedding"
     # 0: take the number of classes from the ingested data.
     config.model.num_classes = 0
-    # 'dcgan' | 'stylegan2' (gan_keras.stylegan2: mapping network, modulated
+    # 'dcgan' | 'stylegan2' (gan_keras.models.stylegan2: mapping network, modulated
     # convolutions, noise inputs, skip toRGB; D stays the DCGAN one, and G
     # ignores g_norm and conditioning: labels are embedded into the mapping).
     config.model.architecture = "dcgan"
@@ -115,7 +115,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Samples per in-training evaluation. FD is biased by the sample count, so
     # these scores compare with each other, not with evaluate.num_samples'.
     config.train.eval_num_samples = 2000
-    # Fine-tuning (pipeline.fine_tune): start a fresh run from another run's weights. '' (off),
+    # Fine-tuning (pipeline.train.fine_tune): a fresh run from another run's weights. '' (off),
     # a workdir or train directory with checkpoints (G, D and the EMA G; its best checkpoint
     # when it evaluated while training), a checkpoint prefix (.../ckpt-<step>), or an export (a
     # SavedModel version directory or base path: G only, D starts random). The data may differ
@@ -154,7 +154,8 @@ def get_config() -> ml_collections.ConfigDict:
     # --- evaluation ---------------------------------------------------------
     config.evaluate = ml_collections.ConfigDict()
     config.evaluate.num_samples = 10_000
-    # domain_classifier | keras_inception_v3 | fid_inception (gan_keras.feature_extractors).
+    # domain_classifier | keras_inception_v3 | fid_inception
+    # (gan_keras.evaluation.feature_extractors).
     # keras_inception_v3 is Keras's ImageNet InceptionV3 from the local 'notop' weights file
     # inception_weights ('' = skipped); not FID's network, so not comparable with published FID.
     # fid_inception is FID's network: the 2015-12-05 Inception graph from the local file
@@ -185,7 +186,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Relative slack when comparing with the exported version's metric
     # (0.05: up to 5% worse still passes), since sample metrics are noisy.
     config.evaluate.baseline_tolerance = 0.0
-    # What the export's controls do (pipeline.control_metrics; metrics.json "controls",
+    # What the export's controls do (pipeline.evaluate.control_metrics; metrics.json "controls",
     # truncation_tradeoff.png, nearest_neighbours.png): FD/precision/recall per truncation
     # psi, projection PSNR of held-out eval images (0 images: skipped) after
     # projection_steps steps, class-edit success at edit_strengths, memorisation check.

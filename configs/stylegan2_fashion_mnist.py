@@ -1,4 +1,4 @@
-"""The demo (configs/fashion_mnist.py) with the StyleGAN2 generator (gan_keras.stylegan2).
+"""The demo (configs/fashion_mnist.py) with the StyleGAN2 generator (gan_keras.models.stylegan2).
 
 Everything else stays the demo's, so a comparison isolates the generator: the same DCGAN
 discriminator (BatchNorm), optimiser and EMA. Added, as in StyleGAN2 at this small scale:

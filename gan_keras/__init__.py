@@ -1,4 +1,17 @@
-"""Keras library for GAN training: networks, the GAN model, losses, tf.data
-input, callbacks, metrics and export."""
+"""Keras library for GAN image generation, one package per kind of part:
+
+    data        the record contract and the tf.data input pipeline
+    models      networks: DCGAN, StyleGAN2, the pix2pix U-Net and PatchGAN
+    training    the GAN models' train_step, losses, augmentation
+    tasks       what G is asked to do (generate, super-resolution, inpainting, translation)
+    evaluation  feature extractors, feature-space and per-image scores, reference scores
+    controls    truncation, interpolation, projection, edits, style mixing
+    export      TF Serving's layout, SavedModel signatures, warm-up records
+    client      using an exported model: the logic shared by the server and the CLI
+    serving     the model server (TF Serving's REST and gRPC APIs)
+    storage     the filesystem layer (local, gs://, s3://) and atomic writes
+
+It never imports `pipeline`: the pipeline's stages are built on it.
+"""
 
 __version__ = "0.1.0"

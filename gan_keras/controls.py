@@ -3,7 +3,7 @@
 The in-graph functions (`truncate`, `slerp`, `interpolation_weights`,
 `project`, `edit`, `psnr_uint8`, `to_uint8`) use only TensorFlow ops, so they
 run inside ``tf.function`` and the exported SavedModel's signatures (see
-gan_keras.export), where Python control flow and Keras optimizers are not
+gan_keras.export.sampling_model), where Python control flow and Keras optimizers are not
 available. Argument checks are ``tf.debugging`` assertions, which fail with
 ``InvalidArgumentError`` at run time.
 
@@ -21,7 +21,7 @@ Every direction is stored with the length of one standard deviation of the laten
 along it (`direction_scales`: unit norm in z, whose prior is N(0, I)), so an edit
 strength counts standard deviations in either space.
 
-Generators with a mapping network (gan_keras.stylegan2) are controlled in w-space
+Generators with a mapping network (gan_keras.models.stylegan2) are controlled in w-space
 (`ControlSpace`): truncation pulls towards their tracked `w_avg`, projection fits w
 (starting from `w_avg`, as StyleGAN2's projector does) and edits move w, along SeFa
 directions of the synthesis layers' style weights (SeFa's StyleGAN variant). z -> w is
@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_keras import stylegan2
+from gan_keras.models import stylegan2
 
 # The DCGAN's prior is N(0, I): its mean latent, the truncation centre, is 0.
 GAUSSIAN_MEAN_LATENT = 0.0
@@ -163,7 +163,7 @@ def truncated_images(generator: keras.Model, z, psi, label=None) -> tf.Tensor:
 
 def style_mix_images(generator: keras.Model, z_coarse, z_fine, crossover, label=None):
     """The style-mixing grid [len(z_coarse) * len(z_fine), H, W, C] float, row-major: image
-    (i, j) takes the styles of layers < crossover (ws rows, see gan_keras.stylegan2) from
+    (i, j) takes the styles of layers < crossover (ws rows, see gan_keras.models.stylegan2) from
     z_coarse[i] and the rest from z_fine[j]. `label`: one class for every image (or None)."""
     style = stylegan2.StyleParts(generator)
     crossover = tf.convert_to_tensor(crossover, tf.int32)

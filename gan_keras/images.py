@@ -6,7 +6,7 @@ import math
 import numpy as np
 from PIL import Image
 
-from gan_keras import io_utils
+from gan_keras.storage import atomic
 
 
 def to_uint8(images) -> np.ndarray:
@@ -76,4 +76,4 @@ def encode_png(image) -> bytes:
 
 
 def save_png(path, image) -> None:
-    io_utils.atomic_write_bytes(path, encode_png(image))
+    atomic.atomic_write_bytes(path, encode_png(image))

@@ -15,8 +15,8 @@ import logging
 
 from absl import app, flags
 
-from gan_keras import filesystem
 from gan_keras.serving import app as serving_app
+from gan_keras.storage import filesystem
 
 _PORT = flags.DEFINE_integer(
     "port",

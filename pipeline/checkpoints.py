@@ -16,7 +16,11 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from gan_keras import image_to_image, io_utils, networks, records, tasks
+from gan_keras import tasks
+from gan_keras.data import records
+from gan_keras.models import dcgan
+from gan_keras.storage import atomic
+from gan_keras.training import image_to_image
 from pipeline import classes
 from pipeline import workdir as workdir_layout
 
@@ -32,10 +36,10 @@ LOGS_DIR = "logs"
 
 def build_networks(config, *, resolution: int, channels: int, num_classes: int):
     """(generator, discriminator) the config describes: the DCGAN for task.name='generate',
-    else the U-Net and PatchGAN of gan_keras.image_to_image for the task's condition."""
+    else the U-Net and PatchGAN of gan_keras.training.image_to_image for the task's condition."""
     m = config.model
     if not tasks.is_image_to_image(config.task):
-        return networks.build_networks(
+        return dcgan.build_networks(
             m, resolution=resolution, channels=channels, num_classes=num_classes
         )
     condition_shape = tasks.condition_shape(config.task, resolution, channels)
@@ -75,7 +79,7 @@ def read_best_record(best_dir) -> dict | None:
     if latest is None or not path.exists():
         return None
     try:
-        record = io_utils.read_json(path)
+        record = atomic.read_json(path)
     except (OSError, ValueError) as e:
         logging.warning("Ignoring unreadable %s: %s", path, e)
         return None

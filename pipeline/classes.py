@@ -13,7 +13,7 @@ import pathlib
 
 import numpy as np
 
-from gan_keras import records
+from gan_keras.data import records
 
 
 def resolve_num_classes(

@@ -10,7 +10,8 @@ a version exported in between counts.
 
 import math
 
-from gan_keras import export_layout, io_utils
+from gan_keras.export import layout
+from gan_keras.storage import atomic
 from pipeline import workdir as workdir_layout
 
 # Lower is better for every gate metric.
@@ -19,17 +20,17 @@ GATE_METRICS = ("frechet_distance", "kid_mean", "intra_frechet_distance")
 
 def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
     base = workdir_layout.export_base_path(workdir)
-    version = export_layout.latest_version(base)
+    version = layout.latest_version(base)
     if version is None:
         return None, "no exported version to compare with"
-    path = export_layout.asset_path(base / str(version), export_layout.EVALUATION_ASSET)
+    path = layout.asset_path(base / str(version), layout.EVALUATION_ASSET)
     if not path.exists():
         return (
             None,
             f"exported version {version} has no {path.name}; compared with the threshold only",
         )
     try:
-        previous = io_utils.read_json(path)
+        previous = atomic.read_json(path)
     except (OSError, ValueError) as e:
         return None, f"cannot read {path} ({e}); compared with the threshold only"
     if (previous.get("extractor"), previous.get("extractor_fingerprint")) != (
@@ -98,7 +99,7 @@ def check_blessing(workdir) -> tuple[bool, str]:
     if not path.exists():
         return False, f"{path} is missing: run the evaluate stage first"
     try:
-        metrics = io_utils.read_json(path)
+        metrics = atomic.read_json(path)
         gate = metrics["gate"]
         metric = gate["metric"]
         threshold = math.inf if gate["threshold"] is None else float(gate["threshold"])

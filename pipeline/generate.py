@@ -21,7 +21,7 @@ r"""Writes images from an exported generator: samples, truncated samples, walks,
 
 The same seed (and version) always gives the same images. ``--out_dir`` also
 writes one PNG per image (``sample_00000.png``, ...). The library behind it is
-gan_keras.sampling, which the model server's endpoints share.
+gan_keras.client.sampling, which the model server's endpoints share.
 
 ``--input`` / ``--input_dir`` are for image-to-image exports and the sampling
 flags for sampling ones; the wrong kind is an error saying what to give. The
@@ -40,7 +40,8 @@ import numpy as np
 from absl import app, flags
 
 from gan_keras import images as gan_images
-from gan_keras import io_utils, sampling
+from gan_keras.client import sampling
+from gan_keras.storage import atomic
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", None, "Directory with integer SavedModel versions."
@@ -287,7 +288,7 @@ def _project(model) -> None:
         gan_images.save_png(out, result["reconstruction"])
     if _LATENT_OUT.value:
         latent = result[sampling.control_space(model)]
-        io_utils.atomic_write_bytes(_LATENT_OUT.value, _npy_bytes(latent))
+        atomic.atomic_write_bytes(_LATENT_OUT.value, _npy_bytes(latent))
     psnr = result["psnr"]
     print(
         "PSNR: inf dB (pixel-exact reconstruction)"

@@ -16,8 +16,9 @@ from typing import NamedTuple
 import numpy as np
 from absl import logging
 
-from gan_keras import feature_extractors, records
-from gan_keras import metrics as metrics_lib
+from gan_keras.data import records
+from gan_keras.evaluation import feature_extractors
+from gan_keras.evaluation import feature_scores as metrics_lib
 from pipeline import workdir as workdir_layout
 
 
@@ -100,7 +101,7 @@ class RealData(NamedTuple):
 
 def read_real_data(config, workdir) -> RealData:
     """Both ingested splits, at most `evaluate.max_real_examples` images each, read once."""
-    from gan_keras import input_pipeline  # imports TensorFlow; validation must not
+    from gan_keras.data import input_pipeline
 
     limit = config.evaluate.max_real_examples
     ingest_dir = workdir_layout.ingest_dir(workdir)

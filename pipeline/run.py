@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from gan_keras import filesystem
+from gan_keras.storage import filesystem
 from pipeline import runner, stages
 
 _CONFIG = config_flags.DEFINE_config_file(

@@ -9,7 +9,7 @@ are unchanged, is skipped (a logged no-op) unless forced.
 The stages themselves (what they read, write and run) are registered in
 pipeline.stages; nothing here names one, except the final artifact report.
 
-An object-store workdir (gs://...; gan_keras.filesystem) is run through a local
+An object-store workdir (gs://...; gan_keras.storage.filesystem) is run through a local
 working copy: pulled at the start, pushed after every stage (and by the train
 stage after every checkpoint) with commit files last, so the store only ever
 shows a stage directory as complete once all of it is there. A stage that does
@@ -30,7 +30,8 @@ import time
 from absl import logging
 
 import gan_keras
-from gan_keras import export_layout, filesystem, io_utils
+from gan_keras.export import layout
+from gan_keras.storage import atomic, filesystem
 from pipeline import stages
 from pipeline import workdir as workdir_layout
 
@@ -41,7 +42,7 @@ MANIFEST_FILE = "manifest.json"
 # In an object-store workdir, files a reader trusts a directory by, written after the rest of
 # their directory: TensorFlow's checkpoint pointer (tf.train.latest_checkpoint reads only what
 # it names) and an export version's saved_model.pb (what TF Serving and our server wait for).
-_COMMIT_LAST = ("checkpoint", export_layout.SAVED_MODEL_FILE)
+_COMMIT_LAST = ("checkpoint", layout.SAVED_MODEL_FILE)
 
 
 def _temporary(rel: str) -> bool:
@@ -114,7 +115,7 @@ def read_manifest(stage_dir) -> dict | None:
     if not filesystem.exists(path):
         return None
     try:
-        return io_utils.read_json(path)
+        return atomic.read_json(path)
     except (OSError, ValueError):
         return None
 
@@ -261,7 +262,7 @@ class Runner:
             final_dir = root / name
             failed_dir = workdir_layout.failed_dir(root, name)
             try:
-                with io_utils.staged_directory(
+                with atomic.staged_directory(
                     final_dir, keep_failed=failed_dir, commit_files=(MANIFEST_FILE,)
                 ) as tmp:
                     summary = stage.run(dataclasses.replace(context, out_dir=tmp))
@@ -284,7 +285,7 @@ class Runner:
         else:
             stage_dir.mkdir(parents=True, exist_ok=True)
             # A killed run leaves "running", which never counts as cached.
-            io_utils.atomic_write_json(stage_dir / MANIFEST_FILE, manifest)
+            atomic.atomic_write_json(stage_dir / MANIFEST_FILE, manifest)
             self._sync()
             summary = stage.run(context)
             self._finish_manifest(manifest, stage_dir, name, summary, t0)
@@ -294,7 +295,7 @@ class Runner:
     def _finish_manifest(self, manifest, stage_dir, stage, summary, t0):
         if self.copy is not None:
             # Paths in the summary name the store's objects, not this run's working copy.
-            summary = json.loads(self.shown(json.dumps(summary, default=io_utils.json_default)))
+            summary = json.loads(self.shown(json.dumps(summary, default=atomic.json_default)))
         manifest.update(
             status="complete",
             finished_at=_now(),
@@ -302,7 +303,7 @@ class Runner:
             output_fingerprint=output_fingerprint(stage_dir, stage),
             summary=summary,
         )
-        io_utils.atomic_write_json(filesystem.path(stage_dir) / MANIFEST_FILE, manifest)
+        atomic.atomic_write_json(filesystem.path(stage_dir) / MANIFEST_FILE, manifest)
 
 
 def _write_failure(failed_dir, manifest, error: str, t0) -> None:
@@ -314,7 +315,7 @@ def _write_failure(failed_dir, manifest, error: str, t0) -> None:
         duration_s=round(time.time() - t0, 2),
         error=error,
     )
-    io_utils.atomic_write_json(filesystem.path(failed_dir) / MANIFEST_FILE, manifest)
+    atomic.atomic_write_json(filesystem.path(failed_dir) / MANIFEST_FILE, manifest)
 
 
 def artifact_report(workdir, shown_as=None) -> str:
@@ -339,7 +340,7 @@ def artifact_report(workdir, shown_as=None) -> str:
     if metrics.exists():
         lines.append(f"  metrics          {shown(metrics)}")
     base = workdir_layout.export_base_path(workdir)
-    versions = export_layout.list_versions(base)[::-1]
+    versions = layout.list_versions(base)[::-1]
     export_summary = (
         read_manifest(workdir_layout.stage_dir(workdir, workdir_layout.EXPORT)) or {}
     ).get("summary", {})

@@ -24,7 +24,8 @@ import pathlib
 from collections.abc import Callable
 from typing import Any
 
-from gan_keras import export_layout, records
+from gan_keras.data import records
+from gan_keras.export import layout
 from pipeline.workdir import EVALUATE, EXPORT, EXPORTED_MODEL_NAME, INGEST, METRICS_FILE, TRAIN
 
 
@@ -70,7 +71,7 @@ class Stage:
     # run the stage but leave workdir/<name> (manifest, --force moves) to the chief.
     is_chief: Callable[[Any], bool] = lambda config: True
     # For an object-store workdir: True when the stage reads and writes through
-    # gan_keras.filesystem itself (its out_dir is then a prefix in the store; ingest, whose
+    # gan_keras.storage.filesystem itself (its out_dir is then a prefix in the store; ingest, whose
     # Beam workers may run on other machines), False when it works in the runner's local
     # working copy of the workdir.
     object_store_io: bool = False
@@ -160,7 +161,7 @@ register(
         name=EXPORT,
         sections=("model", "task", "export"),
         inputs=(TRAIN, EVALUATE),
-        outputs=(f"{EXPORTED_MODEL_NAME}/*/{export_layout.SAVED_MODEL_FILE}",),
+        outputs=(f"{EXPORTED_MODEL_NAME}/*/{layout.SAVED_MODEL_FILE}",),
         staged=False,
         validate=hook("pipeline.export", "validate_config"),
         run=hook("pipeline.export", "run"),

@@ -1,23 +1,23 @@
 """Where each stage's artifacts live in a pipeline work directory.
 
-    <workdir>/ingest/     shards, stats.json, labels.json, rejected.jsonl (gan_keras.records)
+    <workdir>/ingest/     shards, stats.json, labels.json, rejected.jsonl (gan_keras.data.records)
     <workdir>/train/      checkpoints/, best/, samples/, logs/ (TensorBoard)
     <workdir>/judge/      the domain classifier shared by train and evaluate
     <workdir>/evaluate/   metrics.json (with the export gate), plots (TensorBoard: train/logs/)
-    <workdir>/export/generator/<version>/   SavedModels (gan_keras.export_layout)
+    <workdir>/export/generator/<version>/   SavedModels (gan_keras.export.layout)
     <workdir>/<stage>.failed/   what a failed ingest or evaluate wrote (reject report,
                                 statistics) and manifest.json with the error; the
                                 stage's own directory keeps its last good output
 
 A stage's directory is named after the stage (pipeline.stages); the functions
 below are the one place that spells the paths other stages read. A workdir is a
-local path or an object-store URL (gan_keras.filesystem); the paths returned are
+local path or an object-store URL (gan_keras.storage.filesystem); the paths returned are
 `pathlib.Path`s or `filesystem.ObjectPath`s accordingly.
 """
 
 import pathlib
 
-from gan_keras import filesystem
+from gan_keras.storage import filesystem
 
 INGEST, TRAIN, EVALUATE, EXPORT = "ingest", "train", "evaluate", "export"
 JUDGE_DIR = "judge"

@@ -1,6 +1,6 @@
 """A model server for exported generators that speaks TensorFlow Serving's REST and gRPC APIs.
 
-    registry      which versions exist under the base path; loads, warms up and swaps the
+    versions      which versions exist under the base path; loads, warms up and swaps the
                   served one; resolves a request's model name and version
     codec         signature lookup and input checks (both APIs); TF Serving's REST formats:
                   predict requests (row/columnar), responses (`_bytes` outputs as b64), errors
@@ -8,8 +8,10 @@
                   and running REST and gRPC side by side
     grpc_service  PredictionService (Predict, GetModelMetadata), ModelService (GetModelStatus)
                   on tensorflow-serving-api's protos
-    metrics       the Prometheus metrics, one registry per app
-    warmup        assets.extra/tf_serving_warmup_requests: written at export, replayed at load
+    prometheus    the Prometheus metrics, one registry per app
+
+Warm-up records (assets.extra/tf_serving_warmup_requests) are gan_keras.export.warmup's:
+written at export, replayed here at load.
 
 The command line is gan_keras.serve (`python -m gan_keras.serve`, `gan-serve`).
 """

@@ -20,7 +20,7 @@ Endpoints (as documented for TF Serving's REST API):
                                                       "w": control_space), "psnr",
                                                       "reconstruction_png_b64"}
     GET  /monitoring/prometheus/metrics              the Prometheus text format
-                                                      (gan_keras.serving.metrics)
+                                                      (gan_keras.serving.prometheus)
     POST ...:transform                                image-to-image models: body the
                                                       condition PNG (image/png), or
                                                       multipart/form-data with file
@@ -39,12 +39,12 @@ channel is never read as the mask.
 Errors are JSON ``{"error": "..."}`` with 400 for bad requests (naming the
 query parameter at fault) and 404 for an unknown model, version or path, as
 TF Serving answers. The GET endpoints follow the ``sample`` signature's seed
-convention (gan_keras.export): ``:interpolate``'s first and last images are
+convention (gan_keras.export.sampling_model): ``:interpolate``'s first and last images are
 ``:sample?n=1&seed=<seed_a>[&label=<label_a>]`` and the same for b, and
 ``:edit``'s images at strength 0 are ``:sample?n=<num>&seed=<seed>``'s.
 ``:project``'s "psnr" is null when the reconstruction is pixel-exact
 (infinite PSNR), which JSON cannot hold. The logic behind these endpoints is
-gan_keras.sampling, shared with the command line (pipeline.generate).
+gan_keras.client.sampling, shared with the command line (pipeline.generate).
 
 The ``sample`` signature takes scalars, so call it with the columnar format:
 ``{"signature_name": "sample", "inputs": {"num_samples": 4, "seed": 0}}`` (add
@@ -63,12 +63,13 @@ import weakref
 import numpy as np
 from flask import Flask, Response, g, request
 
-from gan_keras import export_layout, sampling
 from gan_keras import images as gan_images
+from gan_keras.client import sampling
+from gan_keras.export import layout
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
-from gan_keras.serving.metrics import ServingMetrics, status_for_http
-from gan_keras.serving.registry import ModelRegistry, Servable
+from gan_keras.serving.prometheus import ServingMetrics, status_for_http
+from gan_keras.serving.versions import ModelRegistry, Servable
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ def _parse_path(rest: str):
     name, version, metadata = parts[0], None, False
     parts = parts[1:]
     if len(parts) >= 2 and parts[0] == "versions":
-        if not export_layout.is_version_name(parts[1]):
+        if not layout.is_version_name(parts[1]):
             raise ServingError(f"Invalid version '{parts[1]}': versions are integers", 400)
         version = int(parts[1])
         parts = parts[2:]

@@ -1,0 +1,1 @@
+"""Evaluation: feature extractors, scores in feature space, per-image scores and references."""

@@ -1,0 +1,1 @@
+"""Storage: one filesystem layer (local and object stores) and atomic writes."""

@@ -1,0 +1,1 @@
+"""Training: the GAN and image-to-image models (`train_step`), losses and augmentation."""

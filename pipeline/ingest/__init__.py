@@ -1,0 +1,12 @@
+"""INGEST stage: images -> sharded GZIP TFRecords, statistics and a rejects report.
+
+config_checks  checks of `config.data`, done before any work
+sources        source readers (idx:, folder:, tfds:, digits)
+preprocess     one input image -> one record (decode, convert, resize, encode)
+beam_ingest    the Apache Beam pipeline, its statistics and the stage's run
+__main__       `python -m pipeline.ingest`: the stage alone, outside the runner
+"""
+
+from pipeline.ingest.beam_ingest import run, validate_config
+
+__all__ = ["run", "validate_config"]
