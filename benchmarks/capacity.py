@@ -5,7 +5,7 @@ Source images are real photographs (scikit-learn's bundled sample images,
 427x640), cut into random 375x500 crops and JPEG-encoded, like a typical
 photo folder; each goes through the ingest stage's own per-image path
 (decode, resize the shorter side, centre-crop, PNG, tf.train.Example).
-Training uses the train stage's own GAN (pipeline.train.build_gan) at the
+Training uses the train stage's own GAN (pipeline.train.build.build_gan) at the
 default widths (64) on a cached batch.
 
   python -m benchmarks.capacity [--images=200] [--train_steps=8]
@@ -59,12 +59,12 @@ def measure_training(resolution, steps, batch_size):
     import tensorflow as tf
 
     from configs import default
-    from pipeline.train import loop
+    from pipeline.train import build
 
     config = default.get_config()
     config.data.resolution, config.data.channels = resolution, 3
     config.train.batch_size = batch_size
-    model = loop.build_gan(config, resolution=resolution, channels=3, num_classes=0)
+    model = build.build_gan(config, resolution=resolution, channels=3, num_classes=0)
     batch = (
         tf.random.uniform([batch_size, resolution, resolution, 3], -1, 1),
         tf.zeros([batch_size], tf.int32),

@@ -126,7 +126,12 @@ def _metrics_digests(evaluate_dir: str) -> dict:
 
 def _numbers(value):
     if isinstance(value, dict):
-        return {k: _numbers(v) for k, v in value.items() if "time" not in k and "second" not in k}
+        return {
+            k: _numbers(v)
+            for k, v in value.items()
+            # Times, and paths (which name each run's temporary workdir), are not results.
+            if "time" not in k and "second" not in k and not k.endswith("_path")
+        }
     if isinstance(value, list):
         return [_numbers(v) for v in value]
     if isinstance(value, float):

@@ -21,7 +21,7 @@ from absl import app, flags
 
 from configs import default
 from gan_keras.data import records
-from pipeline.ingest import beam_ingest, config_checks, preprocess, sources
+from pipeline.ingest import beam_ingest, config_checks, preprocess, sources, statistics
 
 _SOURCE = flags.DEFINE_string(
     "source", "idx:/usr/share/datasets/fashion-mnist", "data.source to ingest."
@@ -45,25 +45,25 @@ def plain_loop(data_config, out_dir) -> int:
         for split, n in shards.items()
         for i in range(n)
     }
-    stats_fn = beam_ingest.IngestStatsFn()
+    stats_fn = statistics.IngestStatsFn()
     acc = stats_fn.create_accumulator()
     written = rejected = 0
     plan.reader.setup()
     for item in plan.work_items:
         batch, raws = [], list(plan.reader.read(item))
-        acc = stats_fn.add_input(acc, (beam_ingest.INPUTS, len(raws)))
+        acc = stats_fn.add_input(acc, (statistics.INPUTS, len(raws)))
         for raw in raws:
             out = preprocess.preprocess(raw, opts)
             if isinstance(out, preprocess.Rejection):
                 rejected += 1
-                acc = stats_fn.add_input(acc, (beam_ingest.REJECTED, out.reason))
+                acc = stats_fn.add_input(acc, (statistics.REJECTED, out.reason))
                 continue
             record = beam_ingest.assign_split(out, data_config.eval_fraction)
             shard = beam_ingest.shard_index(record.source_id, shards[record.split])
             records.write_tfrecord(files[record.split, shard], record.example)
             written += 1
             batch.append(record)
-        acc = stats_fn.add_input(acc, (beam_ingest.RECORDS, batch))
+        acc = stats_fn.add_input(acc, (statistics.RECORDS, batch))
     for f in files.values():
         f.close()
     return written
@@ -87,7 +87,7 @@ def main(argv):
     config.resolution = _RESOLUTION.value
     config.channels = _CHANNELS.value
     config.max_reject_fraction = 1.0
-    config_checks.validate_config(config)
+    config_checks.validate_data_config(config)
     scratch = pathlib.Path(_OUT_DIR.value or tempfile.mkdtemp(prefix="ingest-bench-"))
     results = []
     try:

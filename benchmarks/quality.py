@@ -34,7 +34,7 @@ Rows:
 - `default`: the `--config` file as it is;
 - named candidates (`CANDIDATES` below, or `--candidate=name:field=value,...`
   as overrides of the `--config` file).
-Project rows train through the train stage's own code: `loop.build_gan`, its
+Project rows train through the train stage's own code: `build.build_gan`, its
 distributed dataset and `loop.make_train_steps`. For each snapshot the
 generator an export would hold (EMA, BatchNorm statistics re-estimated) gets
 every score and the raw generator its FD.
@@ -68,7 +68,7 @@ from configs import fashion_mnist
 from gan_keras.evaluation import reference_scores
 from gan_keras.storage import atomic
 from pipeline import judge, runner
-from pipeline.train import loop
+from pipeline.train import build, loop, strategies, validation
 
 _ROWS = flags.DEFINE_list(
     "rows",
@@ -147,6 +147,15 @@ PREVIOUS_DEFAULT = {
 # (The one-seed screening runs are listed in the README; this one has three seeds.)
 CANDIDATES: dict[str, dict] = {
     "lr_8e-4": {"train.g_learning_rate": 8e-4, "train.d_learning_rate": 8e-4},
+    # Your own images (#28): augmentation and learning rate on small colour folders.
+    "ada": {"train.ada_target": 0.6},
+    "diffaugment": {"train.diffaugment": "color,translation,cutout"},
+    "lr_2e-4": {"train.g_learning_rate": 2e-4, "train.d_learning_rate": 2e-4},
+    "lr_2e-4_ada": {
+        "train.g_learning_rate": 2e-4,
+        "train.d_learning_rate": 2e-4,
+        "train.ada_target": 0.6,
+    },
 }
 
 EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
@@ -278,11 +287,11 @@ class ProjectContestant:
     """A config trained through the train stage's own code path."""
 
     def __init__(self, config, ingest_dir):
-        loop.validate_config(config)
-        self.strategy = loop.make_strategy(config.train.strategy)
+        validation.validate_config(config)
+        self.strategy = strategies.make_strategy(config.train.strategy)
         self.images_per_step = config.train.batch_size
         with self.strategy.scope():
-            self.model = loop.build_gan(
+            self.model = build.build_gan(
                 config,
                 resolution=config.data.resolution,
                 channels=config.data.channels,
@@ -733,7 +742,7 @@ def main(argv):
     selected = [rows[name] for name in _ROWS.value]
     for row in selected:  # bad overrides fail before any training
         if row.overrides is not None:
-            loop.validate_config(row_config(row, 0, base))
+            validation.validate_config(row_config(row, 0, base))
     workdir = prepare_data(out_dir, base)
     judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)

@@ -5,7 +5,7 @@
 
 Top row: the samples whose fine styles are used (seeds_fine); left column: the samples whose
 coarse styles are used (seeds_coarse); cell (i, j): coarse styles (ws rows < crossover) of row
-i's seed with fine styles of column j's seed, through `controls.style_mix_images`, the same
+i's seed with fine styles of column j's seed, through `style_mixing.style_mix_images`, the same
 function as the export's `style_mix` signature. One PNG per crossover.
 """
 
@@ -16,8 +16,8 @@ import tensorflow as tf
 from absl import app, flags
 from ml_collections import config_flags
 
-from gan_keras import controls
 from gan_keras import images as gan_images
+from gan_keras.controls import style_mixing
 from gan_keras.models import stylegan2
 from pipeline import checkpoints
 
@@ -47,7 +47,7 @@ def main(argv):
     out = pathlib.Path(_OUT.value)
     num_ws = stylegan2.StyleParts(generator).num_ws
     for crossover in (int(c) for c in _CROSSOVERS.value):
-        mixed = controls.style_mix_images(generator, z_coarse, z_fine, crossover).numpy()
+        mixed = style_mixing.style_mix_images(generator, z_coarse, z_fine, crossover).numpy()
         cells = [blank, sources_fine]
         for i in range(rows):
             cells += [sources_coarse[i : i + 1], mixed[i * cols : (i + 1) * cols]]

@@ -1,5 +1,5 @@
 """Training images/s of the demo DCGAN and of the StyleGAN2 config, with the pieces of
-benchmarks.train_benchmark (synthetic records, `loop.build_gan`, the train stage's step loop).
+benchmarks.train_benchmark (synthetic records, `build.build_gan`, the train stage's step loop).
 
     python -m benchmarks.stylegan2_throughput [--timed_steps=20] [--timed_rounds=3]
 
@@ -18,7 +18,7 @@ from absl import app, flags
 
 from benchmarks import train_benchmark
 from configs import fashion_mnist, stylegan2_fashion_mnist
-from pipeline.train import loop
+from pipeline.train import strategies
 
 _STEPS = flags.DEFINE_integer("timed_steps", 20, "Timed steps per measurement.")
 _ROUNDS = flags.DEFINE_integer("timed_rounds", 3, "Interleaved rounds; medians are reported.")
@@ -35,7 +35,7 @@ def _config(module):
 
 def main(argv):
     del argv
-    strategy = loop.make_strategy("default")
+    strategy = strategies.make_strategy("default")
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="sg2-throughput-"))
     try:
         train_benchmark.write_records(tmp / "ingest", 32, 512)

@@ -7,7 +7,7 @@ waiting for input, and XLA (train.jit_compile) on versus off.
 
 Uses the pipeline's own pieces: synthetic records in the ingest format (PNG
 uint8 in GZIP TFRecords + stats.json) read by `input_pipeline.make_dataset`,
-the GAN from `pipeline.train.build_gan` (default config widths) and the train
+the GAN from `pipeline.train.build.build_gan` (default config widths) and the train
 stage's loop (`strategy.run(train_step)` in a `tf.function` over
 `tf.range`, the step wrapped in `tf.function(jit_compile=True)` for XLA).
 
@@ -37,7 +37,7 @@ from absl import app, flags
 from configs import default
 from gan_keras import images as gan_images
 from gan_keras.data import input_pipeline, records
-from pipeline.train import loop
+from pipeline.train import build, loop, strategies
 
 _RESOLUTIONS = flags.DEFINE_list("resolutions", ["32", "64"], "Image sizes (3 channels).")
 _BATCH = flags.DEFINE_integer("batch_size", 64, "Global batch size.")
@@ -91,7 +91,7 @@ class Bench:
         t = config.train
         self.config, self.ingest_dir, self.strategy = config, ingest_dir, strategy
         with strategy.scope():
-            self.model = loop.build_gan(
+            self.model = build.build_gan(
                 config, resolution=config.data.resolution, channels=3, num_classes=0
             )
         model = self.model
@@ -144,7 +144,7 @@ class Bench:
 def main(argv):
     del argv
     batch = _BATCH.value
-    strategy = loop.make_strategy(_STRATEGY.value)
+    strategy = strategies.make_strategy(_STRATEGY.value)
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="train-bench-"))
     rows = []
     try:

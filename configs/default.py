@@ -93,6 +93,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.ema_rampup = 0.0
     # Comma-separated subset of translation,cutout,color ('' = off).
     config.train.diffaugment = ""
+    # Adaptive discriminator augmentation (gan_keras.training.ada, StyleGAN2-ADA): the target
+    # of r_t = E[sign(D(real))] that p is steered towards (0 = off; the paper's 0.6), the steps
+    # between p updates, and the images over which p can cross [0, 1].
+    config.train.ada_target = 0.0
+    config.train.ada_interval = 4
+    config.train.ada_speed_images = 500_000.0
+    # 'auto': the fields configs/auto.py leaves unset are chosen from the ingested data
+    # (pipeline.recipe); '' = every field as written.
+    config.train.recipe = ""
     # mirrored | multi_worker | default
     config.train.strategy = "mirrored"
     config.train.jit_compile = False

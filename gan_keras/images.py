@@ -1,9 +1,15 @@
-"""Conversions between model outputs and viewable images, and sample grids."""
+"""Conversions between model outputs and viewable images, and sample grids.
+
+The one home of the uint8 <-> float conversions: [-1, 1] floats (model space) to uint8
+[0, 255] and back, in numpy (`to_uint8`, `to_float`) and as TensorFlow ops for graphs and
+SavedModel signatures (`to_uint8_tensor`, `to_float_tensor`, `to_uint8_grid_tensor`).
+"""
 
 import io
 import math
 
 import numpy as np
+import tensorflow as tf
 from PIL import Image
 
 from gan_keras.storage import atomic
@@ -18,6 +24,27 @@ def to_uint8(images) -> np.ndarray:
 def to_float(images) -> np.ndarray:
     """Maps uint8 images to float32 in [-1, 1]."""
     return np.asarray(images, dtype=np.float32) / 127.5 - 1.0
+
+
+def to_uint8_tensor(images: tf.Tensor) -> tf.Tensor:
+    """In-graph twin of `to_uint8`: round((x + 1) * 127.5), clipped."""
+    images = tf.cast(images, tf.float32)
+    return tf.cast(tf.clip_by_value(tf.round((images + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
+
+
+def to_float_tensor(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]; `to_uint8_tensor` maps the result back exactly."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_uint8_grid_tensor(x: tf.Tensor) -> tf.Tensor:
+    """Rounds [-1, 1] floats to the nearest of the 256 values a uint8 image maps to.
+
+    Conditions are quantised so training sees exactly what a client sending
+    uint8 images to the exported model can send. Unlike `to_uint8_tensor` it clips the
+    input to [-1, 1] before rounding and returns float32 in [-1, 1], not uint8.
+    """
+    return tf.round((tf.clip_by_value(x, -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
 
 
 def make_grid(images, rows: int | None = None, padding: int = 2) -> np.ndarray:

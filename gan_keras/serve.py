@@ -15,7 +15,7 @@ import logging
 
 from absl import app, flags
 
-from gan_keras.serving import app as serving_app
+from gan_keras.serving import server
 from gan_keras.storage import filesystem
 
 _PORT = flags.DEFINE_integer(
@@ -108,7 +108,7 @@ def main(argv):
 
     tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
     tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
-    serving_app.run_server(
+    server.run_server(
         _MODEL_BASE_PATH.value,
         _MODEL_NAME.value,
         host=_HOST.value,

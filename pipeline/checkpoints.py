@@ -16,11 +16,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from gan_keras import tasks
 from gan_keras.data import records
-from gan_keras.models import dcgan
+from gan_keras.models import architectures
 from gan_keras.storage import atomic
-from gan_keras.training import image_to_image
 from pipeline import classes
 from pipeline import workdir as workdir_layout
 
@@ -32,37 +30,6 @@ L1_REFERENCE_DIR = "l1_reference"
 # train/logs/: the run's TensorBoard run, holding its HParams session; the evaluate stage logs
 # its metrics there too, so the HParams table shows each run's evaluation beside its config.
 LOGS_DIR = "logs"
-
-
-def build_networks(config, *, resolution: int, channels: int, num_classes: int):
-    """(generator, discriminator) the config describes: the DCGAN for task.name='generate',
-    else the U-Net and PatchGAN of gan_keras.training.image_to_image for the task's condition."""
-    m = config.model
-    if not tasks.is_image_to_image(config.task):
-        return dcgan.build_networks(
-            m, resolution=resolution, channels=channels, num_classes=num_classes
-        )
-    condition_shape = tasks.condition_shape(config.task, resolution, channels)
-    image_shape = (resolution, resolution, channels)
-    generator = image_to_image.build_unet_generator(
-        condition_shape=condition_shape,
-        image_shape=image_shape,
-        width=m.g_width,
-        norm=m.g_norm,
-        sync_batch_norm=m.sync_batch_norm,
-        batch_norm_momentum=m.batch_norm_momentum,
-        inpainting=config.task.name == "inpainting",
-    )
-    discriminator = image_to_image.build_patch_discriminator(
-        condition_shape=condition_shape,
-        image_shape=image_shape,
-        width=m.d_width,
-        norm=m.d_norm,
-        sync_batch_norm=m.sync_batch_norm,
-        batch_norm_momentum=m.batch_norm_momentum,
-        spectral_norm=m.spectral_norm,
-    )
-    return generator, discriminator
 
 
 def checkpoint_step(path: str) -> int:
@@ -134,7 +101,7 @@ def load_generator_with_info(config, workdir, model_dir: str = "") -> tuple[kera
     num_classes = classes.resolve_num_classes(
         ingest_dir, conditional=config.model.conditional, num_classes=config.model.num_classes
     )
-    generator, _ = build_networks(
+    generator, _ = architectures.build_networks(
         config, resolution=stats["resolution"], channels=stats["channels"], num_classes=num_classes
     )
     info = generator_checkpoint(config, workdir, model_dir)

@@ -21,7 +21,7 @@ r"""Writes images from an exported generator: samples, truncated samples, walks,
 
 The same seed (and version) always gives the same images. ``--out_dir`` also
 writes one PNG per image (``sample_00000.png``, ...). The library behind it is
-gan_keras.client.sampling, which the model server's endpoints share.
+gan_keras.client, which the model server's endpoints share.
 
 ``--input`` / ``--input_dir`` are for image-to-image exports and the sampling
 flags for sampling ones; the wrong kind is an error saying what to give. The
@@ -40,7 +40,17 @@ import numpy as np
 from absl import app, flags
 
 from gan_keras import images as gan_images
-from gan_keras.client import sampling
+from gan_keras.client import image_files, sampling, transform
+from gan_keras.client.model import (
+    RequestError,
+    image_shape,
+    is_image_to_image,
+    load_model,
+    require_image_to_image,
+    require_sampling_model,
+    takes_label,
+    task_name,
+)
 from gan_keras.storage import atomic
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
@@ -86,7 +96,9 @@ _STEPS = flags.DEFINE_integer(
     f"(default {sampling.DEFAULT_PROJECT_STEPS}).",
 )
 _DURATION_MS = flags.DEFINE_integer(
-    "duration_ms", sampling.DEFAULT_GIF_FRAME_MS, "Milliseconds per GIF frame with --interpolate."
+    "duration_ms",
+    image_files.DEFAULT_GIF_FRAME_MS,
+    "Milliseconds per GIF frame with --interpolate.",
 )
 _PROJECT = flags.DEFINE_string(
     "project",
@@ -199,19 +211,19 @@ def _mode() -> str | None:
 def _check_model_kind(model, mode: str | None) -> None:
     """Sampling flags on an image-to-image model, or --input on a sampling one: one line."""
     if mode == "transform":
-        sampling.require_image_to_image(
+        require_image_to_image(
             model,
             "--input" if _INPUT.value is not None else "--input_dir",
             "use --num/--seed, --interpolate, --edit or --project",
         )
-    elif sampling.is_image_to_image(model):
+    elif is_image_to_image(model):
         given = [name for name in _SAMPLING_FLAGS if _present(name)]
-        mask = " --mask=mask.png" if sampling.takes_mask(model) else ""
-        sampling.require_sampling_model(
+        mask = " --mask=mask.png" if transform.takes_mask(model) else ""
+        require_sampling_model(
             model,
             f"--{given[0]}" if given else "Sampling (no --input given)",
             f"give --input=in.png{mask} --out=out.png, or --input_dir=DIR{mask} --out_dir=DIR "
-            f"({sampling.describe_transform_inputs(model)})",
+            f"({transform.describe_transform_inputs(model)})",
         )
 
 
@@ -221,14 +233,14 @@ def _sample(model) -> None:
     images = sampling.sample_images(
         model, num=_NUM.value, seed=_SEED.value, label=_LABEL.value, truncation=_TRUNCATION.value
     )
-    sampling.write_images(images, out=_OUT.value or None, out_dir=_OUT_DIR.value)
+    image_files.write_images(images, out=_OUT.value or None, out_dir=_OUT_DIR.value)
 
 
 def _interpolate(model) -> None:
     if not _OUT.value and not _OUT_DIR.value:
         raise app.UsageError("Nothing to write: give --out and/or --out_dir")
     seed_a, seed_b = sampling.parse_int_pair(_INTERPOLATE.value, "--interpolate")
-    if _LABEL.value is None and sampling.takes_label(model, "interpolate"):
+    if _LABEL.value is None and takes_label(model, "interpolate"):
         raise app.UsageError(
             "--label is required with --interpolate on a conditional model "
             "(the first image's class; --label_b the last's, default --label)"
@@ -241,8 +253,8 @@ def _interpolate(model) -> None:
         model, seed_a=seed_a, seed_b=seed_b, steps=steps, label_a=_LABEL.value, label_b=label_b
     )
     if _OUT.value:
-        sampling.write_image_file(_OUT.value, images, duration_ms=_DURATION_MS.value)
-    sampling.write_images(images, out_dir=_OUT_DIR.value)
+        image_files.write_image_file(_OUT.value, images, duration_ms=_DURATION_MS.value)
+    image_files.write_images(images, out_dir=_OUT_DIR.value)
 
 
 def _edit(model) -> None:
@@ -268,8 +280,8 @@ def _edit(model) -> None:
         truncation=_TRUNCATION.value,
     )
     if _OUT.value:
-        gan_images.save_png(_OUT.value, sampling.edit_grid(images))
-    sampling.write_images(images.reshape((-1, *images.shape[2:])), out_dir=_OUT_DIR.value)
+        gan_images.save_png(_OUT.value, image_files.edit_grid(images))
+    image_files.write_images(images.reshape((-1, *images.shape[2:])), out_dir=_OUT_DIR.value)
 
 
 def _project(model) -> None:
@@ -280,9 +292,9 @@ def _project(model) -> None:
             "--latent_out (the latent, .npy)"
         )
     steps = sampling.DEFAULT_PROJECT_STEPS if _STEPS.value is None else _STEPS.value
-    if _LABEL.value is None and sampling.takes_label(model, "project"):
+    if _LABEL.value is None and takes_label(model, "project"):
         raise app.UsageError("--label is required with --project on a conditional model")
-    image = sampling.read_png(_PROJECT.value, sampling.image_shape(model))
+    image = image_files.read_png(_PROJECT.value, image_shape(model))
     result = sampling.project_image(model, image, steps=steps, label=_LABEL.value)
     if out:
         gan_images.save_png(out, result["reconstruction"])
@@ -301,7 +313,7 @@ def _folder_jobs(mask_dir) -> list[tuple]:
     """(input, mask, output) paths for every *.png in --input_dir."""
     input_dir, out_dir = pathlib.Path(_INPUT_DIR.value), pathlib.Path(_OUT_DIR.value)
     if not input_dir.is_dir():
-        raise sampling.RequestError(f"--input_dir={input_dir} is not a directory")
+        raise RequestError(f"--input_dir={input_dir} is not a directory")
     if out_dir.resolve() == input_dir.resolve():
         raise app.UsageError(
             "--out_dir must differ from --input_dir (the inputs would be overwritten)"
@@ -310,14 +322,14 @@ def _folder_jobs(mask_dir) -> list[tuple]:
         path for path in input_dir.iterdir() if path.suffix.lower() == ".png" and path.is_file()
     )
     if not inputs:
-        raise sampling.RequestError(f"no .png files in --input_dir={input_dir}")
+        raise RequestError(f"no .png files in --input_dir={input_dir}")
     jobs = []
     for path in inputs:
         mask = _MASK.value
         if mask_dir is not None:
             mask = mask_dir / path.name
             if not mask.is_file():
-                raise sampling.RequestError(
+                raise RequestError(
                     f"no mask for {path.name} in --mask_dir={mask_dir} (expected {mask})"
                 )
         jobs.append((path, mask, out_dir / path.name))
@@ -341,23 +353,23 @@ def _transform(model) -> None:
             raise app.UsageError("--input_dir needs --out_dir (where the outputs go)")
         if _present("out"):
             raise app.UsageError("--out goes with --input; with --input_dir give --out_dir")
-    task, expected = sampling.task_name(model), sampling.describe_transform_inputs(model)
+    task, expected = task_name(model), transform.describe_transform_inputs(model)
     has_mask = _MASK.value is not None or _MASK_DIR.value is not None
-    if sampling.takes_mask(model) and not has_mask:
-        raise sampling.RequestError(
+    if transform.takes_mask(model) and not has_mask:
+        raise RequestError(
             f"this {task} model needs a mask: give --mask=mask.png"
             f"{' (or --mask_dir=DIR)' if _INPUT_DIR.value else ''}; {expected}"
         )
-    if has_mask and not sampling.takes_mask(model):
+    if has_mask and not transform.takes_mask(model):
         flag = "--mask" if _MASK.value is not None else "--mask_dir"
-        raise sampling.RequestError(
+        raise RequestError(
             f"{flag} is for inpainting models; this {task} model takes only the image ({expected})"
         )
     if _INPUT.value is not None:
         jobs = [(_INPUT.value, _MASK.value, _OUT.value)]
     else:
         jobs = _folder_jobs(pathlib.Path(_MASK_DIR.value) if _MASK_DIR.value else None)
-    written = sampling.transform_files(model, jobs)
+    written = transform.transform_files(model, jobs)
     logging.info(
         "Wrote %d image%s to %s",
         written,
@@ -379,7 +391,7 @@ def main(argv):
         raise app.UsageError("--model_base_path is required")
     mode = _mode()
     try:
-        model = sampling.load_model(_MODEL_BASE_PATH.value, _VERSION.value)
+        model = load_model(_MODEL_BASE_PATH.value, _VERSION.value)
         _check_model_kind(model, mode)
         {
             None: _sample,
@@ -388,7 +400,7 @@ def main(argv):
             "project": _project,
             "transform": _transform,
         }[mode](model)
-    except (sampling.RequestError, FileNotFoundError) as e:  # bad flags or files: no traceback
+    except (RequestError, FileNotFoundError) as e:  # bad flags or files: no traceback
         sys.exit(f"pipeline.generate: {e}")
 
 

@@ -32,7 +32,7 @@ from absl import logging
 import gan_keras
 from gan_keras.export import layout
 from gan_keras.storage import atomic, filesystem
-from pipeline import stages
+from pipeline import recipe, stages
 from pipeline import workdir as workdir_layout
 
 # Fields that do not change what a stage produces (how it runs, not what).
@@ -168,10 +168,28 @@ class Runner:
         return artifact_report(self.workdir, self.copy.remote if self.copy else None)
 
     # ----------------------------------------------------------- validation
-    def validate(self, names) -> None:
-        """Checks every selected stage's config before any work starts."""
+    def validate(self, names, config=None) -> None:
+        """Checks every selected stage's config before any work starts. An automatic recipe
+        (pipeline.recipe) is checked as resolved for a provisional dataset: the user's own
+        settings are checked before any work, the recipe's again once ingest has run."""
+        config = self.config if config is None else config
+        if recipe.is_auto(config) and recipe.unset_fields(config):
+            config, _ = recipe.resolve(config, recipe.PROVISIONAL_STATS)
         for name in names:
-            stages.get(name).validate(self.config)
+            stages.get(name).validate(config)
+
+    def resolve_recipe(self, names=()) -> None:
+        """Chooses the automatic recipe's fields from the ingested data (a no-op for a
+        written config): logged with their reasons and kept in <workdir>/recipe.json."""
+        if not (recipe.is_auto(self.config) and recipe.unset_fields(self.config)):
+            return
+        _complete_manifest(self.workdir, workdir_layout.INGEST)
+        stats = recipe.read_stats(self.workdir / workdir_layout.INGEST)
+        self.config, choices = recipe.resolve(self.config, stats)
+        for line in recipe.log_lines(choices):
+            logging.info("%s", line)
+        recipe.write_record(self.workdir / recipe.RECIPE_FILE, choices)
+        self.validate(names)
 
     # -------------------------------------------------------------- running
     def run(self, names=None) -> dict:
@@ -184,6 +202,9 @@ class Runner:
         self.workdir.mkdir(parents=True, exist_ok=True)
         results = {}
         for name in names:
+            if name != workdir_layout.INGEST:
+                # Every stage after ingest sees the recipe chosen from its output.
+                self.resolve_recipe(names)
             results[name] = self._run_stage(stages.get(name))
         return results
 

@@ -9,8 +9,8 @@ global stream is built deterministically, batched to the global batch with
 import numpy as np
 import tensorflow as tf
 
-from gan_keras import tasks
 from gan_keras.data import records
+from gan_keras.tasks import conditions
 
 
 def verify_shards(ingest_dir, split: str, expected_count: int | None = None) -> int:
@@ -145,7 +145,7 @@ def make_dataset(
 def with_condition(example, index, condition_fn, condition_seed: int):
     """(image, label), its stream index -> ((condition, image), label)."""
     image, label = example
-    return (condition_fn(image, tasks.example_seed(condition_seed, index)), image), label
+    return (condition_fn(image, conditions.example_seed(condition_seed, index)), image), label
 
 
 def read_split(

@@ -1,5 +1,8 @@
 """Feature extractors for the sample-quality metrics, working fully offline.
 
+One concern, kept whole (over 500 lines): the registry of extractors and the cached
+weights each needs (the domain classifier it trains, the InceptionV3 files it reads).
+
 - `DomainClassifier`: a small CNN trained on the real training split (TF-GAN's
   "Frechet classifier distance"): its penultimate layer gives the features, its
   softmax the classifier score. Labelled data trains a class classifier;

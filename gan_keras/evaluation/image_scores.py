@@ -5,7 +5,7 @@ float in [-1, 1] (model space) or uint8 in [0, 255], as numpy arrays or tensors,
 and returns a float64 numpy array [N], one score per image (average them, or
 report their spread, as the evaluation needs).
 
-Protocol (`tasks.metric_protocol` gives the keyword arguments per task):
+Protocol (`gan_keras.tasks.metric_protocol` gives the keyword arguments per task):
 
 - ``y_channel=True``: RGB images are scored on their luminance Y = 0.299 R +
   0.587 G + 0.114 B (ITU-R BT.601), as super-resolution papers do; 1-channel
@@ -17,12 +17,17 @@ Protocol (`tasks.metric_protocol` gives the keyword arguments per task):
   super-resolution: the border is where resizing kernels lack support).
 - PSNR's peak is the range: 2.0 for [-1, 1] floats, 255 for uint8 (so both give
   the same dB for the same pixels); identical images score +inf.
+
+`psnr_uint8_tensor` is the in-graph PSNR (TensorFlow ops, float32 tensor [N], uint8
+batches, no protocol), for SavedModel signatures (the exported ``project``'s "psnr").
 """
+
+import math
 
 import numpy as np
 import tensorflow as tf
 
-from gan_keras.tasks import BT601
+from gan_keras.tasks.conditions import BT601
 
 SSIM_FILTER_SIZE = 11
 
@@ -70,6 +75,14 @@ def psnr(
     b = _protocol(b, y_channel=y_channel, border=border)
     mse = np.mean(np.square(a - b), axis=(1, 2, 3))
     return _psnr_from_mse(mse, peak if max_val is None else float(max_val))
+
+
+def psnr_uint8_tensor(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    """PSNR in dB per image of two uint8 batches [N, H, W, C] (peak 255; +inf if identical),
+    in-graph: float32 tensor [N]."""
+    diff = tf.cast(a, tf.float32) - tf.cast(b, tf.float32)
+    mse = tf.reduce_mean(tf.square(diff), axis=tf.range(1, tf.rank(diff)))
+    return 10.0 * tf.math.log(255.0**2 / mse) / math.log(10.0)
 
 
 def ssim(

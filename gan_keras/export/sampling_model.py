@@ -1,5 +1,8 @@
 """Exports a generator as a TF SavedModel in TensorFlow Serving's layout.
 
+One concern, kept whole (over 500 lines): the sampling model's signatures (sample,
+interpolate, edit, project, style mix) and their shared input checks, traced into one archive.
+
 Layout: ``<base_path>/<version>/`` with integer versions, one more than the
 highest existing one per export. Each version is written to a dot-prefixed
 sibling (TF Serving and our own server ignore non-integer names) and renamed
@@ -71,12 +74,12 @@ labels named below, with the same range checks:
     "class" (given to `export_generator`).
 
 A generator with a mapping network (StyleGAN2) is controlled in w-space
-(gan_keras.controls.ControlSpace; ``model_info.json``'s "control_space" says
-which): ``truncated_sample`` also returns ``w`` [N, w_dim], the truncated w
+(gan_keras.controls.latent_space.ControlSpace; ``model_info.json``'s "control_space"
+says which): ``truncated_sample`` also returns ``w`` [N, w_dim], the truncated w
 its images come from; ``project`` fits and returns ``w`` (from w_avg);
 ``edit`` takes and returns ``w`` and no label (w carries the class); SeFa's
 directions come from the synthesis layers' style weights. It also has
-``style_mix`` (gan_keras.controls.add_style_mix_endpoint).
+``style_mix`` (gan_keras.controls.style_mixing.add_style_mix_endpoint).
 
 Out-of-range labels, directions or truncation, too few interpolation steps,
 mismatched batch sizes and negative ``num_samples`` fail with
@@ -97,8 +100,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gan_keras import controls
-from gan_keras.controls import to_uint8
+from gan_keras.controls import edits, interpolation, latent_space, projection, style_mixing
 from gan_keras.export import warmup
 from gan_keras.export.layout import (
     DIRECTIONS_ASSET,
@@ -106,6 +108,7 @@ from gan_keras.export.layout import (
     WARMUP_ASSET,
     write_version,
 )
+from gan_keras.images import to_float_tensor, to_uint8_tensor
 
 _ASSET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 # Written by the exporter, so not accepted as extra assets.
@@ -185,7 +188,7 @@ def _build_archive(
 
     def outputs(images):
         images = tf.cast(images, tf.float32)  # mixed-precision generators emit float16
-        return {"images": to_uint8(images), "images_float": images}
+        return {"images": to_uint8_tensor(images), "images_float": images}
 
     def generate(z, label=None):
         if conditional:
@@ -227,7 +230,7 @@ def _build_archive(
             )
 
     # Projection and edits act in this space: z, or w for a generator with a mapping network.
-    space = controls.ControlSpace(generator, latent_dim)
+    space = latent_space.ControlSpace(generator, latent_dim)
 
     def space_images(latents, label=None):
         return space.images(latents, label if space.labelled_images else None)
@@ -259,9 +262,9 @@ def _build_archive(
             # Through identities, so nothing downstream (a label lookup) runs unchecked.
             images = tf.identity(images)
             label = None if label is None else tf.identity(label)
-        fitted = controls.project(
+        fitted = projection.project(
             space_images,
-            controls.uint8_to_float(images),
+            to_float_tensor(images),
             steps,
             latent_dim=latent_dim,
             label=label,
@@ -269,12 +272,12 @@ def _build_archive(
         )
         return {
             space.name: fitted["z"],
-            "reconstructions": to_uint8(fitted["images_float"]),
+            "reconstructions": to_uint8_tensor(fitted["images_float"]),
             "psnr": fitted["psnr"],
         }
 
     def edit_outputs(latents, direction, strength, label=None):
-        edited = controls.edit(latents, tf.constant(directions), direction, strength)
+        edited = edits.edit(latents, tf.constant(directions), direction, strength)
         if space.name == "z":
             return {**generate(edited, label), "z": edited}
         return {**outputs(space_images(edited)), space.name: edited}
@@ -284,7 +287,7 @@ def _build_archive(
         prior's z and the truncated w (the `edit` signature's input)."""
         z = latents(num_samples, seed)
         if space.name == "z":
-            z = controls.truncate(z, truncation)
+            z = latent_space.truncate(z, truncation)
             return {**generate(z, labels), "z": z}
         checks = [] if labels is None else check_labels(labels)
         with tf.control_dependencies(checks):
@@ -294,7 +297,7 @@ def _build_archive(
     def endpoint_latents(seed_a, seed_b, steps):
         z_a = latents(tf.constant(1, tf.int32), seed_a)[0]
         z_b = latents(tf.constant(1, tf.int32), seed_b)[0]
-        return controls.slerp(z_a, z_b, steps)
+        return interpolation.slerp(z_a, z_b, steps)
 
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
     edit_latent_spec = tf.TensorSpec([None, space.dim], tf.float32, name=space.name)
@@ -328,7 +331,7 @@ def _build_archive(
         def interpolate(seed_a, seed_b, steps, label_a, label_b):
             z = endpoint_latents(seed_a, seed_b, steps)
             ends = tf.stack([label_a, label_b])
-            t = controls.interpolation_weights(steps)
+            t = interpolation.interpolation_weights(steps)
             # Half way, the label that generates the image switches from a to b.
             labels = tf.where(t < 0.5, label_a, label_b)
             if by_embedding is None:
@@ -439,7 +442,8 @@ def _build_archive(
     png_fns = (serving_default_png, sample_png)
     for name, fn, spec in zip(PNG_SIGNATURES, png_fns, png_specs, strict=True):
         archive.add_endpoint(name, fn, input_signature=spec)
-    controls.add_style_mix_endpoint(archive, generator, latent_dim, num_classes)  # StyleGAN2 only
+    # StyleGAN2 only:
+    style_mixing.add_style_mix_endpoint(archive, generator, latent_dim, num_classes)
     label_interpolation = None
     if conditional:
         label_interpolation = "switch" if by_embedding is None else "embedding"
@@ -485,17 +489,17 @@ def export_generator(
         "signatures": ["serving_default", "sample", *CONTROL_SIGNATURES, *PNG_SIGNATURES],
         "label_interpolation": None,
     }
-    space = controls.ControlSpace(generator, latent_dim)
+    space = latent_space.ControlSpace(generator, latent_dim)
     # Which latents project returns and edit takes ("z" [latent_dim] or "w" [w_dim]).
     info["control_space"] = {"name": space.name, "dim": space.dim}
     clashes = sorted(set(model_info or {}) & set(info))
     if clashes:
         raise ValueError(f"model_info must not set {', '.join(clashes)}: the exporter derives them")
-    info.update(controls.style_model_info(generator, info["signatures"]))  # StyleGAN2 only
+    info.update(style_mixing.style_model_info(generator, info["signatures"]))  # StyleGAN2 only
     info.update(model_info or {})
 
     # Before anything is written: bad extra directions fail here.
-    direction_vectors, direction_entries = controls.build_directions(
+    direction_vectors, direction_entries = edits.build_directions(
         generator, latent_dim, extra=directions
     )
     base_path = pathlib.Path(base_path)

@@ -20,8 +20,9 @@ import keras
 import tensorflow as tf
 
 from gan_keras import tasks
-from gan_keras.controls import to_uint8
 from gan_keras.export.layout import MODEL_INFO_ASSET, write_version
+from gan_keras.images import to_uint8_tensor
+from gan_keras.tasks import conditions
 
 
 def _check_shape(tensor, expected, name):
@@ -53,7 +54,7 @@ def _build_archive(generator: keras.Model, task_config, image_shape):
 
     def translate(condition):
         images = tf.cast(generator(condition, training=False), tf.float32)
-        return {"images": to_uint8(images), "images_float": images}
+        return {"images": to_uint8_tensor(images), "images_float": images}
 
     def to_float(image):
         return tf.cast(image, tf.float32) / 127.5 - 1.0
@@ -73,7 +74,7 @@ def _build_archive(generator: keras.Model, task_config, image_shape):
                 ),
             ]
             with tf.control_dependencies(checks):
-                condition = tasks.inpainting_condition_from_uint8(image, mask)
+                condition = conditions.inpainting_condition_from_uint8(image, mask)
             return translate(
                 tf.ensure_shape(condition, [None, *image_shape[:2], image_shape[2] + 1])
             )

@@ -13,7 +13,7 @@ export must still carry the file without it. The four wrapper messages involved
 are tiny and their wire format is frozen (protobuf never renumbers a released
 field), so without the package they are written and read by the few lines of
 ``_wire_*`` below; the tensors are TensorFlow's own ``TensorProto`` either way.
-tests/test_grpc_serving.py checks both paths give the same bytes.
+tests/gan_keras/serving/test_grpc_serving.py checks both paths give the same bytes.
 """
 
 import logging

@@ -322,7 +322,7 @@ def discriminator_from_config(
     )
 
 
-def _build_dcgan_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
+def networks_from_config(model_config, *, resolution: int, channels: int, num_classes: int = 0):
     """The DCGAN generator and discriminator from the `model` config section."""
     generator = build_generator(
         resolution=resolution,
@@ -339,40 +339,3 @@ def _build_dcgan_networks(model_config, *, resolution: int, channels: int, num_c
     return generator, discriminator_from_config(
         model_config, resolution=resolution, channels=channels, num_classes=num_classes
     )
-
-
-def _build_stylegan2_networks(
-    model_config, *, resolution: int, channels: int, num_classes: int = 0
-):
-    # Imported here: gan_keras.models.stylegan2 builds on this module (its D is the DCGAN one).
-    from gan_keras.models import stylegan2
-
-    return stylegan2.build_networks(
-        model_config, resolution=resolution, channels=channels, num_classes=num_classes
-    )
-
-
-# model.architecture -> the builder of its (generator, discriminator).
-ARCHITECTURES = Registry("model.architecture")
-ARCHITECTURES.register("dcgan", _build_dcgan_networks)
-ARCHITECTURES.register("stylegan2", _build_stylegan2_networks)
-DEFAULT_ARCHITECTURE = "dcgan"
-
-
-def architecture(model_config) -> str:
-    """The config's model.architecture (configs written before it existed mean the DCGAN)."""
-    return ARCHITECTURES.check(model_config.get("architecture", DEFAULT_ARCHITECTURE))
-
-
-def build_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
-    """(generator, discriminator) from the `model` config section, for its model.architecture."""
-    build = ARCHITECTURES.get(architecture(model_config))
-    return build(model_config, resolution=resolution, channels=channels, num_classes=num_classes)
-
-
-def check_architecture_config(config) -> None:
-    """Validates model.architecture and the fields only that architecture reads."""
-    if architecture(config.model) == "stylegan2":
-        from gan_keras.models import stylegan2
-
-        stylegan2.check_config(config)

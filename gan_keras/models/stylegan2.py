@@ -1,6 +1,8 @@
 """StyleGAN2 generator (Karras et al., "Analyzing and Improving the Image Quality of StyleGAN",
 CVPR 2020), built for the data like the DCGAN in gan_keras.models.dcgan.
 
+One concern, kept whole (over 500 lines): one architecture's layers and builder.
+
     z [B, latent_dim] (+ label) --mapping--> w [B, w_dim] --broadcast--> ws [B, num_ws, w_dim]
     ws --synthesis--> images [B, R, R, C]
 
@@ -492,7 +494,7 @@ def check_resolution(resolution: int, network_resolution: int) -> int:
     return built
 
 
-def build_networks(model_config, *, resolution: int, channels: int, num_classes: int = 0):
+def networks_from_config(model_config, *, resolution: int, channels: int, num_classes: int = 0):
     """(StyleGAN2 generator, discriminator): D is the project's DCGAN discriminator (README,
     "StyleGAN2", says why), with its norm, spectral norm and projection conditioning."""
     generator = build_generator(
@@ -510,7 +512,7 @@ def build_networks(model_config, *, resolution: int, channels: int, num_classes:
     )
 
 
-def check_config(config) -> None:
+def validate_config(config) -> None:
     """The fields model.architecture='stylegan2' reads or cannot combine with (ValueError
     naming the field)."""
     m = config.model

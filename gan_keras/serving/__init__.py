@@ -4,8 +4,12 @@
                   served one; resolves a request's model name and version
     codec         signature lookup and input checks (both APIs); TF Serving's REST formats:
                   predict requests (row/columnar), responses (`_bytes` outputs as b64), errors
-    app           the Flask app (REST routes, the PNG endpoints, /monitoring/prometheus/metrics)
-                  and running REST and gRPC side by side
+    app           the Flask app: the REST routes (status, metadata, :predict, the image
+                  endpoints' dispatch, /monitoring/prometheus/metrics) and their errors
+    image_endpoints  :sample, :interpolate, :edit, :project, :transform and their query
+                  parameters, on gan_keras.client
+    responses     the REST response bodies (compact JSON, images with X-Model-Version)
+    server        running REST (waitress) and gRPC side by side on one ModelVersions
     grpc_service  PredictionService (Predict, GetModelMetadata), ModelService (GetModelStatus)
                   on tensorflow-serving-api's protos
     prometheus    the Prometheus metrics, one registry per app

@@ -5,7 +5,7 @@ Requests come in the row format (``{"instances": [...]}``) or the columnar one
 request (``predictions`` / ``outputs``). Every error is a `ServingError`
 carrying its HTTP status; the app answers it as ``{"error": "..."}``.
 
-Request checks need only what a loaded model declares (`registry.Servable`:
+Request checks need only what a loaded model declares (`versions.Servable`:
 ``signatures``, ``input_specs``, ``num_classes``).
 """
 

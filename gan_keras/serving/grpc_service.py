@@ -1,4 +1,4 @@
-"""TensorFlow Serving's gRPC API over the same model registry as the REST app.
+"""TensorFlow Serving's gRPC API over the same model versions as the REST app.
 
     tensorflow.serving.PredictionService/Predict           any signature, TensorProto in and out
     tensorflow.serving.PredictionService/GetModelMetadata  metadata_field "signature_def"
@@ -11,7 +11,7 @@ answer UNIMPLEMENTED (the servicer base classes' default), as these models have
 only predict signatures and the model comes from ``--model_base_path``.
 
 Requests go through the same checks as REST ones (gan_keras.serving.codec for
-the signature lookup and the inputs, ModelRegistry.resolve for the model name
+the signature lookup and the inputs, ModelVersions.resolve for the model name
 and version), with one difference TF Serving has too: a TensorProto carries its
 dtype, which must be the signature's exactly (REST converts JSON numbers).
 Request errors answer INVALID_ARGUMENT (HTTP 400 in REST) or NOT_FOUND (404);

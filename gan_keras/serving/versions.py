@@ -1,7 +1,7 @@
 """The versions under a model base path, and the one being served.
 
 As TF Serving's default version policy: the highest integer version under the
-base path is served. `ModelRegistry.refresh` (called by a polling thread every
+base path is served. `ModelVersions.refresh` (called by a polling thread every
 ``poll_seconds``) loads a new version completely, and warms it up, before
 requests switch to it; when the served version's directory disappears the next
 highest one is loaded, so deleting a bad version rolls back. A version that
@@ -27,7 +27,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from gan_keras.client.sampling import clean_tf_message
+from gan_keras.client.model import clean_tf_message
 from gan_keras.export import layout, warmup
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
@@ -123,7 +123,7 @@ def _read_signature_defs(path: pathlib.Path) -> dict:
     return dict(proto.meta_graphs[0].signature_def)
 
 
-class ModelRegistry:
+class ModelVersions:
     """Tracks the versions under a base path and holds the one being served."""
 
     def __init__(

@@ -1,5 +1,8 @@
 """The one filesystem layer for work directories, sources and model base paths.
 
+One concern, kept whole (over 500 lines): every path the project reads or writes goes
+through here, local or in an object store, with the same errors.
+
 A path is either local (a `pathlib.Path`, handled with the os module exactly as
 before object stores existed: atomic renames, fsync) or an object-store URL
 (an `ObjectPath`, handled with Apache Beam's `FileSystems`, the layer Beam's own

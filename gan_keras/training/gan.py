@@ -1,6 +1,9 @@
 """The GAN as a subclassed `keras.Model` whose `train_step` does one
 adversarial update: `n_critic` discriminator updates, then one generator update.
 
+One concern, kept whole (over 500 lines): the adversarial update and the state it carries
+(EMA generator, w_avg, regulariser schedules), which change together.
+
 The same `train_step` serves `GAN.fit` and the pipeline's distributed loop
 (`strategy.run(gan.train_step, ...)`), so both paths train identically.
 
@@ -44,7 +47,7 @@ import keras
 import tensorflow as tf
 
 from gan_keras.models import stylegan2
-from gan_keras.training import diffaugment, losses
+from gan_keras.training import ada, diffaugment, losses
 
 # Stream ids that make the noise of each random draw in a step distinct.
 _Z, _LABEL, _GP_EPS, _AUG_REAL, _AUG_FAKE = range(5)
@@ -195,6 +198,9 @@ class GAN(keras.Model):
         style_mixing_prob: float = 0.9,
         pl_weight: float = 0.0,
         pl_every: int = 4,
+        ada_target: float = 0.0,
+        ada_interval: int = ada.DEFAULT_INTERVAL,
+        ada_speed_images: float = ada.DEFAULT_SPEED_IMAGES,
     ):
         losses.LOSSES.check(loss)
         check_n_critic(n_critic)
@@ -229,6 +235,24 @@ class GAN(keras.Model):
             tf.Variable(0.0, trainable=False, name="pl_mean") if self.pl_weight > 0 else None
         )
         self.augment_policy = diffaugment.parse_policy(diffaugment_policy)
+        # Adaptive augmentation (gan_keras.training.ada): p and the sum and count of
+        # sign(D(real)) since its last update, identical on every replica (checkpointed).
+        self.ada_target = float(ada_target)
+        self.ada_p = self.ada_signs = None
+        if self.ada_target > 0:
+            if self.augment_policy:
+                raise ValueError(
+                    "train.ada_target > 0 and train.diffaugment both augment D's inputs: "
+                    "choose one (set train.diffaugment='' or train.ada_target=0)"
+                )
+            ada.check_settings(self.ada_target, ada_interval, ada_speed_images)
+            self.ada_interval = int(ada_interval)
+            self.ada_speed_images = float(ada_speed_images)
+            first = tf.VariableAggregation.ONLY_FIRST_REPLICA
+            self.ada_p = tf.Variable(0.0, trainable=False, name="ada_p", aggregation=first)
+            self.ada_signs = tf.Variable(
+                [0.0, 0.0], trainable=False, name="ada_signs", aggregation=first
+            )
         # Optimizers must be built under the same strategy scope as the model
         # variables, before the first (traced) step.
         g_optimizer.build(self.generator.trainable_variables)
@@ -240,6 +264,8 @@ class GAN(keras.Model):
             "g_loss": mean(name="g_loss"),
             "d_real_logit": mean(name="d_real_logit"),
             "d_fake_logit": mean(name="d_fake_logit"),
+            # r_t = E[sign(D(real))], the ADA paper's overfitting heuristic (training health).
+            "d_real_sign": mean(name="d_real_sign"),
             "d_grad_norm": mean(name="d_grad_norm"),
             "g_grad_norm": mean(name="g_grad_norm"),
         }
@@ -249,6 +275,8 @@ class GAN(keras.Model):
             self.trackers["r1_penalty"] = mean(name="r1_penalty")
         if self.pl_weight > 0:
             self.trackers["pl_penalty"] = mean(name="pl_penalty")
+        if self.ada_p is not None:
+            self.trackers["ada_p"] = mean(name="ada_p")
 
     @property
     def metrics(self):
@@ -298,6 +326,8 @@ class GAN(keras.Model):
         )
 
     def _augment(self, images, step, critic, stream):
+        if self.ada_p is not None:
+            return self._adaptive_augment(images, step, critic, stream)
         if not self.augment_policy:
             return images
         local_batch = tf.shape(images)[0]
@@ -313,6 +343,45 @@ class GAN(keras.Model):
             )
 
         return diffaugment.diff_augment(images, self.augment_policy, random_fn)
+
+    def _adaptive_augment(self, images, step, critic, stream):
+        """ADA's pipeline at the current p; skipped entirely while p = 0."""
+        local_batch = tf.shape(images)[0]
+        base_seed = self._seed(step, critic, stream)
+
+        def random_fn(key, shape, dtype, distribution):
+            seed = tf.random.experimental.stateless_fold_in(base_seed, key)
+            draw = (
+                tf.random.stateless_uniform
+                if distribution == "uniform"
+                else tf.random.stateless_normal
+            )
+            return self._replica_slice(lambda n: draw([n, *shape], seed, dtype=dtype), local_batch)
+
+        p = self.ada_p.value()
+        return tf.cond(p > 0, lambda: ada.augment(images, p, random_fn), lambda: images)
+
+    def _accumulate_real_signs(self, real_logits):
+        """Adds this update's sum and count of sign(D(real)) over the global batch."""
+        signs = tf.sign(tf.stop_gradient(real_logits))
+        totals = tf.stack([tf.reduce_sum(signs), tf.cast(tf.size(signs), tf.float32)])
+        ctx = tf.distribute.get_replica_context()
+        if ctx.num_replicas_in_sync > 1:
+            totals = ctx.all_reduce(tf.distribute.ReduceOp.SUM, totals)
+        return self.ada_signs.assign_add(totals)
+
+    def _update_ada_p(self, step, global_batch):
+        """Every ada_interval steps: p += sign(r_t - target) x images / ada_speed_images."""
+        due = (step + 1) % self.ada_interval == 0
+        signs = self.ada_signs.value()
+        r_t = signs[0] / tf.maximum(signs[1], 1.0)
+        adjust = ada.p_adjustment(
+            r_t, self.ada_target, global_batch * self.ada_interval, self.ada_speed_images
+        )
+        p = self.ada_p.value()
+        new_p = tf.where(due, tf.clip_by_value(p + adjust, 0.0, 1.0), p)
+        with tf.control_dependencies([self.ada_p.assign(new_p)]):
+            return self.ada_signs.assign(tf.where(due, tf.zeros_like(signs), signs))
 
     # -------------------------------------------------------------- networks
     def _discriminate(self, images, labels, training):
@@ -414,6 +483,10 @@ class GAN(keras.Model):
         if self.ema_generator is not None:
             with tf.control_dependencies(list(g_out.values())):
                 self._update_ema(step, global_batch)
+        if self.ada_p is not None:
+            with tf.control_dependencies(list(g_out.values())):
+                self._update_ada_p(step, global_batch)
+            g_out["ada_p"] = self.ada_p.value()
 
         # The last critic update's values stand for the step's D side.
         outputs = {**d_out, **g_out}
@@ -472,6 +545,10 @@ class GAN(keras.Model):
         out["d_loss"] = tf.reduce_mean(total)
         out["d_real_logit"] = tf.reduce_mean(real_logits)
         out["d_fake_logit"] = tf.reduce_mean(fake_logits)
+        out["d_real_sign"] = tf.reduce_mean(tf.sign(real_logits))
+        if self.ada_p is not None:
+            with tf.control_dependencies([self._accumulate_real_signs(real_logits)]):
+                out["d_real_sign"] = tf.identity(out["d_real_sign"])
         return out
 
     def _real_logits_and_r1(self, real_in, real_labels, gamma):
@@ -670,4 +747,7 @@ class GAN(keras.Model):
             items["ema_generator"] = self.ema_generator
         if self.pl_mean is not None:
             items["pl_mean"] = self.pl_mean
+        if self.ada_p is not None:
+            items["ada_p"] = self.ada_p
+            items["ada_signs"] = self.ada_signs
         return tf.train.Checkpoint(**items)

@@ -11,7 +11,7 @@ pipeline.evaluate.generator_eval.evaluate_export.
 from absl import app, flags
 from ml_collections import config_flags
 
-from pipeline.evaluate import generator_eval
+from pipeline.evaluate import generator_eval, tensorboard_logs
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", None, "Exported generator base path (integer version dirs).", required=True
@@ -38,7 +38,7 @@ def main(argv):
     )
     summary = {
         k: metrics.get(k)
-        for k in ("extractor", "num_samples", "num_real", *generator_eval.SCALAR_METRICS)
+        for k in ("extractor", "num_samples", "num_real", *tensorboard_logs.SCALAR_METRICS)
         if metrics.get(k) is not None
     }
     for key, value in summary.items():

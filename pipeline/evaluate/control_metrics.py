@@ -2,8 +2,7 @@
 
 The export (gan_keras.export.sampling_model) offers truncated sampling, projection of images
 into the latent space and latent edits along named directions. This module
-fits the "towards class X" edit directions (`class_directions`) and measures,
-with the judge (pipeline.judge: the domain classifier trained on the ingested
+measures, with the judge (pipeline.judge: the domain classifier trained on the ingested
 data, the same features and real eval images as the evaluate stage's metrics),
 what a user of those signatures gets (`control_metrics`, under "controls" in
 evaluate/metrics.json):
@@ -13,7 +12,7 @@ evaluate/metrics.json):
   the headline metrics, so the psi = 1 row repeats them), plotted in
   ``truncation_tradeoff.png``;
 * projection: PSNR of projecting `evaluate.projection_images` held-out eval
-  images with gan_keras.controls.project (pixel loss, the exported `project`
+  images with gan_keras.controls.projection.project (pixel loss, the exported `project`
   signature's; `evaluate.projection_steps` steps), against the PSNR of each
   image's nearest training image in pixel space;
 * class edits: how often moving a sample by a strength in
@@ -23,81 +22,42 @@ evaluate/metrics.json):
   training images in the judge's feature space) and the mean nearest-training
   -image distance of samples against that of real eval images.
 
-Class directions (unconditional generators, labelled data): z is drawn from
-N(0, I), so by Stein's lemma Cov(z, p_X(G(z))) = E[grad_z p_X(G(z))]: the
-covariance of the latents with the judge's probability of class X is the
-average gradient of that probability. It is estimated from
-`DIRECTION_FIT_SAMPLES` samples, with no training and no gradient through the
-generator or the judge, and normalised. (Equivalently: the
-probability-weighted mean latent minus the mean latent.) Classes the
-generator rarely makes, or whose estimate is not above sampling noise, get no
-direction. Conditional generators get none: their label input chooses the
-class, so there is no z direction towards a class to fit.
-
-The evaluate stage calls `evaluate_controls`; the export stage calls
-`export_directions`, which fits the same directions with the judge the
-evaluation used (same seed, same samples) and passes them to
-gan_keras.export.sampling_model.export_generator.
+One concern, measuring the export's controls (with its config check and the evaluate
+stage's hook, `evaluate_controls`). The "towards class X" directions it measures are fitted
+in pipeline.class_directions (the export stage ships the same ones); the pictures are drawn
+by pipeline.evaluate.control_plots.
 """
 
-import json
 import math
 import pathlib
-import re
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
-from PIL import Image, ImageDraw, ImageFont
 
-from gan_keras import controls
 from gan_keras import images as gan_images
+from gan_keras.controls import edits, latent_space, projection
 from gan_keras.data import records
-from gan_keras.evaluation import feature_extractors
 from gan_keras.evaluation import feature_scores as metrics_lib
-from gan_keras.storage import atomic
-from pipeline import classes
+from pipeline import class_directions, classes, latent_images
 from pipeline import judge as judge_lib
 from pipeline import workdir as workdir_layout
+from pipeline.evaluate import control_plots
 
-# Latents the class directions are fitted on (both stages use the same, so the
-# exported directions are the ones the evaluation measured).
-DIRECTION_FIT_SAMPLES = 4096
-# A class needs this many of them predicted as it, and an estimate this many times the
-# norm that sampling noise alone gives, to get a direction.
-MIN_CLASS_SAMPLES = 10
-MIN_SIGNAL_TO_NOISE = 2.0
 # Held-out latents each class edit is measured on.
 EDIT_SAMPLES = 256
 # Memorisation check: samples (and real eval images) whose nearest training images are
-# searched, neighbours shown per sample, samples shown.
+# searched (neighbours per sample and samples shown: control_plots).
 NEIGHBOUR_QUERIES = 1000
-NEIGHBOURS = 5
-NEIGHBOUR_GRID_SAMPLES = 8
-# Tiles of nearest_neighbours.png are upscaled (nearest) to at least this many pixels.
-NEIGHBOUR_TILE_MIN = 48
 # Projection runs in chunks of this many images (one traced graph).
 PROJECTION_CHUNK = 64
 # An exact reconstruction has infinite PSNR; averages count it as this.
 PSNR_CAP_DB = 100.0
-TRUNCATION_PLOT = "truncation_tradeoff.png"
-TRUNCATION_PLOT_SIZE = (760, 320)
-NEIGHBOURS_PLOT = "nearest_neighbours.png"
-DIRECTION_PREFIX = "towards_"
-METHOD = (
-    "Stein: Cov(z, p_X(G(z))) = E[grad_z p_X(G(z))] for z ~ N(0, I), the average gradient "
-    "of the judge's class-X probability, from the judge's predictions on generated samples"
-)
-CONDITIONAL_NOTE = (
-    "not fitted: the model is conditional, so its label input chooses the class and "
-    "there is no direction in z towards a class (set the label; the interpolate "
-    "signature morphs between classes)"
-)
-UNLABELLED_NOTE = "not fitted: the data is unlabelled, so the judge predicts rotations, not classes"
 
-# Seeds of the random draws here (pipeline.judge and pipeline.evaluate use 0-3 with the same seed).
-_FIT_STREAM, _EDIT_STREAM, _RANDOM_DIRECTION_STREAM, _PROJECTION_STREAM = 10, 11, 12, 13
+# Seeds of the random draws here (pipeline.judge and pipeline.evaluate use 0-3 and
+# pipeline.class_directions 10, with the same seed).
+_EDIT_STREAM, _RANDOM_DIRECTION_STREAM, _PROJECTION_STREAM = 11, 12, 13
 
 
 # --------------------------------------------------------------------------
@@ -149,55 +109,6 @@ def validate_config(config) -> None:
 # --------------------------------------------------------------------------
 
 
-def _generate(
-    generator,
-    z: np.ndarray,
-    labels: np.ndarray | None = None,
-    batch_size: int = 256,
-    psi: float | None = None,
-) -> np.ndarray:
-    """uint8 images of `generator` (float output in [-1, 1]) for latents z (and labels);
-    with `psi`, truncated as the export's truncated_sample does (controls.truncated_images:
-    in w-space for a generator with a mapping network, else in z-space)."""
-    out = []
-    for start in range(0, len(z), batch_size):
-        zb = np.asarray(z[start : start + batch_size], np.float32)
-        lb = None if labels is None else np.asarray(labels[start : start + batch_size], np.int32)
-        if psi is not None:
-            # Tensors both: Keras refuses a nested input mixing tensors and arrays.
-            images = controls.truncated_images(
-                generator, zb, np.float32(psi), None if lb is None else tf.constant(lb)
-            )
-        else:
-            images = generator(zb if lb is None else [zb, lb], training=False)
-        out.append(gan_images.to_uint8(np.asarray(images)))
-    return np.concatenate(out)
-
-
-def _space_latents(space, z: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The `ControlSpace` latents of unconditional prior draws z: z itself, or their w."""
-    if space.name == "z":
-        return z
-    return np.concatenate(
-        [
-            np.asarray(space.from_z(z[start : start + batch_size]))
-            for start in range(0, len(z), batch_size)
-        ]
-    )
-
-
-def _space_images(generator, space, latents: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """uint8 images of latents in `space` (z: as `_generate`; w: the synthesis network's)."""
-    if space.name == "z":
-        return _generate(generator, latents, batch_size=batch_size)
-    return np.concatenate(
-        [
-            gan_images.to_uint8(np.asarray(space.images(latents[start : start + batch_size])))
-            for start in range(0, len(latents), batch_size)
-        ]
-    )
-
-
 def _predicted_classes(judge, images: np.ndarray) -> np.ndarray:
     return np.argmax(judge.predict(images)[1], axis=1)
 
@@ -246,17 +157,9 @@ def _nearest(queries: np.ndarray, base: np.ndarray, k: int, max_entries: int = 8
     )
 
 
-def _direction_names(class_names, num_classes: int) -> list[str]:
-    """towards_<class name> with the name made identifier-like; unique; index if nameless."""
-    names, used = [], set()
-    for c in range(num_classes):
-        raw = str(class_names[c]) if class_names is not None and c < len(class_names) else str(c)
-        name = DIRECTION_PREFIX + (re.sub(r"[^0-9A-Za-z_.-]+", "_", raw).strip("_") or str(c))
-        if name in used:
-            name = f"{name}_{c}"
-        used.add(name)
-        names.append(name)
-    return names
+# --------------------------------------------------------------------------
+# Class edits
+# --------------------------------------------------------------------------
 
 
 def _random_directions(count: int, latent_dim: int, seed: int) -> np.ndarray:
@@ -264,90 +167,6 @@ def _random_directions(count: int, latent_dim: int, seed: int) -> np.ndarray:
         (count, latent_dim)
     )
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-
-
-# --------------------------------------------------------------------------
-# Class directions
-# --------------------------------------------------------------------------
-
-
-def class_directions_with_info(
-    generator,
-    judge,
-    latent_dim: int,
-    num_classes: int,
-    *,
-    class_names=None,
-    num_samples: int = DIRECTION_FIT_SAMPLES,
-    seed: int = 0,
-    batch_size: int = 256,
-) -> tuple[dict, dict]:
-    """(`class_directions`' {name: unit vector}, a description for metrics/model_info).
-
-    `num_classes` is the model's (0: unconditional); the classes are the judge's. The vectors
-    live in the generator's `controls.ControlSpace`: z [latent_dim], or w [w_dim] for a
-    generator with a mapping network.
-    """
-    if num_classes > 0:
-        return {}, {"skipped": CONDITIONAL_NOTE}
-    if not judge.has_class_probs:
-        return {}, {"skipped": UNLABELLED_NOTE}
-    z = np.random.default_rng([seed, _FIT_STREAM]).standard_normal((num_samples, latent_dim))
-    probs = judge.predict(_generate(generator, z.astype(np.float32), batch_size=batch_size))[1]
-    assigned = np.bincount(np.argmax(probs, axis=1), minlength=probs.shape[1])
-    space = controls.ControlSpace(generator, latent_dim)
-    latents = np.asarray(_space_latents(space, z.astype(np.float32), batch_size), np.float64)
-    if space.name == "z":
-        latents, total_variance = z, float(latent_dim)  # the prior's, N(0, I)
-    else:  # w has no closed form: its samples' total variance
-        total_variance = float(np.sum(np.var(latents, axis=0)))
-    centred = latents - latents.mean(axis=0)
-    directions, per_class = {}, {}
-    for c, name in enumerate(_direction_names(class_names, probs.shape[1])):
-        p = probs[:, c] - probs[:, c].mean()
-        # Cov(z, p_c) = E[grad p_c] in z (Stein's lemma); in w, the p_c-weighted shift of w.
-        gradient = centred.T @ p / num_samples
-        norm = float(np.linalg.norm(gradient))
-        # Its expected norm if p_c did not depend on the latent: sqrt(tr Cov * Var(p_c) / N).
-        noise = math.sqrt(total_variance * float(np.mean(p * p)) / num_samples)
-        entry = {
-            "class": c,
-            "class_name": str(class_names[c])
-            if class_names is not None and c < len(class_names)
-            else str(c),
-            "predicted_fraction": float(assigned[c] / num_samples),
-            "mean_gradient_norm": norm,
-            "signal_to_noise": float(norm / noise) if noise > 0 else 0.0,
-        }
-        if assigned[c] < MIN_CLASS_SAMPLES:
-            entry["skipped"] = (
-                f"the judge saw this class in {int(assigned[c])} of {num_samples} "
-                f"samples (< {MIN_CLASS_SAMPLES})"
-            )
-        elif entry["signal_to_noise"] < MIN_SIGNAL_TO_NOISE:
-            entry["skipped"] = (
-                f"estimate {entry['signal_to_noise']:.2f}x its sampling noise "
-                f"(< {MIN_SIGNAL_TO_NOISE:g}x)"
-            )
-        else:
-            directions[name] = (gradient / norm).astype(np.float32)
-        per_class[name] = entry
-    info = {
-        "method": METHOD,
-        "space": space.name,
-        "num_samples": int(num_samples),
-        "seed": int(seed),
-        "judge_fingerprint": judge.fingerprint,
-        "fitted": sorted(directions),
-        "classes": per_class,
-    }
-    return directions, info
-
-
-def class_directions(generator, judge, latent_dim: int, num_classes: int, **kwargs) -> dict:
-    """{"towards_<class>": unit vector [latent_dim] float32} for an unconditional generator and
-    a judge trained on labelled data ({} otherwise); see `class_directions_with_info`."""
-    return class_directions_with_info(generator, judge, latent_dim, num_classes, **kwargs)[0]
 
 
 def edit_metrics(
@@ -365,23 +184,23 @@ def edit_metrics(
     """Success rate (judge predicts X after latent + s * towards_X) and mean absolute pixel
     change (uint8 levels), per strength, averaged over classes; the same for one random unit
     direction per class, the reference. Edits act as the export's ``edit`` does: in the
-    generator's `controls.ControlSpace`, each direction one standard deviation long."""
+    generator's `latent_space.ControlSpace`, each direction one standard deviation long."""
     z = (
         np.random.default_rng([seed, _EDIT_STREAM])
         .standard_normal((num_samples, latent_dim))
         .astype(np.float32)
     )
-    space = controls.ControlSpace(generator, latent_dim)
-    latents = _space_latents(space, z, batch_size)
-    base = _generate(generator, z, batch_size=batch_size)
+    space = latent_space.ControlSpace(generator, latent_dim)
+    latents = latent_images.space_latents(space, z, batch_size)
+    base = latent_images.generate(generator, z, batch_size=batch_size)
     base_pred = _predicted_classes(judge, base)
     random_dirs = _random_directions(len(directions), space.dim, seed)
     if directions:  # one standard deviation long, as build_directions stores them
         ordered = np.stack([v for _, v in sorted(directions.items())])
-        scaled = ordered * controls.direction_scales(generator, latent_dim, ordered)[:, None]
+        scaled = ordered * edits.direction_scales(generator, latent_dim, ordered)[:, None]
         directions = dict(zip(sorted(directions), scaled, strict=True))
         random_dirs = (
-            random_dirs * controls.direction_scales(generator, latent_dim, random_dirs)[:, None]
+            random_dirs * edits.direction_scales(generator, latent_dim, random_dirs)[:, None]
         )
     per_class, rows = {}, {float(s): {"class": [], "random": []} for s in strengths}
     for (name, vector), random_vector in zip(sorted(directions.items()), random_dirs, strict=True):
@@ -390,7 +209,7 @@ def edit_metrics(
         per_class[name] = {"base_rate": float(np.mean(base_pred == c))}
         for strength in strengths:
             for kind, v in (("class", vector), ("random", random_vector)):
-                edited = _space_images(
+                edited = latent_images.space_images(
                     generator,
                     space,
                     latents + np.float32(strength) * v.astype(np.float32),
@@ -469,7 +288,7 @@ def truncation_sweep(
         real_radii = metrics_lib.knn_radii(real_features, pr_k)
     rows, kept = [], {}
     for psi in psis:
-        images = _generate(generator, z, labels, batch_size, psi=psi)
+        images = latent_images.generate(generator, z, labels, batch_size, psi=psi)
         features = judge.features(images)
         precision, recall = metrics_lib.precision_recall(
             real_features, features, k=pr_k, real_radii=real_radii
@@ -498,20 +317,20 @@ def projection_metrics(
     seed: int = 0,
     chunk: int = PROJECTION_CHUNK,
 ) -> dict:
-    """PSNR of projecting uint8 `targets` into the generator (gan_keras.controls.project, pixel
+    """PSNR of projecting uint8 `targets` into the generator (`projection.project`, pixel
     MSE, its default restarts and learning rate), next to the PSNR of each target's nearest
     training image in pixel space (the memorising baseline a generator should beat). The
     latents fitted are the export's: z, or w for a generator with a mapping network."""
-    space = controls.ControlSpace(generator, latent_dim)
+    space = latent_space.ControlSpace(generator, latent_dim)
 
     def generator_fn(latents, label):
         images = space.images(latents, label if space.labelled_images else None)
         # A generator piecewise constant in z (a lookup) has no gradient path to z, and
-        # controls.project's tape would return None: connect a zero gradient instead.
+        # projection.project's tape would return None: connect a zero gradient instead.
         return images + 0.0 * tf.reshape(tf.reduce_sum(latents, axis=1), [-1, 1, 1, 1])
 
     def fit(images, label=None):
-        return controls.project(
+        return projection.project(
             generator_fn,
             images,
             steps,
@@ -529,7 +348,7 @@ def projection_metrics(
         part = targets[begin : begin + chunk]
         n = len(part)
         pad = chunk - n  # the last chunk is padded so the graph is traced once
-        images = controls.uint8_to_float(np.concatenate([part, part[:1].repeat(pad, axis=0)]))
+        images = gan_images.to_float_tensor(np.concatenate([part, part[:1].repeat(pad, axis=0)]))
         if labels is None:
             out = fit_fn(images)
         else:
@@ -547,7 +366,7 @@ def projection_metrics(
     return {
         "num_images": int(len(targets)),
         "steps": int(steps),
-        "restarts": controls.PROJECT_RESTARTS,
+        "restarts": projection.PROJECT_RESTARTS,
         "loss": "pixel MSE (as the exported project signature)",
         "psnr_mean": float(psnr.mean()),
         "psnr_median": float(np.median(psnr)),
@@ -572,13 +391,16 @@ def neighbour_metrics(
     """Mean distance (judge features) from samples and from real eval images to their nearest
     training image; a memorising generator's samples sit much closer than real eval images do.
     Writes the grid of the first samples beside their nearest training images to `grid_path`."""
-    sample_d, sample_idx = _nearest(sample_features[:num_queries], train_features, NEIGHBOURS)
+    sample_d, sample_idx = _nearest(
+        sample_features[:num_queries], train_features, control_plots.NEIGHBOURS
+    )
     eval_d, _ = _nearest(eval_features[:num_queries], train_features, 1)
     sample_nn, eval_nn = sample_d[:, 0], eval_d[:, 0]
     if grid_path is not None:
-        shown = min(NEIGHBOUR_GRID_SAMPLES, len(sample_images))
+        shown = min(control_plots.NEIGHBOUR_GRID_SAMPLES, len(sample_images))
         gan_images.save_png(
-            grid_path, neighbour_grid(sample_images[:shown], train_images[sample_idx[:shown]])
+            grid_path,
+            control_plots.neighbour_grid(sample_images[:shown], train_images[sample_idx[:shown]]),
         )
     eval_mean = float(eval_nn.mean())
     return {
@@ -601,115 +423,6 @@ def neighbour_metrics(
     }
 
 
-def _tile_scale(height: int) -> int:
-    return max(1, -(-NEIGHBOUR_TILE_MIN // height))
-
-
-def neighbour_grid(samples: np.ndarray, neighbours: np.ndarray) -> np.ndarray:
-    """One row per sample: the sample, a blank tile, then its neighbours ([S, K, H, W, C])."""
-    scale = _tile_scale(samples.shape[1])
-    rows = []
-    for sample, near in zip(samples, neighbours, strict=True):
-        rows += [sample, np.zeros_like(sample), *near]
-    tiles = np.stack(rows).repeat(scale, axis=1).repeat(scale, axis=2)
-    return gan_images.make_grid(tiles, rows=len(samples))
-
-
-def neighbour_grid_size(num_samples: int, height: int, width: int) -> tuple[int, int]:
-    """(width, height) in pixels of `neighbour_grid` for that many samples of H x W."""
-    scale, padding = _tile_scale(height), 2
-    return (
-        (NEIGHBOURS + 2) * (width * scale + padding) + padding,
-        num_samples * (height * scale + padding) + padding,
-    )
-
-
-# --------------------------------------------------------------------------
-# The truncation plot (PIL: matplotlib is not a runtime dependency)
-# --------------------------------------------------------------------------
-
-
-def _font(size: int = 12):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _panel(draw, box, xs, series, title, font) -> None:
-    left, top, right, bottom = box
-    x0, x1, y0, y1 = left + 52, right - 12, top + 26, bottom - 40
-    values = [y for _, ys, _ in series for y in ys if y is not None and math.isfinite(y)]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    if hi - lo < 1e-12:
-        lo, hi = lo - 0.5, hi + 0.5
-    lo, hi = lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)
-    x_lo, x_hi = min(xs), max(xs)
-    if x_hi - x_lo < 1e-12:
-        x_lo, x_hi = x_lo - 0.05, x_hi + 0.05
-
-    def px(x):
-        return x0 + (x - x_lo) / (x_hi - x_lo) * (x1 - x0)
-
-    def py(y):
-        return y1 - (y - lo) / (hi - lo) * (y1 - y0)
-
-    draw.text((x0, top + 6), title, fill="black", font=font, anchor="lt")
-    draw.rectangle([x0, y0, x1, y1], outline="black")
-    for x in xs:
-        draw.line([px(x), y1, px(x), y1 + 4], fill="black")
-        draw.text((px(x), y1 + 6), f"{x:g}", fill="black", font=font, anchor="mt")
-    draw.text(((x0 + x1) / 2, bottom - 6), "truncation psi", fill="black", font=font, anchor="mb")
-    for i in range(5):
-        y = lo + i * (hi - lo) / 4
-        draw.line([x0 - 4, py(y), x0, py(y)], fill="black")
-        draw.text((x0 - 6, py(y)), f"{y:.3g}", fill="black", font=font, anchor="rm")
-    legend_right = x1
-    for label, ys, color in reversed(series):
-        points = [
-            (px(x), py(y))
-            for x, y in zip(xs, ys, strict=True)
-            if y is not None and math.isfinite(y)
-        ]
-        if len(points) > 1:
-            draw.line(points, fill=color, width=2)
-        for x, y in points:
-            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=color)
-        # The legend: right-aligned above the plot, in the series' colours.
-        draw.text((legend_right, top + 6), label, fill=color, font=font, anchor="rt")
-        legend_right -= draw.textlength(label, font=font) + 10
-
-
-def plot_truncation(rows: list[dict], path) -> None:
-    """Frechet distance, and precision and recall, against psi: TRUNCATION_PLOT_SIZE, PNG."""
-    width, height = TRUNCATION_PLOT_SIZE
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    font = _font()
-    rows = sorted(rows, key=lambda r: r["psi"])
-    xs = [r["psi"] for r in rows]
-    _panel(
-        draw,
-        (0, 0, width // 2, height),
-        xs,
-        [("FD", [r["frechet_distance"] for r in rows], (200, 30, 30))],
-        "Frechet distance (lower is better)",
-        font,
-    )
-    _panel(
-        draw,
-        (width // 2, 0, width, height),
-        xs,
-        [
-            ("precision", [r["precision"] for r in rows], (30, 80, 200)),
-            ("recall", [r["recall"] for r in rows], (230, 130, 0)),
-        ],
-        "higher is better:",
-        font,
-    )
-    image.save(path, format="PNG")
-
-
 # --------------------------------------------------------------------------
 # The measurements, and the stages' hooks
 # --------------------------------------------------------------------------
@@ -726,8 +439,8 @@ def control_metrics(
     out_dir,
 ) -> dict:
     """The "controls" of evaluate/metrics.json (see the module docstring); writes
-    TRUNCATION_PLOT and NEIGHBOURS_PLOT into out_dir. `num_classes`: the model's (0 =
-    unconditional)."""
+    control_plots' TRUNCATION_PLOT and NEIGHBOURS_PLOT into out_dir. `num_classes`: the
+    model's (0 = unconditional)."""
     ev = config.evaluate
     start = time.time()
     out_dir = pathlib.Path(out_dir)
@@ -756,11 +469,11 @@ def control_metrics(
         real_radii=real_radii,
         batch_size=batch,
     )
-    plot_truncation(rows, out_dir / TRUNCATION_PLOT)
+    control_plots.plot_truncation(rows, out_dir / control_plots.TRUNCATION_PLOT)
     result["truncation"] = {
         "num_samples": int(ev.num_samples),
         "rows": rows,
-        "plot": TRUNCATION_PLOT,
+        "plot": control_plots.TRUNCATION_PLOT,
     }
     seconds["truncation"] = time.time() - t
 
@@ -788,7 +501,7 @@ def control_metrics(
 
     t = time.time()
     class_names = records.read_label_names(workdir_layout.ingest_dir(workdir))
-    directions, info = class_directions_with_info(
+    directions, info = class_directions.class_directions_with_info(
         generator,
         judge,
         latent_dim,
@@ -818,7 +531,7 @@ def control_metrics(
         sample_images, sample_features = kept[1.0]
     else:
         count = min(ev.num_samples, NEIGHBOUR_QUERIES)
-        sample_images = _generate(
+        sample_images = latent_images.generate(
             generator,
             judge_lib.sample_latents(ev.num_samples, latent_dim, ev.seed)[:count],
             None if labels is None else labels[:count],
@@ -831,9 +544,9 @@ def control_metrics(
         real_features,
         real.train_images,
         judge.features(real.train_images),
-        grid_path=out_dir / NEIGHBOURS_PLOT,
+        grid_path=out_dir / control_plots.NEIGHBOURS_PLOT,
     )
-    result["nearest_neighbours"]["plot"] = NEIGHBOURS_PLOT
+    result["nearest_neighbours"]["plot"] = control_plots.NEIGHBOURS_PLOT
     seconds["nearest_neighbours"] = time.time() - t
     result["seconds"] = {
         k: round(v, 3) for k, v in {**seconds, "total": time.time() - start}.items()
@@ -878,55 +591,3 @@ def evaluate_controls(config, workdir, generator, latent_dim: int, out_dir) -> d
 
 def _round(x, digits: int = 3):
     return None if x is None else round(float(x), digits)
-
-
-def export_directions(
-    config, workdir, generator, num_classes: int, metrics_bytes: bytes | None
-) -> tuple[dict | None, dict]:
-    """The export stage's hook: (directions for export_generator or None, {"class_directions":
-    description} for model_info.json).
-
-    Fitted as the evaluate stage fitted them (same judge, seed and samples), with the judge the
-    evaluation in `metrics_bytes` used, loaded from <workdir>/judge/ when its fingerprint is
-    that one. Nothing is read or trained otherwise: the export then has no class directions,
-    and model_info says why.
-    """
-
-    def skipped(reason):
-        logging.info("No class directions in the export: %s", reason)
-        return None, {"class_directions": {"skipped": reason}}
-
-    if num_classes > 0:
-        return skipped(CONDITIONAL_NOTE)
-    try:
-        evaluated = json.loads(metrics_bytes) if metrics_bytes is not None else {}
-        fingerprint = (evaluated.get("classifier") or {}).get("fingerprint")
-    except (ValueError, AttributeError):
-        fingerprint = None
-    if not fingerprint:
-        return skipped("no evaluation naming its judge (run the evaluate stage)")
-    judge_dir = workdir_layout.judge_dir(workdir)
-    info_path = judge_dir / feature_extractors.CLASSIFIER_INFO_FILE
-    try:
-        cached = atomic.read_json(info_path).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
-        cached = None
-    if cached != fingerprint:
-        return skipped(
-            f"{judge_dir} is not the judge the evaluation used (rerun the evaluate stage)"
-        )
-    judge = feature_extractors.DomainClassifier.load(judge_dir)
-    class_names = records.read_label_names(workdir_layout.ingest_dir(workdir))
-    directions, info = class_directions_with_info(
-        generator,
-        judge,
-        int(config.model.latent_dim),
-        num_classes,
-        class_names=class_names,
-        seed=config.evaluate.seed,
-        batch_size=config.evaluate.sample_batch_size,
-    )
-    logging.info(
-        "Class directions for the edit signature: %s", info.get("fitted") or info.get("skipped")
-    )
-    return directions or None, {"class_directions": info}

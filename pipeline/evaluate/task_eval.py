@@ -28,6 +28,8 @@ from gan_keras import tasks
 from gan_keras.evaluation import feature_scores as metrics_lib
 from gan_keras.evaluation import image_scores
 from gan_keras.storage import atomic
+from gan_keras.tasks import baselines
+from gan_keras.tasks import conditions as task_conditions
 from gan_keras.training import image_to_image
 from pipeline import checkpoints, judge
 from pipeline import workdir as workdir_layout
@@ -65,7 +67,7 @@ def _scores(
         "frechet_distance": metrics_lib.frechet_distance(features, real_features),
     }
     if task_config.name == "inpainting":
-        masks = np.asarray(tasks.mask_from_condition(conditions))
+        masks = np.asarray(task_conditions.mask_from_condition(conditions))
         result["hole_psnr"] = float(
             np.nanmean(image_scores.masked_psnr(outputs_uint8, real_uint8, masks))
         )
@@ -108,7 +110,7 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
     n = min(int(ev.num_samples), len(real.eval_images))
     real_uint8, real_labels = real.eval_images[:n], real.eval_labels[:n]
     real_float = gan_images.to_float(real_uint8)
-    conditions = tasks.fixed_conditions(
+    conditions = task_conditions.fixed_conditions(
         task_config, real_float, EVAL_SEED_OFFSET, ev.sample_batch_size
     )
     real_features, real_probs = judge_model.predict(real_uint8)
@@ -127,7 +129,7 @@ def run_task_evaluation(config, workdir, out_dir) -> dict:
         model_info["l1_reference"] = {k: v for k, v in info.items() if k != "checkpoint_path"}
     baseline_name = tasks.TASKS.get(task_config.name).baseline
     if baseline_name is not None:
-        outputs[baseline_name] = np.asarray(tasks.baseline(task_config, conditions), np.float32)
+        outputs[baseline_name] = np.asarray(baselines.baseline(task_config, conditions), np.float32)
 
     methods = {}
     for name, images in outputs.items():

@@ -19,7 +19,7 @@ import pathlib
 from gan_keras import tasks
 from gan_keras.export import layout
 from gan_keras.export import sampling_model as gan_export
-from pipeline import classes, gate
+from pipeline import class_directions, classes, gate
 from pipeline import workdir as workdir_layout
 from pipeline.export import model_card
 
@@ -100,9 +100,7 @@ def run_export(
             model_info=model_info,
         )
     else:
-        from pipeline.evaluate import control_metrics
-
-        directions, direction_info = control_metrics.export_directions(
+        directions, direction_info = class_directions.export_directions(
             config, workdir, generator, num_classes, metrics_bytes
         )
         version, path = gan_export.export_generator(

@@ -1,9 +1,10 @@
 """INGEST stage: images -> sharded GZIP TFRecords, statistics and a rejects report.
 
-config_checks  checks of `config.data`, done before any work
+config_checks  `validate_data_config`: checks of `config.data`, done before any work
 sources        source readers (idx:, folder:, tfds:, digits)
 preprocess     one input image -> one record (decode, convert, resize, encode)
-beam_ingest    the Apache Beam pipeline, its statistics and the stage's run
+statistics     the run's statistics: one Beam CombineFn and stats.json's summary
+beam_ingest    the Apache Beam pipeline and the stage's run
 __main__       `python -m pipeline.ingest`: the stage alone, outside the runner
 """
 

@@ -23,7 +23,7 @@ def _check_number(config, field, kind, low=None, high=None, high_open=False):
     return value
 
 
-def validate_config(data_config) -> None:
+def validate_data_config(data_config) -> None:
     """Raises ValueError naming the data.* field with a bad value. Reads no images."""
     sources.check_source(data_config.get("source"))
     _check_number(data_config, "resolution", int, MIN_RESOLUTION)

@@ -1,5 +1,7 @@
 """Source readers for the ingest stage.
 
+One concern (planning and reading the four source kinds), over 500 lines for their readers.
+
 A source is planned on the driver (cheap: headers, file listings, split sizes)
 into a `SourcePlan`: a list of small, picklable work items plus a `Reader`
 that expands one work item into `RawInput`s. The Beam pipeline creates the

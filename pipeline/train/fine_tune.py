@@ -152,6 +152,21 @@ def resolve_parent(init_from: str) -> Parent:
     )
 
 
+def resolve_parent_for_workdir(config, workdir) -> Parent | None:
+    """train.init_from's parent (None when off); refuses this workdir's own train directory."""
+    if not config.train.init_from:
+        return None
+    parent = resolve_parent(config.train.init_from)
+    train_dir = workdir_layout.train_dir(workdir).resolve()
+    if parent.train_dir is not None and parent.train_dir.resolve() == train_dir:
+        raise FineTuneError(
+            f"train.init_from={config.train.init_from!r} is this run's own {train_dir}: a run "
+            "resumes from its checkpoints without init_from; to start over from them, move it "
+            f"aside (mv {train_dir} {train_dir}.parent) and set train.init_from to that directory"
+        )
+    return parent
+
+
 def check_parent_options(parent: Parent, *, init_optimizer: bool, freeze_d_layers: int) -> None:
     """Refuses what a parent cannot provide (an export has no D and no optimiser state)."""
     if parent.has_discriminator:

@@ -17,14 +17,10 @@ eval/frechet_distance and eval/kid_mean, and keeps the checkpoint with the
 lowest FD in best/ (one checkpoint, plus best.json). `pipeline.checkpoints.
 load_generator` then restores that one instead of the latest.
 
-The stage's hooks for the runner (pipeline.stages): `validate_config(config)`,
-`run(context)`, `prepare(context, previous, current)` (resume or refuse) and
-`is_chief_process(config)`.
+This module is the stage's `run` hook (pipeline.stages) and the loop itself; the GAN it
+trains comes from pipeline.train.build, its strategy from pipeline.train.strategies.
 """
 
-import datetime
-import json
-import os
 import pathlib
 import shutil
 import tempfile
@@ -38,353 +34,17 @@ from absl import logging
 from gan_keras import images as gan_images
 from gan_keras import tasks
 from gan_keras.data import input_pipeline, records
-from gan_keras.models import dcgan
 from gan_keras.progress import format_duration
-from gan_keras.registry import Registry
+from gan_keras.tasks import conditions as task_conditions
 from gan_keras.training import gan as gan_lib
-from gan_keras.training import image_to_image, losses
-from gan_keras.training.diffaugment import parse_policy
 from pipeline import checkpoints, classes, runner, stages
-from pipeline import judge as judge_lib
 from pipeline import workdir as workdir_layout
-from pipeline.train import fine_tune
+from pipeline.train import build, fine_tune, health, strategies, validation
 from pipeline.train.in_training_eval import BestCheckpoint, InTrainingEvaluator
-
-# train.strategy names -> strategy constructors. MultiWorkerMirroredStrategy reads its
-# cluster from the TF_CONFIG environment variable.
-STRATEGIES = Registry("train.strategy")
-STRATEGIES.register("mirrored", tf.distribute.MirroredStrategy)
-STRATEGIES.register("multi_worker", tf.distribute.MultiWorkerMirroredStrategy)
-STRATEGIES.register("default", tf.distribute.get_strategy)
 
 
 class TrainingDivergedError(RuntimeError):
     """A loss became NaN or infinite."""
-
-
-def validate_config(config) -> None:
-    """Checks the model and train sections without doing any work."""
-    t, m, d = config.train, config.model, config.data
-    STRATEGIES.check(t.strategy)
-    losses.LOSSES.check(t.loss)
-    for field in (
-        "steps",
-        "batch_size",
-        "n_critic",
-        "checkpoint_every",
-        "keep_checkpoints",
-        "sample_every",
-        "log_every",
-        "num_sample_images",
-        "shuffle_buffer",
-    ):
-        if int(t[field]) < 1:
-            raise ValueError(f"train.{field} must be >= 1, got {t[field]}")
-    for field in ("g_learning_rate", "d_learning_rate"):
-        if not t[field] > 0:
-            raise ValueError(f"train.{field} must be > 0, got {t[field]}")
-    for field in ("beta_1", "beta_2"):
-        if not 0 <= t[field] < 1:
-            raise ValueError(f"train.{field} must be in [0, 1), got {t[field]}")
-    gan_lib.check_ema_settings(t.ema_half_life_images, t.ema_rampup)
-    for field, minimum, meaning in (
-        ("eval_every", 0, " (0 turns in-training evaluation off)"),
-        ("eval_num_samples", 2, ""),
-    ):
-        value = t[field]
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ValueError(
-                f"train.{field} must be an integer >= {minimum}{meaning}, got {value!r}"
-            )
-    if t.eval_every > 0:
-        # The in-training evaluation trains or loads the evaluate stage's judge.
-        judge_lib.validate_judge_config(config)
-    if t.r1_gamma < 0 or t.gp_weight < 0:
-        raise ValueError("train.r1_gamma and train.gp_weight must be >= 0")
-    parse_policy(t.diffaugment)
-    gan_lib.check_n_critic(t.n_critic)
-    if t.loss == "wgan_gp" and m.d_norm == "batch":
-        # The gradient penalty is per example; BatchNorm couples the examples
-        # of a batch and invalidates it (Gulrajani et al., 2017, section 4).
-        raise ValueError("train.loss='wgan_gp' needs model.d_norm 'layer' or 'none', not 'batch'")
-    if t.r1_gamma > 0 and t.r1_every > 1 and m.d_norm == "batch" and m.sync_batch_norm:
-        # Lazy R1 runs D inside a tf.cond; synchronised BatchNorm's cross-replica reduction is
-        # a merge_call, which TensorFlow cannot run in a cond branch (measured: both workers
-        # of a multi-worker run fail at the first step).
-        raise ValueError(
-            f"train.r1_every={t.r1_every} (lazy R1) cannot run with model.sync_batch_norm=True "
-            "and model.d_norm='batch': set train.r1_every=1, model.d_norm='none' or 'layer' "
-            "(StyleGAN2's D has no normalisation), or model.sync_batch_norm=False"
-        )
-    dcgan.check_network_resolution(d.resolution, m.network_resolution)
-    if not 0 <= m.batch_norm_momentum < 1:
-        raise ValueError(
-            f"model.batch_norm_momentum must be in [0, 1), got {m.batch_norm_momentum}"
-        )
-    if m.latent_dim < 1 or m.g_width < 1 or m.d_width < 1:
-        raise ValueError("model.latent_dim, model.g_width and model.d_width must be >= 1")
-    if d.resolution not in dcgan.SUPPORTED_RESOLUTIONS:
-        raise ValueError(
-            f"data.resolution={d.resolution}: the DCGAN networks support "
-            f"{dcgan.SUPPORTED_RESOLUTIONS}"
-        )
-    dcgan.G_NORMS.check(m.g_norm)
-    dcgan.D_NORMS.check(m.d_norm)
-    dcgan.CONDITIONINGS.check(m.conditioning)
-    dcgan.check_architecture_config(config)
-    gan_lib.regularisation_options(t)
-    tasks.check_task_config(config.task, resolution=d.resolution, channels=d.channels)
-    if tasks.is_image_to_image(config.task):
-        _check_image_to_image_config(config)
-    _check_fine_tune_config(config)
-
-
-def _check_fine_tune_config(config) -> None:
-    """train.init_from, init_optimizer and freeze_d_layers: the parent exists and can provide
-    what is asked; the frozen layers exist. Reads the file system, trains nothing."""
-    t, m = config.train, config.model
-    freeze = t.freeze_d_layers
-    if not isinstance(freeze, (int, np.integer)) or isinstance(freeze, bool) or freeze < 0:
-        raise ValueError(f"train.freeze_d_layers must be an integer >= 0, got {freeze!r}")
-    if not isinstance(t.init_optimizer, bool):
-        raise ValueError(f"train.init_optimizer must be True or False, got {t.init_optimizer!r}")
-    if not t.init_from:
-        if t.init_optimizer or freeze:
-            raise ValueError(
-                "train.init_optimizer and train.freeze_d_layers need train.init_from (a run to "
-                "start from): frozen random layers would never learn"
-            )
-        return
-    parent = fine_tune.resolve_parent(t.init_from)
-    fine_tune.check_parent_options(parent, init_optimizer=t.init_optimizer, freeze_d_layers=freeze)
-    if freeze:
-        if m.spectral_norm:
-            # Keras's SpectralNormalization rewrites its kernel in training mode whatever its
-            # trainable flag says, so a frozen layer would still change.
-            raise ValueError(
-                "train.freeze_d_layers > 0 with model.spectral_norm=True: spectrally normalised "
-                "layers renormalise their weights while training even when frozen"
-            )
-        # The number of classes changes no layer's place in D; any count builds the same layers.
-        _, discriminator = checkpoints.build_networks(
-            config,
-            resolution=config.data.resolution,
-            channels=config.data.channels,
-            num_classes=max(2, int(m.num_classes)) if m.conditional else 0,
-        )
-        fine_tune.check_freeze_count(discriminator, int(freeze))
-
-
-def _check_image_to_image_config(config) -> None:
-    """What an image-to-image task cannot combine with (yet), by field."""
-    t, m = config.train, config.model
-    if m.conditional:
-        raise ValueError(
-            f"model.conditional=True with task.name={config.task.name!r}: image-to-image "
-            "models are conditioned on images, not class labels"
-        )
-    if t.diffaugment:
-        raise ValueError(
-            f"train.diffaugment={t.diffaugment!r} with task.name={config.task.name!r}: "
-            "the condition and the image would need the same transform; set it to ''"
-        )
-    if t.eval_every:
-        raise ValueError(
-            f"train.eval_every={t.eval_every} with task.name={config.task.name!r}: "
-            "in-training evaluation scores sampled images; image-to-image models are "
-            "scored by the evaluate stage (set train.eval_every=0)"
-        )
-
-
-_STRATEGIES = {}
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The process's strategy of that kind, created on first use.
-
-    One instance per process: a second MirroredStrategy restarts collective
-    instance keys, which can collide with the first one's.
-    """
-    create = STRATEGIES.get(name)
-    if name not in _STRATEGIES:
-        _STRATEGIES[name] = create()
-    return _STRATEGIES[name]
-
-
-def is_chief(strategy: tf.distribute.Strategy) -> bool:
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
-
-
-def is_chief_process(config) -> bool:
-    """Whether this process is the chief, decided from TF_CONFIG before any strategy exists.
-
-    Lets callers (the runner) leave shared files in the workdir to the chief
-    without starting TensorFlow's cluster; agrees with `is_chief`.
-    """
-    if config.train.strategy != "multi_worker":
-        return True
-    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task, cluster = tf_config.get("task") or {}, tf_config.get("cluster") or {}
-    if not task.get("type") or task["type"] == "chief":
-        return True
-    return task["type"] == "worker" and int(task.get("index", 0)) == 0 and "chief" not in cluster
-
-
-def _check_workers_start_together(strategy, start: int, chief_ckpt_dir) -> None:
-    """Fails when the workers of a cluster restored different steps.
-
-    Non-chief workers restore from the chief's checkpoint directory; if they
-    cannot see it (no shared filesystem) they would silently train different
-    models in lock step. Every worker checks sum(s) and sum(s^2) over replicas,
-    which equal N*start and N*start^2 only if all started at `start`.
-    """
-    n = strategy.num_replicas_in_sync
-    local = tf.constant([start, start * start], tf.float64)
-    total = strategy.reduce(
-        tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.identity(local)), axis=None
-    )
-    if not np.array_equal(total.numpy(), [n * start, n * start * start]):
-        raise RuntimeError(
-            f"the workers resumed from different steps (this one: {start}, mean over replicas: "
-            f"{float(total[0]) / n:g}); every worker must read the chief's checkpoints in "
-            f"{chief_ckpt_dir}: "
-            "put the workdir on a filesystem that all workers share"
-        )
-
-
-def _mixed_precision_policy() -> str:
-    # float16 needs loss scaling and fast fp16 kernels (GPUs); bfloat16 is the
-    # safe choice on CPUs and TPUs.
-    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
-
-
-def build_gan(
-    config,
-    *,
-    resolution: int,
-    channels: int,
-    num_classes: int,
-    adversarial_weight: float | None = None,
-) -> gan_lib.GAN:
-    """Networks, optimizers and the compiled GAN; call under the strategy scope.
-
-    `adversarial_weight` overrides task.adversarial_weight (0: the L1-only reference)."""
-    keras.utils.set_random_seed(config.train.seed)
-    generator, discriminator = checkpoints.build_networks(
-        config, resolution=resolution, channels=channels, num_classes=num_classes
-    )
-    t = config.train
-    if tasks.is_image_to_image(config.task):
-        model = image_to_image.ImageToImageGAN(
-            generator,
-            discriminator,
-            l1_weight=config.task.l1_weight,
-            adversarial_weight=(
-                config.task.adversarial_weight if adversarial_weight is None else adversarial_weight
-            ),
-            ema_half_life_images=t.ema_half_life_images,
-            ema_rampup=t.ema_rampup,
-            seed=t.seed,
-        )
-    else:
-        model = gan_lib.GAN(
-            generator,
-            discriminator,
-            latent_dim=config.model.latent_dim,
-            num_classes=num_classes,
-            ema_half_life_images=t.ema_half_life_images,
-            ema_rampup=t.ema_rampup,
-            seed=t.seed,
-        )
-
-    def adam(lr):
-        opt = keras.optimizers.Adam(learning_rate=lr, beta_1=t.beta_1, beta_2=t.beta_2)
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
-            opt = keras.optimizers.LossScaleOptimizer(opt)
-        return opt
-
-    model.compile(
-        adam(t.g_learning_rate),
-        adam(t.d_learning_rate),
-        loss=t.loss,
-        n_critic=t.n_critic,
-        gp_weight=t.gp_weight,
-        r1_gamma=t.r1_gamma,
-        diffaugment_policy=t.diffaugment,
-        **gan_lib.regularisation_options(t),
-    )
-    return model
-
-
-class _Sampler:
-    """Fixed noise for sample grids, so grids are comparable across steps."""
-
-    def __init__(self, config, num_classes: int):
-        n = config.train.num_sample_images
-        self.num_classes = num_classes
-        if num_classes:
-            # One row per class, at least 8 samples each to show its variety.
-            cols = max(8, -(-n // num_classes))
-            self.rows = num_classes
-            self.labels = tf.constant(np.repeat(np.arange(num_classes), cols), tf.int32)
-            n = num_classes * cols
-        else:
-            self.rows = None
-            self.labels = None
-        self.z = tf.random.stateless_normal(
-            [n, config.model.latent_dim], seed=[config.train.seed, 7919]
-        )
-
-    def grid(self, model: gan_lib.GAN) -> np.ndarray:
-        fake = model.sample(self.z, self.labels)
-        return gan_images.make_grid(gan_images.to_uint8(fake), rows=self.rows)
-
-
-class _TaskSampler:
-    """Fixed conditions (from the fixed real images) for image-to-image sample grids: rows of
-    condition | output | real. `z` and `labels` are both the conditions, which is what
-    ImageToImageGAN.sample and .discriminate take in those places."""
-
-    def __init__(self, config, fixed_real_float):
-        conditions = tasks.fixed_conditions(config.task, fixed_real_float, _GRID_SEED)
-        self.z = self.labels = tf.constant(conditions)
-        self.real = fixed_real_float
-        self.rows = None
-
-    def grid(self, model) -> np.ndarray:
-        fake = tf.cast(model.sample(self.z), tf.float32)
-        preview = image_to_image.preview_condition(self.z, self.real.shape[1:])
-        columns = tf.stack([preview, fake, self.real], axis=1)  # [n, 3, H, W, C]
-        triplets = tf.reshape(columns, [-1, *self.real.shape[1:]])
-        per_row = 3 * max(1, min(4, int(self.real.shape[0]) // 4 or 1))
-        return gan_images.make_grid(
-            gan_images.to_uint8(triplets), rows=-(-int(triplets.shape[0]) // per_row)
-        )
-
-
-# Seeds the sample grids' conditions apart from the training stream's (index < 2**40).
-_GRID_SEED = 1 << 40
-# An image-to-image G's BatchNorm statistics are re-estimated on this many training
-# conditions (seeded apart from the grids' and training's) before it samples or is saved.
-STANDING_STATISTICS_IMAGES = 4096
-_STANDING_SEED = 3 << 40
-
-
-def _standing_conditions(config, ingest_dir) -> np.ndarray:
-    images, _ = input_pipeline.read_split(
-        ingest_dir,
-        records.TRAIN,
-        STANDING_STATISTICS_IMAGES,
-        resolution=config.data.resolution,
-        channels=config.data.channels,
-    )
-    return tasks.fixed_conditions(config.task, gan_images.to_float(images), _STANDING_SEED)
 
 
 def _flat_hparams(config) -> dict:
@@ -401,12 +61,12 @@ def run_train(config, workdir, on_checkpoint=stages.no_sync) -> dict:
 
     `on_checkpoint()` runs on the chief after each checkpoint is written (the runner
     publishes an object-store workdir's working copy then)."""
-    validate_config(config)
+    validation.validate_config(config)
     workdir = pathlib.Path(workdir)
     t = config.train
     # MultiWorkerMirroredStrategy must exist before other TF work.
-    strategy = make_strategy(t.strategy)
-    chief = is_chief(strategy)
+    strategy = strategies.make_strategy(t.strategy)
+    chief = strategies.is_chief(strategy)
     ingest_dir = workdir_layout.ingest_dir(workdir)
     train_dir = workdir_layout.train_dir(workdir)
     stats = records.check_records_match_config(
@@ -439,7 +99,7 @@ def run_train(config, workdir, on_checkpoint=stages.no_sync) -> dict:
     num_classes = classes.resolve_num_classes(
         ingest_dir, conditional=config.model.conditional, num_classes=config.model.num_classes
     )
-    parent = _resolve_parent(config, workdir)
+    parent = fine_tune.resolve_parent_for_workdir(config, workdir)
     # The judge is loaded (or trained, the first time) before the first step, outside the
     # strategy's scope and the mixed-precision policy, exactly as the evaluate stage builds it.
     evaluator = (
@@ -461,7 +121,7 @@ def run_train(config, workdir, on_checkpoint=stages.no_sync) -> dict:
 
     previous_policy = keras.mixed_precision.global_policy()
     if t.mixed_precision:
-        keras.mixed_precision.set_global_policy(_mixed_precision_policy())
+        keras.mixed_precision.set_global_policy(strategies.mixed_precision_policy())
     try:
         summaries = {}
         for model_dir, adversarial_weight in models:
@@ -491,21 +151,6 @@ def run_train(config, workdir, on_checkpoint=stages.no_sync) -> dict:
     return summary
 
 
-def _resolve_parent(config, workdir) -> fine_tune.Parent | None:
-    """train.init_from's parent (None when off); refuses this workdir's own train directory."""
-    if not config.train.init_from:
-        return None
-    parent = fine_tune.resolve_parent(config.train.init_from)
-    train_dir = workdir_layout.train_dir(workdir).resolve()
-    if parent.train_dir is not None and parent.train_dir.resolve() == train_dir:
-        raise fine_tune.FineTuneError(
-            f"train.init_from={config.train.init_from!r} is this run's own {train_dir}: a run "
-            "resumes from its checkpoints without init_from; to start over from them, move it "
-            f"aside (mv {train_dir} {train_dir}.parent) and set train.init_from to that directory"
-        )
-    return parent
-
-
 def _train_model(
     config,
     strategy,
@@ -527,7 +172,7 @@ def _train_model(
     for d in (ckpt_dir, logs_dir, samples_dir):
         d.mkdir(parents=True, exist_ok=True)
     with strategy.scope():
-        model = build_gan(
+        model = build.build_gan(
             config,
             resolution=config.data.resolution,
             channels=config.data.channels,
@@ -568,7 +213,7 @@ def _train_model(
     )
     start = int(model.step.numpy())
     if t.strategy == "multi_worker" and strategy.num_replicas_in_sync > 1:
-        _check_workers_start_together(strategy, start, chief_dir / "checkpoints")
+        strategies.check_workers_start_together(strategy, start, chief_dir / "checkpoints")
     if start:
         logging.info(
             "Resuming from step %d (checkpoint %s)",
@@ -605,75 +250,6 @@ def run(context: stages.Context) -> dict:
     return run_train(context.config, context.workdir, on_checkpoint=context.sync)
 
 
-# Train fields that may change between runs without invalidating checkpoints:
-# raising train.steps continues training from the last checkpoint.
-_RESUMABLE_TRAIN_FIELDS = {
-    "train.steps",
-    "train.log_every",
-    "train.sample_every",
-    "train.checkpoint_every",
-    "train.keep_checkpoints",
-    "train.strategy",
-    "train.jit_compile",
-    "train.eval_every",
-    "train.eval_num_samples",
-}
-
-
-def _default_fields() -> dict:
-    """Every field of configs/default.py as the manifest stores it ('section.field': value)."""
-    from configs import default
-
-    config = default.get_config()
-    flat = {
-        f"{section}.{key}": value for section in config for key, value in config[section].items()
-    }
-    return json.loads(json.dumps(flat, default=str))
-
-
-def prepare(context: stages.Context, previous: dict | None, current: dict) -> None:
-    """Resume when compatible; refuse to mix checkpoints of another model or data."""
-    stage_dir = workdir_layout.train_dir(context.workdir)
-    if not any((stage_dir / "checkpoints").glob("*.index")):
-        return
-    if context.force:
-        # Before moving anything: init_from must not name the checkpoints about to move.
-        _resolve_parent(context.config, context.workdir)
-        aside = stage_dir.with_name(f"train.replaced-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-        shutil.move(str(stage_dir), str(aside))
-        logging.warning(
-            "[train] --force: previous training moved to %s; starting from scratch", aside
-        )
-        return
-    if previous is None:
-        raise stages.PipelineError(
-            f"{stage_dir} holds checkpoints but no manifest.json; "
-            "cannot tell what produced them (use --force to start over)"
-        )
-    old, new = previous.get("config", {}), current["config"]
-    defaults = _default_fields()
-    # A field the old run's manifest lacks (added in a later version) left at its default
-    # value changes nothing: the old run trained with that behaviour.
-    changed = [
-        k
-        for k in sorted(set(old) | set(new))
-        if old.get(k) != new.get(k)
-        and k not in _RESUMABLE_TRAIN_FIELDS
-        and not (k not in old and k in defaults and new.get(k) == defaults[k])
-    ]
-    if changed:
-        raise stages.PipelineError(
-            f"{stage_dir} holds checkpoints of a different configuration "
-            f"(changed: {', '.join(changed)}); use --force to start training over (the old run is "
-            "kept aside) or another --workdir"
-        )
-    if previous.get("inputs") != current["inputs"]:
-        raise stages.PipelineError(
-            f"{stage_dir} holds checkpoints trained on different ingested data; "
-            "use --force to start training over or another --workdir"
-        )
-
-
 def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
     """The train split as the strategy's per-replica batches, shuffled from `start`."""
     t = config.train
@@ -681,7 +257,7 @@ def make_distributed_dataset(config, strategy, ingest_dir, start: int = 0):
     if tasks.is_image_to_image(config.task):
 
         def condition_fn(image, seed):
-            return tasks.degrade(config.task, image, seed)
+            return task_conditions.degrade(config.task, image, seed)
 
     def dataset_fn(input_context):
         # Reseeding with the start step keeps a resumed run from replaying the
@@ -798,11 +374,12 @@ def _train_loop(
     fixed_real_float = tf.constant(gan_images.to_float(fixed_real))
     fixed_labels = tf.constant(np.clip(fixed_labels, 0, None), tf.int32) if num_classes else None
     if tasks.is_image_to_image(config.task):
-        sampler = _TaskSampler(config, fixed_real_float)
+        sampler = build.TaskGridSampler(config, fixed_real_float)
         fixed_labels = sampler.labels  # D conditions the real images on their conditions
-        model.set_standing_conditions(_standing_conditions(config, ingest_dir))
+        model.set_standing_conditions(build.standing_conditions(config, ingest_dir))
     else:
-        sampler = _Sampler(config, num_classes)
+        sampler = build.GridSampler(config, num_classes)
+    checks = health.TrainingHealth(config, ingest_dir, records.read_stats(ingest_dir), num_classes)
 
     def save_grid(name, grid):
         # samples/<name> is upscaled for a person to judge; samples/raw/<name> is the grid itself.
@@ -851,6 +428,8 @@ def _train_loop(
             with writer.as_default(step=step):
                 for name, value in results.items():
                     tf.summary.scalar(f"train/{name}", value)
+                for name, value in checks.on_log(step, results).items():
+                    tf.summary.scalar(name, value)
                 tf.summary.scalar("train/images_per_second", last_rate)
                 tf.summary.scalar(
                     "learning_rate/generator", float(model.g_optimizer.learning_rate.numpy())
@@ -883,6 +462,8 @@ def _train_loop(
                 tf.summary.histogram(
                     "discriminator/logits_fake", model.discriminate(fake, sampler.labels)
                 )
+                for name, value in checks.on_sample(step, model).items():
+                    tf.summary.scalar(name, value)
             if chief:
                 save_grid(f"step_{step:07d}.png", grid)
         if keeper is not None and keeper.due(step, total_steps):
@@ -897,6 +478,11 @@ def _train_loop(
             writer.flush()
             on_checkpoint()
     writer.flush()
+    # Released here rather than at the frame's exit: tearing down the input pipeline and the
+    # traced step takes seconds, which otherwise passed in silence after the last step.
+    released = time.perf_counter()
+    del iterator, run_steps
+    logging.info("[train] input pipeline released in %.1f s", time.perf_counter() - released)
     samples = sorted(samples_dir.glob("step_*.png"))
     return {
         "final_step": int(model.step.numpy()),
@@ -905,6 +491,8 @@ def _train_loop(
         "latest_checkpoint": manager.latest_checkpoint,
         "latest_samples": str(samples[-1]) if samples else None,
         "last_window_metrics": results,
+        "health": checks.summary(),
+        "ada_p": round(float(model.ada_p.numpy()), 4) if model.ada_p is not None else None,
         **(
             keeper.summary()
             if keeper is not None

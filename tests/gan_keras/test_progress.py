@@ -5,11 +5,11 @@ import re
 
 import numpy as np
 import pytest
-from test_evaluate import small_config, write_ingest
+from helpers import small_config, write_ingest
 
 from configs import smoke
 from gan_keras import images, progress
-from pipeline.evaluate import generator_eval
+from pipeline.evaluate import sample_fns, scoring
 from pipeline.ingest import beam_ingest
 
 
@@ -89,10 +89,10 @@ def test_evaluate_logs_sampling_features_and_the_judges_training(tmp_path, every
     config.evaluate.num_samples = 100
     config.evaluate.kid_subset_size = 50
     config.evaluate.classifier_min_steps = 20
-    sample_fn = generator_eval.keras_sample_fn(
+    sample_fn = sample_fns.keras_sample_fn(
         _constant_generator(), latent_dim=8, conditional=False, batch_size=25
     )
-    generator_eval.compute_metrics(config, workdir, sample_fn, conditional=False)
+    scoring.compute_metrics(config, workdir, sample_fn, conditional=False)
 
     def lines(prefix):
         return [line for line in every_update if line.startswith(prefix)]

@@ -195,7 +195,7 @@ def test_saved_model_generates_in_a_process_that_does_not_import_the_project(
 
 
 def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
-    from conftest import run_pipeline
+    from helpers import run_pipeline
 
     before = {
         p: p.stat().st_mtime_ns for p in pathlib.Path(smoke_workdir).rglob("*") if p.is_file()
@@ -211,7 +211,7 @@ def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
 def test_conditional_pipeline_end_to_end(smoke_workdir, tmp_path):
     import shutil
 
-    from conftest import run_pipeline
+    from helpers import run_pipeline
     from PIL import Image
 
     # The smoke run's ingest output and judge: same data and evaluate recipe, so both are reused.

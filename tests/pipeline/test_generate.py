@@ -5,7 +5,7 @@ import shutil
 import subprocess
 import sys
 
-import conftest
+import helpers
 import numpy as np
 import pytest
 from PIL import Image
@@ -16,11 +16,10 @@ from gan_keras.export import sampling_model as gan_export
 
 LATENT = 8
 CLASSES = 3
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_generator(conditional: bool, seed: int = 0):
-    return conftest.tiny_generator(
+    return helpers.tiny_generator(
         conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=3
     )
 
@@ -53,7 +52,7 @@ def test_cli_writes_grid_and_images(bases, tmp_path, how):
     """`gan-generate` (setup.py's console script) and `python -m pipeline.generate`."""
     grid, out_dir = tmp_path / "grid.png", tmp_path / "images"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         _generate_command(how)
         + [
@@ -82,7 +81,7 @@ def test_cli_writes_grid_and_images(bases, tmp_path, how):
 
 def test_console_script_generates_a_class_from_a_chosen_version(bases, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")
     grid = tmp_path / "grid.png"
     proc = subprocess.run(
         _generate_command("console_script")

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import tensorflow as tf
-from conftest import REPO, run_pipeline
+from helpers import REPO, run_pipeline
 
 from configs import smoke
 from pipeline import runner, stages

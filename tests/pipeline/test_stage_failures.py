@@ -5,7 +5,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import run_pipeline
+from helpers import run_pipeline
 from PIL import Image
 
 # Runs the ingest stage end to end, twice.

@@ -7,7 +7,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_pipeline
+from helpers import run_pipeline
 
 # Small and quick: 16x16 digits, 40 steps for the model and for its L1-only reference.
 TASK_FLAGS = [

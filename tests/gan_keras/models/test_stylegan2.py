@@ -9,10 +9,11 @@ import pytest
 import tensorflow as tf
 
 from configs import smoke
-from gan_keras import controls
-from gan_keras.models import dcgan, stylegan2
+from gan_keras import images as gan_images
+from gan_keras.controls import edits, latent_space
+from gan_keras.models import architectures, dcgan, stylegan2
 from gan_keras.training import gan as gan_lib
-from pipeline.train import loop
+from pipeline.train import strategies, validation
 
 LATENT = 8
 RES = 16
@@ -212,8 +213,8 @@ def test_truncation_pulls_towards_w_avg():
     np.testing.assert_allclose(parts.truncate(w, 1.0), w, atol=1e-6)
     np.testing.assert_allclose(parts.truncate(w, 0.0), tf.fill([3, 16], 0.5), atol=1e-6)
     # The controls' truncated images: psi 1 = plain samples, psi 0 = one image, w_avg's.
-    np.testing.assert_allclose(controls.truncated_images(g, z, 1.0), g(z), atol=1e-6)
-    at_zero = controls.truncated_images(g, z, 0.0).numpy()
+    np.testing.assert_allclose(latent_space.truncated_images(g, z, 1.0), g(z), atol=1e-6)
+    at_zero = latent_space.truncated_images(g, z, 0.0).numpy()
     np.testing.assert_allclose(at_zero, np.repeat(at_zero[:1], 3, axis=0), atol=1e-6)
     average = parts.synthesize(parts.broadcast(tf.fill([1, 16], 0.5))).numpy()
     np.testing.assert_allclose(at_zero[:1], average, atol=1e-6)
@@ -252,7 +253,7 @@ def _strategies():
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
-    two = loop.make_strategy("mirrored")
+    two = strategies.make_strategy("mirrored")
     assert two.num_replicas_in_sync == 2
     return tf.distribute.OneDeviceStrategy(devices[0].name), two
 
@@ -320,35 +321,35 @@ def _config(**model):
 
 
 def test_architecture_is_validated_against_the_registry():
-    assert set(dcgan.ARCHITECTURES.names()) == {"dcgan", "stylegan2"}
+    assert set(architectures.ARCHITECTURES.names()) == {"dcgan", "stylegan2"}
     with pytest.raises(ValueError, match="model.architecture must be one of"):
-        loop.validate_config(_config(architecture="stylegan3"))
+        validation.validate_config(_config(architecture="stylegan3"))
     config = _config()
     config.data.resolution = 28
     with pytest.raises(ValueError, match="network_resolution=32"):
-        loop.validate_config(config)
+        validation.validate_config(config)
     config = _config(w_dim=0)
     with pytest.raises(ValueError, match="model.w_dim"):
-        loop.validate_config(config)
+        validation.validate_config(config)
     config = _config()
     config.train.style_mixing_prob = 1.5
     with pytest.raises(ValueError, match="style_mixing_prob"):
-        loop.validate_config(config)
+        validation.validate_config(config)
     config = _config(sync_batch_norm=True)
     config.train.r1_gamma, config.train.r1_every = 0.1, 4
     with pytest.raises(ValueError, match="lazy R1.*sync_batch_norm"):
-        loop.validate_config(config)
+        validation.validate_config(config)
     config.model.d_norm = "none"
-    loop.validate_config(config)
-    loop.validate_config(_config())
+    validation.validate_config(config)
+    validation.validate_config(_config())
     # A config from before the field existed means the DCGAN.
     legacy = ml_collections.ConfigDict({"latent_dim": 4})
-    assert dcgan.architecture(legacy) == "dcgan"
+    assert architectures.architecture(legacy) == "dcgan"
 
 
 @pytest.mark.slow
 def test_smoke_pipeline_with_stylegan2_exports_style_mix(tmp_path):
-    from tests.conftest import run_pipeline
+    from helpers import run_pipeline
 
     run_pipeline(
         tmp_path,
@@ -412,9 +413,9 @@ def test_export_truncates_in_w_space_and_style_mixes_conditionally(tmp_path):
     at_zero = truncated(truncation=tf.constant(0.0), **args)["images"].numpy()
     assert np.all(at_zero == at_zero[:1]) and np.any(at_zero != plain)
     w_avg_image = parts.synthesize(parts.broadcast(parts.mapping.w_avg[None]))
-    np.testing.assert_allclose(at_zero[0], controls.to_uint8(w_avg_image)[0], atol=1)
+    np.testing.assert_allclose(at_zero[0], gan_images.to_uint8_tensor(w_avg_image)[0], atol=1)
     # Not z-space truncation, whose psi = 0 would give the image of z = 0.
-    z_zero = controls.to_uint8(g([tf.zeros([1, LATENT]), tf.constant([2])])).numpy()
+    z_zero = gan_images.to_uint8_tensor(g([tf.zeros([1, LATENT]), tf.constant([2])])).numpy()
     assert np.abs(z_zero[0].astype(int) - at_zero[0]).max() > 2
     with pytest.raises(tf.errors.InvalidArgumentError, match="truncation"):
         truncated(truncation=tf.constant(1.5), **args)
@@ -434,13 +435,14 @@ def test_edits_and_projection_act_in_w_space_from_truncated_latents(tmp_path):
     """A StyleGAN2 export's edit takes w, and an edit grid at truncation psi starts from
     the images truncated_sample gives at that psi (it used to start from untruncated z)."""
     from gan_keras.client import sampling
+    from gan_keras.client.model import LoadedModel
     from gan_keras.export import sampling_model as gan_export
 
     g = _generator(num_classes=3)
     parts = stylegan2.StyleParts(g)
     parts.mapping.w_avg.assign(tf.random.stateless_normal([16], [7, 7]))
     _, path = gan_export.export_generator(g, tmp_path, latent_dim=LATENT, num_classes=3)
-    model = sampling.LoadedModel(path)
+    model = LoadedModel(path)
     assert model.info["control_space"] == {"name": "w", "dim": 16}
     assert sampling.control_space(model) == "w"
     assert set(model.input_specs["edit"]) == {"w", "direction", "strength"}  # w holds the class
@@ -456,7 +458,7 @@ def test_edits_and_projection_act_in_w_space_from_truncated_latents(tmp_path):
     w, _ = sampling.sample_latents(model, num=2, seed=4, label=1, truncation=0.5)
     assert w.shape == (2, 16)
     out = model.run("edit", {"w": w, "direction": np.int32(1), "strength": np.float32(1.5)})
-    vectors, entries = controls.build_directions(g, LATENT)
+    vectors, entries = edits.build_directions(g, LATENT)
     np.testing.assert_allclose(out["w"], w + 1.5 * vectors[1], rtol=1e-5, atol=1e-6)
     want = parts.synthesize(parts.broadcast(tf.constant(out["w"])))
     np.testing.assert_allclose(out["images_float"], want, atol=1e-5)
@@ -464,7 +466,9 @@ def test_edits_and_projection_act_in_w_space_from_truncated_latents(tmp_path):
 
     # project fits w (from w_avg): an image the synthesis network drew from a w comes back.
     target_w = w[:1]
-    target = controls.to_uint8(parts.synthesize(parts.broadcast(tf.constant(target_w)))).numpy()
+    target = gan_images.to_uint8_tensor(
+        parts.synthesize(parts.broadcast(tf.constant(target_w)))
+    ).numpy()
     fitted = sampling.project_image(model, target[0], steps=150, label=1)
     assert fitted["w"].shape == (16,)
     assert fitted["psnr"] > 30.0
@@ -472,10 +476,10 @@ def test_edits_and_projection_act_in_w_space_from_truncated_latents(tmp_path):
 
 def test_sefa_in_w_space_takes_the_style_weights_top_directions_one_w_std_long():
     g = _generator()
-    weight = controls.style_affine_weight(g)  # [w_dim, sum of conv input channels]
+    weight = edits.style_affine_weight(g)  # [w_dim, sum of conv input channels]
     parts = stylegan2.StyleParts(g)
     assert weight.shape == (16, sum(int(c.affine.kernel.shape[1]) for c in parts.synthesis.convs))
-    vectors, entries = controls.build_directions(g, LATENT, k=4)
+    vectors, entries = edits.build_directions(g, LATENT, k=4)
     assert vectors.shape == (4, 16)
     norms = np.linalg.norm(vectors, axis=1)
     units = vectors / norms[:, None]
@@ -492,4 +496,4 @@ def test_sefa_in_w_space_takes_the_style_weights_top_directions_one_w_std_long()
     assert [e["w_std"] for e in entries] == pytest.approx(norms, rel=1e-5)
     # Extra (class) directions are w vectors too.
     with pytest.raises(ValueError, match=r"\(16,\) \(w-space\)"):
-        controls.build_directions(g, LATENT, extra={"towards_x": np.ones(LATENT)})
+        edits.build_directions(g, LATENT, extra={"towards_x": np.ones(LATENT)})

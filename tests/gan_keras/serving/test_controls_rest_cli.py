@@ -8,29 +8,29 @@ import os
 import subprocess
 import sys
 
-import conftest
+import helpers
 import numpy as np
 import pytest
 import requests
-import server_thread
 from absl import flags
 from PIL import Image, ImageSequence
 
 from gan_keras import images as gan_images
-from gan_keras.client import sampling
+from gan_keras.client import image_files, sampling
+from gan_keras.client.model import RequestError, load_model
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from pipeline import generate as generate_cli
 
 LATENT = 8
 CLASSES = 3
-SIZE = 8  # conftest.tiny_generator's images are 8x8
+SIZE = 8  # helpers.tiny_generator's images are 8x8
 MAX_BATCH = 32
 DIRECTION_NAMES = [f"sefa_{i}" for i in range(LATENT)]
 
 
 def _generator(conditional: bool, channels: int = 1, seed: int = 0):
-    return conftest.tiny_generator(
+    return helpers.tiny_generator(
         conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=channels
     )
 
@@ -428,7 +428,7 @@ def test_over_real_http(bases):
     """The endpoints through waitress, as clients send them (curl --data-binary's form type)."""
     flask_app = _app(bases / "uncond")
     try:
-        with server_thread.ServerThread(flask_app, threads=2) as server:
+        with helpers.ServerThread(flask_app, threads=2) as server:
             url = f"{server.url}/v1/models/g"
             r = requests.get(url + ":interpolate?seed_a=0&seed_b=1&steps=3&format=gif", timeout=30)
             assert r.status_code == 200 and r.headers["Content-Type"] == "image/gif"
@@ -461,14 +461,14 @@ def test_resolve_direction_and_parsing():
     assert sampling.resolve_direction("sefa_0", entries) == 0
     assert sampling.resolve_direction("7", entries) == 1  # a name wins over an index
     assert sampling.resolve_direction(" 1 ", entries) == 1
-    with pytest.raises(sampling.RequestError, match="sefa_0, 7"):
+    with pytest.raises(RequestError, match="sefa_0, 7"):
         sampling.resolve_direction("2", entries)
     assert sampling.resolve_direction("5", []) == 5
-    with pytest.raises(sampling.RequestError, match="no directions"):
+    with pytest.raises(RequestError, match="no directions"):
         sampling.resolve_direction("up", [])
     assert sampling.parse_floats("-3, 0,1.5", "s") == [-3.0, 0.0, 1.5]
     assert sampling.parse_int_pair("3,-7", "p") == (3, -7)
-    with pytest.raises(sampling.RequestError, match="two integers"):
+    with pytest.raises(RequestError, match="two integers"):
         sampling.parse_int_pair("3", "p")
     assert sampling.psnr_for_json(float("inf")) is None
     assert sampling.psnr_for_json(31.5) == 31.5
@@ -477,24 +477,24 @@ def test_resolve_direction_and_parsing():
 def test_decode_png_modes():
     gray = np.arange(64, dtype=np.uint8).reshape(8, 8)
     np.testing.assert_array_equal(
-        sampling.decode_png(gan_images.encode_png(gray[..., None]), (8, 8, 1))[..., 0], gray
+        image_files.decode_png(gan_images.encode_png(gray[..., None]), (8, 8, 1))[..., 0], gray
     )
     buf = io.BytesIO()
     Image.fromarray(gray > 30).save(buf, format="PNG")  # 1-bit: read as grayscale 0/255
-    bits = sampling.decode_png(buf.getvalue(), (8, 8, 1))
+    bits = image_files.decode_png(buf.getvalue(), (8, 8, 1))
     np.testing.assert_array_equal(bits[..., 0], np.where(gray > 30, 255, 0))
     buf = io.BytesIO()
     Image.fromarray(np.stack([gray] * 3, -1)).convert("P").save(buf, format="PNG")
-    assert sampling.decode_png(buf.getvalue()).shape == (8, 8, 3)  # palette: its RGB pixels
+    assert image_files.decode_png(buf.getvalue()).shape == (8, 8, 3)  # palette: its RGB pixels
     buf = io.BytesIO()
     Image.fromarray(gray.astype(np.uint16) * 256).save(buf, format="PNG")
-    with pytest.raises(sampling.RequestError, match="8-bit"):
-        sampling.decode_png(buf.getvalue())
+    with pytest.raises(RequestError, match="8-bit"):
+        image_files.decode_png(buf.getvalue())
 
 
 def test_encode_gif_round_trip():
     frames = np.stack([np.full((4, 5, 1), v, np.uint8) for v in (0, 100, 100, 255)])
-    decoded, gif = _gif_frames(sampling.encode_gif(frames, 70))
+    decoded, gif = _gif_frames(image_files.encode_gif(frames, 70))
     # Identical consecutive frames merge into one longer frame, as GIF encoders do.
     assert [int(f[0, 0]) for f in decoded] == [0, 100, 255]
     assert decoded[0].shape == (4, 5)
@@ -548,7 +548,7 @@ def test_cli_interpolate(bases, tmp_path):
         "--duration_ms=80",
     )
     frames, gif = _gif_frames((tmp_path / "walk.gif").read_bytes())
-    model = sampling.load_model(bases / "cond")
+    model = load_model(bases / "cond")
     assert len(frames) == 5 and gif.info["duration"] == 80
     np.testing.assert_array_equal(
         frames[0], sampling.sample_images(model, num=1, seed=3, label=0)[0, ..., 0]
@@ -580,7 +580,7 @@ def test_cli_edit(bases, tmp_path):
     )
     grid = _read(tmp_path / "edit.png")
     assert grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2)
-    samples = sampling.sample_images(sampling.load_model(bases / "uncond"), num=2, seed=4)
+    samples = sampling.sample_images(load_model(bases / "uncond"), num=2, seed=4)
     np.testing.assert_array_equal(_tile(grid, 1, 1), samples[1, ..., 0])
     _cli(base, "--edit=0", "--strength=2", f"--out={tmp_path / 'one.png'}")  # 4 rows by default
     assert _read(tmp_path / "one.png").shape == (4 * (SIZE + 2) + 2, SIZE + 4)
@@ -592,7 +592,7 @@ def test_cli_edit(bases, tmp_path):
 
 def test_cli_project(bases, tmp_path, capsys):
     base = f"--model_base_path={bases / 'uncond'}"
-    model = sampling.load_model(bases / "uncond")
+    model = load_model(bases / "uncond")
     target = sampling.sample_images(model, num=1, seed=11)[0]
     gan_images.save_png(tmp_path / "photo.png", target)
     _cli(
@@ -630,7 +630,7 @@ def test_cli_flag_combinations(bases, tmp_path):
 def test_cli_subprocess_walk(bases, tmp_path):
     """The real entry point, as a user runs it, writes a colour GIF."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env["PYTHONPATH"] = str(conftest.REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [
             sys.executable,

@@ -4,8 +4,8 @@ the same answers as REST, metadata, model status, and request errors as gRPC cod
 import base64
 import importlib.metadata
 
-import conftest
 import grpc
+import helpers
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -90,7 +90,7 @@ def servers(tmp_path_factory):
     root = tmp_path_factory.mktemp("grpc")
     made = {}
     for name, classes in (("uncond", 0), ("cond", CLASSES)):
-        generator = conftest.tiny_generator(
+        generator = helpers.tiny_generator(
             classes > 0, 0, latent_dim=LATENT, num_classes=CLASSES, channels=1
         )
         gan_export.export_generator(generator, root / name, latent_dim=LATENT, num_classes=classes)

@@ -11,12 +11,11 @@ import subprocess
 import sys
 import time
 
-import conftest
 import grpc
+import helpers
 import numpy as np
 import pytest
 import requests
-import server_thread
 from PIL import Image
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
@@ -33,7 +32,7 @@ GUARD_SECONDS = 300
 
 
 def tiny_generator(conditional: bool, seed: int = 0):
-    return conftest.tiny_generator(
+    return helpers.tiny_generator(
         conditional, seed, latent_dim=LATENT, num_classes=CLASSES, channels=1
     )
 
@@ -350,7 +349,7 @@ def test_real_server_polls_and_serves_concurrently(tmp_path):
     gan_export.export_generator(tiny_generator(False, seed=1), base, latent_dim=LATENT)
     app = serving_app.create_app(base, "generator", poll_seconds=0.2)
     try:
-        with server_thread.ServerThread(app, threads=4) as server:
+        with helpers.ServerThread(app, threads=4) as server:
             url = f"{server.url}/v1/models/generator"
             assert requests.get(url, timeout=60).json() == _ok_status("1")
             body = {"instances": _z(2).tolist()}
@@ -408,7 +407,7 @@ def test_command_line_server(bases, tmp_path, how):
     env = dict(
         os.environ,
         TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONPATH=str(conftest.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        PYTHONPATH=str(helpers.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     if how == "console_script":
         script = shutil.which("gan-serve", path=os.path.dirname(sys.executable))
@@ -612,7 +611,7 @@ def test_asking_for_grpc_without_tensorflow_serving_api_is_an_error(tmp_path):
     env = dict(
         os.environ,
         TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONPATH=str(conftest.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        PYTHONPATH=str(helpers.REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     result = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300

@@ -12,10 +12,9 @@ import json
 import logging
 import random
 
-import conftest
+import helpers
 import pytest
 import requests
-import server_thread
 
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
@@ -34,7 +33,7 @@ def apps(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     made = {}
     for name, conditional in (("uncond", False), ("cond", True)):
-        generator = conftest.tiny_generator(
+        generator = helpers.tiny_generator(
             conditional, 0, latent_dim=LATENT, num_classes=CLASSES, channels=1
         )
         gan_export.export_generator(
@@ -364,8 +363,8 @@ def test_fuzz_predict_over_loopback(apps):
     counts = collections.Counter()
     bodies = [("uncond", b"[" * 100_000)] + fuzz_bodies(seed=1, count=LOOPBACK_BODIES - 1)
     with (
-        server_thread.ServerThread(apps["uncond"], threads=2) as uncond,
-        server_thread.ServerThread(apps["cond"], threads=2) as cond,
+        helpers.ServerThread(apps["uncond"], threads=2) as uncond,
+        helpers.ServerThread(apps["cond"], threads=2) as cond,
         requests.Session() as session,
     ):
         urls = {"uncond": uncond.url, "cond": cond.url}

@@ -3,7 +3,7 @@ bytes with or without tensorflow-serving-api, and replayed by our server before 
 
 import logging
 
-import conftest
+import helpers
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,7 +12,7 @@ from tensorflow_serving.apis import prediction_log_pb2
 from gan_keras.export import layout, warmup
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
-from gan_keras.serving import versions as serving_registry
+from gan_keras.serving import versions as serving_versions
 
 LATENT = 8
 CLASSES = 3
@@ -22,7 +22,7 @@ CLASSES = 3
 def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("warmup")
     for name, classes in (("uncond", 0), ("cond", CLASSES)):
-        generator = conftest.tiny_generator(
+        generator = helpers.tiny_generator(
             classes > 0, 0, latent_dim=LATENT, num_classes=CLASSES, channels=1
         )
         gan_export.export_generator(generator, root / name, latent_dim=LATENT, num_classes=classes)
@@ -84,13 +84,13 @@ def test_without_tensorflow_serving_api_the_bytes_are_the_same(monkeypatch):
 
 def test_server_replays_the_warmup_file_before_serving(bases, monkeypatch, caplog):
     calls = []
-    run = serving_registry.Servable.run
+    run = serving_versions.Servable.run
 
     def spy(self, signature_name, inputs):
         calls.append((signature_name, {k: np.shape(v) for k, v in inputs.items()}))
         return run(self, signature_name, inputs)
 
-    monkeypatch.setattr(serving_registry.Servable, "run", spy)
+    monkeypatch.setattr(serving_versions.Servable, "run", spy)
     with caplog.at_level(logging.INFO):
         app = serving_app.create_app(bases / "cond", "g", poll_seconds=0)
     try:

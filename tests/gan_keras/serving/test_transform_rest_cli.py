@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-import conftest
+import helpers
 import ml_collections
 import numpy as np
 import pytest
@@ -16,8 +16,8 @@ from PIL import Image
 from gan_keras import images as gan_images
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.export import transform_model
+from gan_keras.models import pix2pix
 from gan_keras.serving import app as serving_app
-from gan_keras.training import image_to_image
 from pipeline import generate as generate_cli
 
 SIZE = 16  # output images
@@ -45,17 +45,17 @@ def _task(name: str) -> ml_collections.ConfigDict:
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     root = tmp_path_factory.mktemp("transform")
-    sr = image_to_image.build_unet_generator(
+    sr = pix2pix.build_unet_generator(
         condition_shape=(LOW, LOW, 1), image_shape=(SIZE, SIZE, 1), width=8
     )
     transform_model.export_image_to_image(sr, root / "sr", task_config=_task("super_resolution"))
-    inpaint = image_to_image.build_unet_generator(
+    inpaint = pix2pix.build_unet_generator(
         condition_shape=(SIZE, SIZE, 4), image_shape=(SIZE, SIZE, 3), width=8, inpainting=True
     )
     transform_model.export_image_to_image(
         inpaint, root / "inpaint", task_config=_task("inpainting")
     )
-    gan_export.export_generator(conftest.tiny_generator(False), root / "sample", latent_dim=8)
+    gan_export.export_generator(helpers.tiny_generator(False), root / "sample", latent_dim=8)
     return root
 
 
@@ -290,7 +290,7 @@ def test_cli_subprocess_error_is_one_line(bases, tmp_path):
     """The real entry point: exit status 1 and one line naming the expected shape."""
     gan_images.save_png(tmp_path / "rgb.png", np.zeros((LOW, LOW, 3), np.uint8))
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env["PYTHONPATH"] = str(conftest.REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.run(
         [
             sys.executable,

@@ -22,13 +22,13 @@ import urllib.request
 import numpy as np
 import pytest
 import requests
+from helpers import REPO, run_pipeline
 from PIL import Image
 
 from gan_keras.data import records
 from gan_keras.export import layout
 from gan_keras.storage import filesystem
 from pipeline import runner
-from tests.conftest import REPO, run_pipeline
 
 BUCKET = "gan-test"
 WORKDIR = f"gs://{BUCKET}/run"
@@ -222,7 +222,7 @@ def test_server_serves_the_bucket_and_picks_up_new_complete_versions(smoke_in_bu
 
 
 def _serve_and_poll(app, base):
-    from tests.server_thread import ServerThread
+    from helpers import ServerThread
 
     with ServerThread(app) as server:
         status = requests.get(f"{server.url}/v1/models/generator", timeout=30).json()
@@ -270,12 +270,12 @@ def test_unsupported_workdirs_are_refused_up_front(tmp_path, workdir, says):
 
 
 def test_runner_and_server_refuse_a_one_slash_url(tmp_path):
-    from gan_keras.serving.versions import ModelRegistry
+    from gan_keras.serving.versions import ModelVersions
 
     with pytest.raises(filesystem.PathError, match="--workdir='gs:/b/run'"):
         runner.Runner(None, "gs:/b/run")
     with pytest.raises(filesystem.PathError, match="--model_base_path='gs:/b/x'"):
-        ModelRegistry("gs:/b/x", "generator")
+        ModelVersions("gs:/b/x", "generator")
     with pytest.raises(ValueError, match="data.source.*'gs:' is followed by"):
         from pipeline.ingest import sources
 
@@ -493,7 +493,7 @@ def test_bucket_sources_are_checked_like_local_ones(emulator, tmp_path):
 
         data = smoke.get_config().data
         data.tfds_data_dir = f"gs://{BUCKET}/tfds"
-        config_checks.validate_config(data)
+        config_checks.validate_data_config(data)
 
     tree = tmp_path / "tree"
     for rel in ["b/z.png", "b/a/y.png", "b/a.png", "a.png", ".h/x.png", "b/.h.png", "b/c/d/e"]:

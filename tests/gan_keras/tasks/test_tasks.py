@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from gan_keras import tasks
 from gan_keras.evaluation import image_scores
+from gan_keras.tasks import baselines, conditions
 
 OPTIONS = [
     ("super_resolution", {"scale": 2}),
@@ -52,7 +53,7 @@ def _ramp(resolution, channels):
 
 
 def _area(task_config, resolution, seed):
-    mask = tasks.make_mask(task_config, resolution, resolution, tasks.example_seed(seed))
+    mask = conditions.make_mask(task_config, resolution, resolution, conditions.example_seed(seed))
     return float(tf.reduce_mean(mask))
 
 
@@ -64,7 +65,7 @@ def test_registry_lists_the_tasks_and_checks_names():
     assert not tasks.TASKS.get("generate").conditional
     assert all(tasks.TASKS.get(n).conditional for n in tasks.TASKS.names()[1:])
     with pytest.raises(ValueError, match=r"task.name must be one of .*'deblur'"):
-        tasks.check_task_config(_config("deblur"), resolution=28, channels=1)
+        tasks.validate_task_config(_config("deblur"), resolution=28, channels=1)
 
 
 @pytest.mark.parametrize(
@@ -115,17 +116,20 @@ def test_registry_lists_the_tasks_and_checks_names():
 def test_config_errors_name_the_field_and_value(overrides, resolution, channels, message):
     config = _config(**overrides)
     with pytest.raises(ValueError, match=message):
-        tasks.check_task_config(config, resolution=resolution, channels=channels)
+        tasks.validate_task_config(config, resolution=resolution, channels=channels)
 
 
 def test_valid_configs_pass_and_generate_ignores_task_fields():
     for name, options in OPTIONS:
-        tasks.check_task_config(_config(name, **options), resolution=28, channels=3)
-    tasks.check_task_config(_config(adversarial_weight=0.0), resolution=28, channels=1)  # L1 only
-    tasks.check_task_config(_config("generate", scale=3, l1_weight=-1), resolution=28, channels=1)
+        tasks.validate_task_config(_config(name, **options), resolution=28, channels=3)
+    # L1 only:
+    tasks.validate_task_config(_config(adversarial_weight=0.0), resolution=28, channels=1)
+    tasks.validate_task_config(
+        _config("generate", scale=3, l1_weight=-1), resolution=28, channels=1
+    )
     assert tasks.condition_shape(_config("generate"), 28, 1) is None
     with pytest.raises(ValueError, match="task.hole_fraction is missing"):
-        tasks.check_task_config(
+        tasks.validate_task_config(
             {
                 "name": "inpainting",
                 "hole": "center",
@@ -154,18 +158,18 @@ def test_valid_configs_pass_and_generate_ignores_task_fields():
 def test_degrade_shapes_dtypes_and_range(name, options, resolution, channels):
     config = _config(name, **options)
     expected = tasks.condition_shape(config, resolution, channels)
-    fn = tf.function(lambda image, seed: tasks.degrade(config, image, seed))
+    fn = tf.function(lambda image, seed: conditions.degrade(config, image, seed))
     traced = fn.get_concrete_function(
         tf.TensorSpec([resolution, resolution, channels], tf.float32), tf.TensorSpec([2], tf.int64)
     )
     assert tuple(traced.structured_outputs.shape) == expected  # static in graph mode
-    condition = fn(_image(resolution, channels), tasks.example_seed(0, 7)).numpy()
+    condition = fn(_image(resolution, channels), conditions.example_seed(0, 7)).numpy()
     assert condition.dtype == np.float32 and condition.shape == expected
     assert condition.min() >= -1.0 and condition.max() <= 1.0
     if name == "inpainting":
-        mask = tasks.mask_from_condition(condition)
+        mask = conditions.mask_from_condition(condition)
         assert set(np.unique(mask)) == {0.0, 1.0}
-        assert np.all(tasks.masked_image_from_condition(condition)[mask[..., 0] == 1] == 0.0)
+        assert np.all(conditions.masked_image_from_condition(condition)[mask[..., 0] == 1] == 0.0)
     if name == "super_resolution" or options.get("source") == "grayscale":  # on the uint8 grid
         np.testing.assert_allclose(
             condition, np.round((condition + 1) * 127.5) / 127.5 - 1, atol=1e-6
@@ -176,19 +180,26 @@ def test_degrade_shapes_dtypes_and_range(name, options, resolution, channels):
 def test_masks_are_deterministic_per_seed_and_differ_between_seeds(hole):
     config = _config(hole=hole)
     image = _image(32, 3)
-    first = tasks.degrade(config, image, tasks.example_seed(5, 1)).numpy()
-    again = tf.function(lambda s: tasks.degrade(config, image, s))(tasks.example_seed(5, 1)).numpy()
+    first = conditions.degrade(config, image, conditions.example_seed(5, 1)).numpy()
+    again = tf.function(lambda s: conditions.degrade(config, image, s))(
+        conditions.example_seed(5, 1)
+    ).numpy()
     np.testing.assert_array_equal(first, again)
-    masks = [tasks.make_mask(config, 32, 32, tasks.example_seed(5, i)).numpy() for i in range(4)]
+    masks = [
+        conditions.make_mask(config, 32, 32, conditions.example_seed(5, i)).numpy()
+        for i in range(4)
+    ]
     for i in range(1, 4):
         assert not np.array_equal(masks[0], masks[i])
-    assert not np.array_equal(tasks.example_seed(5, 1).numpy(), tasks.example_seed(6, 1).numpy())
+    assert not np.array_equal(
+        conditions.example_seed(5, 1).numpy(), conditions.example_seed(6, 1).numpy()
+    )
 
 
 def test_center_hole_is_seed_independent_and_centred():
     config = _config(hole="center", hole_fraction=0.25)
-    a = tasks.make_mask(config, 28, 28, tasks.example_seed(0, 0)).numpy()
-    b = tasks.make_mask(config, 28, 28, tasks.example_seed(9, 3)).numpy()
+    a = conditions.make_mask(config, 28, 28, conditions.example_seed(0, 0)).numpy()
+    b = conditions.make_mask(config, 28, 28, conditions.example_seed(9, 3)).numpy()
     np.testing.assert_array_equal(a, b)
     expected = np.zeros((28, 28, 1), np.float32)
     expected[7:21, 7:21] = 1.0  # 14 x 14 = a quarter of 28 x 28
@@ -199,8 +210,8 @@ def test_center_hole_is_seed_independent_and_centred():
 @pytest.mark.parametrize("fraction", [0.1, 0.4, 0.75])
 def test_hole_area_is_close_to_the_fraction(hole, fraction):
     config = _config(hole=hole, hole_fraction=fraction)
-    mask_fn = tf.function(lambda s: tf.reduce_mean(tasks.make_mask(config, 32, 32, s)))
-    areas = np.array([float(mask_fn(tasks.example_seed(1, i))) for i in range(40)])
+    mask_fn = tf.function(lambda s: tf.reduce_mean(conditions.make_mask(config, 32, 32, s)))
+    areas = np.array([float(mask_fn(conditions.example_seed(1, i))) for i in range(40)])
     assert abs(areas.mean() - fraction) <= 0.03 * fraction + 1 / 32**2
     if hole == "free_form":  # each mask, not just the average, is near the target
         assert np.all(np.abs(areas - fraction) < 0.1)
@@ -211,35 +222,39 @@ def test_super_resolution_of_a_constant_image_is_that_constant():
         value = round((value + 1) * 127.5) / 127.5 - 1  # on the uint8 grid
         image = np.full((28, 28, 3), value, np.float32)
         for scale in (2, 4):
-            condition = tasks.degrade(
-                _config("super_resolution", scale=scale), image, tasks.example_seed(0)
+            condition = conditions.degrade(
+                _config("super_resolution", scale=scale), image, conditions.example_seed(0)
             ).numpy()
             np.testing.assert_allclose(condition, value, atol=1e-6)
 
 
 def test_edges_of_a_flat_image_are_empty_and_of_a_step_a_line_at_the_step():
     config = _config("translation", source="edges")
-    flat = tasks.degrade(config, np.full((32, 32, 3), 0.3, np.float32), tasks.example_seed(0))
+    flat = conditions.degrade(
+        config, np.full((32, 32, 3), 0.3, np.float32), conditions.example_seed(0)
+    )
     np.testing.assert_array_equal(flat.numpy(), 1.0)  # white: no edges
     step = np.full((32, 32, 1), -0.5, np.float32)
     step[:, 12:] = 0.5
-    edges = tasks.degrade(config, step, tasks.example_seed(0)).numpy()[..., 0]
+    edges = conditions.degrade(config, step, conditions.example_seed(0)).numpy()[..., 0]
     expected = np.ones((32, 32), np.float32)
     expected[:, 11:13] = -1.0  # black, on both columns next to the step
     np.testing.assert_array_equal(edges, expected)
     faint = np.where(np.arange(32) < 12, 0.0, 0.1).astype(np.float32)
     faint = np.broadcast_to(faint, (32, 32))[..., None]
-    assert np.all(tasks.degrade(config, faint, tasks.example_seed(0)).numpy() == 1.0)
+    assert np.all(conditions.degrade(config, faint, conditions.example_seed(0)).numpy() == 1.0)
 
 
 def test_grayscale_of_a_grey_rgb_image_is_that_grey_and_follows_bt601():
     config = _config("translation", source="grayscale")
     grey = _image(28, 1)
-    condition = tasks.degrade(config, np.repeat(grey, 3, axis=-1), tasks.example_seed(0)).numpy()
+    condition = conditions.degrade(
+        config, np.repeat(grey, 3, axis=-1), conditions.example_seed(0)
+    ).numpy()
     np.testing.assert_allclose(condition, grey, atol=1e-6)
     red = np.zeros((28, 28, 3), np.float32)
     red[..., 0] = 1.0  # R = 255, G = B = 127.5 on [0, 255]: Y = 127.5 + 0.299 * 127.5
-    condition = tasks.degrade(config, red, tasks.example_seed(0)).numpy()
+    condition = conditions.degrade(config, red, conditions.example_seed(0)).numpy()
     np.testing.assert_allclose(condition, round(127.5 + 0.299 * 127.5) / 127.5 - 1, atol=1e-6)
 
 
@@ -250,7 +265,10 @@ def test_degrade_in_a_dataset_map_with_enumerate_seeds():
         tf.data.Dataset.from_tensor_slices(images)
         .enumerate()
         .map(
-            lambda i, x: (x, tasks.degrade(config, x, tasks.example_seed(config.seed, i))),
+            lambda i, x: (
+                x,
+                conditions.degrade(config, x, conditions.example_seed(config.seed, i)),
+            ),
             num_parallel_calls=2,
             deterministic=True,
         )
@@ -260,7 +278,7 @@ def test_degrade_in_a_dataset_map_with_enumerate_seeds():
     again = [c for _, c in ds.as_numpy_iterator()]
     for i, (c, c2) in enumerate(zip(out, again, strict=True)):
         np.testing.assert_array_equal(c, c2)
-        eager = tasks.degrade(config, images[i], tasks.example_seed(3, i)).numpy()
+        eager = conditions.degrade(config, images[i], conditions.example_seed(3, i)).numpy()
         np.testing.assert_array_equal(c, eager)
     assert not np.array_equal(out[0][..., 1], out[1][..., 1])
 
@@ -268,16 +286,17 @@ def test_degrade_in_a_dataset_map_with_enumerate_seeds():
 def test_uint8_mask_converters_match_degrade():
     config = _config(hole="random_box")
     image = _image(28, 3)
-    condition = tasks.degrade(config, image, tasks.example_seed(0, 2))
-    mask_u8 = tasks.mask_to_uint8(tasks.mask_from_condition(condition))
+    condition = conditions.degrade(config, image, conditions.example_seed(0, 2))
+    mask_u8 = conditions.mask_to_uint8(conditions.mask_from_condition(condition))
     assert mask_u8.dtype == tf.uint8 and set(np.unique(mask_u8.numpy())) == {0, 255}
     np.testing.assert_array_equal(
-        tasks.mask_from_uint8(mask_u8), tasks.mask_from_condition(condition)
+        conditions.mask_from_uint8(mask_u8), conditions.mask_from_condition(condition)
     )
     image_u8 = np.round((image + 1) * 127.5).astype(np.uint8)
-    served = tasks.inpainting_condition_from_uint8(image_u8[None], mask_u8[None]).numpy()[0]
+    served = conditions.inpainting_condition_from_uint8(image_u8[None], mask_u8[None]).numpy()[0]
     np.testing.assert_allclose(served, condition.numpy(), atol=1e-6)
-    pasted = tasks.paste_known(np.full((1, 28, 28, 3), 0.5, np.float32), served[None]).numpy()[0]
+    generated = np.full((1, 28, 28, 3), 0.5, np.float32)
+    pasted = conditions.paste_known(generated, served[None]).numpy()[0]
     hole = served[..., -1:] == 1
     np.testing.assert_allclose(pasted, np.where(hole, 0.5, image), atol=1e-6)
 
@@ -286,27 +305,27 @@ def test_uint8_mask_converters_match_degrade():
 
 
 def _condition(image, mask):
-    return tasks.inpainting_condition(image[None], mask[None]).numpy()
+    return conditions.inpainting_condition(image[None], mask[None]).numpy()
 
 
 @pytest.mark.parametrize("hole", ["center", "free_form"])
 def test_harmonic_fill_reproduces_an_affine_image_exactly(hole):
     image = _ramp(32, 3)
     config = _config(hole=hole, hole_fraction=0.5)
-    mask = tasks.make_mask(config, 32, 32, tasks.example_seed(4)).numpy()
+    mask = conditions.make_mask(config, 32, 32, conditions.example_seed(4)).numpy()
     mask[[0, -1]] = 0.0  # the hole must not touch the border, where the boundary is reflecting
     mask[:, [0, -1]] = 0.0
-    filled = tasks.classical_fill(_condition(image, mask))
+    filled = baselines.classical_fill(_condition(image, mask))
     assert filled.dtype == np.float32 and filled.shape == (1, 32, 32, 3)
     np.testing.assert_allclose(filled[0], image, atol=1e-3)
 
 
 def test_harmonic_fill_solves_the_laplace_equation_in_the_hole():
     image = _image(28, 1)
-    mask = tasks.make_mask(
-        _config(hole="random_box", hole_fraction=0.4), 28, 28, tasks.example_seed(1)
+    mask = conditions.make_mask(
+        _config(hole="random_box", hole_fraction=0.4), 28, 28, conditions.example_seed(1)
     ).numpy()
-    filled = tasks.classical_fill(_condition(image, mask))[0, ..., 0].astype(np.float64)
+    filled = baselines.classical_fill(_condition(image, mask))[0, ..., 0].astype(np.float64)
     hole = mask[..., 0] == 1
     np.testing.assert_array_equal(filled[~hole], image[..., 0][~hole])  # known pixels kept
     padded = np.pad(filled, 1)
@@ -327,8 +346,8 @@ def test_bicubic_upsample_of_a_downsampled_smooth_image_is_close():
     smooth = (0.7 * np.sin(np.pi * i / 32) * np.cos(np.pi * j / 32))[..., None].astype(np.float32)
     for scale in (2, 4):
         config = _config("super_resolution", scale=scale)
-        small = tasks.degrade(config, smooth, tasks.example_seed(0))
-        up = tasks.bicubic_upsample(small.numpy()[None], scale)
+        small = conditions.degrade(config, smooth, conditions.example_seed(0))
+        up = baselines.bicubic_upsample(small.numpy()[None], scale)
         assert up.shape == (1, 32, 32, 1) and up.dtype == np.float32
         error = np.abs(up[0] - smooth)
         assert error[scale:-scale, scale:-scale].max() < 0.03 and error.max() < 0.1
@@ -337,11 +356,11 @@ def test_bicubic_upsample_of_a_downsampled_smooth_image_is_close():
 
 def test_baseline_dispatch_and_no_baseline_for_translation():
     config = _config("super_resolution", scale=4)
-    assert tasks.baseline(config, np.zeros((2, 7, 7, 1), np.float32)).shape == (2, 28, 28, 1)
+    assert baselines.baseline(config, np.zeros((2, 7, 7, 1), np.float32)).shape == (2, 28, 28, 1)
     assert tasks.metric_protocol(config) == {"y_channel": True, "border": 4}
     assert tasks.metric_protocol(_config()) == {"y_channel": False, "border": 0}
     with pytest.raises(ValueError, match="L1-only model"):
-        tasks.baseline(_config("translation"), np.zeros((1, 28, 28, 1), np.float32))
+        baselines.baseline(_config("translation"), np.zeros((1, 28, 28, 1), np.float32))
 
 
 # --------------------------------------------------------------------------- metrics

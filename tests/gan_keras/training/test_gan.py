@@ -8,7 +8,7 @@ import tensorflow as tf
 from gan_keras.models import dcgan
 from gan_keras.training import gan as gan_lib
 from gan_keras.training import losses
-from pipeline.train import loop
+from pipeline.train import strategies
 
 LATENT = 8
 RES = 16
@@ -29,7 +29,7 @@ def _strategies():
         pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
     if not _STRATEGIES:
         _STRATEGIES["one"] = tf.distribute.OneDeviceStrategy(devices[0].name)
-        _STRATEGIES["two"] = loop.make_strategy("mirrored")
+        _STRATEGIES["two"] = strategies.make_strategy("mirrored")
         assert _STRATEGIES["two"].num_replicas_in_sync == 2
     return _STRATEGIES["one"], _STRATEGIES["two"]
 

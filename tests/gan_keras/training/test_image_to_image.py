@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from gan_keras.models import pix2pix
 from gan_keras.training import image_to_image
-from pipeline.train import loop
+from pipeline.train import strategies
 
 RES = 16
 
@@ -15,7 +16,7 @@ def _strategies():
     devices = tf.config.list_logical_devices("CPU")
     if len(devices) < 2:
         pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
-    return tf.distribute.OneDeviceStrategy(devices[0].name), loop.make_strategy("mirrored")
+    return tf.distribute.OneDeviceStrategy(devices[0].name), strategies.make_strategy("mirrored")
 
 
 def _downsample(images, scale=2):
@@ -38,7 +39,7 @@ def _make(
 ):
     with strategy.scope():
         keras.utils.set_random_seed(1)
-        g = image_to_image.build_unet_generator(
+        g = pix2pix.build_unet_generator(
             condition_shape=condition_shape,
             image_shape=(RES, RES, 1),
             width=8,
@@ -46,7 +47,7 @@ def _make(
             sync_batch_norm=sync,
             inpainting=inpainting,
         )
-        d = image_to_image.build_patch_discriminator(
+        d = pix2pix.build_patch_discriminator(
             condition_shape=condition_shape,
             image_shape=(RES, RES, 1),
             width=8,
@@ -92,22 +93,20 @@ def _train(strategy, steps=2, **kwargs):
 
 
 def test_shapes_for_upsampling_and_same_size_conditions():
-    g = image_to_image.build_unet_generator(
-        condition_shape=(7, 7, 1), image_shape=(28, 28, 1), width=8
-    )
+    g = pix2pix.build_unet_generator(condition_shape=(7, 7, 1), image_shape=(28, 28, 1), width=8)
     assert g.output_shape == (None, 28, 28, 1)
-    d = image_to_image.build_patch_discriminator(
+    d = pix2pix.build_patch_discriminator(
         condition_shape=(7, 7, 1), image_shape=(28, 28, 1), width=8
     )
     assert d.output_shape == (None, 49)  # 7x7 patches
-    g = image_to_image.build_unet_generator(
+    g = pix2pix.build_unet_generator(
         condition_shape=(32, 32, 4), image_shape=(32, 32, 3), width=8, inpainting=True
     )
     assert g.output_shape == (None, 32, 32, 3)
 
 
 def test_inpainting_generator_keeps_known_pixels():
-    g = image_to_image.build_unet_generator(
+    g = pix2pix.build_unet_generator(
         condition_shape=(RES, RES, 2), image_shape=(RES, RES, 1), width=8, inpainting=True
     )
     image = np.random.default_rng(1).uniform(-1, 1, (2, RES, RES, 1)).astype(np.float32)

@@ -13,82 +13,19 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from sklearn import datasets
+from helpers import NUM_SAMPLES, REPO, real_plus_noise_fn, small_config, write_ingest
 
 from configs import default
 from gan_keras import images
-from gan_keras.data import input_pipeline, records
+from gan_keras.data import input_pipeline
 from gan_keras.evaluation import feature_extractors, reference_scores
 from pipeline import gate
 from pipeline import judge as pipeline_judge
-from pipeline.evaluate import generator_eval
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-NUM_SAMPLES = 300
-
+from pipeline.evaluate import generator_eval, scoring, summary
 
 # ----------------------------------------------------------------------------
-# Fixtures: ingest dirs written directly as GZIP TFRecords
+# Fixtures: ingest dirs written directly as GZIP TFRecords (helpers.write_ingest)
 # ----------------------------------------------------------------------------
-
-
-def _example(image, label, index):
-    return records.make_example(
-        images.encode_png(image),
-        image.shape[0],
-        image.shape[1],
-        image.shape[2],
-        label,
-        f"digits:{index}",
-    )
-
-
-def _digits():
-    d = datasets.load_digits()
-    x = np.kron(d.images, np.ones((2, 2)))  # 8x8 -> 16x16
-    x = np.clip(np.round(x * 255.0 / 16.0), 0, 255).astype(np.uint8)[..., None]
-    return x, d.target.astype(np.int64)
-
-
-def write_ingest(workdir, labelled=True, num_train=1200):
-    x, y = _digits()
-    if not labelled:
-        y = np.full_like(y, -1)
-    ingest = pathlib.Path(workdir) / "ingest"
-    ingest.mkdir(parents=True, exist_ok=True)
-    options = tf.io.TFRecordOptions(compression_type="GZIP")
-    splits = {
-        records.TRAIN: (x[:num_train], y[:num_train]),
-        records.EVAL: (x[num_train:], y[num_train:]),
-    }
-    for split, (xs, ys) in splits.items():
-        shards = 2 if split == records.TRAIN else 1
-        for s in range(shards):
-            path = ingest / records.shard_name(split, s, shards)
-            with tf.io.TFRecordWriter(str(path), options) as w:
-                for i in range(s, len(xs), shards):
-                    w.write(_example(xs[i], ys[i], i))
-    (ingest / records.LABELS_FILE).write_text(
-        json.dumps([str(i) for i in range(10)] if labelled else [])
-    )
-    return x[:num_train], y[:num_train], x[num_train:], y[num_train:]
-
-
-def small_config(conditional=False):
-    config = default.get_config()
-    config.model.latent_dim = 8
-    config.model.conditional = conditional
-    ev = config.evaluate
-    ev.num_samples = NUM_SAMPLES
-    ev.classifier_epochs = 1
-    ev.classifier_min_steps = 300
-    ev.classifier_batch_size = 64
-    ev.kid_subsets = 5
-    ev.kid_subset_size = 100
-    ev.classifier_score_splits = 5
-    # The controls' measurements have their own tests (test_control_metrics.py).
-    ev.controls = False
-    return config
 
 
 @pytest.fixture(scope="module")
@@ -101,21 +38,6 @@ def labelled(tmp_path_factory):
 # ----------------------------------------------------------------------------
 # Fake generators
 # ----------------------------------------------------------------------------
-
-
-def real_plus_noise_fn(train_x, train_y):
-    """A 'good' generator: real train images (not the eval ones) with slight noise."""
-
-    def sample_fn(num, seed, labels=None):
-        rng = np.random.default_rng(seed)
-        if labels is None:
-            idx = rng.integers(0, len(train_x), num)
-        else:
-            idx = np.array([rng.choice(np.flatnonzero(train_y == c)) for c in labels])
-        noisy = train_x[idx].astype(np.int32) + rng.integers(-8, 9, size=(num, *train_x.shape[1:]))
-        return np.clip(noisy, 0, 255).astype(np.uint8)
-
-    return sample_fn
 
 
 def noise_fn(num, seed, labels=None):
@@ -206,11 +128,9 @@ def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
     workdir, (train_x, train_y, _, _) = labelled
     config = small_config()
     kw = {"conditional": False}
-    good = generator_eval.compute_metrics(
-        config, workdir, real_plus_noise_fn(train_x, train_y), **kw
-    )
-    noise = generator_eval.compute_metrics(config, workdir, noise_fn, **kw)
-    collapsed = generator_eval.compute_metrics(config, workdir, collapsed_fn(train_x), **kw)
+    good = scoring.compute_metrics(config, workdir, real_plus_noise_fn(train_x, train_y), **kw)
+    noise = scoring.compute_metrics(config, workdir, noise_fn, **kw)
+    collapsed = scoring.compute_metrics(config, workdir, collapsed_fn(train_x), **kw)
 
     assert good["extractor"] == "domain_classifier"
     assert good["classifier_eval_accuracy"] > 0.8  # digits are easy: the features are meaningful
@@ -242,9 +162,9 @@ def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path
     config = small_config()
     cache = workdir / "judge"
     sample_fn = real_plus_noise_fn(train_x, train_y)
-    first = generator_eval.compute_metrics(config, workdir, sample_fn, conditional=False)
+    first = scoring.compute_metrics(config, workdir, sample_fn, conditional=False)
     mtime = (cache / feature_extractors.CLASSIFIER_MODEL_FILE).stat().st_mtime_ns
-    second = generator_eval.compute_metrics(config, workdir, sample_fn, conditional=False)
+    second = scoring.compute_metrics(config, workdir, sample_fn, conditional=False)
     assert (cache / feature_extractors.CLASSIFIER_MODEL_FILE).stat().st_mtime_ns == mtime
     assert second["frechet_distance"] == pytest.approx(first["frechet_distance"], rel=1e-6)
     assert second["extractor_fingerprint"] == first["extractor_fingerprint"]
@@ -263,12 +183,12 @@ def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path
 
     monkeypatch.setattr(feature_extractors.DomainClassifier, "_train", classmethod(spy))
     with pytest.raises(_Retrained):
-        generator_eval.compute_metrics(config, other, sample_fn, conditional=False)
+        scoring.compute_metrics(config, other, sample_fn, conditional=False)
     assert retrained == [1000]
     # A changed recipe (here: more epochs) retrains too.
     config.evaluate.classifier_epochs = 50
     with pytest.raises(_Retrained):
-        generator_eval.compute_metrics(config, workdir, sample_fn, conditional=False)
+        scoring.compute_metrics(config, workdir, sample_fn, conditional=False)
 
 
 class _Retrained(Exception):
@@ -307,9 +227,9 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     assert gate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
     # Which checkpoint was scored, and a line a person can read.
     assert on_disk["model"]["checkpoint_step"] == 300 and on_disk["model"]["checkpoint"] == "latest"
-    assert on_disk["summary"] == generator_eval.quality_summary(on_disk)
+    assert on_disk["summary"] == summary.quality_summary(on_disk)
     assert on_disk["summary"].startswith(
-        f"FD {generator_eval._number(on_disk['frechet_distance'])}: real-data floor "
+        f"FD {summary._number(on_disk['frechet_distance'])}: real-data floor "
     )
     assert "checkpoint step 300 (latest)" in on_disk["summary"]
     # The packaged reference list has nothing for this judge: said in one field.
@@ -420,7 +340,7 @@ def test_unlabelled_data_uses_a_rotation_classifier(tmp_path):
     train_x, _, _, _ = write_ingest(tmp_path, labelled=False, num_train=800)
     config = small_config()
     config.evaluate.classifier_min_steps = 150
-    metrics = generator_eval.compute_metrics(
+    metrics = scoring.compute_metrics(
         config, tmp_path, real_plus_noise_fn(train_x, np.zeros(len(train_x))), conditional=False
     )
     assert metrics["classifier"]["mode"] == "rotation"
@@ -469,7 +389,7 @@ def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_networ
         feature_extractors.KerasInceptionV3Extractor(str(tmp_path / "missing.h5"))
     config = small_config()
     config.evaluate.extractor = "keras_inception_v3"
-    metrics = generator_eval.compute_metrics(
+    metrics = scoring.compute_metrics(
         config, workdir, real_plus_noise_fn(train_x, train_y), conditional=False
     )
     assert metrics["extractor"] == "domain_classifier"
@@ -607,7 +527,7 @@ def _metrics(fd, references=(), model=None):
 
 
 def test_summary_places_the_model_between_floor_references_and_noise():
-    line = generator_eval.quality_summary(
+    line = summary.quality_summary(
         _metrics(
             7.9,
             [_reference(), _reference(fd=48.9, images=60_000)],
@@ -620,7 +540,7 @@ def test_summary_places_the_model_between_floor_references_and_noise():
     )
     assert "0.95x the article DCGAN (300k images), 0.16x the article DCGAN (60k images)" in line
     assert "checkpoint step 3500 (best by in-training FD), 5000 samples" in line
-    line = generator_eval.quality_summary(_metrics(7.9))
+    line = summary.quality_summary(_metrics(7.9))
     assert line.startswith("FD 7.9: real-data floor 0.32, noise 95.4; no reference generator")
 
 

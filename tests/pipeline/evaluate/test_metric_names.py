@@ -9,10 +9,10 @@ The FID network is stood in for by a tiny frozen GraphDef with the published gra
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_evaluate import real_plus_noise_fn, small_config, write_ingest
+from helpers import real_plus_noise_fn, small_config, write_ingest
 
 from gan_keras.evaluation import feature_extractors
-from pipeline.evaluate import generator_eval
+from pipeline.evaluate import generator_eval, scoring
 
 
 def write_stand_in_fid_graph(path, seed=0, features=2048):
@@ -124,7 +124,7 @@ def test_metrics_say_which_distance_they_are(tmp_path, monkeypatch):
     config.evaluate.fid_inception_graph = str(fid_graph)
     generator_eval.validate_config(config)
     sample_fn = real_plus_noise_fn(train_x, train_y)
-    fid = generator_eval.compute_metrics(config, workdir, sample_fn, conditional=False)
+    fid = scoring.compute_metrics(config, workdir, sample_fn, conditional=False)
     assert fid["extractor"] == "fid_inception" and fid["distance_name"] == "FID"
     assert fid["summary"].startswith("FID ") and "fid_inception features" in fid["summary"]
     assert "2015-12-05 Inception graph" in fid["frechet_distance_description"]
@@ -132,6 +132,6 @@ def test_metrics_say_which_distance_they_are(tmp_path, monkeypatch):
     assert fid["frechet_distance"] < fid["references"]["noise_ceiling"]["frechet_distance"]
 
     config.evaluate.extractor = "domain_classifier"
-    fd = generator_eval.compute_metrics(config, workdir, sample_fn, conditional=False)
+    fd = scoring.compute_metrics(config, workdir, sample_fn, conditional=False)
     assert fd["distance_name"] == "FD" and fd["summary"].startswith("FD ")
     assert "not with published FID" in fd["frechet_distance_description"]

@@ -10,13 +10,12 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import REPO
 from PIL import Image
 
 from configs import default
 from gan_keras.data import records as records_lib
 from pipeline.ingest import beam_ingest, config_checks, preprocess, sources
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 FEATURE_KEYS = set(records_lib.SCHEMA)
 
@@ -482,7 +481,7 @@ def test_same_inputs_give_same_records(image_folder, tmp_path):
 def test_multi_processing_equals_single_process(idx_dir, tmp_path, monkeypatch):
     # Worker subprocesses import pipeline.ingest by name.
     monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
     )
     root, _ = idx_dir
     config = make_config(f"idx:{root}", resolution=12)
@@ -522,18 +521,18 @@ def test_validate_config_names_the_field(field, value, message):
     config = make_config("digits")
     config[field] = value
     with pytest.raises(ValueError, match=message):
-        config_checks.validate_config(config)
+        config_checks.validate_data_config(config)
 
 
 def test_validate_config_empty_and_incomplete_dirs(tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / ".DS_Store").write_bytes(b"x")
     with pytest.raises(ValueError, match="is empty"):
-        config_checks.validate_config(make_config(f"folder:{tmp_path / 'empty'}"))
+        config_checks.validate_data_config(make_config(f"folder:{tmp_path / 'empty'}"))
     with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
-        config_checks.validate_config(make_config(f"idx:{tmp_path / 'empty'}"))
-    config_checks.validate_config(make_config("digits"))
-    config_checks.validate_config(default.get_config().data)
+        config_checks.validate_data_config(make_config(f"idx:{tmp_path / 'empty'}"))
+    config_checks.validate_data_config(make_config("digits"))
+    config_checks.validate_data_config(default.get_config().data)
 
 
 def test_label_names_must_match_classes(image_folder, tmp_path):

@@ -13,7 +13,7 @@ from gan_keras import images
 from gan_keras.export import sampling_model as gan_export
 from pipeline import checkpoints, runner
 from pipeline.export import model_card
-from pipeline.train import fine_tune, loop
+from pipeline.train import fine_tune, loop, validation
 
 STEPS = 20
 
@@ -156,9 +156,9 @@ def test_an_export_initialises_g_only_and_d_starts_fresh(parent, blobs, tmp_path
     spy = _Spy(monkeypatch)
     config = _child_data_config(_config(init_from=str(base), steps=1), blobs)
     with pytest.raises(ValueError, match="an export holds no discriminator"):
-        loop.validate_config(_config(init_from=str(base), freeze_d_layers=1))
+        validation.validate_config(_config(init_from=str(base), freeze_d_layers=1))
     with pytest.raises(ValueError, match="an export\\s+holds only the generator"):
-        loop.validate_config(_config(init_from=str(base), init_optimizer=True))
+        validation.validate_config(_config(init_from=str(base), init_optimizer=True))
     runner.Runner(config, tmp_path / "child").run(["ingest", "train"])
     assert _same(spy.start["generator"], parent_weights["ema_generator"])
     assert _same(spy.start["ema_generator"], parent_weights["ema_generator"])
@@ -187,25 +187,25 @@ def test_a_changed_architecture_names_the_variable_and_both_shapes(parent, blobs
 def test_fine_tune_fields_are_validated_before_any_work(parent, tmp_path):
     parent_dir, _ = parent
     with pytest.raises(ValueError, match="no such file or directory"):
-        loop.validate_config(_config(init_from=str(tmp_path / "absent")))
+        validation.validate_config(_config(init_from=str(tmp_path / "absent")))
     with pytest.raises(ValueError, match="holds nothing to start from"):
-        loop.validate_config(_config(init_from=str(tmp_path)))
+        validation.validate_config(_config(init_from=str(tmp_path)))
     with pytest.raises(ValueError, match="need train.init_from"):
-        loop.validate_config(_config(freeze_d_layers=1))
+        validation.validate_config(_config(freeze_d_layers=1))
     with pytest.raises(ValueError, match="must be an integer >= 0"):
-        loop.validate_config(_config(init_from=str(parent_dir), freeze_d_layers=-1))
+        validation.validate_config(_config(init_from=str(parent_dir), freeze_d_layers=-1))
     with pytest.raises(
         ValueError,
         match=r"train.freeze_d_layers=3 is out of range: the discriminator has 3 layers .*"
         r"freeze 0 to 2",
     ):
-        loop.validate_config(_config(init_from=str(parent_dir), freeze_d_layers=3))
+        validation.validate_config(_config(init_from=str(parent_dir), freeze_d_layers=3))
     with pytest.raises(ValueError, match="spectral_norm"):
         config = _config(init_from=str(parent_dir), freeze_d_layers=1)
         config.model.spectral_norm = True
-        loop.validate_config(config)
+        validation.validate_config(config)
     # The parent's own train directory, a checkpoint prefix and an export all resolve.
-    loop.validate_config(_config(init_from=str(parent_dir / "train"), freeze_d_layers=2))
+    validation.validate_config(_config(init_from=str(parent_dir / "train"), freeze_d_layers=2))
     prefix = parent_dir / "train" / "checkpoints" / "ckpt-10"
     resolved = fine_tune.resolve_parent(str(prefix))
     assert (resolved.kind, resolved.step, resolved.path) == (fine_tune.KIND_CHECKPOINT, 10, prefix)

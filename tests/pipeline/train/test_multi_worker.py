@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from helpers import REPO
 
 from configs import smoke
 from pipeline import checkpoints, runner

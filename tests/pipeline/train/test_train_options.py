@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_pipeline
+from helpers import run_pipeline
 
 from configs import smoke
 from pipeline import checkpoints

@@ -15,13 +15,13 @@ import urllib.request
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO
+from helpers import REPO
 
 from configs import smoke
 from gan_keras.data import records
 from gan_keras.training import losses
 from pipeline import checkpoints, stages
-from pipeline.train import loop
+from pipeline.train import loop, validation
 
 # Failure guards only: every wait ends as soon as what it waits for has happened.
 GUARD_SECONDS = 600
@@ -370,14 +370,14 @@ def test_eval_fields_are_validated_naming_the_field():
         config = smoke.get_config()
         config.train[field] = value
         with pytest.raises(ValueError, match=match):
-            loop.validate_config(config)
+            validation.validate_config(config)
     # In-training evaluation uses the evaluate section's judge settings: checked up front too.
     config = smoke.get_config()
     config.evaluate.classifier_epochs = 0
-    loop.validate_config(config)  # not used while eval_every = 0
+    validation.validate_config(config)  # not used while eval_every = 0
     config.train.eval_every = 100
     with pytest.raises(ValueError, match="config.evaluate.classifier_epochs"):
-        loop.validate_config(config)
+        validation.validate_config(config)
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Your own images: one config for a folder of pictures, its recipe chosen from the data.
+
+    python -m pipeline.run --config=configs/auto.py --workdir=runs/mine \
+        --config.data.source=folder:/path/to/images
+
+Images in sub-folders are labelled by folder (for the judge; the generator is unconditional).
+Every field below that is None is chosen after ingest by pipeline.recipe from what the ingest
+stage found (train image count, channels, classes); the run logs each choice and its reason,
+writes them to <workdir>/recipe.json, and any of them set on the command line
+(e.g. --config.train.steps=2000) is kept as given.
+"""
+
+from ml_collections import config_dict
+
+from configs import default
+
+# The fields the recipe chooses (pipeline.recipe._rules).
+CHOSEN = {
+    "model": ("network_resolution", "g_width", "d_width", "latent_dim", "batch_norm_momentum"),
+    "train": (
+        "batch_size",
+        "g_learning_rate",
+        "d_learning_rate",
+        "ema_half_life_images",
+        "ema_rampup",
+        "ada_target",
+        "steps",
+        "eval_every",
+        "checkpoint_every",
+        "sample_every",
+        "eval_num_samples",
+    ),
+    "evaluate": ("classifier_min_steps", "classifier_batch_size", "num_samples"),
+}
+
+
+def get_config():
+    config = default.get_config()
+    config.data.source = ""  # required: --config.data.source=folder:DIR (or tfds:, idx:)
+    config.data.resolution = 32
+    config.data.channels = 3
+    config.data.label_names = ""
+    config.data.eval_fraction = 0.2
+    config.train.recipe = "auto"
+    for section, fields in CHOSEN.items():
+        for field in fields:
+            value = config[section][field]
+            config[section][field] = config_dict.placeholder(type(value))
+    return config

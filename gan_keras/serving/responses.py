@@ -1,0 +1,19 @@
+"""The REST API's response bodies: compact JSON, and images tagged with the model version."""
+
+import json
+
+from flask import Response
+
+from gan_keras.serving.versions import Servable
+
+
+def json_response(obj, status: int = 200) -> Response:
+    return Response(
+        json.dumps(obj, separators=(",", ":")) + "\n", status=status, mimetype="application/json"
+    )
+
+
+def image_response(data: bytes, mimetype: str, servable: Servable) -> Response:
+    response = Response(data, mimetype=mimetype)
+    response.headers["X-Model-Version"] = str(servable.version)
+    return response

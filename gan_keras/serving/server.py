@@ -1,0 +1,80 @@
+"""Running the REST (waitress) and gRPC servers side by side on one set of model versions."""
+
+import logging
+import os
+
+from gan_keras.serving.app import create_app
+
+logger = logging.getLogger(__name__)
+
+
+def default_rest_threads() -> int:
+    """TF Serving's default for --rest_api_num_threads: 4 per CPU this process may run on."""
+    return 4 * len(os.sched_getaffinity(0))
+
+
+def run_server(
+    model_base_path,
+    model_name: str = "generator",
+    *,
+    host: str = "127.0.0.1",
+    rest_api_port: int | None = 8501,
+    grpc_port: int | None = 8500,
+    max_batch: int = 256,
+    poll_seconds: float = 2.0,
+    rest_api_num_threads: int = 0,
+    rest_api_timeout_in_ms: int = 30_000,
+    grpc_max_threads: int = 0,
+) -> None:
+    """Serves REST (waitress) and gRPC on one ModelVersions until interrupted.
+
+    A port of 0 binds a free one, which is logged; None leaves that API out. The
+    REST server runs on this thread; the gRPC one (gan_keras.serving.grpc_service)
+    on its own pool, and both stop, with the versions' poller, on the way out.
+    """
+    import waitress
+
+    if rest_api_port is None and grpc_port is None:
+        raise ValueError("Nothing to serve: neither a REST nor a gRPC port")
+    flask_app = create_app(model_base_path, model_name, max_batch, poll_seconds, freeze_heap=True)
+    registry = flask_app.config["REGISTRY"]
+    grpc_server = None
+    rest_threads = rest_api_num_threads or default_rest_threads()
+    try:
+        if grpc_port is not None:
+            from gan_keras.serving import grpc_service
+
+            grpc_server, bound = grpc_service.start_server(
+                registry,
+                flask_app.config["METRICS"],
+                host=host,
+                port=grpc_port,
+                max_batch=max_batch,
+                max_workers=grpc_max_threads or rest_threads,
+            )
+            # The bound port: --port=0 asks the OS for a free one, which clients then read here.
+            logger.info("Serving %s over gRPC on %s:%s", model_name, host, bound)
+        if rest_api_port is None:
+            grpc_server.wait_for_termination()
+            return
+        server = waitress.create_server(
+            flask_app,
+            host=host,
+            port=rest_api_port,
+            threads=rest_threads,
+            # Closes connections idle this long, so slow clients cannot hold the threads.
+            channel_timeout=max(1, rest_api_timeout_in_ms // 1000),
+        )
+        logger.info(
+            "Serving %s from %s on http://%s:%s/v1/models/%s",
+            model_name,
+            model_base_path,
+            host,
+            server.effective_port,
+            model_name,
+        )
+        server.run()
+    finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=1).wait()
+        registry.stop()

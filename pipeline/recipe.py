@@ -1,0 +1,179 @@
+"""The automatic recipe (`train.recipe='auto'`, configs/auto.py): a training recipe chosen
+from what the ingest stage found in the user's folder, as StyleGAN2-ADA's `--cfg=auto` does.
+
+configs/auto.py leaves the fields the recipe chooses unset (ml_collections placeholders,
+None); any of them set on the command line is kept as given. After the ingest stage, the
+runner calls `resolve(config, stats)`, which fills each unset field from the ingest
+statistics (train image count, resolution, channels, classes) and says why, and every later
+stage (train, evaluate, export, in this run or another) sees the same resolved config: the
+rule is a pure function of the statistics, so caching and fingerprints work as for a
+written config. Before ingest, `resolve(config, PROVISIONAL_STATS)` lets every stage validate
+the user's overrides before any work starts.
+
+The rule (which data each choice was measured on is in docs/your-own-images.md):
+- architecture and widths: the demo's DCGAN at the data's size (28x28 through the 32x32
+  networks), widths 32 up to 32x32 and 64 at 64x64;
+- optimiser: batch 64; learning rate 1.6e-3 (Fashion-MNIST's) for grey data with 30k+
+  images, else 2e-4 with Adam's beta_1 0.5, the article's (colour data and small folders);
+- EMA generator: 10k-image half-life with the 0.05 ramp-up (Fashion-MNIST's; it helped on
+  every set measured);
+- augmentation: ADA (target 0.6) for every folder; p stays near 0 on a large set, so it costs
+  nothing there, and rises as soon as D starts to memorise a small one;
+- length: about 224k images (3,500 steps of 64: ~5 minutes on 2 CPU cores at 32x32), more
+  for a folder so large that this is under 3 passes; in-training evaluation every 500 steps
+  (the best checkpoint is exported);
+- judge and evaluation: 1,000 classifier steps minimum for folders under 10k images, as
+  many samples as the eval split holds (at most 5,000).
+"""
+
+import dataclasses
+import json
+
+from ml_collections import config_dict
+
+from gan_keras.data import records
+from gan_keras.storage import atomic, filesystem
+
+AUTO = "auto"
+RECIPE_FILE = "recipe.json"
+# What `resolve` assumes before the ingest stage has run (for validation only).
+PROVISIONAL_STATS = {"splits": {"train": {"count": 1000}, "eval": {"count": 250}}, "channels": 3}
+
+SMALL_FOLDER_IMAGES = 30_000
+JUDGE_SMALL_IMAGES = 10_000
+TARGET_IMAGES = 224_000
+MIN_EPOCHS = 3
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    field: str
+    value: object
+    reason: str
+    overridden: bool  # set by the user: kept as given
+
+
+def is_auto(config) -> bool:
+    return config.train.get("recipe", "") == AUTO
+
+
+def unset_fields(config) -> list[str]:
+    """The `section.field` names still None (placeholders the recipe fills)."""
+    out = []
+    for section in ("model", "train", "evaluate"):
+        for key, value in config[section].items():
+            if value is None:
+                out.append(f"{section}.{key}")
+    return out
+
+
+def _rules(config, stats) -> dict[str, tuple[object, str]]:
+    """field -> (value, reason) for every field the recipe knows."""
+    n = int(stats["splits"]["train"]["count"])
+    n_eval = int(stats["splits"].get("eval", {}).get("count", 0))
+    channels = int(stats.get("channels", config.data.channels))
+    resolution = int(config.data.resolution)
+    small = n < SMALL_FOLDER_IMAGES
+    colour = channels == 3
+    rules = {}
+    net_res = 32 if resolution == 28 else 0
+    rules["model.network_resolution"] = (
+        net_res,
+        "28x28 data through the 32x32 DCGAN (the demo's geometry)"
+        if net_res
+        else f"the DCGAN built for the data's {resolution}x{resolution}",
+    )
+    width = 64 if resolution >= 64 else 32
+    rules["model.g_width"] = (width, f"the demo's widths at {resolution}x{resolution}")
+    rules["model.d_width"] = (width, f"the demo's widths at {resolution}x{resolution}")
+    rules["model.latent_dim"] = (64, "the demo's latent size")
+    rules["model.batch_norm_momentum"] = (0.9, "the demo's BatchNorm momentum")
+    rules["train.batch_size"] = (64, "the demo's batch")
+    if small or colour:
+        lr = 2e-4
+        why = (
+            f"{n:,} train images"
+            + (" in colour" if colour else "")
+            + ": the article's 2e-4 (the demo's 1.6e-3 let D memorise small colour folders)"
+        )
+    else:
+        lr = 1.6e-3
+        why = f"{n:,} grey train images: Fashion-MNIST's 1.6e-3"
+    rules["train.g_learning_rate"] = (lr, why)
+    rules["train.d_learning_rate"] = (lr, why)
+    rules["train.ema_half_life_images"] = (10_000.0, "an EMA generator (10k-image half-life)")
+    rules["train.ema_rampup"] = (0.05, "the EMA's ramp-up")
+    rules["train.ada_target"] = (
+        0.6,
+        "adaptive augmentation at the paper's target: p rises only if D starts to memorise "
+        f"the {n:,} train images",
+    )
+    steps = max(TARGET_IMAGES, MIN_EPOCHS * n) // 64
+    steps = -(-steps // 500) * 500
+    rules["train.steps"] = (
+        steps,
+        f"{steps * 64:,} images ({steps * 64 / max(n, 1):.0f} passes over {n:,} images)",
+    )
+    rules["train.eval_every"] = (500, "score every 500 steps and export the best checkpoint")
+    rules["train.checkpoint_every"] = (500, "a checkpoint with every evaluation")
+    rules["train.sample_every"] = (500, "a sample grid with every evaluation")
+    judge_steps = 1000 if n < JUDGE_SMALL_IMAGES else 0
+    rules["evaluate.classifier_min_steps"] = (
+        judge_steps,
+        f"{n:,} images: the judge trains for at least 1,000 steps"
+        if judge_steps
+        else "the judge trains for its epochs",
+    )
+    rules["evaluate.classifier_batch_size"] = (64, "the judge's batch")
+    samples = max(500, min(5000, n_eval)) if n_eval else 1000
+    rules["evaluate.num_samples"] = (samples, f"as many samples as the {n_eval:,} eval images")
+    rules["train.eval_num_samples"] = (
+        min(2000, samples),
+        "in-training scores from at most 2,000 samples",
+    )
+    return rules
+
+
+def resolve(config, stats) -> tuple[object, list[Choice]]:
+    """(a copy of `config` with every unset field chosen, the choices with their reasons)."""
+    resolved = config_dict.ConfigDict(config.to_dict())
+    choices = []
+    for field, (value, reason) in _rules(config, stats).items():
+        section, key = field.split(".")
+        if key not in config[section]:
+            continue
+        given = config[section][key]
+        if given is None:
+            resolved[section][key] = value
+            choices.append(Choice(field, value, reason, overridden=False))
+        else:
+            choices.append(Choice(field, given, "set in the config or on the command line", True))
+    missing = unset_fields(resolved)
+    if missing:
+        raise ValueError(
+            f"train.recipe='auto' has no rule for {', '.join(missing)}: set them in the config"
+        )
+    return resolved, choices
+
+
+def read_stats(ingest_dir) -> dict:
+    return atomic.read_json(filesystem.path(ingest_dir) / records.STATS_FILE)
+
+
+def log_lines(choices: list[Choice]) -> list[str]:
+    return [
+        f"recipe: {c.field}={c.value!r}  ({'kept: ' if c.overridden else ''}{c.reason})"
+        for c in choices
+    ]
+
+
+def write_record(path, choices: list[Choice]) -> None:
+    """The choices and reasons, as JSON beside the run (atomically)."""
+    atomic.atomic_write_json(
+        path,
+        {"recipe": AUTO, "choices": [dataclasses.asdict(c) for c in choices]},
+    )
+
+
+def summary(choices: list[Choice]) -> str:
+    return json.dumps({c.field: c.value for c in choices}, default=str)
