@@ -50,7 +50,7 @@ setuptools.setup(
             "ruff>=0.6",
             "requests>=2.31",
             "matplotlib>=3.8",
-            # A Cloud Storage emulator (pure Python) for tests/test_object_store.py.
+            # A Cloud Storage emulator (pure Python), for the object-store tests.
             "gcp-storage-emulator>=2024.8",
         ],
         # benchmarks.quality's plot.

@@ -67,13 +67,14 @@ from benchmarks import article_dcgan
 from configs import fashion_mnist
 from gan_keras.evaluation import reference_scores
 from gan_keras.storage import atomic
-from pipeline import judge, runner
+from pipeline import judge, recipe, runner
 from pipeline.train import build, loop, strategies, validation
 
 _ROWS = flags.DEFINE_list(
     "rows",
     ["article_dcgan", "previous_default", "default"],
-    "Rows to run, in order: article_dcgan, previous_default, default, or candidate names.",
+    "Rows to run, in order: article_dcgan, previous_default, default, auto (configs/auto.py's "
+    "recipe for the data), or candidate names.",
 )
 _CANDIDATE = flags.DEFINE_multi_string(
     "candidate",
@@ -157,6 +158,9 @@ CANDIDATES: dict[str, dict] = {
         "train.ada_target": 0.6,
     },
 }
+
+# The row of what configs/auto.py's recipe (pipeline.recipe) chooses for the benchmark's data.
+AUTO_ROW = "auto"
 
 EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
 
@@ -736,14 +740,20 @@ def main(argv):
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     rows = known_rows(_CANDIDATE.value, config_path())
-    unknown = [name for name in _ROWS.value if name not in rows]
+    unknown = [name for name in _ROWS.value if name not in rows and name != AUTO_ROW]
     if unknown:
         raise app.UsageError(f"unknown rows {unknown}; known: {sorted(rows)}")
-    selected = [rows[name] for name in _ROWS.value]
+    selected = [rows[name] for name in _ROWS.value if name != AUTO_ROW]
     for row in selected:  # bad overrides fail before any training
         if row.overrides is not None:
             validation.validate_config(row_config(row, 0, base))
     workdir = prepare_data(out_dir, base)
+    if AUTO_ROW in _ROWS.value:
+        # What configs/auto.py would train on this data: the recipe's data-dependent choices
+        # over the --config file's recipe (the same cache key as any row that trains it).
+        choices = recipe.choices_for(base, recipe.read_stats(workdir / "ingest"))
+        rows[AUTO_ROW] = Row(AUTO_ROW, "pipeline.recipe's choices for this data", choices)
+        selected = [rows[name] for name in _ROWS.value]
     judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)
     row_seeds = {name: int(n) for name, _, n in (text.partition(":") for text in _ROW_SEEDS.value)}

@@ -13,7 +13,7 @@ def get_config():
     config.data.label_names = (
         "T-shirt/top,Trouser,Pullover,Dress,Coat,Sandal,Shirt,Sneaker,Bag,Ankle boot"
     )
-    # Chosen with `python -m benchmarks.quality` (README, "Time to quality"):
+    # Chosen with `python -m benchmarks.quality` (docs/results.md, "Time to quality"):
     # the article's 32x32 DCGAN geometry (one more layer per network than
     # 7 -> 14 -> 28) at half its widths, 8x the article's learning rate, and
     # an EMA generator with a ramped half-life.

@@ -1,6 +1,6 @@
 """Unconditional generation of 32x32 colour icons: the demo's DCGAN recipe
 (configs/fashion_mnist.py) on KDE's Oxygen icon theme (LGPL-3+), the quality benchmark's
-second colour dataset (README, "Time to quality"), drawn objects rather than emoji faces:
+second colour dataset (docs/results.md, "Time to quality"), drawn objects rather than emoji faces:
 
     bash scripts/install_icons.sh      # 1,253 icons in 6 context folders -> data/oxygen-icons
     python -m pipeline.run --config=configs/icons.py --workdir=runs/icons

@@ -1,6 +1,6 @@
 """Unconditional generation of 32x32 colour emoji: the demo's DCGAN recipe
 (configs/fashion_mnist.py) on Noto Emoji (Apache License 2.0), the colour dataset of the
-quality benchmark (README, "Time to quality"):
+quality benchmark (docs/results.md, "Time to quality"):
 
     bash scripts/install_emoji.sh      # 1,906 emoji in 9 category folders -> data/noto-emoji
     python -m pipeline.run --config=configs/noto_emoji.py --workdir=runs/noto_emoji

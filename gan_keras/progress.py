@@ -2,7 +2,7 @@
 
 `ProgressLog` logs at most one line per `interval_s` seconds (and always the last one), so a
 caller may update it as often as it likes: an update is a clock read and a comparison. The train
-stage's line (pipeline.train.format_progress), ingest, evaluate and the judge's training all
+stage's line (pipeline.train.loop.format_progress), ingest, evaluate and the judge's training all
 print durations the same way (`format_duration`).
 """
 

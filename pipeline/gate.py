@@ -16,6 +16,20 @@ from pipeline import workdir as workdir_layout
 
 # Lower is better for every gate metric.
 GATE_METRICS = ("frechet_distance", "kid_mean", "intra_frechet_distance")
+# Training-health warnings (pipeline.train.health) that refuse the blessing whatever the
+# scores: a collapsed generator can score tolerably on a loose threshold and still be useless.
+# D overfitting only warns: its samples are what the scores judge.
+REFUSED_HEALTH = ("mode_collapse",)
+
+
+def training_health(workdir) -> dict | None:
+    """The train manifest's `health` section (None before any training, or from a run made
+    before the checks existed)."""
+    path = workdir_layout.train_dir(workdir) / "manifest.json"
+    try:
+        return (atomic.read_json(path).get("summary") or {}).get("health")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
@@ -67,6 +81,18 @@ def decide_gate(
             **gate,
             "blessed": False,
             "reason": f"{metric}={value:.6g} is above the threshold {threshold:.6g}",
+        }
+    refused = [
+        w
+        for w in (metrics.get("training_health") or {}).get("warnings", [])
+        if w.get("kind") in REFUSED_HEALTH
+    ]
+    if refused:
+        w = refused[0]
+        return {
+            **gate,
+            "blessed": False,
+            "reason": f"training health: {w['kind'].replace('_', ' ')} at step {w.get('step')}",
         }
     baseline, note = _baseline(workdir, metric, metrics)
     gate["baseline"] = baseline

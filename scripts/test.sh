@@ -9,7 +9,7 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e ".[cpu,serving,gcs,test]"
 # The gRPC API's protos and stubs, without their declared dependency on the full `tensorflow`
-# wheel (which would land beside tensorflow-cpu); tests/test_grpc_serving.py checks it did not.
+# wheel (which would land beside tensorflow-cpu); tests/gan_keras/serving/test_grpc_serving.py checks it did not.
 .venv/bin/python -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -34,7 +34,7 @@ from pipeline.evaluate import control_metrics
 from pipeline.evaluate.sample_fns import keras_sample_fn, saved_model_sample_fn, weights_fingerprint
 from pipeline.evaluate.scoring import compute_metrics
 from pipeline.evaluate.tensorboard_logs import SCALAR_METRICS, write_summaries
-from pipeline.gate import GATE_METRICS, decide_gate
+from pipeline.gate import GATE_METRICS, decide_gate, training_health
 
 # --------------------------------------------------------------------------
 # Config
@@ -155,6 +155,7 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     metrics["controls"] = control_metrics.evaluate_controls(
         config, workdir, generator, latent_dim, out_dir
     )
+    metrics["training_health"] = training_health(workdir)
     ev = config.evaluate
     gate = decide_gate(metrics, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
     metrics["blessed"] = gate.pop("blessed")

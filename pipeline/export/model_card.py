@@ -89,23 +89,48 @@ def _training_section(config, workdir, checkpoint: dict) -> list[str]:
         if isinstance(parent, dict)
         else []
     )
-    return [
-        "## Model and training",
-        "",
-        f"- Task: `{config.task.name}`; generator width {config.model.g_width}, discriminator "
-        f"width {config.model.d_width}"
-        + (f", latent size {config.model.latent_dim}" if config.task.name == "generate" else "")
-        + ".",
-        f"- Checkpoint: step {_number(step)} ({checkpoint.get('checkpoint', MISSING)}), "
-        f"{_number(images)} images seen at batch {t.batch_size}.",
-        f"- Loss `{t.loss}`, Adam (G {t.g_learning_rate:g}, D {t.d_learning_rate:g}, "
-        f"betas {t.beta_1:g}/{t.beta_2:g}), EMA half-life {t.ema_half_life_images:g} images, "
-        f"strategy `{t.strategy}`, seed {t.seed}.",
-        f"- Last training run: {manifest.get('started_at', MISSING)} to "
-        f"{manifest.get('finished_at', MISSING)} "
-        f"({_number(manifest.get('duration_s'))} s), "
-        f"package {manifest.get('package_version', MISSING)}.",
-    ] + fine_tuned
+    return (
+        [
+            "## Model and training",
+            "",
+            f"- Task: `{config.task.name}`; generator width {config.model.g_width}, discriminator "
+            f"width {config.model.d_width}"
+            + (f", latent size {config.model.latent_dim}" if config.task.name == "generate" else "")
+            + ".",
+            f"- Checkpoint: step {_number(step)} ({checkpoint.get('checkpoint', MISSING)}), "
+            f"{_number(images)} images seen at batch {t.batch_size}.",
+            f"- Loss `{t.loss}`, Adam (G {t.g_learning_rate:g}, D {t.d_learning_rate:g}, "
+            f"betas {t.beta_1:g}/{t.beta_2:g}), EMA half-life {t.ema_half_life_images:g} images, "
+            f"strategy `{t.strategy}`, seed {t.seed}.",
+            f"- Last training run: {manifest.get('started_at', MISSING)} to "
+            f"{manifest.get('finished_at', MISSING)} "
+            f"({_number(manifest.get('duration_s'))} s), "
+            f"package {manifest.get('package_version', MISSING)}.",
+        ]
+        + fine_tuned
+        + _health_lines(manifest.get("summary") or {})
+    )
+
+
+def _health_lines(summary: dict) -> list[str]:
+    """Adaptive augmentation's final strength and the training-health warnings
+    (pipeline.train.health), each with its likely fix."""
+    lines = []
+    if summary.get("ada_p") is not None:
+        lines.append(f"- Adaptive augmentation: final p {_number(summary['ada_p'])}.")
+    health = summary.get("health")
+    if not isinstance(health, dict):
+        return lines
+    warnings = health.get("warnings") or []
+    if not warnings:
+        return [*lines, "- Training health: no warnings (D overfitting, collapse, divergence)."]
+    for w in warnings:
+        lines.append(
+            f"- **Training health warning**: {str(w.get('kind', '?')).replace('_', ' ')} at step "
+            f"{_number(w.get('step'))} ({_number(w.get('value'))} vs threshold "
+            f"{_number(w.get('threshold'))}): {w.get('fix', '')}."
+        )
+    return lines
 
 
 def _evaluation_section(metrics: dict | None) -> list[str]:

@@ -222,7 +222,7 @@ def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_pat
     assert on_disk["gate"]["baseline"] is None
     assert on_disk["gate"]["threshold"] is None  # inf: stored as null, strict JSON
     json.loads((out / "metrics.json").read_text(), parse_constant=_reject_constant)
-    # Into the training run's TensorBoard run (tests/test_tensorboard_hparams.py reads it).
+    # Into the training run's TensorBoard run (train/test_tensorboard_hparams.py reads it).
     assert list((workdir / "train" / "logs").glob("events.out.tfevents.*"))
     assert gate.check_blessing(workdir) == (True, on_disk["gate"]["reason"])
     # Which checkpoint was scored, and a line a person can read.

@@ -1,0 +1,97 @@
+"""The automatic recipe (configs/auto.py, pipeline.recipe): each data-dependent field chosen from
+the ingest statistics with a reason, the user's settings kept, and the run records it."""
+
+import json
+
+import pytest
+from helpers import run_pipeline
+
+from configs import auto
+from pipeline import recipe
+from pipeline import workdir as workdir_layout
+
+
+def _stats(train, eval_=250, channels=3):
+    return {"splits": {"train": {"count": train}, "eval": {"count": eval_}}, "channels": channels}
+
+
+def _auto(**data):
+    config = auto.get_config()
+    config.data.source = "folder:/images"
+    for key, value in data.items():
+        config.data[key] = value
+    return config
+
+
+def test_every_placeholder_is_chosen_with_a_reason():
+    config = _auto()
+    assert recipe.is_auto(config) and recipe.unset_fields(config)
+    resolved, choices = recipe.resolve(config, _stats(1531, 375))
+    assert recipe.unset_fields(resolved) == []
+    assert {c.field for c in choices} == {
+        f"{section}.{field}" for section, fields in auto.CHOSEN.items() for field in fields
+    }
+    assert all(c.reason and not c.overridden for c in choices)
+    assert resolved.train.ada_target == recipe.ADA_TARGET
+    assert resolved.evaluate.num_samples == 500  # at least 500, else the eval split's size
+    # The demo's recipe is kept where the data does not matter.
+    assert resolved.train.g_learning_rate == 1.6e-3
+
+
+def test_length_is_224k_images_or_three_passes_in_steps_of_500():
+    resolved, _ = recipe.resolve(_auto(), _stats(1531))
+    assert resolved.train.steps == 3500
+    resolved, _ = recipe.resolve(_auto(), _stats(200_000))
+    assert resolved.train.steps == 9500  # 3 x 200k / 64 = 9,375, rounded up to 500s
+    assert resolved.evaluate.classifier_min_steps == 0  # a large folder: the judge's epochs
+
+
+def test_geometry_follows_the_data():
+    resolved, _ = recipe.resolve(_auto(resolution=28, channels=1), _stats(60_000, channels=1))
+    assert resolved.model.network_resolution == 32
+    resolved, choices = recipe.resolve(_auto(resolution=64), _stats(5_000))
+    assert (resolved.model.network_resolution, resolved.model.g_width) == (0, 64)
+    assert "a guess" in {c.field: c.reason for c in choices}["model.g_width"]
+
+
+def test_a_users_setting_is_kept_and_said_to_be():
+    config = _auto()
+    config.train.steps = 1234
+    resolved, choices = recipe.resolve(config, _stats(1531))
+    assert resolved.train.steps == 1234
+    [steps] = [c for c in choices if c.field == "train.steps"]
+    assert steps.overridden and "kept" in recipe.log_lines([steps])[0]
+
+
+def test_a_placeholder_without_a_rule_is_refused_naming_it():
+    config = _auto()
+    config.train.beta_1 = None
+    with pytest.raises(ValueError, match="train.beta_1"):
+        recipe.resolve(config, _stats(1531))
+
+
+def test_a_run_resolves_after_ingest_logs_and_records_the_recipe(tmp_path):
+    workdir = tmp_path / "work"
+    result = run_pipeline(
+        workdir,
+        "--stages=ingest,train",
+        "--config.data.source=digits",
+        "--config.data.resolution=16",
+        "--config.data.channels=1",
+        "--config.train.steps=20",
+        "--config.train.eval_every=0",
+        "--config.train.batch_size=32",
+        config="configs/auto.py",
+    )
+    record = json.loads((workdir / recipe.RECIPE_FILE).read_text())
+    chosen = {c["field"]: c for c in record["choices"]}
+    assert chosen["train.steps"] == {
+        "field": "train.steps",
+        "value": 20,
+        "reason": "set in the config or on the command line",
+        "overridden": True,
+    }
+    assert chosen["train.ada_target"]["value"] == recipe.ADA_TARGET
+    assert "recipe: train.ada_target=0.6" in result.stderr
+    train = json.loads((workdir_layout.train_dir(workdir) / "manifest.json").read_text())
+    assert train["summary"]["ada_p"] is not None  # trained with ADA on
