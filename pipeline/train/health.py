@@ -51,7 +51,7 @@ DIVERSITY_SIZE = 16
 FIXES = {
     "d_overfitting": (
         "D is memorising the training images: turn on adaptive augmentation "
-        "(--config.train.ada_target=0.6, as configs/auto.py does for small folders), add "
+        "(--config.train.ada_target=0.6), add "
         "images, or train fewer steps"
     ),
     "mode_collapse": (
