@@ -209,8 +209,8 @@ class TrainingHealth:
         train, train_labels = input_pipeline.read_split(
             ingest_dir, records.TRAIN, CHECK_IMAGES, **shape
         )
-        self.train_uint8 = train
         self.train_real = self._batch(train, train_labels, num_classes)
+        self._reals = self.train_real[0].numpy()  # diversity's reference, as floats
         if records.EVAL in stats.get("splits", {}) and records.split_count(stats, records.EVAL):
             heldout, heldout_labels = input_pipeline.read_split(
                 ingest_dir, records.EVAL, CHECK_IMAGES, **shape
@@ -243,9 +243,7 @@ class TrainingHealth:
                 )
             )
         samples = tf.cast(model.sample(self.z, self.labels), tf.float32).numpy()
-        out.update(
-            self.monitor.observe_samples(step, samples, gan_images.to_float(self.train_uint8))
-        )
+        out.update(self.monitor.observe_samples(step, samples, self._reals))
         return out
 
     def summary(self) -> dict:

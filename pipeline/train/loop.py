@@ -478,8 +478,7 @@ def _train_loop(
             writer.flush()
             on_checkpoint()
     writer.flush()
-    # Released here rather than at the frame's exit: tearing down the input pipeline and the
-    # traced step takes seconds, which otherwise passed in silence after the last step.
+    # Released here, not at the frame's exit: the teardown takes seconds, silent there.
     released = time.perf_counter()
     del iterator, run_steps
     logging.info("[train] input pipeline released in %.1f s", time.perf_counter() - released)
