@@ -1,5 +1,6 @@
 """Training health in real runs: a D that memorises a tiny training set is reported (log line,
-train manifest, model card), and the smoke run, which is healthy, is not."""
+train manifest), and the smoke run, which is healthy, is not. (ADA's p following r_t is tested
+in tests/gan_keras/training/test_ada.py, without a whole run.)"""
 
 import json
 
@@ -25,7 +26,7 @@ def test_the_smoke_run_is_healthy(smoke_workdir):
 
 
 def test_a_discriminator_memorising_90_images_is_reported(tmp_path):
-    """5% of the digits for training (~90 images), 95% held out: by step 800 D calls its
+    """5% of the digits for training (~90 images), 95% held out: by step 700 D calls its
     training images real far more often than the held-out ones (it tripped at step 600 when
     this test was written)."""
     workdir = tmp_path / "work"
@@ -33,7 +34,7 @@ def test_a_discriminator_memorising_90_images_is_reported(tmp_path):
         workdir,
         "--stages=ingest,train",
         "--config.data.eval_fraction=0.95",
-        "--config.train.steps=800",
+        "--config.train.steps=700",
         "--config.train.batch_size=32",
     )
     health = _health(workdir)
@@ -43,20 +44,3 @@ def test_a_discriminator_memorising_90_images_is_reported(tmp_path):
     assert "ada_target" in warning["fix"]
     assert "training health: d overfitting" in result.stderr
     assert json.loads(json.dumps(health)) == health  # the manifest holds it as JSON
-
-
-def test_adaptive_augmentation_engages_on_the_same_90_images(tmp_path):
-    """With train.ada_target set, p rises from 0 once D's r_t passes the target (0.2 here:
-    this tiny D's r_t sits near 0.6, the paper's target, at which p would hover near 0)."""
-    workdir = tmp_path / "work"
-    run_pipeline(
-        workdir,
-        "--stages=ingest,train",
-        "--config.data.eval_fraction=0.95",
-        "--config.train.steps=800",
-        "--config.train.ada_target=0.2",
-        "--config.train.ada_speed_images=20000",
-    )
-    summary = runner.read_manifest(workdir_layout.train_dir(workdir))["summary"]
-    assert summary["ada_p"] > 0.05, summary["ada_p"]
-    assert 0 <= summary["last_window_metrics"]["ada_p"] <= 1
