@@ -46,6 +46,20 @@ def run_pipeline(workdir, *args, config="configs/smoke.py", check=True, timeout=
     return result
 
 
+def copy_ingest_and_judge(smoke_workdir, workdir):
+    """A new workdir holding the smoke run's ingest output and its trained judge.
+
+    The judge is cached by data fingerprint and recipe (pipeline.judge), so a run of the smoke
+    data with the smoke judge recipe reuses it instead of training its own (~15 s on 2 cores):
+    tests that run their own train and evaluate stages on the smoke data start here."""
+    import shutil
+
+    workdir = pathlib.Path(workdir)
+    for stage in ("ingest", "judge"):
+        shutil.copytree(pathlib.Path(smoke_workdir) / stage, workdir / stage)
+    return workdir
+
+
 # ----------------------------------------------------------------------------
 # A tiny generator
 # ----------------------------------------------------------------------------

@@ -209,15 +209,11 @@ def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
 
 
 def test_conditional_pipeline_end_to_end(smoke_workdir, tmp_path):
-    import shutil
-
-    from helpers import run_pipeline
+    from helpers import copy_ingest_and_judge, run_pipeline
     from PIL import Image
 
     # The smoke run's ingest output and judge: same data and evaluate recipe, so both are reused.
-    workdir = tmp_path / "cond"
-    shutil.copytree(smoke_workdir / "ingest", workdir / "ingest")
-    shutil.copytree(smoke_workdir / "judge", workdir / "judge")
+    workdir = copy_ingest_and_judge(smoke_workdir, tmp_path / "cond")
     # Label embedding with the default loss learns to follow the label within the smoke budget
     # (generated-label accuracy 0.31-0.54 over seeds 0-3 at 300 steps); conditional BatchNorm
     # learns it far more slowly (about chance after 600 steps), so it is not the setting here.

@@ -2,12 +2,11 @@
 contract, metrics beside their references, and the exported signature's input checks."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import run_pipeline
+from helpers import copy_ingest_and_judge, run_pipeline
 
 # Small and quick: 16x16 digits, 40 steps for the model and for its L1-only reference.
 TASK_FLAGS = [
@@ -46,19 +45,11 @@ CASES = {
 }
 
 
-@pytest.fixture(scope="module")
-def ingested(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("ingested") / "work"
-    run_pipeline(workdir, "--stages=ingest")
-    return workdir
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(CASES))
-def test_task_runs_end_to_end_with_its_references(task, ingested, tmp_path):
+def test_task_runs_end_to_end_with_its_references(task, smoke_workdir, tmp_path):
     flags, inputs, baseline = CASES[task]
-    workdir = tmp_path / "work"
-    shutil.copytree(ingested, workdir)
+    workdir = copy_ingest_and_judge(smoke_workdir, tmp_path / "work")
     run_pipeline(workdir, *TASK_FLAGS, *flags)
 
     assert any((workdir / "train" / "checkpoints").glob("*.index"))

@@ -348,9 +348,10 @@ def test_architecture_is_validated_against_the_registry():
 
 
 @pytest.mark.slow
-def test_smoke_pipeline_with_stylegan2_exports_style_mix(tmp_path):
-    from helpers import run_pipeline
+def test_smoke_pipeline_with_stylegan2_exports_style_mix(smoke_workdir, tmp_path):
+    from helpers import copy_ingest_and_judge, run_pipeline
 
+    copy_ingest_and_judge(smoke_workdir, tmp_path)
     run_pipeline(
         tmp_path,
         "--config.model.architecture=stylegan2",

@@ -32,9 +32,13 @@ from pipeline import runner
 
 BUCKET = "gan-test"
 WORKDIR = f"gs://{BUCKET}/run"
-# The evaluate stage's controls (projections, truncation sweeps) cost ~8 s and say nothing
-# about where files live.
-FAST = ("--config.evaluate.controls=False",)
+# The evaluate stage's controls (projections, truncation sweeps) and a fully trained judge cost
+# ~25 s on 2 cores and say nothing about where files live.
+FAST = (
+    "--config.evaluate.controls=False",
+    "--config.evaluate.classifier_min_steps=20",
+    "--config.evaluate.classifier_epochs=1",
+)
 
 
 def _free_port() -> int:
