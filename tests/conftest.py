@@ -2,7 +2,8 @@
 directly live in helpers.py.
 
 Two logical CPU devices let distribution tests run MirroredStrategy with two
-replicas on any machine; they must be configured before TensorFlow starts.
+replicas on any machine; they must be configured before TensorFlow starts, and
+tests/test_devices.py checks that they were.
 """
 
 import os
@@ -13,13 +14,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
+# No try/except: if something initialised TensorFlow before this line (a plugin, an import in
+# a test module collected first), the 2-replica equivalence tests would have one device and
+# prove nothing, so the session stops here with TensorFlow's RuntimeError instead.
 _cpus = tf.config.list_physical_devices("CPU")
-try:
-    tf.config.set_logical_device_configuration(
-        _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
-    )
-except RuntimeError:
-    pass  # already initialised by an earlier import; distribution tests skip themselves
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
 
 from helpers import run_pipeline  # noqa: E402
 

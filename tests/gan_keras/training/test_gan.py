@@ -25,8 +25,7 @@ def _strategies():
     the train stage's per-process instance (two replicas under conftest).
     """
     devices = tf.config.list_logical_devices("CPU")
-    if len(devices) < 2:
-        pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
+    assert len(devices) == 2, "conftest splits the CPU in two logical devices"
     if not _STRATEGIES:
         _STRATEGIES["one"] = tf.distribute.OneDeviceStrategy(devices[0].name)
         _STRATEGIES["two"] = strategies.make_strategy("mirrored")

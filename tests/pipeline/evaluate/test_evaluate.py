@@ -7,7 +7,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import types
 
 import keras
 import numpy as np
@@ -94,17 +93,9 @@ def fake_train(monkeypatch):
     def load_generator_with_info(config, workdir):
         return holder["generator"], dict(holder["checkpoint"])
 
-    try:
-        from pipeline import checkpoints
+    from pipeline import checkpoints
 
-        monkeypatch.setattr(checkpoints, "load_generator_with_info", load_generator_with_info)
-    except ImportError:
-        import pipeline
-
-        module = types.ModuleType("pipeline.checkpoints")
-        module.load_generator_with_info = load_generator_with_info
-        monkeypatch.setitem(sys.modules, "pipeline.checkpoints", module)
-        monkeypatch.setattr(pipeline, "checkpoints", module, raising=False)
+    monkeypatch.setattr(checkpoints, "load_generator_with_info", load_generator_with_info)
     return holder
 
 

@@ -457,8 +457,7 @@ def test_batch_larger_than_the_training_data_fails_before_training(tmp_path):
 
 def test_batch_that_does_not_divide_over_the_replicas_fails_before_training(tmp_path):
     # conftest splits the CPU in two logical devices: MirroredStrategy has two replicas here.
-    if len(tf.config.list_logical_devices("CPU")) < 2:
-        pytest.skip("needs two logical CPU devices (configured in conftest before TF starts)")
+    assert len(tf.config.list_logical_devices("CPU")) == 2
     workdir = _tiny_ingest(tmp_path / "work", count=40)
     config = smoke.get_config()
     config.train.strategy = "mirrored"
