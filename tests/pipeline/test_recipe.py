@@ -70,6 +70,7 @@ def test_a_placeholder_without_a_rule_is_refused_naming_it():
         recipe.resolve(config, _stats(1531))
 
 
+@pytest.mark.slow
 def test_a_run_resolves_after_ingest_logs_and_records_the_recipe(tmp_path):
     workdir = tmp_path / "work"
     result = run_pipeline(

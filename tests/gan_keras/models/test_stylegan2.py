@@ -229,6 +229,7 @@ def test_style_mixing_changes_training_only_through_the_second_latent():
     assert _max_diff(plain.generator.get_weights(), mixed.generator.get_weights()) > 1e-6
 
 
+@pytest.mark.slow
 def test_lazy_r1_applies_every_r1_every_steps_scaled():
     model = _make_gan(tf.distribute.get_strategy(), r1=5.0, r1_every=3)
     step = tf.function(model.train_step)
@@ -272,6 +273,7 @@ def _train(strategy, steps=2, num_classes=0, **kwargs):
     return _state(model), metrics
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [
@@ -289,6 +291,7 @@ def test_two_replicas_match_one_replica_at_same_global_batch(options):
         assert two_m[name] == pytest.approx(one_m[name], rel=1e-4, abs=1e-5), name
 
 
+@pytest.mark.slow
 def test_checkpoint_resume_continues_exactly(tmp_path):
     options = dict(style_mixing_prob=0.9, r1=1.0, r1_every=2, pl_weight=2.0, pl_every=2)
     straight = _make_gan(tf.distribute.get_strategy(), **options)
@@ -395,6 +398,7 @@ def test_smoke_pipeline_with_stylegan2_exports_style_mix(smoke_workdir, tmp_path
     assert np.any(half["images"].numpy() != all_fine["images"].numpy())
 
 
+@pytest.mark.slow
 def test_export_truncates_in_w_space_and_style_mixes_conditionally(tmp_path):
     from gan_keras.export import sampling_model as gan_export
 
@@ -431,6 +435,7 @@ def test_export_truncates_in_w_space_and_style_mixes_conditionally(tmp_path):
         mix(crossover=tf.constant(1), label=tf.constant(3), **seeds)
 
 
+@pytest.mark.slow
 def test_edits_and_projection_act_in_w_space_from_truncated_latents(tmp_path):
     """A StyleGAN2 export's edit takes w, and an edit grid at truncation psi starts from
     the images truncated_sample gives at that psi (it used to start from untruncated z)."""

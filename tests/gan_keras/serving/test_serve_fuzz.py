@@ -20,6 +20,9 @@ from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import codec
 
+# Thousands of requests against a real server.
+pytestmark = pytest.mark.slow
+
 LATENT = 8
 CLASSES = 3
 MAX_BATCH = 16

@@ -132,6 +132,7 @@ def _one_device():
     return tf.distribute.OneDeviceStrategy(tf.config.list_logical_devices("CPU")[0].name)
 
 
+@pytest.mark.slow
 def test_ada_at_p_zero_trains_bit_identically_to_no_augmentation():
     # Target 0.999: r_t stays under it, so p stays 0 for the whole run.
     strategy = _one_device()
@@ -143,6 +144,7 @@ def test_ada_at_p_zero_trains_bit_identically_to_no_augmentation():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_p_follows_sign_of_real_logits_every_interval():
     strategy = _one_device()
     model = _make_gan(strategy, ada_target=0.6, interval=2, speed=5_000.0)
@@ -166,6 +168,7 @@ def test_diffaugment_and_ada_together_are_refused():
         _make_gan(_one_device(), ada_target=0.6, diffaugment="color")
 
 
+@pytest.mark.slow
 def test_two_replicas_match_one_replica_with_augmentation_on():
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) == 2, "conftest splits the CPU in two logical devices"

@@ -116,6 +116,7 @@ def test_inpainting_generator_keeps_known_pixels():
     assert np.abs(out[mask == 1] - image[mask == 1]).mean() > 0.05  # the hole is generated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "options",
     [

@@ -115,6 +115,7 @@ def test_read_split_decodes_ingested_records(labelled):
         input_pipeline.read_split(workdir / "nowhere" / "ingest", "train")
 
 
+@pytest.mark.slow
 def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
     workdir, (train_x, train_y, _, _) = labelled
     config = small_config()
@@ -327,6 +328,7 @@ def test_conditional_model_gets_intra_fid_and_label_accuracy(labelled, fake_trai
     assert bad["intra_frechet_distance"] > metrics["intra_frechet_distance"]
 
 
+@pytest.mark.slow
 def test_unlabelled_data_uses_a_rotation_classifier(tmp_path):
     train_x, _, _, _ = write_ingest(tmp_path, labelled=False, num_train=800)
     config = small_config()
@@ -387,6 +389,7 @@ def test_inception_without_weights_is_skipped_not_downloaded(labelled, no_networ
     assert "keras_inception_v3" in metrics["skipped_extractors"]
 
 
+@pytest.mark.slow
 def test_inception_from_a_local_weights_file(no_network, tmp_path):
     # Random weights written locally stand in for the ImageNet file, in the
     # same legacy HDF5 layout as inception_v3_weights_..._notop.h5.
@@ -429,6 +432,7 @@ class _Exported(tf.Module):
         }
 
 
+@pytest.mark.slow
 def test_standalone_command_scores_the_highest_exported_version(labelled, tmp_path):
     src, (train_x, train_y, _, _) = labelled
     workdir = tmp_path / "work"

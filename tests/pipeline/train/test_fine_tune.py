@@ -15,6 +15,9 @@ from pipeline import checkpoints, runner
 from pipeline.export import model_card
 from pipeline.train import fine_tune, loop, validation
 
+# Every test here runs training (a parent and its fine-tuned children).
+pytestmark = pytest.mark.slow
+
 STEPS = 20
 
 

@@ -4,10 +4,14 @@ in tests/gan_keras/training/test_ada.py, without a whole run.)"""
 
 import json
 
+import pytest
 from helpers import run_pipeline
 
 from pipeline import runner
 from pipeline import workdir as workdir_layout
+
+# Every test here trains a run until its health checks trip.
+pytestmark = pytest.mark.slow
 
 
 def _health(workdir) -> dict:

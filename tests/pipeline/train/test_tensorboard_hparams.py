@@ -14,6 +14,9 @@ from tensorboard.plugins.hparams import metadata as hparams_metadata
 from configs import smoke
 from pipeline import runner
 
+# The module fixture runs ingest, train and evaluate.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def evaluated_workdir(tmp_path_factory):
