@@ -282,6 +282,9 @@ class Runner:
             root = self.copy.remote if self.copy and stage.object_store_io else self.workdir
             final_dir = root / name
             failed_dir = workdir_layout.failed_dir(root, name)
+            # An earlier failure's leftovers are stale once the stage runs again: this run's
+            # failure or success replaces them, and never mixes its error with their files.
+            filesystem.rmtree(failed_dir)
             try:
                 with atomic.staged_directory(
                     final_dir, keep_failed=failed_dir, commit_files=(MANIFEST_FILE,)
@@ -298,8 +301,6 @@ class Runner:
                         self.shown(str(final_dir)),
                     )
                 raise
-            # A success makes an older failure's leftovers stale.
-            filesystem.rmtree(failed_dir)
             if root is not self.workdir:
                 self.copy.pull(name)
                 shutil.rmtree(workdir_layout.failed_dir(self.workdir, name), ignore_errors=True)
