@@ -22,6 +22,11 @@ GATE_METRICS = ("frechet_distance", "kid_mean", "intra_frechet_distance")
 REFUSED_HEALTH = ("mode_collapse",)
 
 
+def _is_number(value) -> bool:
+    """A finite int or float; JSON's true/false are not scores (bool is an int in Python)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def training_health(workdir) -> dict | None:
     """The train manifest's `health` section (None before any training, or from a run made
     before the checks existed)."""
@@ -45,6 +50,8 @@ def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
         )
     try:
         previous = atomic.read_json(path)
+        if not isinstance(previous, dict):
+            raise ValueError(f"a JSON {type(previous).__name__}, not an object")
     except (OSError, ValueError) as e:
         return None, f"cannot read {path} ({e}); compared with the threshold only"
     if (previous.get("extractor"), previous.get("extractor_fingerprint")) != (
@@ -56,7 +63,7 @@ def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
             f"({previous.get('extractor')}); not comparable, compared with the threshold only"
         )
     value = previous.get(metric)
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _is_number(value):
         return None, f"exported version {version} has no {metric}; compared with the threshold only"
     return {"version": version, "value": float(value), "path": str(path)}, ""
 
@@ -64,7 +71,15 @@ def _baseline(workdir, metric: str, metrics: dict) -> tuple[dict | None, str]:
 def decide_gate(
     metrics: dict, metric: str, threshold: float, workdir, tolerance: float = 0.0
 ) -> dict:
-    """{'blessed', 'metric', 'value', 'threshold', 'baseline', 'reason'} (lower is better)."""
+    """{'blessed', 'metric', 'value', 'threshold', 'baseline', 'reason'} (lower is better).
+
+    `threshold` is a number or +inf (no threshold), `tolerance` a number >= 0: anything else
+    (NaN, -inf) raises ValueError, since every comparison with NaN is false and -inf cannot be
+    written to JSON, where +inf is stored as null."""
+    if math.isnan(threshold) or threshold == -math.inf:
+        raise ValueError(f"the gate threshold must be a number or inf, not {threshold}")
+    if not _is_number(tolerance) or tolerance < 0:
+        raise ValueError(f"the gate's baseline tolerance must be a number >= 0, not {tolerance}")
     value = metrics.get(metric)
     # An infinite threshold (no threshold) is stored as null: JSON has no Infinity.
     gate = {
@@ -74,7 +89,7 @@ def decide_gate(
         "baseline": None,
         "baseline_tolerance": float(tolerance),
     }
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not _is_number(value):
         return {**gate, "blessed": False, "reason": f"{metric} is {value!r}, not a finite number"}
     if value > threshold:
         return {
@@ -82,11 +97,11 @@ def decide_gate(
             "blessed": False,
             "reason": f"{metric}={value:.6g} is above the threshold {threshold:.6g}",
         }
-    refused = [
-        w
-        for w in (metrics.get("training_health") or {}).get("warnings", [])
-        if w.get("kind") in REFUSED_HEALTH
-    ]
+    health = metrics.get("training_health") or {}
+    warnings = health.get("warnings", []) if isinstance(health, dict) else None
+    if not isinstance(warnings, list) or not all(isinstance(w, dict) for w in warnings):
+        return {**gate, "blessed": False, "reason": f"training_health is malformed: {health!r}"}
+    refused = [w for w in warnings if w.get("kind") in REFUSED_HEALTH]
     if refused:
         w = refused[0]
         return {
@@ -128,9 +143,11 @@ def check_blessing(workdir) -> tuple[bool, str]:
         metrics = atomic.read_json(path)
         gate = metrics["gate"]
         metric = gate["metric"]
+        if metric not in GATE_METRICS:
+            raise ValueError(f"unknown gate metric {metric!r}")
         threshold = math.inf if gate["threshold"] is None else float(gate["threshold"])
         tolerance = float(gate.get("baseline_tolerance", 0.0))
+        decision = decide_gate(metrics, metric, threshold, workdir, tolerance)
     except (OSError, ValueError, KeyError, TypeError) as e:
         return False, f"{path} is unreadable or has no gate ({type(e).__name__}: {e})"
-    decision = decide_gate(metrics, metric, threshold, workdir, tolerance)
     return decision["blessed"], decision["reason"]

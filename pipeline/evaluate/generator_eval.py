@@ -100,9 +100,10 @@ def validate_config(config) -> None:
     need(
         isinstance(ev.threshold, (int, float))
         and not isinstance(ev.threshold, bool)
-        and not math.isnan(ev.threshold),
+        and not math.isnan(ev.threshold)
+        and ev.threshold != -math.inf,
         "threshold",
-        "must be a number (inf = no threshold)",
+        "must be a number (inf = no threshold; -inf would refuse every model)",
     )
     need(
         isinstance(ev.baseline_tolerance, (int, float)) and ev.baseline_tolerance >= 0,
