@@ -52,6 +52,8 @@ setuptools.setup(
             "matplotlib>=3.8",
             # A Cloud Storage emulator (pure Python), for the object-store tests.
             "gcp-storage-emulator>=2024.8",
+            # Property-based fuzzing of the request codec and config validation.
+            "hypothesis>=6.100",
         ],
         # benchmarks.quality's plot.
         "bench": ["matplotlib>=3.8"],

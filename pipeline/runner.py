@@ -130,6 +130,22 @@ def _complete_manifest(workdir, stage) -> dict:
     return manifest
 
 
+def _refuse_unset_fields(config, sections) -> None:
+    """Fields left None (configs/auto.py's, with its recipe turned off) are named here, before
+    the stage checks, which expect values, can fail on them with a TypeError."""
+    unset = [
+        f"{section}.{field}"
+        for section in sections
+        for field, value in config[section].items()
+        if value is None
+    ]
+    if unset:
+        raise ValueError(
+            f"unset (None): {', '.join(unset)}; give each a value in the config or with "
+            "--config.<section>.<field>=..., or leave train.recipe='auto' to choose them"
+        )
+
+
 class Runner:
     def __init__(
         self,
@@ -176,6 +192,7 @@ class Runner:
         if recipe.is_auto(config) and recipe.unset_fields(config):
             config, _ = recipe.resolve(config, recipe.PROVISIONAL_STATS)
         for name in names:
+            _refuse_unset_fields(config, stages.get(name).sections)
             stages.get(name).validate(config)
 
     def resolve_recipe(self, names=()) -> None:

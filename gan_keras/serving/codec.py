@@ -184,6 +184,9 @@ def decode_predict_request(body: bytes, servable) -> tuple[str, dict, bool]:
     signature_name = payload.get("signature_name", "serving_default")
     if not isinstance(signature_name, str):
         raise ServingError("'signature_name' must be a string")
+    # An empty name means the default signature, as in TF Serving; returned resolved, so the
+    # model call and the limits look up the signature that was checked.
+    signature_name = signature_name or "serving_default"
     specs = signature_inputs(servable, signature_name)
     has_instances, has_inputs = "instances" in payload, "inputs" in payload
     if has_instances == has_inputs:

@@ -122,8 +122,10 @@ def _from_export(init_from: str, version_dir: pathlib.Path) -> Parent:
 
 def resolve_parent(init_from: str) -> Parent:
     """What `train.init_from` names, found from the file system alone (no model is built)."""
-    path = pathlib.Path(init_from).expanduser().resolve()
     field = f"train.init_from={init_from!r}"
+    if "\x00" in init_from:
+        raise FineTuneError(f"{field}: a path cannot hold a NUL character")
+    path = pathlib.Path(init_from).expanduser().resolve()
     if not path.exists():
         if pathlib.Path(f"{path}.index").exists():  # a checkpoint prefix, .../ckpt-<step>
             return _from_train_dir(init_from, path.parent.parent, checkpoint_path=path)
