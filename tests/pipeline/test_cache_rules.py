@@ -23,6 +23,7 @@ import json
 import logging
 
 import pytest
+from absl import logging as absl_logging
 from ml_collections import config_dict
 
 from pipeline import runner, stages
@@ -186,8 +187,15 @@ def done(pipeline):
 
 def test_unchanged_rerun_skips_every_stage_and_logs_up_to_date(done, caplog):
     before = done.manifests_text()
-    with caplog.at_level(logging.INFO):
-        assert done.run() == []
+    # The runner logs through absl's logger, whose level and propagation an earlier test in the
+    # same process may have changed: its records are caught at the source.
+    absl_logger = absl_logging.get_absl_logger()
+    absl_logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger=absl_logger.name):
+            assert done.run() == []
+    finally:
+        absl_logger.removeHandler(caplog.handler)
     assert all(done.results[s]["skipped"] is True for s in STAGES)
     # A skipped stage still reports its summary (the CLI prints evaluate's).
     assert done.results["train"]["final_step"] == 3

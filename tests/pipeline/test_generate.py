@@ -47,6 +47,7 @@ def _generate_command(how):
     return [sys.executable, "-m", "pipeline.generate"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["console_script", "module"])
 def test_cli_writes_grid_and_images(bases, tmp_path, how):
     """`gan-generate` (setup.py's console script) and `python -m pipeline.generate`."""
@@ -79,6 +80,7 @@ def test_cli_writes_grid_and_images(bases, tmp_path, how):
     np.testing.assert_array_equal(_read(grid), gan_images.make_grid(expected))
 
 
+@pytest.mark.slow
 def test_console_script_generates_a_class_from_a_chosen_version(bases, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     env["PYTHONPATH"] = str(helpers.REPO) + os.pathsep + env.get("PYTHONPATH", "")

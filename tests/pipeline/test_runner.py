@@ -14,6 +14,7 @@ from configs import smoke
 from pipeline import runner, stages
 
 
+@pytest.mark.slow
 def test_unknown_config_field_fails_before_any_work(tmp_path):
     workdir = tmp_path / "work"
     result = run_pipeline(workdir, "--config.train.stepz=5", check=False)
@@ -22,6 +23,7 @@ def test_unknown_config_field_fails_before_any_work(tmp_path):
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_wrong_type_fails_before_any_work_naming_the_field(tmp_path):
     workdir = tmp_path / "work"
     result = run_pipeline(workdir, "--config.train.steps=many", check=False)
@@ -30,6 +32,7 @@ def test_wrong_type_fails_before_any_work_naming_the_field(tmp_path):
     assert not workdir.exists()
 
 
+@pytest.mark.slow
 def test_invalid_value_fails_before_any_work_naming_the_field(tmp_path):
     workdir = tmp_path / "work"
     result = run_pipeline(workdir, "--config.train.loss=wasserstein", check=False)
@@ -65,11 +68,13 @@ def test_console_script_runs_the_same_entry_point(smoke_workdir, tmp_path):
     assert "[ingest] running" in result.stderr and "Pipeline artifacts:" in result.stdout
 
 
+@pytest.mark.slow
 def test_unknown_stage_is_rejected(tmp_path):
     result = run_pipeline(tmp_path / "work", "--stages=ingest,deploy", check=False)
     assert result.returncode != 0 and "deploy" in result.stderr
 
 
+@pytest.mark.slow
 def test_stage_without_its_inputs_names_the_missing_stage(tmp_path):
     result = run_pipeline(tmp_path / "work", "--stages=train", check=False)
     assert result.returncode == 1

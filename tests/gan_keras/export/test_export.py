@@ -66,6 +66,7 @@ def exported(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_layout_and_version_increment(tmp_path):
     g = tiny_generator(False)
     base = tmp_path / "generator"
@@ -173,6 +174,7 @@ _STANDALONE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_loads_without_this_project(exported, tmp_path):
     script = tmp_path / "standalone.py"
     script.write_text(_STANDALONE)
@@ -203,6 +205,7 @@ def test_loads_without_this_project(exported, tmp_path):
         assert r["serve_float"] == ["float32", [3, 8, 8, 1]]
 
 
+@pytest.mark.slow
 def test_saved_model_cli_lists_signatures(exported):
     _, _, path = exported["cond"]
     cli = VENV_BIN / "saved_model_cli"
@@ -332,6 +335,7 @@ def _write_metrics(workdir, blessed):
     return metrics
 
 
+@pytest.mark.slow
 def test_stage_exports_blessed_model(tmp_path, fake_train):
     metrics = _write_metrics(tmp_path, True)
     summary = export_stage.run_export(_config(), tmp_path, tmp_path / "export")
@@ -378,6 +382,7 @@ def test_stage_refuses_unevaluated_model(tmp_path, fake_train):
     assert not (pathlib.Path(summary["path"]) / "assets.extra" / "evaluation.json").exists()
 
 
+@pytest.mark.slow
 def test_stage_conditional_classes_from_ingest(tmp_path, fake_train):
     _write_metrics(tmp_path, True)
     (tmp_path / "ingest").mkdir()

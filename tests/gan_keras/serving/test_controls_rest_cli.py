@@ -22,6 +22,9 @@ from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from pipeline import generate as generate_cli
 
+# Real servers and CLI subprocesses over exported models.
+pytestmark = pytest.mark.slow
+
 LATENT = 8
 CLASSES = 3
 SIZE = 8  # helpers.tiny_generator's images are 8x8

@@ -24,6 +24,9 @@ from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import grpc_service
 
+# A gRPC server beside REST per module, and parity runs over both.
+pytestmark = pytest.mark.slow
+
 LATENT = 8
 CLASSES = 3
 MAX_BATCH = 16

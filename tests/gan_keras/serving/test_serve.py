@@ -343,6 +343,7 @@ def test_hot_pickup_rollback_and_failed_version(tmp_path):
     assert client.get("/v1/models/generator").status_code == 404
 
 
+@pytest.mark.slow
 def test_real_server_polls_and_serves_concurrently(tmp_path):
     """Over loopback with waitress: polling picks up a new version with no restart."""
     base = tmp_path / "generator"
@@ -399,6 +400,7 @@ def test_float_outputs_round_trip_float32_exactly():
     np.testing.assert_array_equal(back, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["console_script", "module"])
 def test_command_line_server(bases, tmp_path, how):
     """`gan-serve` (setup.py's console script) and `python -m gan_keras.serve` parse
@@ -599,6 +601,7 @@ def test_predict_json_is_what_json_dumps_writes(row_format):
     assert json.loads(codec.predict_response_json(psnr, row_format)) == {key: [np.inf, 20.5]}
 
 
+@pytest.mark.slow
 def test_asking_for_grpc_without_tensorflow_serving_api_is_an_error(tmp_path):
     """--port serves gRPC; without its protos (an optional install) the server says what to
     install instead of silently serving REST only."""

@@ -20,6 +20,9 @@ from gan_keras.models import pix2pix
 from gan_keras.serving import app as serving_app
 from pipeline import generate as generate_cli
 
+# Real servers and CLI subprocesses over exported task models.
+pytestmark = pytest.mark.slow
+
 SIZE = 16  # output images
 LOW = 8  # super_resolution's input (scale 2)
 URL = "/v1/models/g:transform"

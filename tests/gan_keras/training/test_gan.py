@@ -140,6 +140,7 @@ def test_two_replicas_match_one_replica_at_same_global_batch(options):
         assert two_m[name] == pytest.approx(one_m[name], rel=1e-4, abs=1e-5), name
 
 
+@pytest.mark.slow
 def test_unsynchronised_batch_norm_differs_across_replica_layouts():
     # The counterpart of the test above: without sync, BN sees per-replica
     # statistics, so the equivalence check does detect a difference.

@@ -165,6 +165,7 @@ def test_l1_only_model_learns_to_upsample_better_than_bicubic():
     assert model_error < 0.8 * bicubic_error, (model_error, bicubic_error)
 
 
+@pytest.mark.slow
 def test_l1_only_step_skips_d_and_trains_the_same_generator():
     """The L1-only model's step leaves D alone and gives the G the full GAN step would give
     with adversarial weight 0 (D never reaches G there), under two replicas too."""

@@ -461,6 +461,7 @@ def test_direction_names_are_identifier_like_and_unique():
 # ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_evaluate_measures_and_export_ships_the_class_directions(data, fake_train, tmp_path):
     workdir = tmp_path / "work"
     workdir.joinpath("ingest").mkdir(parents=True)

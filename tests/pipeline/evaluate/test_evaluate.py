@@ -149,6 +149,7 @@ def test_metrics_rank_good_noise_and_collapsed_generators(labelled):
     assert good["num_samples"] == NUM_SAMPLES and good["num_real"] == 597
 
 
+@pytest.mark.slow
 def test_classifier_is_cached_and_retrained_when_data_changes(labelled, tmp_path, monkeypatch):
     workdir, (train_x, train_y, _, _) = labelled
     config = small_config()
@@ -249,6 +250,7 @@ def _export_evaluation(workdir, version, metrics):
     path.write_text(json.dumps(metrics))
 
 
+@pytest.mark.slow
 def test_gate_compares_with_the_exported_version(labelled, fake_train, tmp_path):
     src, (train_x, train_y, _, _) = labelled
     workdir = tmp_path / "work"

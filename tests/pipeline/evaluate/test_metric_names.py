@@ -109,6 +109,7 @@ def test_the_old_extractor_name_is_refused_saying_the_new_name_and_why(tmp_path)
         generator_eval.validate_config(config)
 
 
+@pytest.mark.slow
 def test_metrics_say_which_distance_they_are(tmp_path, monkeypatch):
     # 64 features instead of 2048: the same path, without three 2048x2048 eigendecompositions.
     monkeypatch.setattr(feature_extractors, "FID_FEATURE_DIM", 64)
