@@ -360,6 +360,7 @@ def test_stage_exports_blessed_model(tmp_path, fake_train):
     assert summary["version"] == 2
 
 
+@pytest.mark.slow
 def test_stage_respects_gate(tmp_path, fake_train, caplog):
     _write_metrics(tmp_path, False)
     with caplog.at_level("WARNING"):

@@ -150,6 +150,7 @@ def test_unsynchronised_batch_norm_differs_across_replica_layouts():
     assert _max_diff(one_w, two_w) > 1e-5
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_training_and_a_different_seed_does_not():
     strategy = tf.distribute.get_strategy()
     first_w, first = _train(strategy, steps=3, norm="batch")

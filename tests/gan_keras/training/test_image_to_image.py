@@ -214,6 +214,7 @@ def test_l1_only_step_skips_d_and_trains_the_same_generator():
         assert diff < 1e-5, (other, diff)
 
 
+@pytest.mark.slow
 def test_sampling_re_estimates_batch_norm_statistics_on_the_standing_conditions():
     model, _, _ = _train(tf.distribute.get_strategy(), steps=3)
     (condition, _), _ = _batch()

@@ -188,6 +188,7 @@ class _Retrained(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_run_evaluate_writes_metrics_logs_and_gate(labelled, fake_train, tmp_path):
     workdir, (train_x, train_y, _, _) = labelled
     fake_train["generator"] = memorizer_generator(train_x, train_y, conditional=False)
