@@ -122,7 +122,9 @@ def test_tampered_output_is_not_taken_as_cached(smoke_workdir, tmp_path):
     config = smoke.get_config()
     stats_path = workdir / "ingest" / "stats.json"
     stats_path.write_text(stats_path.read_text() + " ")
-    runner.Runner(config, workdir).run(["ingest"])
+    results = runner.Runner(config, workdir).run(["ingest"])
+    assert results["ingest"].get("skipped") is not True  # it reran...
+    assert not stats_path.read_text().endswith(" ")  # ...and rewrote the tampered file
     manifest = json.loads((workdir / "ingest" / "manifest.json").read_text())
     assert manifest["output_fingerprint"] == runner.output_fingerprint(workdir / "ingest", "ingest")
     assert not list(workdir.glob(".ingest.*"))  # no temp directories left behind

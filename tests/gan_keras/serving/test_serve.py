@@ -130,6 +130,29 @@ def test_predict_row_and_columnar_formats_agree(uncond):
     np.testing.assert_array_equal(np.array([p["images"] for p in predictions]), images)
 
 
+def test_predict_answers_what_the_saved_model_computes(bases, uncond, cond):
+    # The oracle is the SavedModel itself, loaded by TensorFlow, not the server's own code path.
+    import tensorflow as tf
+
+    z = _z(3, seed=7)
+    cases = (
+        (uncond, "generator", bases / "uncond", {"z": z}),
+        (cond, "gen", bases / "cond", {"z": z, "label": np.array([2, 0, 1], np.int32)}),
+    )
+    for client, name, base, inputs in cases:
+        signature = tf.saved_model.load(str(base / "1")).signatures["serving_default"]
+        expected = signature(**{k: tf.constant(v) for k, v in inputs.items()})
+        body = {"inputs": {k: v.tolist() for k, v in inputs.items()}}
+        r = client.post(f"/v1/models/{name}:predict", json=body)
+        assert r.status_code == 200, r.get_json()
+        outputs = r.get_json()["outputs"]
+        assert set(outputs) == set(expected)
+        np.testing.assert_array_equal(np.array(outputs["images"]), expected["images"].numpy())
+        np.testing.assert_allclose(
+            np.array(outputs["images_float"]), expected["images_float"].numpy(), rtol=0, atol=1e-6
+        )
+
+
 def test_predict_conditional(cond):
     z = _z(2)
     instances = [{"z": z[0].tolist(), "label": 0}, {"z": z[1].tolist(), "label": 2}]
