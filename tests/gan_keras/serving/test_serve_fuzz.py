@@ -32,9 +32,9 @@ STATUS_EVERY = 250
 
 
 @pytest.fixture(scope="module")
-def apps(tmp_path_factory):
+def exported(tmp_path_factory):
+    """Base paths of an unconditional and a conditional export (read-only)."""
     root = tmp_path_factory.mktemp("fuzz")
-    made = {}
     for name, conditional in (("uncond", False), ("cond", True)):
         generator = helpers.tiny_generator(
             conditional, 0, latent_dim=LATENT, num_classes=CLASSES, channels=1
@@ -45,9 +45,18 @@ def apps(tmp_path_factory):
             latent_dim=LATENT,
             num_classes=CLASSES if conditional else 0,
         )
-        made[name] = serving_app.create_app(
-            root / name, "generator", max_batch=MAX_BATCH, poll_seconds=0
-        )
+    return root
+
+
+def _app(base):
+    return serving_app.create_app(base, "generator", max_batch=MAX_BATCH, poll_seconds=0)
+
+
+@pytest.fixture(scope="module")
+def apps(exported):
+    """Servers that only ever see client faults: their metrics must show no server error. A
+    test that provokes 500s on purpose makes its own server (`_app`)."""
+    made = {name: _app(exported / name) for name in ("uncond", "cond")}
     yield made
     for app in made.values():
         app.config["REGISTRY"].stop()
@@ -432,9 +441,10 @@ def test_malformed_json_names_the_problem(apps, body, fragment):
     assert client.get("/v1/models/generator").status_code == 200
 
 
-def test_unexpected_errors_stay_500_and_are_logged(apps, monkeypatch, caplog):
+def test_unexpected_errors_stay_500_and_are_logged(exported, monkeypatch, caplog):
     """Only request faults become 400: a bug behind them is still a logged 500."""
-    client = apps["uncond"].test_client()
+    app = _app(exported / "uncond")
+    client = app.test_client()
 
     def broken(pairs):
         raise ValueError("a bug in a parse hook")
@@ -456,3 +466,4 @@ def test_unexpected_errors_stay_500_and_are_logged(apps, monkeypatch, caplog):
     assert r.status_code == 500 and "a bug after parsing" in caplog.text
     monkeypatch.undo()
     assert client.post(URL, json={"instances": [[0.0] * LATENT]}).status_code == 200
+    app.config["REGISTRY"].stop()
