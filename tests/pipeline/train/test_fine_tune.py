@@ -3,6 +3,7 @@ train.freeze_d_layers, on a parent trained on the digits and a child on another 
 
 import json
 import pathlib
+import shutil
 
 import numpy as np
 import pytest
@@ -212,15 +213,15 @@ def test_fine_tune_fields_are_validated_before_any_work(parent, tmp_path):
     prefix = parent_dir / "train" / "checkpoints" / "ckpt-10"
     resolved = fine_tune.resolve_parent(str(prefix))
     assert (resolved.kind, resolved.step, resolved.path) == (fine_tune.KIND_CHECKPOINT, 10, prefix)
-    # A run may not initialise from its own train directory, nor --force it aside first.
+    # A run may not initialise from its own train directory, nor --force it aside first. (On a
+    # copy: should the refusal break, the module's parent run stays intact for the other tests.)
+    own = pathlib.Path(shutil.copytree(parent_dir, tmp_path / "own"))
     with pytest.raises(fine_tune.FineTuneError, match="this run's own"):
-        loop.run_train(_config(init_from=str(parent_dir)), parent_dir)
+        loop.run_train(_config(init_from=str(own)), own)
     with pytest.raises(fine_tune.FineTuneError, match="this run's own"):
-        runner.Runner(_config(init_from=str(parent_dir)), parent_dir, force=True).run(["train"])
-    assert not list(parent_dir.glob("train.replaced-*"))
-    assert tf.train.latest_checkpoint(str(parent_dir / "train" / "checkpoints")).endswith(
-        f"ckpt-{STEPS}"
-    )
+        runner.Runner(_config(init_from=str(own)), own, force=True).run(["train"])
+    assert not list(own.glob("train.replaced-*"))
+    assert tf.train.latest_checkpoint(str(own / "train" / "checkpoints")).endswith(f"ckpt-{STEPS}")
 
 
 def test_a_resumed_fine_tuning_run_keeps_its_own_checkpoints(parent, blobs, tmp_path, monkeypatch):
