@@ -297,13 +297,24 @@ def test_other_bad_requests(servers):
 
 
 def test_grpc_requests_are_counted_in_the_metrics(servers):
+    # Counted as increments: earlier tests on this module's server made requests too.
     server = servers["cond"]
+
+    def counts():
+        text = server.rest.get("/monitoring/prometheus/metrics").get_data(as_text=True)
+        found = {}
+        for status in ("OK", "INVALID_ARGUMENT"):
+            series = (
+                f'gan_serving_requests_total{{api="predict",entrypoint="gRPC",model_name="cond",'
+                f'signature_name="serving_default",status="{status}"}} '
+            )
+            lines = [line for line in text.splitlines() if line.startswith(series)]
+            found[status] = float(lines[0][len(series) :]) if lines else 0.0
+        return found
+
+    before = counts()
     server.predict("serving_default", {"z": _z(1), "label": np.int32([1])})
     with pytest.raises(grpc.RpcError):
         server.predict("serving_default", {"z": _z(1), "label": np.int32([9])})
-    text = server.rest.get("/monitoring/prometheus/metrics").get_data(as_text=True)
-    for status in ("OK", "INVALID_ARGUMENT"):
-        assert (
-            f'gan_serving_requests_total{{api="predict",entrypoint="gRPC",model_name="cond",'
-            f'signature_name="serving_default",status="{status}"}}'
-        ) in text
+    after = counts()
+    assert {k: after[k] - before[k] for k in after} == {"OK": 1.0, "INVALID_ARGUMENT": 1.0}
