@@ -40,8 +40,9 @@ generator an export would hold (EMA, BatchNorm statistics re-estimated) gets
 every score and the raw generator its FD.
 
 Results are cached per (row, seed, budgets) in `--results_dir/rows/`, so adding a
-row reruns only that row; `--results_dir/quality.md` gets the tables and
-`--results_dir/quality.png` the curves (judge FD against training seconds).
+row reruns only that row; `--results_dir/quality.md` gets the tables,
+`--results_dir/quality.png` the curves (judge FD against training seconds) and
+`--results_dir/grids/` a sample grid per row, seed and snapshot.
 Another dataset or judge recipe than `configs/fashion_mnist.py`'s gets its own
 data workdir (`data-<id>`) and cache keys, so one results_dir can hold several
 datasets; Fashion-MNIST keeps the keys and `data/` of every earlier run. Rows
@@ -65,6 +66,7 @@ from ml_collections import config_flags
 
 from benchmarks import article_dcgan
 from configs import fashion_mnist
+from gan_keras import images as gan_images
 from gan_keras.evaluation import reference_scores
 from gan_keras.storage import atomic
 from pipeline import judge, recipe, runner
@@ -408,7 +410,9 @@ def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
         done = train_seconds >= seconds_budget and images >= images_budget
         due = train_seconds >= next_s or images >= next_img or done
         if due and images > 0:
-            scores = judge.scores(contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed))
+            samples = contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed)
+            scores = judge.scores(samples)
+            save_grid(samples, row.name, seed, images)
             shot = {
                 "seconds": round(train_seconds, 2),
                 "images": images,
@@ -448,6 +452,17 @@ def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
         "snapshots": snapshots,
         "images_per_second": images / train_seconds,
     }
+
+
+def save_grid(samples, row_name: str, seed: int, images: int, num: int = 64) -> pathlib.Path:
+    """The first `num` of a snapshot's scored samples as a grid a person can look at:
+    `--results_dir/grids/<row>-seed<seed>-<images // 1000>k.png`, upscaled for viewing, so rows
+    can be put side by side at equal images."""
+    path = pathlib.Path(_OUT_DIR.value) / "grids" / f"{row_name}-seed{seed}-{images // 1000}k.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = gan_images.make_grid(samples[:num])
+    gan_images.save_png(path, gan_images.upscale_for_viewing(grid))
+    return path
 
 
 # --------------------------------------------------------------------------- summaries

@@ -275,3 +275,19 @@ def test_kid_reads_on_judges_of_any_feature_scale():
     assert "| 80.00 | 0.757 | 0.700 | 0.500 |" in table
     assert "| 8.00 | 0.000123 | 0.700 | 0.500 |" in table
     assert "KID 1e-05" in table  # the real floor's, from REFERENCES
+
+
+def test_each_snapshot_leaves_a_grid_of_its_scored_samples(tmp_path, monkeypatch):
+    from absl import flags
+    from PIL import Image
+
+    monkeypatch.setattr(flags.FLAGS, "results_dir", str(tmp_path))
+    samples = np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
+    path = quality.save_grid(samples, "default", 2, 112_000)
+    assert path == tmp_path / "grids" / "default-seed2-112k.png"
+    grid = np.asarray(Image.open(path))
+    # 64 of them, 8x8 with 2 px padding, upscaled by a whole factor for viewing.
+    side = 8 * 34 + 2
+    factor = grid.shape[0] // side
+    assert grid.shape == (side * factor, side * factor, 3) and factor >= 2
+    np.testing.assert_array_equal(grid[::factor, ::factor][2:34, 2:34], samples[0])
