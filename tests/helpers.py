@@ -60,6 +60,25 @@ def copy_ingest_and_judge(smoke_workdir, workdir):
     return workdir
 
 
+def export_tiny_generators(root, *, latent_dim: int, num_classes: int):
+    """Exports an unconditional and a conditional tiny generator (version 1 each) under
+    root/uncond and root/cond, as the serving tests read them; returns root."""
+    from gan_keras.export import sampling_model
+
+    root = pathlib.Path(root)
+    for name, conditional in (("uncond", False), ("cond", True)):
+        generator = tiny_generator(
+            conditional, 0, latent_dim=latent_dim, num_classes=num_classes, channels=1
+        )
+        sampling_model.export_generator(
+            generator,
+            root / name,
+            latent_dim=latent_dim,
+            num_classes=num_classes if conditional else 0,
+        )
+    return root
+
+
 # ----------------------------------------------------------------------------
 # A tiny generator
 # ----------------------------------------------------------------------------

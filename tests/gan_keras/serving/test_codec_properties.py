@@ -33,7 +33,6 @@ import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import codec, versions
 
@@ -54,15 +53,9 @@ SETTINGS = dict(
 @pytest.fixture(scope="module")
 def bases(tmp_path_factory):
     """Model base paths of two tiny exports (read-only after this)."""
-    root = tmp_path_factory.mktemp("codec_properties")
-    for name, conditional in (("uncond", False), ("cond", True)):
-        generator = helpers.tiny_generator(
-            conditional, 0, latent_dim=LATENT, num_classes=CLASSES, channels=1
-        )
-        gan_export.export_generator(
-            generator, root / name, latent_dim=LATENT, num_classes=CLASSES if conditional else 0
-        )
-    return root
+    return helpers.export_tiny_generators(
+        tmp_path_factory.mktemp("codec_properties"), latent_dim=LATENT, num_classes=CLASSES
+    )
 
 
 @pytest.fixture(scope="module")

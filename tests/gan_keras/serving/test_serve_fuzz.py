@@ -16,7 +16,6 @@ import helpers
 import pytest
 import requests
 
-from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import codec
 
@@ -34,18 +33,9 @@ STATUS_EVERY = 250
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     """Base paths of an unconditional and a conditional export (read-only)."""
-    root = tmp_path_factory.mktemp("fuzz")
-    for name, conditional in (("uncond", False), ("cond", True)):
-        generator = helpers.tiny_generator(
-            conditional, 0, latent_dim=LATENT, num_classes=CLASSES, channels=1
-        )
-        gan_export.export_generator(
-            generator,
-            root / name,
-            latent_dim=LATENT,
-            num_classes=CLASSES if conditional else 0,
-        )
-    return root
+    return helpers.export_tiny_generators(
+        tmp_path_factory.mktemp("fuzz"), latent_dim=LATENT, num_classes=CLASSES
+    )
 
 
 def _app(base):
