@@ -54,7 +54,13 @@ setuptools.setup(
             "gcp-storage-emulator>=2024.8",
             # Property-based fuzzing of the request codec and config validation.
             "hypothesis>=6.100",
+            # gan_keras.provenance's tests: C2PA signing and a throwaway test CA.
+            "c2pa-python>=0.38",
+            "cryptography>=42",
         ],
+        # Signed C2PA content credentials on generated images (gan_keras.provenance);
+        # without it images carry unsigned provenance metadata only.
+        "provenance": ["c2pa-python>=0.38", "cryptography>=42"],
         # benchmarks.quality's plot.
         "bench": ["matplotlib>=3.8"],
         # The model server's gRPC API. Its protos and stubs, tensorflow-serving-api, cannot be
@@ -74,6 +80,7 @@ setuptools.setup(
             "gan-pipeline=pipeline.run:console_main",
             "gan-serve=gan_keras.serve:console_main",
             "gan-generate=pipeline.generate:console_main",
+            "gan-verify=gan_keras.provenance.cli:console_main",
         ],
     },
 )

@@ -195,6 +195,13 @@ def get_config() -> ml_collections.ConfigDict:
     # Relative slack when comparing with the exported version's metric
     # (0.05: up to 5% worse still passes), since sample metrics are noisy.
     config.evaluate.baseline_tolerance = 0.0
+    # The memorisation rule (pipeline.gate): refused when more than this share of samples sit
+    # closer to a training image than 95% of real eval images do (in the judge's features;
+    # controls.nearest_neighbours, nearest_neighbours.png). A generator that does not copy
+    # gives ~0.05, the Fashion-MNIST demo 0.011, one that copies its training images 1.0.
+    # A share in [0, 1]; inf turns the rule off. With evaluate.controls=False nothing is
+    # measured and the gate's reason says memorisation was not checked.
+    config.evaluate.max_near_copy_share = 0.2
     # What the export's controls do (pipeline.evaluate.control_metrics; metrics.json "controls",
     # truncation_tradeoff.png, nearest_neighbours.png): FD/precision/recall per truncation
     # psi, projection PSNR of held-out eval images (0 images: skipped) after

@@ -23,6 +23,11 @@ The same seed (and version) always gives the same images. ``--out_dir`` also
 writes one PNG per image (``sample_00000.png``, ...). The library behind it is
 gan_keras.client, which the model server's endpoints share.
 
+Every PNG and GIF written says it was generated, and by which model (gan_keras.provenance):
+with ``--c2pa_key=key.pem --c2pa_cert=chain.pem`` as signed C2PA content credentials, without
+them as unsigned XMP / PNG text metadata (the same facts; no credentials, and nothing claims
+a signature). Check a file with ``gan-verify IMAGE...`` (docs/provenance.md).
+
 ``--input`` / ``--input_dir`` are for image-to-image exports and the sampling
 flags for sampling ones; the wrong kind is an error saying what to give. The
 PNGs must have exactly the size and channels of model_info.json's "inputs"
@@ -51,6 +56,9 @@ from gan_keras.client.model import (
     takes_label,
     task_name,
 )
+from gan_keras.provenance import facts as provenance_facts
+from gan_keras.provenance import signing as provenance_signing
+from gan_keras.provenance import stamp as provenance_stamp
 from gan_keras.storage import atomic
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
@@ -146,6 +154,19 @@ _MASK_DIR = flags.DEFINE_string(
     "Inpainting with --input_dir: a directory with a mask PNG of each input's file name.",
 )
 
+_C2PA_KEY = flags.DEFINE_string(
+    "c2pa_key",
+    None,
+    "PEM private key that signs the images' C2PA content credentials (with --c2pa_cert). "
+    "Without both, images carry the same facts as unsigned metadata.",
+)
+_C2PA_CERT = flags.DEFINE_string(
+    "c2pa_cert",
+    None,
+    "PEM certificate chain of --c2pa_key: the signing certificate first, then its issuers "
+    "(docs/provenance.md says what C2PA requires of them).",
+)
+
 _MODES = ("interpolate", "project", "edit")
 # Flags that only one mode reads (or a subset of modes), to reject them elsewhere.
 # "transform" is --input / --input_dir (image-to-image models).
@@ -227,16 +248,72 @@ def _check_model_kind(model, mode: str | None) -> None:
         )
 
 
-def _sample(model) -> None:
+class _Provenance:
+    """Stamps every file written with the facts of this model and the request's recipe."""
+
+    def __init__(self, model, stamper: provenance_stamp.Stamper):
+        self.stamper = stamper
+        self.model = provenance_facts.model_facts(model.path)
+
+    def stamp(self, path, signature: str, **recipe) -> None:
+        facts = provenance_facts.generation_facts(
+            self.model, provenance_facts.recipe(signature, **recipe)
+        )
+        try:
+            self.stamper.stamp_file(path, facts)
+        except (provenance_signing.SigningError, ValueError, OSError) as e:
+            # No image leaves without its provenance.
+            pathlib.Path(path).unlink(missing_ok=True)
+            raise RequestError(
+                f"{path}: provenance not written ({e}); the file was removed"
+            ) from None
+
+    def stamp_dir(self, out_dir, count: int, signature: str, per_image, **recipe) -> None:
+        """The `count` files image_files.write_images wrote into out_dir (sample_00000.png,
+        ...); per_image(i) adds image i's own recipe fields."""
+        if out_dir is None:
+            return
+        for i in range(count):
+            self.stamp(
+                pathlib.Path(out_dir) / f"sample_{i:05d}.png", signature, **recipe, **per_image(i)
+            )
+
+
+def _stamper() -> provenance_stamp.Stamper:
+    if (_C2PA_KEY.value is None) != (_C2PA_CERT.value is None):
+        raise app.UsageError("Give both --c2pa_key and --c2pa_cert (or neither: unsigned)")
+    if _C2PA_KEY.value is None:
+        stamper = provenance_stamp.Stamper()
+    else:
+        try:
+            signer = provenance_signing.C2paSigner(_C2PA_KEY.value, _C2PA_CERT.value)
+        except provenance_signing.SigningError as e:
+            raise RequestError(f"--c2pa_key/--c2pa_cert: {e}") from None
+        stamper = provenance_stamp.Stamper(signer)
+    logging.info("Images carry %s", stamper.describe())
+    return stamper
+
+
+def _sample(model, provenance: _Provenance) -> None:
     if not _OUT.value and not _OUT_DIR.value:
         raise app.UsageError("Nothing to write: give --out and/or --out_dir")
     images = sampling.sample_images(
         model, num=_NUM.value, seed=_SEED.value, label=_LABEL.value, truncation=_TRUNCATION.value
     )
     image_files.write_images(images, out=_OUT.value or None, out_dir=_OUT_DIR.value)
+    recipe = {
+        "seed": _SEED.value,
+        "num": _NUM.value,
+        "label": _LABEL.value,
+        "truncation": _TRUNCATION.value,
+    }
+    signature = "sample" if _TRUNCATION.value is None else "truncated_sample"
+    if _OUT.value:
+        provenance.stamp(_OUT.value, signature, layout="grid", **recipe)
+    provenance.stamp_dir(_OUT_DIR.value, len(images), signature, lambda i: {"index": i}, **recipe)
 
 
-def _interpolate(model) -> None:
+def _interpolate(model, provenance: _Provenance) -> None:
     if not _OUT.value and not _OUT_DIR.value:
         raise app.UsageError("Nothing to write: give --out and/or --out_dir")
     seed_a, seed_b = sampling.parse_int_pair(_INTERPOLATE.value, "--interpolate")
@@ -255,9 +332,21 @@ def _interpolate(model) -> None:
     if _OUT.value:
         image_files.write_image_file(_OUT.value, images, duration_ms=_DURATION_MS.value)
     image_files.write_images(images, out_dir=_OUT_DIR.value)
+    recipe = {
+        "seed_a": seed_a,
+        "seed_b": seed_b,
+        "steps": steps,
+        "label_a": _LABEL.value,
+        "label_b": label_b,
+    }
+    if _OUT.value:
+        provenance.stamp(_OUT.value, "interpolate", layout="walk", **recipe)
+    provenance.stamp_dir(
+        _OUT_DIR.value, len(images), "interpolate", lambda i: {"index": i}, **recipe
+    )
 
 
-def _edit(model) -> None:
+def _edit(model, provenance: _Provenance) -> None:
     if not _OUT.value and not _OUT_DIR.value:
         raise app.UsageError("Nothing to write: give --out and/or --out_dir")
     if _STRENGTH.value is not None and _STRENGTHS.value is not None:
@@ -282,9 +371,27 @@ def _edit(model) -> None:
     if _OUT.value:
         gan_images.save_png(_OUT.value, image_files.edit_grid(images))
     image_files.write_images(images.reshape((-1, *images.shape[2:])), out_dir=_OUT_DIR.value)
+    recipe = {
+        "seed": _SEED.value,
+        "num": num,
+        "direction": _EDIT.value,
+        "direction_index": direction,
+        "label": _LABEL.value,
+        "truncation": _TRUNCATION.value,
+    }
+    if _OUT.value:
+        provenance.stamp(_OUT.value, "edit", layout="grid", strengths=strengths, **recipe)
+    per_strength = len(strengths)
+    provenance.stamp_dir(
+        _OUT_DIR.value,
+        num * per_strength,
+        "edit",
+        lambda i: {"index": i // per_strength, "strength": strengths[i % per_strength]},
+        **recipe,
+    )
 
 
-def _project(model) -> None:
+def _project(model, provenance: _Provenance) -> None:
     out = _OUT.value if _present("out") else None
     if not out and not _LATENT_OUT.value:
         raise app.UsageError(
@@ -298,6 +405,13 @@ def _project(model) -> None:
     result = sampling.project_image(model, image, steps=steps, label=_LABEL.value)
     if out:
         gan_images.save_png(out, result["reconstruction"])
+        provenance.stamp(
+            out,
+            "project",
+            input_sha256=provenance_facts.file_sha256(_PROJECT.value),
+            steps=steps,
+            label=_LABEL.value,
+        )
     if _LATENT_OUT.value:
         latent = result[sampling.control_space(model)]
         atomic.atomic_write_bytes(_LATENT_OUT.value, _npy_bytes(latent))
@@ -336,7 +450,7 @@ def _folder_jobs(mask_dir) -> list[tuple]:
     return jobs
 
 
-def _transform(model) -> None:
+def _transform(model, provenance: _Provenance) -> None:
     if _INPUT.value is not None and _INPUT_DIR.value is not None:
         raise app.UsageError("Give --input or --input_dir, not both")
     if _MASK.value is not None and _MASK_DIR.value is not None:
@@ -369,7 +483,20 @@ def _transform(model) -> None:
         jobs = [(_INPUT.value, _MASK.value, _OUT.value)]
     else:
         jobs = _folder_jobs(pathlib.Path(_MASK_DIR.value) if _MASK_DIR.value else None)
-    written = transform.transform_files(model, jobs)
+    # A batch at a time, each batch's outputs stamped before the next is read: outputs already
+    # written when a bad file stops the run carry provenance too.
+    written = 0
+    for start in range(0, len(jobs), transform.TRANSFORM_BATCH):
+        chunk = jobs[start : start + transform.TRANSFORM_BATCH]
+        written += transform.transform_files(model, chunk)
+        for image_path, mask_path, out_path in chunk:
+            provenance.stamp(
+                out_path,
+                "serving_default",
+                task=task,
+                input_sha256=provenance_facts.file_sha256(image_path),
+                mask_sha256=provenance_facts.file_sha256(mask_path) if mask_path else None,
+            )
     logging.info(
         "Wrote %d image%s to %s",
         written,
@@ -391,6 +518,7 @@ def main(argv):
         raise app.UsageError("--model_base_path is required")
     mode = _mode()
     try:
+        stamper = _stamper()
         model = load_model(_MODEL_BASE_PATH.value, _VERSION.value)
         _check_model_kind(model, mode)
         {
@@ -399,7 +527,7 @@ def main(argv):
             "edit": _edit,
             "project": _project,
             "transform": _transform,
-        }[mode](model)
+        }[mode](model, _Provenance(model, stamper))
     except (RequestError, FileNotFoundError) as e:  # bad flags or files: no traceback
         sys.exit(f"pipeline.generate: {e}")
 

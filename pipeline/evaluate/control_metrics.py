@@ -50,6 +50,8 @@ EDIT_SAMPLES = 256
 # Memorisation check: samples (and real eval images) whose nearest training images are
 # searched (neighbours per sample and samples shown: control_plots).
 NEIGHBOUR_QUERIES = 1000
+# The closest (sample, training image) pairs recorded for the memorisation gate's reason.
+CLOSEST_PAIRS = 5
 # Projection runs in chunks of this many images (one traced graph).
 PROJECTION_CHUNK = 64
 # An exact reconstruction has infinite PSNR; averages count it as this.
@@ -403,6 +405,7 @@ def neighbour_metrics(
             control_plots.neighbour_grid(sample_images[:shown], train_images[sample_idx[:shown]]),
         )
     eval_mean = float(eval_nn.mean())
+    closest = np.argsort(sample_nn, kind="stable")[:CLOSEST_PAIRS]
     return {
         "feature_space": "judge",
         "num_samples": int(len(sample_nn)),
@@ -415,6 +418,13 @@ def neighbour_metrics(
         "samples_closer_than_real_eval_5th_percentile": float(
             np.mean(sample_nn < np.percentile(eval_nn, 5))
         ),
+        # The samples nearest to a training image (pipeline.gate's memorisation rule names them):
+        # sample i of the evaluation's samples (evaluate.seed), training image j of the ingested
+        # train split in record order.
+        "closest_pairs": [
+            {"sample": int(i), "train": int(sample_idx[i, 0]), "distance": float(sample_nn[i])}
+            for i in closest
+        ],
         "note": (
             "Euclidean distance in the judge's features to the nearest training image; a "
             "ratio well below 1 (samples closer to the training set than real eval images "

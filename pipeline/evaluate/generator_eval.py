@@ -110,6 +110,14 @@ def validate_config(config) -> None:
         "baseline_tolerance",
         "must be a number >= 0",
     )
+    near_copies = getattr(ev, "max_near_copy_share", None)
+    need(
+        isinstance(near_copies, (int, float))
+        and not isinstance(near_copies, bool)
+        and (0.0 <= near_copies <= 1.0 or near_copies == math.inf),
+        "max_near_copy_share",
+        "must be a share in [0, 1] (the memorisation rule), or inf to turn the rule off",
+    )
     control_metrics.validate_config(config)
 
 
@@ -158,7 +166,14 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     )
     metrics["training_health"] = training_health(workdir)
     ev = config.evaluate
-    gate = decide_gate(metrics, ev.gate_metric, ev.threshold, workdir, ev.baseline_tolerance)
+    gate = decide_gate(
+        metrics,
+        ev.gate_metric,
+        ev.threshold,
+        workdir,
+        ev.baseline_tolerance,
+        max_near_copy_share=ev.max_near_copy_share,
+    )
     metrics["blessed"] = gate.pop("blessed")
     metrics["gate"] = gate
     (logging.info if metrics["blessed"] else logging.warning)(

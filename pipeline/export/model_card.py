@@ -21,7 +21,12 @@ _LIMITATIONS = """\
 - Not for identifying, verifying or profiling people, and not for creating images of real
   people. It was not trained on face data unless the data section above says so.
 - Generated images can reproduce training images or their parts; check the memorisation
-  figures above (evaluate's nearest-neighbour ratio, where measured) before publishing them.
+  figures above (evaluate's nearest-neighbour ratio and near-copy share, where measured; the
+  gate refuses a model above `evaluate.max_near_copy_share`) before publishing them.
+- Images written by `pipeline.generate` say they were generated (IPTC trainedAlgorithmicMedia)
+  and by which model version: signed C2PA content credentials when given a key, else unsigned
+  XMP / PNG text metadata that anyone can strip. Check a file with `gan-verify IMAGE`
+  (docs/provenance.md).
 - It inherits the biases and gaps of its training data: classes or styles that are rare there
   are rare or poor in its output.
 - The quality figures are distances in the features the evaluation section names (by default
@@ -158,6 +163,12 @@ def _evaluation_section(metrics: dict | None) -> list[str]:
         lines.append(
             f"- Memorisation check: samples' nearest-training-image distance / real eval "
             f"images' = {nearest['ratio']:.3g} (well below 1 would suggest copying)."
+        )
+    share = nearest.get("samples_closer_than_real_eval_5th_percentile")
+    if isinstance(share, (int, float)) and not isinstance(share, bool):
+        lines.append(
+            f"- Near copies: {share:.1%} of samples are closer to a training image than 95% "
+            f"of real eval images are (~5% for a model that does not copy; nearest_neighbours.png)."
         )
     judge = metrics.get("classifier") or {}
     lines.append(

@@ -34,7 +34,8 @@ FINGERPRINT = '"extractor": "inception_v3", "extractor_fingerprint": "f00d"'
 
 def _metrics_text(value: str, *, metric: str = FD, threshold: str = "null", tolerance="0.0"):
     """Hand-written metrics.json: `value` is the JSON literal of `metric` ('' leaves it out);
-    the other gate metrics are good, and the stored verdict is always "blessed": true."""
+    the other gate metrics are good, and the stored verdict is always "blessed": true. The
+    memorisation rule is recorded as off (its own tests: test_gate_memorisation.py)."""
     scores = {m: "1.0" for m in gate.GATE_METRICS}
     if value:
         scores[metric] = value
@@ -43,7 +44,8 @@ def _metrics_text(value: str, *, metric: str = FD, threshold: str = "null", tole
     fields = ", ".join(f'"{m}": {v}' for m, v in scores.items())
     return (
         f'{{{fields}, {FINGERPRINT}, "blessed": true, "gate": {{"metric": "{metric}", '
-        f'"threshold": {threshold}, "baseline_tolerance": {tolerance}}}}}'
+        f'"threshold": {threshold}, "baseline_tolerance": {tolerance}, '
+        f'"memorisation": {{"threshold": null}}}}}}'
     )
 
 
