@@ -13,6 +13,15 @@ latent 100). Then `client_threads` threads send the same predict request for
 percentiles and the error count of each run and their medians. Exits 1 if any
 request failed. Never talks to anything but 127.0.0.1.
 
+Rows for batching off and on and several client counts, e.g. 1-image requests from 1, 8
+and 32 clients against a server without and one with --enable_batching:
+
+    python benchmarks/serve_load_test.py --protocol=grpc --batch=1 --batching=both \
+        --client_threads_list=1,8,32 [--batching_parameters='max_batch_size { value: 64 } ...']
+
+print a table at the end (and ``--out`` holds ``{"rows": [...]}``); each row also has
+the mean rows per merged model call, from the server's gan_serving_batch_size.
+
 On a small machine the client competes with the server for the cores. With
 ``--server_cpus`` and ``--client_cpus`` the server runs under ``taskset -c
 <server_cpus>`` and this process pins itself to ``<client_cpus>``
@@ -45,6 +54,25 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model_base_path", None, "Export to serve (default: export a fresh one).")
 flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (:predict JSON) or gRPC Predict.")
 flags.DEFINE_integer("client_threads", 1, "Concurrent client threads (1: one sequential client).")
+flags.DEFINE_list(
+    "client_threads_list",
+    [],
+    "Several client counts, e.g. 1,8,32: a row each, against the same server (overrides "
+    "--client_threads).",
+)
+flags.DEFINE_enum(
+    "batching",
+    "off",
+    ["off", "on", "both"],
+    "The server's --enable_batching: off, on (with --batching_parameters), or both (a server "
+    "each, the same rows against each).",
+)
+flags.DEFINE_string(
+    "batching_parameters",
+    "max_batch_size { value: 64 } batch_timeout_micros { value: 0 } "
+    "max_enqueued_batches { value: 1000 } num_batch_threads { value: 1 }",
+    "With --batching=on/both: the server's --batching_parameters_file, as text.",
+)
 flags.DEFINE_float("seconds", 20.0, "How long each run sends requests (at most 120).")
 flags.DEFINE_integer("repeats", 1, "Runs against the same server; medians are reported.")
 flags.DEFINE_integer("batch", 16, "Images per request.")
@@ -353,7 +381,6 @@ def profile_in_process(base: str, body: bytes, requests_count: int) -> dict:
 
 def main(argv):
     del argv
-    seconds = min(FLAGS.seconds, 120.0)
     if FLAGS.client_cpus:
         os.sched_setaffinity(0, _cpu_list(FLAGS.client_cpus))
     with tempfile.TemporaryDirectory() as tmp:
@@ -376,72 +403,133 @@ def main(argv):
             if FLAGS.out:
                 pathlib.Path(FLAGS.out).write_text(json.dumps(result, indent=2) + "\n")
             return
-        rest_port, grpc_port = _free_port(), _free_port()
-        env = dict(
-            os.environ,
-            TF_CPP_MIN_LOG_LEVEL="2",
-            PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-        )
-        cmd = [
-            sys.executable,
-            "-m",
-            "gan_keras.serve",
-            f"--model_base_path={base}",
-            "--model_name=generator",
-            "--host=127.0.0.1",
-            f"--rest_api_port={rest_port}",
-            f"--port={grpc_port}",
-            f"--rest_api_num_threads={FLAGS.server_threads}",
-            f"--max_batch={max(256, FLAGS.batch)}",
-            *FLAGS.server_flag,
-        ]
-        if FLAGS.server_cpus:
-            cmd = ["taskset", "-c", FLAGS.server_cpus, *cmd]
-        log_path = pathlib.Path(tmp, "server.log")
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        runs = []
-        try:
-            url = f"http://127.0.0.1:{rest_port}/v1/models/generator"
-            status = _wait_ready(url, proc)
-            if FLAGS.protocol == "rest":
-                client = RestClient(url, FLAGS.signature, inputs)
-            else:
-                client = GrpcClient(grpc_port, FLAGS.signature, inputs)
-            # One request outside the measurement, checked in full.
-            if client.images(client.session()) != FLAGS.batch:
-                raise AssertionError("the answer does not hold one image per requested one")
+        rows = []
+        for batching in ("off", "on") if FLAGS.batching == "both" else (FLAGS.batching,):
+            rows += _measure_server(tmp, base, info, inputs, batching == "on")
+    for row in rows:
+        _print_row(row)
+    if len(rows) > 1:
+        print("protocol batching clients  req/s  images/s  p50_ms  p99_ms  client_cpu_ms  errors")
+        for row in rows:
+            m = row["median"]
+            print(
+                f"{row['protocol']:>8} {row['batching']:>9} {row['client_threads']:>7} "
+                f"{m['requests_per_s']:>6} {m['images_per_s']:>9} {m['p50_ms']:>7} "
+                f"{m['p99_ms']:>7} {m['client_cpu_ms_per_request']:>14} {row['errors']:>7}"
+            )
+    result = rows[0] if len(rows) == 1 else {"rows": rows}
+    print(json.dumps(result, indent=2))
+    if FLAGS.out:
+        pathlib.Path(FLAGS.out).write_text(json.dumps(result, indent=2) + "\n")
+    if any(row["errors"] for row in rows):
+        sys.exit(1)
+
+
+def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: bool) -> list:
+    """Starts a server (batching on or off), runs every client count against it; the rows."""
+    rest_port, grpc_port = _free_port(), _free_port()
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan_keras.serve",
+        f"--model_base_path={base}",
+        "--model_name=generator",
+        "--host=127.0.0.1",
+        f"--rest_api_port={rest_port}",
+        f"--port={grpc_port}",
+        f"--rest_api_num_threads={FLAGS.server_threads}",
+        f"--max_batch={max(256, FLAGS.batch)}",
+        *FLAGS.server_flag,
+    ]
+    if batching:
+        parameters = pathlib.Path(tmp, "batching.config")
+        parameters.write_text(FLAGS.batching_parameters + "\n")
+        cmd += ["--enable_batching", f"--batching_parameters_file={parameters}"]
+    if FLAGS.server_cpus:
+        cmd = ["taskset", "-c", FLAGS.server_cpus, *cmd]
+    seconds = min(FLAGS.seconds, 120.0)
+    client_counts = [int(n) for n in FLAGS.client_threads_list] or [FLAGS.client_threads]
+    log_path = pathlib.Path(tmp, f"server-batching-{'on' if batching else 'off'}.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    rows = []
+    try:
+        url = f"http://127.0.0.1:{rest_port}/v1/models/generator"
+        metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
+        status = _wait_ready(url, proc)
+        if FLAGS.protocol == "rest":
+            client = RestClient(url, FLAGS.signature, inputs)
+        else:
+            client = GrpcClient(grpc_port, FLAGS.signature, inputs)
+        # One request outside the measurement, checked in full.
+        if client.images(client.session()) != FLAGS.batch:
+            raise AssertionError("the answer does not hold one image per requested one")
+        for client_threads in client_counts:
+            runs = []
+            before = _server_totals(requests.get(metrics_url, timeout=60).text)
             for _ in range(FLAGS.repeats):
                 # The server's CPU time per request does not depend on what else the machine
                 # runs (its latencies do): the measure to compare changes by.
                 cpu_before = _process_cpu_seconds(proc.pid)
-                run = run_load(client, FLAGS.client_threads, seconds)
+                run = run_load(client, client_threads, seconds)
                 server_cpu = _process_cpu_seconds(proc.pid) - cpu_before
                 run["server_cpu_ms_per_request"] = round(
                     1000.0 * server_cpu / max(run["requests"], 1), 2
                 )
                 runs.append(run)
-            metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
-            server_view = _server_means(requests.get(metrics_url, timeout=60).text)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        if any(run["errors"] for run in runs):
-            print(log_path.read_text()[-3000:], file=sys.stderr)
+            metrics_text = requests.get(metrics_url, timeout=60).text
+            after = _server_totals(metrics_text)
+            row = _row(runs, client_threads, batching, status, _server_means(metrics_text))
+            calls = after["batches"] - before["batches"]
+            row["server"]["mean_rows_per_model_call"] = (
+                round((after["batch_rows"] - before["batch_rows"]) / calls, 1) if calls else None
+            )
+            rows.append(row)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    if any(row["errors"] for row in rows):
+        print(log_path.read_text()[-3000:], file=sys.stderr)
+    for row in rows:
+        row["model"] = info
+    return rows
 
+
+def _server_totals(metrics_text: str) -> dict:
+    """Merged model calls and their rows so far (--enable_batching's histogram)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = {"batches": 0.0, "batch_rows": 0.0}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == "gan_serving_batch_size_count":
+                totals["batches"] += sample.value
+            elif sample.name == "gan_serving_batch_size_sum":
+                totals["batch_rows"] += sample.value
+    return totals
+
+
+def _row(runs: list, client_threads: int, batching: bool, status: dict, server_view) -> dict:
     def median(get):
         values = [get(run) for run in runs if get(run) is not None]
         return round(statistics.median(values), 1) if values else None
 
-    result = {
+    return {
         "command": " ".join(["python", "benchmarks/serve_load_test.py", *sys.argv[1:]]),
         "protocol": FLAGS.protocol,
         "signature": FLAGS.signature,
         "batch": FLAGS.batch,
-        "client_threads": FLAGS.client_threads,
+        "client_threads": client_threads,
+        "batching": "on" if batching else "off",
+        "batching_parameters": FLAGS.batching_parameters if batching else None,
         "server_cpus": FLAGS.server_cpus or "any",
         "client_cpus": FLAGS.client_cpus or "any",
         "runs": runs,
@@ -454,33 +542,31 @@ def main(argv):
             "server_cpu_ms_per_request": median(lambda r: r["server_cpu_ms_per_request"]),
         },
         "load_average_at_end": os.getloadavg(),
-        # Means over all runs, from the server's own metrics.
+        # Means since the server started, from its own metrics.
         "server": server_view,
-        "model": info,
         "served_version": status["model_version_status"][0]["version"],
         "errors": sum(run["errors"] for run in runs),
     }
-    for i, run in enumerate(runs):
+
+
+def _print_row(row: dict) -> None:
+    for i, run in enumerate(row["runs"]):
         print(
             f"run {i + 1}: {run['requests']} requests in {run['elapsed_s']} s: "
             f"{run['requests_per_s']} req/s, p50 {run['latency_ms']['p50']} ms, "
             f"p99 {run['latency_ms']['p99']} ms, errors {run['errors']}, server CPU "
             f"{run['server_cpu_ms_per_request']} ms/request"
         )
-    m = result["median"]
+    m, server_view = row["median"], row["server"]
     print(
-        f"median of {len(runs)} ({FLAGS.protocol} {FLAGS.signature}, batch {FLAGS.batch}, "
-        f"{FLAGS.client_threads} client threads): {m['requests_per_s']} req/s, "
-        f"{m['images_per_s']} images/s, p50 {m['p50_ms']} ms, p99 {m['p99_ms']} ms; "
-        f"server handler {server_view['handler_mean_ms']} ms (p99 <= "
+        f"median of {len(row['runs'])} ({row['protocol']} {row['signature']}, batch "
+        f"{row['batch']}, {row['client_threads']} client threads, batching {row['batching']}): "
+        f"{m['requests_per_s']} req/s, {m['images_per_s']} images/s, p50 {m['p50_ms']} ms, "
+        f"p99 {m['p99_ms']} ms; server handler {server_view['handler_mean_ms']} ms (p99 <= "
         f"{server_view['handler_p99_at_most_ms']} ms), model "
-        f"{server_view['model_run_mean_ms']} ms (means)"
+        f"{server_view['model_run_mean_ms']} ms (means), "
+        f"{server_view.get('mean_rows_per_model_call')} rows per merged call"
     )
-    print(json.dumps(result, indent=2))
-    if FLAGS.out:
-        pathlib.Path(FLAGS.out).write_text(json.dumps(result, indent=2) + "\n")
-    if result["errors"]:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

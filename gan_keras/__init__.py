@@ -12,6 +12,17 @@
     storage     the filesystem layer (local, gs://, s3://) and atomic writes
 
 It never imports `pipeline`: the pipeline's stages are built on it.
+
+Importing it also chooses TensorFlow's CPU kernels, so it must come before TensorFlow loads
+(`pipeline`, `benchmarks` and the tests import it first): TensorFlow's x86 wheels use oneDNN's
+kernels by default only on CPUs with AVX-512 VNNI/BF16 or AMX, and Eigen's elsewhere. On an
+AVX2 CPU (this project's 2-core AMD EPYC) Eigen's convolution gradients make a DCGAN training
+step about 3x slower (`python -m benchmarks.train_profile`, docs/results.md). A value the
+user set, e.g. TF_ENABLE_ONEDNN_OPTS=0, is kept.
 """
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"

@@ -3,10 +3,14 @@ r"""Serves exported generators over TensorFlow Serving's gRPC and REST APIs.
     python -m gan_keras.serve --model_base_path=<workdir>/export/generator \
         --model_name=generator --port=8500 --rest_api_port=8501     # or: gan-serve ...
 
+    python -m gan_keras.serve --model_config_file=models.config --enable_batching \
+        --batching_parameters_file=batching.config --model_config_file_poll_wait_seconds=10
+
 The flags are tensorflow_model_server's (same names, meanings and defaults,
-except where the README's serving section says otherwise), so a command line or
+except where docs/serving.md says otherwise), so a command line or
 a client written for TF Serving works unchanged. Serves the highest integer
-version under ``--model_base_path`` and picks up new versions every
+version under ``--model_base_path`` (or the models, version policies and labels
+of ``--model_config_file``) and picks up new versions every
 ``--file_system_poll_wait_seconds`` without a restart. The endpoints, the
 request formats and the version policy are described in gan_keras.serving.
 """
@@ -15,7 +19,7 @@ import logging
 
 from absl import app, flags
 
-from gan_keras.serving import server
+from gan_keras.serving import batching, model_config, server
 from gan_keras.storage import filesystem
 
 _PORT = flags.DEFINE_integer(
@@ -72,6 +76,37 @@ _HOST = flags.DEFINE_string(
 _MAX_BATCH = flags.DEFINE_integer(
     "max_batch", 256, "Largest batch / num_samples one request may ask for."
 )
+_ENABLE_BATCHING = flags.DEFINE_bool(
+    "enable_batching",
+    False,
+    "Merge concurrent :predict requests (REST and gRPC) to the same model version and "
+    "signature into one model call (TF Serving's flag; gan_keras.serving.batching).",
+)
+_BATCHING_PARAMETERS_FILE = flags.DEFINE_string(
+    "batching_parameters_file",
+    None,
+    "With --enable_batching: a text-format BatchingParameters proto (max_batch_size, "
+    "batch_timeout_micros, max_enqueued_batches, num_batch_threads, allowed_batch_sizes); "
+    "unset: TF Serving's defaults.",
+)
+_MODEL_CONFIG_FILE = flags.DEFINE_string(
+    "model_config_file",
+    None,
+    "A text-format ModelServerConfig: several models, version policies and labels "
+    "(--model_name and --model_base_path are then ignored, as in TF Serving).",
+)
+_MODEL_CONFIG_FILE_POLL = flags.DEFINE_float(
+    "model_config_file_poll_wait_seconds",
+    0.0,
+    "Seconds between re-reads of --model_config_file (0: read once, at start). A file that "
+    "is refused leaves the running config in place, with a ModelConfigError in the log.",
+)
+_ALLOW_UNAVAILABLE_LABELS = flags.DEFINE_bool(
+    "allow_version_labels_for_unavailable_models",
+    False,
+    "Let a new version label point at a version that is not loaded (moving an existing "
+    "label still needs its new version loaded), as in TF Serving.",
+)
 
 
 def _grpc_port() -> int | None:
@@ -93,21 +128,52 @@ def _grpc_port() -> int | None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if not _MODEL_BASE_PATH.value:
-        raise app.UsageError("--model_base_path is required")
-    try:
-        # A local directory or gs://bucket/path; `gs:/x` must not be read as a local folder.
-        filesystem.check(_MODEL_BASE_PATH.value, "--model_base_path")
-    except filesystem.PathError as e:
-        raise app.UsageError(str(e)) from None
+    config_file = _MODEL_CONFIG_FILE.value
+    if config_file:
+        if _MODEL_BASE_PATH.value:
+            logging.warning("--model_config_file is given: --model_base_path is ignored")
+        try:
+            model_config.read_model_config_file(config_file)  # refused here, before loading
+        except model_config.ModelConfigError as e:
+            raise app.UsageError(str(e)) from None
+    elif not _MODEL_BASE_PATH.value:
+        raise app.UsageError("--model_base_path (or --model_config_file) is required")
+    else:
+        try:
+            # A local directory or gs://bucket/path; `gs:/x` must not be read as a local folder.
+            filesystem.check(_MODEL_BASE_PATH.value, "--model_base_path")
+        except filesystem.PathError as e:
+            raise app.UsageError(str(e)) from None
+    if _MODEL_CONFIG_FILE_POLL.value < 0:
+        raise app.UsageError("--model_config_file_poll_wait_seconds must be >= 0")
     if _PORT.value and _PORT.value == _REST_API_PORT.value:
         raise app.UsageError("--port (gRPC) and --rest_api_port must differ")
+    batching_parameters = None
+    if _ENABLE_BATCHING.value:
+        try:
+            batching_parameters = (
+                batching.read_batching_parameters_file(_BATCHING_PARAMETERS_FILE.value)
+                if _BATCHING_PARAMETERS_FILE.value
+                else batching.BatchingParameters()
+            )
+        except batching.BatchingConfigError as e:
+            raise app.UsageError(str(e)) from None
+    elif _BATCHING_PARAMETERS_FILE.value:
+        raise app.UsageError("--batching_parameters_file needs --enable_batching")
     logging.getLogger().setLevel(logging.INFO)
     # Before TensorFlow runs anything: the pools are sized once.
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
     tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
+    try:
+        _serve(config_file, batching_parameters)
+    except model_config.ModelConfigError as e:  # e.g. a startup label on a version that failed
+        logging.error("ModelConfigError: %s", e)
+        raise SystemExit(1) from None
+
+
+def _serve(config_file, batching_parameters):
     server.run_server(
         _MODEL_BASE_PATH.value,
         _MODEL_NAME.value,
@@ -119,6 +185,10 @@ def main(argv):
         rest_api_num_threads=_REST_API_NUM_THREADS.value,
         rest_api_timeout_in_ms=_REST_API_TIMEOUT_IN_MS.value,
         grpc_max_threads=_GRPC_MAX_THREADS.value,
+        batching=batching_parameters,
+        model_config_file=config_file or None,
+        model_config_file_poll_wait_seconds=_MODEL_CONFIG_FILE_POLL.value,
+        allow_version_labels_for_unavailable_models=_ALLOW_UNAVAILABLE_LABELS.value,
     )
 
 

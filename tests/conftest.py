@@ -14,6 +14,9 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import gan_keras  # noqa: E402, F401  (chooses TensorFlow's CPU kernels before TensorFlow loads)
+
+# isort: split
 import tensorflow as tf  # noqa: E402
 
 # No try/except: if something initialised TensorFlow before this line (a plugin, an import in

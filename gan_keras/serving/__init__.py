@@ -1,7 +1,11 @@
 """A model server for exported generators that speaks TensorFlow Serving's REST and gRPC APIs.
 
-    versions      which versions exist under the base path; loads, warms up and swaps the
-                  served one; resolves a request's model name and version
+    versions      which versions exist under a base path; loads, warms up and swaps the
+                  served ones by a version policy; requests hold (lease) the one they run on
+    models        the served models (--model_base_path, or several from --model_config_file),
+                  version labels, config reloads; resolves a request's name, version, label
+    model_config  --model_config_file: TF Serving's ModelServerConfig, parsed and checked
+    batching      --enable_batching: concurrent :predict requests merged into one model call
     codec         signature lookup and input checks (both APIs); TF Serving's REST formats:
                   predict requests (row/columnar), responses (`_bytes` outputs as b64), errors
     app           the Flask app: the REST routes (status, metadata, :predict, the image
@@ -9,7 +13,7 @@
     image_endpoints  :sample, :interpolate, :edit, :project, :transform and their query
                   parameters, on gan_keras.client
     responses     the REST response bodies (compact JSON, images with X-Model-Version)
-    server        running REST (waitress) and gRPC side by side on one ModelVersions
+    server        running REST (waitress) and gRPC side by side on one ServedModels
     grpc_service  PredictionService (Predict, GetModelMetadata), ModelService (GetModelStatus)
                   on tensorflow-serving-api's protos
     prometheus    the Prometheus metrics, one registry per app

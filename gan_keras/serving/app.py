@@ -53,6 +53,7 @@ The ``sample`` signature takes scalars, so call it with the columnar format:
 conditional models).
 """
 
+import functools
 import logging
 import threading
 import time
@@ -64,7 +65,9 @@ from gan_keras.client import sampling
 from gan_keras.client.model import RequestError, require_sampling_model
 from gan_keras.export import layout
 from gan_keras.serving import codec, image_endpoints
+from gan_keras.serving.batching import Batcher, BatchingParameters
 from gan_keras.serving.codec import ServingError
+from gan_keras.serving.models import ServedModels
 from gan_keras.serving.prometheus import ServingMetrics, status_for_http
 from gan_keras.serving.responses import json_response
 from gan_keras.serving.versions import ModelVersions, Servable
@@ -76,60 +79,88 @@ METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
 def _parse_path(rest: str):
-    """'<name>[/versions/<v>][/metadata][:verb]' -> (name, version, metadata?, verb)."""
+    """'<name>[/versions/<v> | /labels/<l>][/metadata][:verb]' ->
+    (name, version, label, metadata?, verb)."""
     verb = None
     head, sep, tail = rest.rpartition(":")
     if sep and "/" not in tail:
         rest, verb = head, tail
     parts = rest.split("/")
-    name, version, metadata = parts[0], None, False
+    name, version, label, metadata = parts[0], None, None, False
     parts = parts[1:]
     if len(parts) >= 2 and parts[0] == "versions":
         if not layout.is_version_name(parts[1]):
             raise ServingError(f"Invalid version '{parts[1]}': versions are integers", 400)
         version = int(parts[1])
         parts = parts[2:]
+    elif len(parts) >= 2 and parts[0] == "labels" and parts[1]:
+        label = parts[1]
+        parts = parts[2:]
     if parts == ["metadata"]:
         metadata, parts = True, []
     if parts or not name:
         raise ServingError(f"Malformed request: /v1/models/{rest}", 404)
-    return name, version, metadata, verb
+    return name, version, label, metadata, verb
 
 
 def create_app(
-    model_base_path,
+    model_base_path=None,
     model_name: str = "generator",
     max_batch: int = 256,
     poll_seconds: float = 2.0,
-    registry: ModelVersions | None = None,
+    registry: ModelVersions | ServedModels | None = None,
     freeze_heap: bool = False,
+    *,
+    batching: BatchingParameters | None = None,
 ) -> Flask:
-    """The Flask app; ``app.config['REGISTRY']`` holds its ModelVersions.
+    """The Flask app; ``app.config['REGISTRY']`` holds its ServedModels.
 
-    The versions load what is on disk now and start polling when
-    poll_seconds > 0; call ``app.config['REGISTRY'].stop()`` when done.
+    Serves the versions under `model_base_path` as `model_name`, or the models of a
+    `registry` (ServedModels.from_config_file for --model_config_file). The versions load
+    what is on disk now and start polling when poll_seconds > 0; call
+    ``app.config['REGISTRY'].stop()`` when done (and ``app.config['BATCHER'].stop()`` with
+    `batching`: TF Serving's --enable_batching, see gan_keras.serving.batching).
     `freeze_heap` is for a process that only serves (see ModelVersions).
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
-    registry = registry or ModelVersions(model_base_path, model_name, poll_seconds, freeze_heap)
-    registry.refresh()
-    if registry.current() is None:
-        logger.warning(
-            "No versions of %s found under %s yet; waiting for one", model_name, model_base_path
-        )
-    registry.start()
+    if isinstance(registry, ServedModels):
+        models = registry
+    else:
+        versions = registry or ModelVersions(model_base_path, model_name, poll_seconds, freeze_heap)
+        versions.refresh()
+        if versions.current() is None:
+            logger.warning(
+                "No versions of %s found under %s yet; waiting for one",
+                model_name,
+                model_base_path,
+            )
+        models = ServedModels.single(versions)
+    models.start()
+    model_name = models.default_name
 
     app = Flask(__name__)
-    app.config["REGISTRY"] = registry
+    app.config["REGISTRY"] = models
     app.config["MAX_BATCH"] = max_batch
-    metrics = ServingMetrics(model_name, lambda: getattr(registry.current(), "version", None))
+    metrics = ServingMetrics(model_name, None, served_versions=models.served_versions)
     app.config["METRICS"] = metrics
+    batcher = Batcher(batching, metrics.observe_batch) if batching is not None else None
+    app.config["BATCHER"] = batcher
     # JSON of one max_batch request of 256 latent vectors is far below this.
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
 
-    def resolve(name: str, version: int | None) -> Servable:
-        return registry.resolve(name, version)
+    def run_predict(servable: Servable, name: str, signature_name: str, arrays: dict) -> dict:
+        if batcher is None:
+            return metrics.run_model(servable, signature_name, arrays, model_name=name)
+        return batcher.run(
+            servable,
+            signature_name,
+            arrays,
+            functools.partial(metrics.run_model, model_name=name),
+            model_name=name,
+        )
+
+    app.config["RUN_PREDICT"] = run_predict
 
     @app.before_request
     def start_clock():
@@ -139,8 +170,9 @@ def create_app(
     def count_request(response):
         # Every /v1/models request, whatever its outcome (error handlers' answers too).
         if request.path.startswith("/v1/models/") and "start" in g:
+            name = None
             try:
-                _, _, metadata, verb = _parse_path(request.path[len("/v1/models/") :])
+                name, _, _, metadata, verb = _parse_path(request.path[len("/v1/models/") :])
                 api = verb or ("metadata" if metadata else "status")
             except ServingError:
                 api = "malformed"
@@ -150,6 +182,8 @@ def create_app(
                 g.get("signature_name", ""),
                 status_for_http(response.status_code),
                 time.perf_counter() - g.start,
+                # Only served names label the metrics: a client cannot add label values.
+                model_name=name if name in models.names() else None,
             )
         return response
 
@@ -158,8 +192,7 @@ def create_app(
         data, content_type = metrics.exposition()
         return Response(data, content_type=content_type)
 
-    def sampling_servable(name: str, version: int | None, verb: str) -> Servable:
-        servable = resolve(name, version)
+    def require_sampling(servable: Servable, verb: str) -> Servable:
         require_sampling_model(
             servable,
             f":{verb}",
@@ -211,69 +244,77 @@ def create_app(
         return json_response({"error": "Internal server error"}, 500)
 
     @app.route("/v1/models/<path:rest>", methods=["GET", "POST"])
-    def models(rest):
-        name, version, metadata, verb = _parse_path(rest)
+    def models_route(rest):
+        name, version, label, metadata, verb = _parse_path(rest)
         method = request.method
         if verb is None:
             if method != "GET":
                 raise ServingError(f"Method {method} not allowed on {request.path}", 405)
-            if name != model_name:
+            if name not in models.names():
                 raise ServingError(f"Could not find any versions of model {name}", 404)
             if metadata:
-                servable = registry.get(version)
+                servable = models.resolve(name, version, label)
                 return json_response(
                     {
                         "model_spec": {
-                            "name": model_name,
+                            "name": name,
                             "signature_name": "",
                             "version": str(servable.version),
                         },
                         "metadata": {"signature_def": {"signature_def": servable.signature_defs}},
                     }
                 )
-            return json_response({"model_version_status": registry.status(version)})
+            return json_response({"model_version_status": models.status(name, version, label)})
         if metadata:
             raise ServingError(f"Malformed request: {request.path}", 404)
-        if verb == "predict":
-            if method != "POST":
-                raise ServingError(f"Use POST for :predict, not {method}", 405)
-            servable = resolve(name, version)
-            signature_name, arrays, row_format = codec.decode_predict_request(
-                request.get_data(cache=False), servable
+        if verb in ("classify", "regress"):
+            raise ServingError(
+                f"{verb} is not supported: this model only has predict signatures", 400
             )
-            g.signature_name = signature_name
-            codec.check_limits(arrays, servable, max_batch, signature_name)
-            outputs = metrics.run_model(servable, signature_name, arrays)
-            return Response(
-                codec.predict_response_json(outputs, row_format), mimetype="application/json"
-            )
-        if verb in ("sample", "interpolate", "edit"):
-            if method != "GET":
-                raise ServingError(f"Use GET for :{verb}, not {method}", 405)
-            servable = sampling_servable(name, version, verb)
-            if verb == "sample":
-                return image_endpoints.sample_endpoint(servable, max_batch)
-            if verb == "interpolate":
-                return image_endpoints.interpolate_endpoint(servable, max_batch)
-            return image_endpoints.edit_endpoint(servable, max_batch, directions(servable))
-        if verb == "project":
-            if method != "POST":
+        expected = {
+            "predict": "POST",
+            "sample": "GET",
+            "interpolate": "GET",
+            "edit": "GET",
+            "project": "POST",
+            "transform": "POST",
+        }
+        if verb not in expected:
+            raise ServingError(f"Malformed request: unknown method ':{verb}'", 404)
+        if method != expected[verb]:
+            if verb == "project":
                 raise ServingError(
                     f"Use POST for :project (the PNG as the body), not {method}", 405
                 )
-            return image_endpoints.project_endpoint(sampling_servable(name, version, verb))
-        if verb == "transform":
-            if method != "POST":
+            if verb == "transform":
                 raise ServingError(
                     "Use POST for :transform (the PNG as the body, or a "
                     f"multipart form with image and mask), not {method}",
                     405,
                 )
-            return image_endpoints.transform_endpoint(resolve(name, version))
-        if verb in ("classify", "regress"):
-            raise ServingError(
-                f"{verb} is not supported: this model only has predict signatures", 400
-            )
-        raise ServingError(f"Malformed request: unknown method ':{verb}'", 404)
+            raise ServingError(f"Use {expected[verb]} for :{verb}, not {method}", 405)
+        # The version is held until the answer is built: a version swap meanwhile does not
+        # unload it (gan_keras.serving.versions).
+        with models.lease(name, version, label) as servable:
+            if verb == "predict":
+                signature_name, arrays, row_format = codec.decode_predict_request(
+                    request.get_data(cache=False), servable
+                )
+                g.signature_name = signature_name
+                codec.check_limits(arrays, servable, max_batch, signature_name)
+                outputs = run_predict(servable, name, signature_name, arrays)
+                return Response(
+                    codec.predict_response_json(outputs, row_format), mimetype="application/json"
+                )
+            if verb == "transform":
+                return image_endpoints.transform_endpoint(servable)
+            require_sampling(servable, verb)
+            if verb == "sample":
+                return image_endpoints.sample_endpoint(servable, max_batch)
+            if verb == "interpolate":
+                return image_endpoints.interpolate_endpoint(servable, max_batch)
+            if verb == "edit":
+                return image_endpoints.edit_endpoint(servable, max_batch, directions(servable))
+            return image_endpoints.project_endpoint(servable)
 
     return app

@@ -8,14 +8,17 @@ Messages and service stubs are the `tensorflow-serving-api` package's, so a
 client written for tensorflow_model_server (``PredictionServiceStub(channel)``)
 works unchanged; Classify, Regress, MultiInference and HandleReloadConfigRequest
 answer UNIMPLEMENTED (the servicer base classes' default), as these models have
-only predict signatures and the model comes from ``--model_base_path``.
+only predict signatures and the models come from ``--model_base_path`` or a
+``--model_config_file`` that is re-read by polling.
 
 Requests go through the same checks as REST ones (gan_keras.serving.codec for
-the signature lookup and the inputs, ModelVersions.resolve for the model name
-and version), with one difference TF Serving has too: a TensorProto carries its
+the signature lookup and the inputs, ServedModels for the model name, version
+and version label), with one difference TF Serving has too: a TensorProto carries its
 dtype, which must be the signature's exactly (REST converts JSON numbers).
-Request errors answer INVALID_ARGUMENT (HTTP 400 in REST) or NOT_FOUND (404);
-only a server bug is INTERNAL, and it is logged.
+Request errors answer INVALID_ARGUMENT (HTTP 400 in REST) or NOT_FOUND (404), a full
+batching queue UNAVAILABLE (503); only a server bug is INTERNAL, and it is logged.
+Predict shares the REST app's model call (``run_predict``), so with --enable_batching
+requests of both APIs merge in one batcher.
 
 Importing this module needs tensorflow-serving-api (``pip install --no-deps
 tensorflow-serving-api``: its wheel declares a dependency on the full
@@ -49,6 +52,7 @@ GRPC_CODES = {
     404: grpc.StatusCode.NOT_FOUND,
     405: grpc.StatusCode.UNIMPLEMENTED,
     413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
 }
 SIGNATURE_DEF_FIELD = "signature_def"
 # Most elements a request tensor may claim when its signature leaves the sizes open (e.g.
@@ -57,14 +61,12 @@ SIGNATURE_DEF_FIELD = "signature_def"
 MAX_OPEN_TENSOR_ELEMENTS = 2**26
 
 
-def _requested_version(model_spec) -> int | None:
-    if model_spec.version_label:
-        raise ServingError(
-            f"Unrecognized servable version label: {model_spec.version_label} (this server has "
-            "no version labels; ask for a version number or the latest)",
-            404,
-        )
-    return model_spec.version.value if model_spec.HasField("version") else None
+def _requested(model_spec) -> tuple[str, int | None, str | None]:
+    """(model name, version or None, version label or None) of a ModelSpec."""
+    choice = model_spec.WhichOneof("version_choice")
+    version = model_spec.version.value if choice == "version" else None
+    label = model_spec.version_label if choice == "version_label" else None
+    return model_spec.name, version, label
 
 
 class _Calls:
@@ -73,7 +75,7 @@ class _Calls:
     def __init__(self, metrics):
         self.metrics = metrics
 
-    def run(self, api: str, context, handler):
+    def run(self, api: str, context, handler, model_name: str | None = None):
         start = time.perf_counter()
         labels = {"signature_name": ""}  # the handler names the signature once it knows it
         status = grpc.StatusCode.OK
@@ -87,49 +89,71 @@ class _Calls:
             status, message = grpc.StatusCode.INTERNAL, "Internal server error"
         finally:
             self.metrics.observe(
-                "gRPC", api, labels["signature_name"], status.name, time.perf_counter() - start
+                "gRPC",
+                api,
+                labels["signature_name"],
+                status.name,
+                time.perf_counter() - start,
+                model_name=model_name,
             )
         context.abort(status, message)
 
 
+def _metrics_name(registry, name: str) -> str | None:
+    """The model_name label of a request: only served names label the metrics."""
+    return name if name in registry.names() else None
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry, max_batch: int, metrics):
+    def __init__(self, registry, max_batch: int, metrics, run_predict=None):
+        """`registry`: a ServedModels; `run_predict(servable, model name, signature, inputs)`
+        the model call (the REST app's, with its batcher), or the plain timed one."""
         self.registry = registry
         self.max_batch = max_batch
         self.metrics = metrics
         self.calls = _Calls(metrics)
+        self.run_predict = run_predict or (
+            lambda servable, name, signature_name, arrays: metrics.run_model(
+                servable, signature_name, arrays, model_name=name
+            )
+        )
 
     def Predict(self, request, context):  # noqa: N802 (the proto's method name)
-        def handle(labels):
-            spec = request.model_spec
-            servable = self.registry.resolve(spec.name, _requested_version(spec))
-            signature_name = spec.signature_name or "serving_default"
-            specs = codec.signature_inputs(servable, signature_name)
-            labels["signature_name"] = signature_name
-            codec.check_input_names(request.inputs, specs, signature_name, "inputs")
-            arrays = {
-                name: self._to_array(name, tensor, specs[name])
-                for name, tensor in request.inputs.items()
-            }
-            codec.check_limits(arrays, servable, self.max_batch, signature_name)
-            outputs = self.metrics.run_model(servable, signature_name, arrays)
-            if request.output_filter:
-                unknown = sorted(set(request.output_filter) - set(outputs))
-                if unknown:
-                    raise ServingError(
-                        f"output_filter names {unknown}, which signature '{signature_name}' "
-                        f"does not have (outputs: {sorted(outputs)})"
-                    )
-                outputs = {name: outputs[name] for name in request.output_filter}
-            response = predict_pb2.PredictResponse()
-            response.model_spec.name = self.registry.model_name
-            response.model_spec.version.value = servable.version
-            response.model_spec.signature_name = signature_name
-            for name, value in outputs.items():
-                response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
-            return response
+        spec = request.model_spec
 
-        return self.calls.run("predict", context, handle)
+        def handle(labels):
+            with self.registry.lease(*_requested(spec)) as servable:
+                return self._predict(request, servable, labels)
+
+        return self.calls.run("predict", context, handle, _metrics_name(self.registry, spec.name))
+
+    def _predict(self, request, servable, labels):
+        spec = request.model_spec
+        signature_name = spec.signature_name or "serving_default"
+        specs = codec.signature_inputs(servable, signature_name)
+        labels["signature_name"] = signature_name
+        codec.check_input_names(request.inputs, specs, signature_name, "inputs")
+        arrays = {
+            name: self._to_array(name, tensor, specs[name])
+            for name, tensor in request.inputs.items()
+        }
+        codec.check_limits(arrays, servable, self.max_batch, signature_name)
+        outputs = self.run_predict(servable, spec.name, signature_name, arrays)
+        if request.output_filter:
+            unknown = sorted(set(request.output_filter) - set(outputs))
+            if unknown:
+                raise ServingError(
+                    f"output_filter names {unknown}, which signature '{signature_name}' "
+                    f"does not have (outputs: {sorted(outputs)})"
+                )
+            outputs = {name: outputs[name] for name in request.output_filter}
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = spec.name
+        response.model_spec.version.value = servable.version
+        response.model_spec.signature_name = signature_name
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
 
     def _to_array(self, name: str, tensor, spec: tf.TensorSpec):
         what = f"input '{name}'"
@@ -178,17 +202,19 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                     f"(only {SIGNATURE_DEF_FIELD!r})"
                 )
             spec = request.model_spec
-            servable = self.registry.resolve(spec.name, _requested_version(spec))
+            servable = self.registry.resolve(*_requested(spec))
             signatures = get_model_metadata_pb2.SignatureDefMap()
             for name, signature_def in servable.signature_def_protos.items():
                 signatures.signature_def[name].CopyFrom(signature_def)
             response = get_model_metadata_pb2.GetModelMetadataResponse()
-            response.model_spec.name = self.registry.model_name
+            response.model_spec.name = spec.name
             response.model_spec.version.value = servable.version
             response.metadata[SIGNATURE_DEF_FIELD].Pack(signatures)
             return response
 
-        return self.calls.run("metadata", context, handle)
+        return self.calls.run(
+            "metadata", context, handle, _metrics_name(self.registry, request.model_spec.name)
+        )
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -198,11 +224,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
     def GetModelStatus(self, request, context):  # noqa: N802
         def handle(labels):
-            spec = request.model_spec
-            if spec.name != self.registry.model_name:
-                raise ServingError(f"Could not find any versions of model {spec.name}", 404)
             response = get_model_status_pb2.GetModelStatusResponse()
-            for entry in self.registry.status(_requested_version(spec)):
+            for entry in self.registry.status(*_requested(request.model_spec)):
                 status = response.model_version_status.add()
                 status.version = int(entry["version"])
                 status.state = get_model_status_pb2.ModelVersionStatus.State.Value(entry["state"])
@@ -210,7 +233,9 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 status.status.error_message = entry["status"]["error_message"]
             return response
 
-        return self.calls.run("status", context, handle)
+        return self.calls.run(
+            "status", context, handle, _metrics_name(self.registry, request.model_spec.name)
+        )
 
 
 def _address(host: str, port: int) -> str:
@@ -218,14 +243,30 @@ def _address(host: str, port: int) -> str:
 
 
 def start_server(
-    registry, metrics, *, host: str, port: int, max_batch: int, max_workers: int
+    registry,
+    metrics,
+    *,
+    host: str,
+    port: int,
+    max_batch: int,
+    max_workers: int,
+    run_predict=None,
 ) -> tuple[grpc.Server, int]:
-    """Starts serving on host:port (0: a free port); returns (server, the bound port)."""
+    """Starts serving on host:port (0: a free port); returns (server, the bound port).
+
+    `registry` is a ServedModels (a ModelVersions is served as its only model);
+    `run_predict` the REST app's model call (app.config["RUN_PREDICT"]), so both APIs share
+    one batcher."""
+    from gan_keras.serving.models import ServedModels
+    from gan_keras.serving.versions import ModelVersions
+
+    if isinstance(registry, ModelVersions):
+        registry = ServedModels.single(registry)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc")
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry, max_batch, metrics), server
+        PredictionServicer(registry, max_batch, metrics, run_predict), server
     )
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelServicer(registry, metrics), server

@@ -4,6 +4,8 @@ import logging
 import os
 
 from gan_keras.serving.app import create_app
+from gan_keras.serving.batching import BatchingParameters
+from gan_keras.serving.models import ServedModels
 
 logger = logging.getLogger(__name__)
 
@@ -14,7 +16,7 @@ def default_rest_threads() -> int:
 
 
 def run_server(
-    model_base_path,
+    model_base_path=None,
     model_name: str = "generator",
     *,
     host: str = "127.0.0.1",
@@ -25,19 +27,44 @@ def run_server(
     rest_api_num_threads: int = 0,
     rest_api_timeout_in_ms: int = 30_000,
     grpc_max_threads: int = 0,
+    batching: BatchingParameters | None = None,
+    model_config_file=None,
+    model_config_file_poll_wait_seconds: float = 0.0,
+    allow_version_labels_for_unavailable_models: bool = False,
 ) -> None:
-    """Serves REST (waitress) and gRPC on one ModelVersions until interrupted.
+    """Serves REST (waitress) and gRPC on one ServedModels until interrupted.
 
-    A port of 0 binds a free one, which is logged; None leaves that API out. The
-    REST server runs on this thread; the gRPC one (gan_keras.serving.grpc_service)
-    on its own pool, and both stop, with the versions' poller, on the way out.
+    The models are `model_base_path` as `model_name`, or those of `model_config_file`
+    (TF Serving's ModelServerConfig; gan_keras.serving.models). `batching` merges
+    concurrent :predict requests of both APIs (gan_keras.serving.batching). A port of 0
+    binds a free one, which is logged; None leaves that API out. The REST server runs on
+    this thread; the gRPC one (gan_keras.serving.grpc_service) on its own pool, and both
+    stop, with the pollers and the batch threads, on the way out.
     """
     import waitress
 
     if rest_api_port is None and grpc_port is None:
         raise ValueError("Nothing to serve: neither a REST nor a gRPC port")
-    flask_app = create_app(model_base_path, model_name, max_batch, poll_seconds, freeze_heap=True)
+    registry = None
+    if model_config_file is not None:
+        registry = ServedModels.from_config_file(
+            model_config_file,
+            file_system_poll_seconds=poll_seconds,
+            config_poll_seconds=model_config_file_poll_wait_seconds,
+            freeze_heap=True,
+            allow_labels_for_unavailable=allow_version_labels_for_unavailable_models,
+        )
+    flask_app = create_app(
+        model_base_path,
+        model_name,
+        max_batch,
+        poll_seconds,
+        registry=registry,
+        freeze_heap=True,
+        batching=batching,
+    )
     registry = flask_app.config["REGISTRY"]
+    names = ", ".join(registry.names())
     grpc_server = None
     rest_threads = rest_api_num_threads or default_rest_threads()
     try:
@@ -51,9 +78,10 @@ def run_server(
                 port=grpc_port,
                 max_batch=max_batch,
                 max_workers=grpc_max_threads or rest_threads,
+                run_predict=flask_app.config["RUN_PREDICT"],
             )
             # The bound port: --port=0 asks the OS for a free one, which clients then read here.
-            logger.info("Serving %s over gRPC on %s:%s", model_name, host, bound)
+            logger.info("Serving %s over gRPC on %s:%s", names, host, bound)
         if rest_api_port is None:
             grpc_server.wait_for_termination()
             return
@@ -67,14 +95,16 @@ def run_server(
         )
         logger.info(
             "Serving %s from %s on http://%s:%s/v1/models/%s",
-            model_name,
-            model_base_path,
+            names,
+            model_config_file or model_base_path,
             host,
             server.effective_port,
-            model_name,
+            registry.default_name,
         )
         server.run()
     finally:
         if grpc_server is not None:
             grpc_server.stop(grace=1).wait()
+        if flask_app.config["BATCHER"] is not None:
+            flask_app.config["BATCHER"].stop()
         registry.stop()

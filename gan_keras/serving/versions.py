@@ -1,13 +1,16 @@
-"""The versions under a model base path, and the one being served.
+"""The versions under a model base path, and the ones being served.
 
-As TF Serving's default version policy: the highest integer version under the
-base path is served. `ModelVersions.refresh` (called by a polling thread every
-``poll_seconds``) loads a new version completely, and warms it up, before
-requests switch to it; when the served version's directory disappears the next
-highest one is loaded, so deleting a bad version rolls back. A version that
-fails to load (including a failed warm-up request from its
-assets.extra/tf_serving_warmup_requests, replayed at load as TF Serving does)
-is reported by `status` and the previous one keeps serving.
+By default, as TF Serving's default version policy: the highest integer version under the
+base path is served; a `VersionPolicy` (TF Serving's `latest { num_versions }`,
+`specific { versions }`, `all {}`, from --model_config_file) serves several.
+`ModelVersions.refresh` (called by a polling thread every ``poll_seconds``) loads a new
+version completely, and warms it up, before requests switch to it; when the served
+version's directory disappears the next highest one is loaded, so deleting a bad version
+rolls back. A version that fails to load (including a failed warm-up request from its
+assets.extra/tf_serving_warmup_requests, replayed at load as TF Serving does) is reported
+by `status` and the previous one keeps serving. Requests hold the version they run on
+(`ModelVersions.lease`); a version that leaves the served set takes no new requests and is
+unloaded when the last one holding it ends.
 
 The base path may be an object-store URL (gs://; gan_keras.storage.filesystem): versions
 are listed there at every poll, and a version counts once its saved_model.pb,
@@ -15,6 +18,8 @@ which the exporter's push writes after the rest of the version, is there; it is
 downloaded to a local directory and loaded from it.
 """
 
+import contextlib
+import dataclasses
 import gc
 import json
 import logging
@@ -108,6 +113,12 @@ class Servable:
             return 1
         return 0
 
+    def unload(self) -> None:
+        """Releases the model (the loader's last references to it). Called once no request
+        holds this version; running it afterwards is a server bug, and fails loudly."""
+        self.signatures = {}
+        self._model = None
+
     def run(self, signature_name: str, inputs: dict) -> dict:
         fn = self.signatures[signature_name]
         try:
@@ -123,8 +134,50 @@ def _read_signature_defs(path: pathlib.Path) -> dict:
     return dict(proto.meta_graphs[0].signature_def)
 
 
+@dataclasses.dataclass(frozen=True)
+class VersionPolicy:
+    """Which versions under a base path are served: TF Serving's ServableVersionPolicy.
+
+    ``latest`` serves the `num_versions` highest versions that load (a version that fails to
+    load is skipped, so the next one down keeps serving); ``specific`` the listed versions that
+    exist and load; ``all`` every version that loads.
+    """
+
+    kind: str = "latest"  # latest | specific | all
+    num_versions: int = 1
+    versions: frozenset = frozenset()
+
+    def __post_init__(self):
+        if self.kind not in ("latest", "specific", "all"):
+            raise ValueError(f"unknown version policy {self.kind!r}")
+        if self.kind == "latest" and self.num_versions < 1:
+            raise ValueError(f"latest needs num_versions >= 1, got {self.num_versions}")
+
+    def candidates(self, on_disk: list[int]) -> list[int]:
+        """The versions worth loading, highest first (`on_disk` is highest first)."""
+        if self.kind == "specific":
+            return [v for v in on_disk if v in self.versions]
+        return list(on_disk)
+
+    def describe(self) -> str:
+        if self.kind == "latest":
+            return f"latest {{ num_versions: {self.num_versions} }}"
+        if self.kind == "specific":
+            return f"specific {{ versions: {sorted(self.versions)} }}"
+        return "all {}"
+
+
+LATEST_ONE = VersionPolicy()
+
+
 class ModelVersions:
-    """Tracks the versions under a base path and holds the one being served."""
+    """Tracks the versions under one model's base path and holds the ones being served.
+
+    Requests take a version with `lease` (a context manager), which counts it as in flight.
+    A refresh that drops a version from the served set retires it: it takes no new requests,
+    is reported UNLOADING while requests still hold it, and is unloaded (its model released,
+    its local copy deleted) when the last of them ends.
+    """
 
     def __init__(
         self,
@@ -132,33 +185,49 @@ class ModelVersions:
         model_name: str,
         poll_seconds: float = 2.0,
         freeze_heap: bool = False,
+        policy: VersionPolicy = LATEST_ONE,
     ):
         """`freeze_heap`: after each load, move every object then alive out of the garbage
         collector's reach (gc.freeze), for a process that serves (see `_settle_heap`)."""
         self.model_base_path = filesystem.path(model_base_path, "--model_base_path")
         self._remote = filesystem.is_object_store(self.model_base_path)
-        # version -> local copy (object-store base path): the served one and one being loaded
+        # version -> local copy (object-store base path): served, retiring, or being loaded
         self._copies: dict[int, filesystem.WorkingCopy] = {}
         self.model_name = model_name
         self.poll_seconds = poll_seconds
         self.freeze_heap = freeze_heap
-        self._current: Servable | None = None
+        self.policy = policy
+        self._served: dict[int, Servable] = {}  # version -> servable, taking requests
+        self._retiring: dict[Servable, int] = {}  # retired, with requests in flight
+        self._inflight: dict[Servable, int] = {}  # servable -> requests holding it
         self._failed: dict[int, tuple[float, str]] = {}  # version -> (mtime, error)
-        self._lock = threading.Lock()  # guards _current and _failed
+        self._lock = threading.Lock()  # guards the four above
         self._refresh_lock = threading.Lock()  # one refresh at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._unloaded_since_settle = False
 
-    # Readers take a reference to an immutable Servable; a swap never affects
-    # a request already running, and the old version is freed when the last
-    # such request drops it.
     def current(self) -> Servable | None:
+        """The highest version served, or None."""
         with self._lock:
-            return self._current
+            return self._served[max(self._served)] if self._served else None
+
+    def served_versions(self) -> list[int]:
+        with self._lock:
+            return sorted(self._served)
+
+    def is_available(self, version: int) -> bool:
+        with self._lock:
+            return version in self._served
+
+    def _not_found(self, version: int | None) -> ServingError:
+        spec = "Latest" if version is None else "Specific"
+        detail = self.model_name if version is None else f"{self.model_name}, {version}"
+        return ServingError(f"Servable not found for request: {spec}({detail})", 404)
 
     def resolve(self, name: str, version: int | None = None) -> Servable:
-        """The servable a request for model `name` (and `version`, None: the latest) gets;
-        the one version resolution for REST and gRPC. Anything else -> ServingError 404."""
+        """The servable a request for model `name` (and `version`, None: the latest) gets.
+        Anything else -> ServingError 404."""
         if name != self.model_name:
             spec = "Latest" if version is None else "Specific"
             detail = name if version is None else f"{name}, {version}"
@@ -166,12 +235,42 @@ class ModelVersions:
         return self.get(version)
 
     def get(self, version: int | None = None) -> Servable:
-        servable = self.current()
-        if servable is None or (version is not None and version != servable.version):
-            spec = "Latest" if version is None else "Specific"
-            detail = self.model_name if version is None else f"{self.model_name}, {version}"
-            raise ServingError(f"Servable not found for request: {spec}({detail})", 404)
+        """A served version (None: the highest), without counting it as in flight: for
+        reading its metadata. Requests that run the model use `lease`."""
+        with self._lock:
+            return self._pick(version)
+
+    def _pick(self, version: int | None) -> Servable:
+        if not self._served:
+            raise self._not_found(version)
+        if version is None:
+            return self._served[max(self._served)]
+        servable = self._served.get(version)
+        if servable is None:
+            raise self._not_found(version)
         return servable
+
+    @contextlib.contextmanager
+    def lease(self, version: int | None = None):
+        """The served `version` (None: the highest), held for the `with` block: it is not
+        unloaded before the block ends, even if it is retired meanwhile."""
+        with self._lock:
+            servable = self._pick(version)
+            self._inflight[servable] = self._inflight.get(servable, 0) + 1
+        try:
+            yield servable
+        finally:
+            with self._lock:
+                left = self._inflight[servable] - 1
+                if left:
+                    self._inflight[servable] = left
+                else:
+                    del self._inflight[servable]
+                unload = not left and servable in self._retiring
+                if unload:
+                    del self._retiring[servable]
+            if unload:
+                self._unload(servable)
 
     def _versions_on_disk(self) -> list[int]:
         """Complete versions (with a saved_model.pb), highest first."""
@@ -189,70 +288,135 @@ class ModelVersions:
             if (self.model_base_path / str(v) / layout.SAVED_MODEL_FILE).is_file()
         ]
 
+    def set_policy(self, policy: VersionPolicy) -> None:
+        """A new version policy, applied by the next `refresh`."""
+        self.policy = policy
+
     def refresh(self) -> Servable | None:
-        """Serves the highest loadable version on disk; returns the served one."""
+        """Serves what the version policy asks of the versions on disk; returns the highest.
+
+        New versions are loaded, and warmed up, before the served set changes; the set is
+        then replaced at once, and versions no longer in it are retired (see the class).
+        """
         with self._refresh_lock:
-            current = self.current()
+            with self._lock:
+                served = dict(self._served)
+            policy = self.policy
             on_disk = self._versions_on_disk()
             with self._lock:
                 for version in set(self._failed) - set(on_disk):
                     del self._failed[version]
-            for version in on_disk:
-                path = self.model_base_path / str(version)
-                if current is not None and current.version == version:
-                    return current
-                try:
-                    mtime = (
-                        filesystem.mtime(path / layout.SAVED_MODEL_FILE)
-                        if self._remote
-                        else path.stat().st_mtime
-                    )
-                except (FileNotFoundError, OSError):
+            wanted: dict[int, Servable] = {}
+            for version in policy.candidates(on_disk):
+                if policy.kind == "latest" and len(wanted) >= policy.num_versions:
+                    break
+                if version in served:
+                    wanted[version] = served[version]
                     continue
-                failed = self._failed.get(version)
-                if failed is not None and failed[0] == mtime:
-                    continue  # already failed; retried only when the directory changes
-                try:
-                    servable = Servable(version, self._local_version(version, path))
-                except Exception as e:  # any load failure keeps the old version serving
-                    logger.error(
-                        "Failed to load %s version %d from %s: %s",
-                        self.model_name,
-                        version,
-                        path,
-                        e,
-                    )
-                    with self._lock:
-                        self._failed[version] = (mtime, f"{type(e).__name__}: {e}")
-                    self._copies.pop(version, None)
-                    continue
-                with self._lock:
-                    self._current = servable
-                    self._failed.pop(version, None)
-                self._drop_copies(keep=version)
+                servable = self._load(version)
+                if servable is not None:
+                    wanted[version] = servable
+            if wanted.keys() != served.keys():
+                self._publish(served, wanted)
+            if self._unloaded_since_settle:
+                self._unloaded_since_settle = False
                 self._settle_heap()
-                if current is None:
-                    logger.info("Serving %s version %d from %s", self.model_name, version, path)
-                else:
-                    logger.info(
-                        "Switched %s from version %d to %d",
-                        self.model_name,
-                        current.version,
-                        version,
-                    )
-                return servable
-            if current is not None:
-                logger.warning(
-                    "%s version %d was removed from %s and no other version loads; unloading it",
-                    self.model_name,
-                    current.version,
-                    self.model_base_path,
-                )
-                with self._lock:
-                    self._current = None
-                self._drop_copies(keep=None)
-                self._settle_heap()
+            return wanted[max(wanted)] if wanted else None
+
+    def _load(self, version: int) -> Servable | None:
+        """The version loaded and warmed up, or None (the failure is kept for `status`)."""
+        path = self.model_base_path / str(version)
+        try:
+            mtime = (
+                filesystem.mtime(path / layout.SAVED_MODEL_FILE)
+                if self._remote
+                else path.stat().st_mtime
+            )
+        except (FileNotFoundError, OSError):
             return None
+        failed = self._failed.get(version)
+        if failed is not None and failed[0] == mtime:
+            return None  # already failed; retried only when the directory changes
+        try:
+            servable = Servable(version, self._local_version(version, path))
+        except Exception as e:  # any load failure keeps the old versions serving
+            logger.error(
+                "Failed to load %s version %d from %s: %s", self.model_name, version, path, e
+            )
+            with self._lock:
+                self._failed[version] = (mtime, f"{type(e).__name__}: {e}")
+            self._copies.pop(version, None)
+            return None
+        with self._lock:
+            self._failed.pop(version, None)
+        return servable
+
+    def _publish(self, served: dict, wanted: dict) -> None:
+        """Replaces the served set by `wanted` at once; retires what it drops."""
+        dropped = [s for v, s in served.items() if v not in wanted]
+        unload_now = []
+        with self._lock:
+            self._served = dict(wanted)
+            for servable in dropped:
+                if self._inflight.get(servable):
+                    self._retiring[servable] = servable.version
+                else:
+                    unload_now.append(servable)
+        added = sorted(set(wanted) - set(served))
+        if served and wanted and len(added) == 1 and len(dropped) == 1 and len(wanted) == 1:
+            logger.info(
+                "Switched %s from version %d to %d",
+                self.model_name,
+                dropped[0].version,
+                added[0],
+            )
+        else:
+            for version in added:
+                logger.info(
+                    "Serving %s version %d from %s",
+                    self.model_name,
+                    version,
+                    self.model_base_path / str(version),
+                )
+        if not wanted and served:
+            logger.warning(
+                "%s versions %s were removed from %s and no other version loads; unloading",
+                self.model_name,
+                sorted(served),
+                self.model_base_path,
+            )
+        for servable in dropped:
+            if servable not in unload_now:
+                logger.info(
+                    "%s version %d no longer takes requests; unloading it once the ones in "
+                    "flight end",
+                    self.model_name,
+                    servable.version,
+                )
+        for servable in unload_now:
+            self._unload(servable)
+        self._settle_heap()
+        self._unloaded_since_settle = False
+
+    def retire_all(self) -> None:
+        """Stops polling and retires every version (the model left the server's config)."""
+        self.stop()
+        with self._refresh_lock:
+            with self._lock:
+                served = dict(self._served)
+            if served:
+                self._publish(served, {})
+
+    def _unload(self, servable: Servable) -> None:
+        with self._lock:
+            still_used = any(s.version == servable.version for s in self._served.values()) or (
+                servable.version in self._retiring.values()
+            )
+        if not still_used:
+            self._copies.pop(servable.version, None)  # deletes a local download
+        servable.unload()
+        self._unloaded_since_settle = True
+        logger.info("Unloaded %s version %d", self.model_name, servable.version)
 
     def _local_version(self, version: int, path) -> pathlib.Path:
         """`path` itself when local; else a fresh local download of the version."""
@@ -263,11 +427,6 @@ class ModelVersions:
         copy.pull()
         self._copies[version] = copy
         return copy.local
-
-    def _drop_copies(self, keep: int | None) -> None:
-        """Local copies of versions no longer served are deleted (TemporaryDirectory)."""
-        for version in [v for v in self._copies if v != keep]:
-            del self._copies[version]
 
     def _settle_heap(self) -> None:
         """With freeze_heap: collect what the last swap left, then freeze the heap.
@@ -293,14 +452,15 @@ class ModelVersions:
 
     def status(self, version: int | None = None) -> list[dict]:
         with self._lock:
-            current, failed = self._current, dict(self._failed)
-        entries = []
-        if current is not None:
-            entries.append((current.version, "AVAILABLE", "OK", ""))
+            served = sorted(self._served)
+            retiring = sorted(set(self._retiring.values()) - set(served))
+            failed = dict(self._failed)
+        entries = [(v, "AVAILABLE", "OK", "") for v in served]
+        entries += [(v, "UNLOADING", "OK", "") for v in retiring]
         for v, (_, error) in failed.items():
-            # Only failures newer than what is served matter (an older
-            # version is not meant to be served anyway).
-            if current is None or v > current.version:
+            # Only failures of versions the policy would serve matter: newer than what a
+            # `latest` policy serves (an older version is not meant to be served anyway).
+            if self.policy.kind != "latest" or not served or v > min(served):
                 entries.append((v, "END", "UNKNOWN", error))
         if version is not None:
             entries = [e for e in entries if e[0] == version]
@@ -320,14 +480,14 @@ class ModelVersions:
         ]
 
     def start(self) -> None:
-        if self._thread is not None or self.poll_seconds <= 0:
+        if self._thread is not None or self.poll_seconds <= 0 or self._stop.is_set():
             return
         self._thread = threading.Thread(target=self._poll, name="model-poller", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
             self._thread = None
 

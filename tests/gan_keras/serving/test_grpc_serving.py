@@ -281,10 +281,14 @@ def test_other_bad_requests(servers):
     labelled = predict_pb2.PredictRequest()
     labelled.model_spec.name = "uncond"
     labelled.model_spec.version_label = "stable"
-    for request in (unknown_model, labelled):
+    # An unknown model is NOT_FOUND, an unknown label INVALID_ARGUMENT, as in TF Serving.
+    for request, code in (
+        (unknown_model, grpc.StatusCode.NOT_FOUND),
+        (labelled, grpc.StatusCode.INVALID_ARGUMENT),
+    ):
         with pytest.raises(grpc.RpcError) as e:
             server.predictions.Predict(request, timeout=60)
-        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        assert e.value.code() == code
     for fields in ([], ["signature_def", "other"]):
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=fields)
         request.model_spec.name = "uncond"

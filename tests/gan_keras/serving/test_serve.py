@@ -282,8 +282,10 @@ def test_unknown_paths_and_methods(uncond):
     assert uncond.post("/v1/models/generator").status_code == 405
     r = uncond.get("/v1/models/generator/versions/x")
     assert r.status_code == 400 and "error" in r.get_json()
+    # A label this server does not have: TF Serving's INVALID_ARGUMENT (test_model_config.py).
     r = uncond.get("/v1/models/generator/labels/stable")
-    assert r.status_code == 404 and "error" in r.get_json()
+    assert r.status_code == 400
+    assert r.get_json()["error"] == "Unrecognized servable version label: stable"
     r = uncond.get("/nothing/here")
     assert r.status_code == 404 and "error" in r.get_json()
     r = uncond.post("/v1/models/other:predict", json={"instances": [[0.0] * LATENT]})

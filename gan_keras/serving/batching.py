@@ -1,0 +1,416 @@
+"""Request batching: concurrent :predict requests merged into one model call.
+
+What: with ``--enable_batching`` (TensorFlow Serving's flag), :predict requests (REST and gRPC)
+to the same model version and signature whose inputs fit together are queued, concatenated
+along the batch dimension, run as one model call, and the outputs split back: each request
+gets exactly its own rows, in its own order. The parameters are TF Serving's
+``--batching_parameters_file``, a text-format ``BatchingParameters`` proto::
+
+    max_batch_size { value: 32 }        # most rows one merged call runs (default 1000)
+    batch_timeout_micros { value: 0 }   # how long the first request of a batch waits for
+                                        # more before the batch runs anyway (default 0: run
+                                        # as soon as a batch thread is free)
+    max_enqueued_batches { value: 10 }  # batches waiting per queue; a request that needs
+                                        # one more is answered 503 / UNAVAILABLE at once
+    num_batch_threads { value: 2 }      # batches running at once (default: one per CPU)
+    allowed_batch_sizes: 8              # optional: a merged call is padded up to the next
+    allowed_batch_sizes: 32             # of these (the last must equal max_batch_size)
+
+Why: one model call per request pays the call's fixed cost (Python dispatch, the
+concrete function's call, small matrix products) per request; under many concurrent
+clients, requests queue behind each other anyway, and merging the queued ones into one call
+turns that waiting into throughput. As in TF Serving, with ``batch_timeout_micros`` 0 a
+lone request is not delayed: a batch forms only out of requests that would have waited.
+
+Which requests merge (the batch key): the same `Servable` (model and version), the same
+signature, inputs with a free leading dimension (``[None, ...]`` in the signature) of equal
+row counts, the same trailing shapes and dtypes, and identical values of every other input
+(scalars such as ``edit``'s ``strength``). Requests whose signature has no batchable input
+(``sample``'s scalars), whose batchable inputs disagree on the row count, or with more
+rows than ``max_batch_size`` run on their own, as with batching off (TF Serving refuses
+the last). Requests are validated one by one before they are queued, so a bad request is
+answered on its own; if a merged call fails anyway (or its outputs cannot be split by
+rows), each of its requests is run again on its own, so an error stays with the request
+that caused it. Padding repeats the batch's first row, and padded rows are dropped.
+
+Prometheus (gan_keras.serving.prometheus) records each merged call's size and each
+request's wait in the queue.
+"""
+
+import collections
+import dataclasses
+import logging
+import os
+import pathlib
+import threading
+import time
+import weakref
+
+import numpy as np
+
+from gan_keras.serving.codec import ServingError
+
+logger = logging.getLogger(__name__)
+
+# TF Serving's message: its SharedBatchScheduler answers a full queue with this, UNAVAILABLE.
+QUEUE_FULL_MESSAGE = "The batch scheduling queue to which this task was submitted is full"
+
+# The fields this server implements; the proto's others are refused by name if set, except
+# thread_pool_name (a name for the threads, without effect here).
+SUPPORTED_FIELDS = (
+    "max_batch_size",
+    "batch_timeout_micros",
+    "max_enqueued_batches",
+    "num_batch_threads",
+    "allowed_batch_sizes",
+)
+IGNORED_FIELDS = ("thread_pool_name",)
+
+
+class BatchingConfigError(ValueError):
+    """A --batching_parameters_file that cannot be used; the message names the field."""
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingParameters:
+    """TF Serving's BatchingParameters, with its defaults (BasicBatchScheduler's options)."""
+
+    max_batch_size: int = 1000
+    batch_timeout_micros: int = 0
+    max_enqueued_batches: int = 10
+    num_batch_threads: int = dataclasses.field(default_factory=lambda: len(os.sched_getaffinity(0)))
+    allowed_batch_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        def positive(name):
+            if getattr(self, name) < 1:
+                raise BatchingConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+        for name in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
+            positive(name)
+        if self.batch_timeout_micros < 0:
+            raise BatchingConfigError(
+                f"batch_timeout_micros must be >= 0, got {self.batch_timeout_micros}"
+            )
+        sizes = self.allowed_batch_sizes
+        if sizes:
+            if any(s < 1 for s in sizes):
+                raise BatchingConfigError(f"allowed_batch_sizes must be >= 1, got {list(sizes)}")
+            if any(b <= a for a, b in zip(sizes[:-1], sizes[1:], strict=True)):
+                raise BatchingConfigError(
+                    f"allowed_batch_sizes must be in increasing order, got {list(sizes)}"
+                )
+            if sizes[-1] != self.max_batch_size:
+                raise BatchingConfigError(
+                    f"the last entry of allowed_batch_sizes ({sizes[-1]}) must equal "
+                    f"max_batch_size ({self.max_batch_size})"
+                )
+
+    def padded_size(self, rows: int) -> int:
+        """The batch size a merged call of `rows` rows runs at."""
+        for size in self.allowed_batch_sizes:
+            if size >= rows:
+                return size
+        return rows
+
+
+def _message_class():
+    """tensorflow_serving's BatchingParameters message, or an equivalent one.
+
+    tensorflow-serving-api's wheel ships the API and config protos but not
+    session_bundle_config.proto; the same message (name, field names and numbers as TF
+    Serving's) is then built here, so the same files parse the same way.
+    """
+    try:
+        from tensorflow_serving.servables.tensorflow import session_bundle_config_pb2
+
+        return session_bundle_config_pb2.BatchingParameters
+    except ImportError:
+        pass
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, wrappers_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    wrappers = descriptor_pb2.FileDescriptorProto()
+    wrappers_pb2.DESCRIPTOR.CopyToProto(wrappers)
+    pool.Add(wrappers)
+    file = descriptor_pb2.FileDescriptorProto(
+        name="gan_keras/serving/batching_parameters.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+        dependency=["google/protobuf/wrappers.proto"],
+    )
+    message = file.message_type.add(name="BatchingParameters")
+    field = descriptor_pb2.FieldDescriptorProto
+    for number, name, type_name in (
+        (1, "max_batch_size", ".google.protobuf.Int64Value"),
+        (2, "batch_timeout_micros", ".google.protobuf.Int64Value"),
+        (3, "max_enqueued_batches", ".google.protobuf.Int64Value"),
+        (4, "num_batch_threads", ".google.protobuf.Int64Value"),
+        (5, "thread_pool_name", ".google.protobuf.StringValue"),
+    ):
+        message.field.add(
+            name=name,
+            number=number,
+            label=field.LABEL_OPTIONAL,
+            type=field.TYPE_MESSAGE,
+            type_name=type_name,
+        )
+    message.field.add(
+        name="allowed_batch_sizes", number=6, label=field.LABEL_REPEATED, type=field.TYPE_INT64
+    )
+    message.field.add(
+        name="pad_variable_length_inputs",
+        number=7,
+        label=field.LABEL_OPTIONAL,
+        type=field.TYPE_BOOL,
+    )
+    pool.Add(file)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters")
+    )
+
+
+def parse_batching_parameters(text: str, source: str = "batching parameters") -> BatchingParameters:
+    """BatchingParameters from TF Serving's text format; anything else -> BatchingConfigError."""
+    from google.protobuf import text_format
+
+    message = _message_class()()
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as e:
+        raise BatchingConfigError(f"{source}: {e}") from None
+    values = {}
+    for descriptor, value in message.ListFields():
+        name = descriptor.name
+        if name in IGNORED_FIELDS:
+            continue
+        if name not in SUPPORTED_FIELDS:
+            raise BatchingConfigError(
+                f"{source}: field {name} is not supported by this server "
+                f"(supported: {', '.join(SUPPORTED_FIELDS)})"
+            )
+        values[name] = tuple(value) if name == "allowed_batch_sizes" else value.value
+    try:
+        return BatchingParameters(**values)
+    except BatchingConfigError as e:
+        raise BatchingConfigError(f"{source}: {e}") from None
+
+
+def read_batching_parameters_file(path) -> BatchingParameters:
+    path = pathlib.Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise BatchingConfigError(f"--batching_parameters_file {path}: {e}") from None
+    return parse_batching_parameters(text, f"--batching_parameters_file {path}")
+
+
+@dataclasses.dataclass(eq=False)
+class _Task:
+    """One request in a queue."""
+
+    inputs: dict
+    rows: int
+    run: object  # run(servable, signature_name, inputs) -> outputs
+    enqueued: float
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    outputs: dict | None = None
+    error: BaseException | None = None
+
+
+@dataclasses.dataclass(eq=False)
+class _Batch:
+    key: tuple
+    servable: object
+    signature_name: str
+    model_name: str
+    batched: tuple  # names of the inputs concatenated along the rows
+    deadline: float
+    tasks: list = dataclasses.field(default_factory=list)
+    rows: int = 0
+
+
+class Batcher:
+    """Queues batchable requests per batch key and runs them, merged, on its own threads."""
+
+    def __init__(self, params: BatchingParameters, observe_batch=None):
+        """`observe_batch(model_name, signature_name, padded_size, queue_seconds_per_request)`
+        is called for every merged call (the metrics)."""
+        self.params = params
+        self._observe_batch = observe_batch
+        self._cond = threading.Condition()
+        self._queues: dict[tuple, collections.deque] = {}
+        self._stopped = False
+        # Servable -> signatures whose outputs turned out not to split by rows.
+        self._unsplittable = weakref.WeakKeyDictionary()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
+            for i in range(params.num_batch_threads)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """Ends the batch threads once the queued batches have run."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def pending(self) -> int:
+        """Requests queued and not yet running (for tests and debugging)."""
+        with self._cond:
+            return sum(len(b.tasks) for q in self._queues.values() for b in q)
+
+    def _plan(self, servable, signature_name: str, inputs: dict):
+        """(batch key, batched input names, rows), or None: run the request on its own."""
+        if signature_name in self._unsplittable.get(servable, ()):
+            return None
+        specs = servable.input_specs[signature_name]
+        batched, rows, fixed = [], set(), []
+        for name in sorted(inputs):
+            array = np.asarray(inputs[name])
+            shape = specs[name].shape
+            if shape.rank and shape[0] is None and array.ndim >= 1:
+                batched.append(name)
+                rows.add(array.shape[0])
+                fixed.append((name, "rows", array.dtype.str, array.shape[1:]))
+            else:
+                fixed.append((name, "value", array.dtype.str, array.shape, array.tobytes()))
+        if not batched or len(rows) != 1:
+            return None
+        (n,) = rows
+        if n < 1 or n > self.params.max_batch_size:
+            return None
+        return (servable, signature_name, tuple(fixed)), tuple(batched), n
+
+    def run(self, servable, signature_name: str, inputs: dict, run, model_name: str = "") -> dict:
+        """The outputs of `signature_name` on `inputs` (already validated), merged with other
+        requests where possible; `run(servable, signature_name, inputs)` is the model call.
+        A full queue -> ServingError 503, at once."""
+        plan = self._plan(servable, signature_name, inputs)
+        if plan is None:
+            return run(servable, signature_name, inputs)
+        key, batched, rows = plan
+        task = _Task(inputs, rows, run, time.perf_counter())
+        with self._cond:
+            if self._stopped:
+                raise ServingError("The server is shutting down", 503)
+            queue = self._queues.setdefault(key, collections.deque())
+            if queue and queue[-1].rows + rows <= self.params.max_batch_size:
+                batch = queue[-1]
+            else:
+                if len(queue) >= self.params.max_enqueued_batches:
+                    if not queue:
+                        del self._queues[key]
+                    raise ServingError(QUEUE_FULL_MESSAGE, 503)
+                batch = _Batch(
+                    key,
+                    servable,
+                    signature_name,
+                    model_name,
+                    batched,
+                    task.enqueued + self.params.batch_timeout_micros / 1e6,
+                )
+                queue.append(batch)
+            batch.tasks.append(task)
+            batch.rows += rows
+            self._cond.notify()
+        task.done.wait()
+        if task.error is not None:
+            raise task.error
+        return task.outputs
+
+    def _next_batch(self):
+        """The oldest batch ready to run, removed from its queue, or (None, seconds to wait).
+        Called with the lock held."""
+        now = time.perf_counter()
+        best, wait = None, None
+        for queue in self._queues.values():
+            front = queue[0]
+            full = front.rows >= self.params.max_batch_size
+            if len(queue) > 1 or full or now >= front.deadline or self._stopped:
+                if best is None or front.tasks[0].enqueued < best.tasks[0].enqueued:
+                    best = front
+            else:
+                remaining = front.deadline - now
+                wait = remaining if wait is None else min(wait, remaining)
+        if best is None:
+            return None, wait
+        queue = self._queues[best.key]
+        queue.popleft()
+        if not queue:
+            del self._queues[best.key]
+        return best, None
+
+    def _work(self):
+        while True:
+            with self._cond:
+                while True:
+                    batch, wait = self._next_batch()
+                    if batch is not None:
+                        break
+                    if self._stopped:
+                        return
+                    self._cond.wait(wait)
+            try:
+                self._execute(batch)
+            except BaseException as e:  # never leave a request waiting
+                logger.exception("A batch of %s failed", batch.signature_name)
+                for task in batch.tasks:
+                    if not task.done.is_set():
+                        task.error = e
+                        task.done.set()
+
+    def _execute(self, batch: _Batch) -> None:
+        start = time.perf_counter()
+        tasks = batch.tasks
+        size = self.params.padded_size(batch.rows)
+        if self._observe_batch is not None:
+            self._observe_batch(
+                batch.model_name,
+                batch.signature_name,
+                size,
+                [start - task.enqueued for task in tasks],
+            )
+        run = tasks[0].run
+        if len(tasks) == 1 and size == batch.rows:
+            self._run_alone(batch, tasks[0])
+            return
+        merged = dict(tasks[0].inputs)
+        for name in batch.batched:
+            parts = [task.inputs[name] for task in tasks]
+            if size > batch.rows:  # pad with copies of the first row
+                first = parts[0][:1]
+                parts.append(np.repeat(first, size - batch.rows, axis=0))
+            merged[name] = np.concatenate(parts, axis=0)
+        try:
+            outputs = run(batch.servable, batch.signature_name, merged)
+            if not all(np.ndim(v) >= 1 and np.shape(v)[0] == size for v in outputs.values()):
+                self._unsplittable.setdefault(batch.servable, set()).add(batch.signature_name)
+                raise ValueError("outputs do not have one row per input row")
+        except Exception as e:
+            # Whatever failed the merged call, each request gets its own answer or error.
+            logger.info(
+                "A merged call of %d requests to %s failed (%s); running them one by one",
+                len(tasks),
+                batch.signature_name,
+                e,
+            )
+            for task in tasks:
+                self._run_alone(batch, task)
+            return
+        offset = 0
+        for task in tasks:
+            task.outputs = {k: v[offset : offset + task.rows] for k, v in outputs.items()}
+            offset += task.rows
+            task.done.set()
+
+    @staticmethod
+    def _run_alone(batch: _Batch, task: _Task) -> None:
+        try:
+            task.outputs = task.run(batch.servable, batch.signature_name, task.inputs)
+        except Exception as e:
+            task.error = e
+        task.done.set()
