@@ -13,12 +13,17 @@ version under ``--model_base_path`` (or the models, version policies and labels
 of ``--model_config_file``) and picks up new versions every
 ``--file_system_poll_wait_seconds`` without a restart. The endpoints, the
 request formats and the version policy are described in gan_keras.serving.
+
+Every PNG and GIF the REST API answers with carries its provenance (docs/provenance.md):
+C2PA content credentials signed with ``--c2pa_key`` and ``--c2pa_cert``, or without them the
+unsigned metadata, which the server logs once at start.
 """
 
 import logging
 
 from absl import app, flags
 
+from gan_keras.provenance import flags as provenance_flags
 from gan_keras.serving import batching, model_config, server
 from gan_keras.storage import filesystem
 
@@ -160,6 +165,7 @@ def main(argv):
             raise app.UsageError(str(e)) from None
     elif _BATCHING_PARAMETERS_FILE.value:
         raise app.UsageError("--batching_parameters_file needs --enable_batching")
+    stamper = provenance_flags.stamper_from_flags()  # before the models load: a bad key fails fast
     logging.getLogger().setLevel(logging.INFO)
     # Before TensorFlow runs anything: the pools are sized once.
     import tensorflow as tf
@@ -167,13 +173,13 @@ def main(argv):
     tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
     tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
     try:
-        _serve(config_file, batching_parameters)
+        _serve(config_file, batching_parameters, stamper)
     except model_config.ModelConfigError as e:  # e.g. a startup label on a version that failed
         logging.error("ModelConfigError: %s", e)
         raise SystemExit(1) from None
 
 
-def _serve(config_file, batching_parameters):
+def _serve(config_file, batching_parameters, stamper=None):
     server.run_server(
         _MODEL_BASE_PATH.value,
         _MODEL_NAME.value,
@@ -189,6 +195,7 @@ def _serve(config_file, batching_parameters):
         model_config_file=config_file or None,
         model_config_file_poll_wait_seconds=_MODEL_CONFIG_FILE_POLL.value,
         allow_version_labels_for_unavailable_models=_ALLOW_UNAVAILABLE_LABELS.value,
+        stamper=stamper,
     )
 
 

@@ -57,6 +57,7 @@ from gan_keras.client.model import (
     task_name,
 )
 from gan_keras.provenance import facts as provenance_facts
+from gan_keras.provenance import flags as provenance_flags
 from gan_keras.provenance import signing as provenance_signing
 from gan_keras.provenance import stamp as provenance_stamp
 from gan_keras.storage import atomic
@@ -152,19 +153,6 @@ _MASK_DIR = flags.DEFINE_string(
     "mask_dir",
     None,
     "Inpainting with --input_dir: a directory with a mask PNG of each input's file name.",
-)
-
-_C2PA_KEY = flags.DEFINE_string(
-    "c2pa_key",
-    None,
-    "PEM private key that signs the images' C2PA content credentials (with --c2pa_cert). "
-    "Without both, images carry the same facts as unsigned metadata.",
-)
-_C2PA_CERT = flags.DEFINE_string(
-    "c2pa_cert",
-    None,
-    "PEM certificate chain of --c2pa_key: the signing certificate first, then its issuers "
-    "(docs/provenance.md says what C2PA requires of them).",
 )
 
 _MODES = ("interpolate", "project", "edit")
@@ -280,13 +268,15 @@ class _Provenance:
 
 
 def _stamper() -> provenance_stamp.Stamper:
-    if (_C2PA_KEY.value is None) != (_C2PA_CERT.value is None):
+    if (provenance_flags.C2PA_KEY.value is None) != (provenance_flags.C2PA_CERT.value is None):
         raise app.UsageError("Give both --c2pa_key and --c2pa_cert (or neither: unsigned)")
-    if _C2PA_KEY.value is None:
+    if provenance_flags.C2PA_KEY.value is None:
         stamper = provenance_stamp.Stamper()
     else:
         try:
-            signer = provenance_signing.C2paSigner(_C2PA_KEY.value, _C2PA_CERT.value)
+            signer = provenance_signing.C2paSigner(
+                provenance_flags.C2PA_KEY.value, provenance_flags.C2PA_CERT.value
+            )
         except provenance_signing.SigningError as e:
             raise RequestError(f"--c2pa_key/--c2pa_cert: {e}") from None
         stamper = provenance_stamp.Stamper(signer)

@@ -59,11 +59,20 @@ def _read_manifest(data: bytes, fmt: str | None, trust_anchors: str | None) -> d
             return None  # no manifest, or not a format that can carry one
         return {"state": "Invalid", "manifest": None, "results": {}, "error": str(e)}
     with reader:
-        return {
-            "state": reader.get_validation_state(),
-            "manifest": reader.get_active_manifest(),
-            "results": reader.get_validation_results() or {},
-        }
+        state = reader.get_validation_state()
+        results = reader.get_validation_results() or {}
+        try:
+            manifest = reader.get_active_manifest()
+        except (c2pa.C2paError, KeyError, ValueError) as e:
+            # A damaged manifest store: c2pa-python 0.38 raises KeyError("Active manifest not
+            # found in manifest store") rather than a C2paError.
+            return {
+                "state": "Invalid",
+                "manifest": None,
+                "results": results,
+                "error": f"{type(e).__name__}: {e}",
+            }
+        return {"state": state, "manifest": manifest, "results": results}
 
 
 def _from_manifest(manifest: dict | None) -> dict:

@@ -26,6 +26,14 @@ Endpoints (as documented for TF Serving's REST API):
                                                       multipart/form-data with file
                                                       fields "image" and "mask"
                                                       (inpainting) -> the output PNG
+    POST ...:verify                                   body: an image (PNG, GIF or JPEG)
+                                                      -> JSON: the report of
+                                                      `gan-verify --json` for it, plus
+                                                      "served_model" (docs/provenance.md)
+
+Every PNG and GIF answered (and :project's reconstruction) carries its provenance
+(gan_keras.serving.credentials): C2PA content credentials signed with `stamper`'s key, or
+without one the unsigned metadata, which the app logs once, when created.
 
 ``:sample``, ``:interpolate``, ``:edit`` and ``:project`` are for sampling
 models and ``:transform`` for image-to-image ones (model_info.json's "task":
@@ -64,9 +72,11 @@ from flask import Flask, Response, g, request
 from gan_keras.client import sampling
 from gan_keras.client.model import RequestError, require_sampling_model
 from gan_keras.export import layout
+from gan_keras.provenance.stamp import Stamper
 from gan_keras.serving import codec, image_endpoints
 from gan_keras.serving.batching import Batcher, BatchingParameters
 from gan_keras.serving.codec import ServingError
+from gan_keras.serving.credentials import ServerProvenance
 from gan_keras.serving.models import ServedModels
 from gan_keras.serving.prometheus import ServingMetrics, status_for_http
 from gan_keras.serving.responses import json_response
@@ -112,6 +122,8 @@ def create_app(
     freeze_heap: bool = False,
     *,
     batching: BatchingParameters | None = None,
+    stamper: Stamper | None = None,
+    stamp_images: bool = True,
 ) -> Flask:
     """The Flask app; ``app.config['REGISTRY']`` holds its ServedModels.
 
@@ -121,6 +133,9 @@ def create_app(
     ``app.config['REGISTRY'].stop()`` when done (and ``app.config['BATCHER'].stop()`` with
     `batching`: TF Serving's --enable_batching, see gan_keras.serving.batching).
     `freeze_heap` is for a process that only serves (see ModelVersions).
+    `stamper` writes the provenance into every image answered (gan_keras.provenance.stamp:
+    signed with a C2paSigner; the default, Stamper(), writes the unsigned metadata);
+    `stamp_images=False` leaves it out, only to measure what it costs.
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -161,6 +176,9 @@ def create_app(
         )
 
     app.config["RUN_PREDICT"] = run_predict
+    provenance = ServerProvenance((stamper or Stamper()) if stamp_images else None)
+    provenance.log_mode()
+    app.config["PROVENANCE"] = provenance
 
     @app.before_request
     def start_clock():
@@ -278,6 +296,7 @@ def create_app(
             "edit": "GET",
             "project": "POST",
             "transform": "POST",
+            "verify": "POST",
         }
         if verb not in expected:
             raise ServingError(f"Malformed request: unknown method ':{verb}'", 404)
@@ -285,6 +304,10 @@ def create_app(
             if verb == "project":
                 raise ServingError(
                     f"Use POST for :project (the PNG as the body), not {method}", 405
+                )
+            if verb == "verify":
+                raise ServingError(
+                    f"Use POST for :verify (the image as the body), not {method}", 405
                 )
             if verb == "transform":
                 raise ServingError(
@@ -306,15 +329,39 @@ def create_app(
                 return Response(
                     codec.predict_response_json(outputs, row_format), mimetype="application/json"
                 )
+            if verb == "verify":
+                return verify_endpoint(servable, name)
+
+            def stamp(data: bytes, signature: str, **recipe) -> bytes:
+                return provenance.stamp(data, servable, name, signature, **recipe)
+
             if verb == "transform":
-                return image_endpoints.transform_endpoint(servable)
+                return image_endpoints.transform_endpoint(servable, stamp)
             require_sampling(servable, verb)
             if verb == "sample":
-                return image_endpoints.sample_endpoint(servable, max_batch)
+                return image_endpoints.sample_endpoint(servable, max_batch, stamp)
             if verb == "interpolate":
-                return image_endpoints.interpolate_endpoint(servable, max_batch)
+                return image_endpoints.interpolate_endpoint(servable, max_batch, stamp)
             if verb == "edit":
-                return image_endpoints.edit_endpoint(servable, max_batch, directions(servable))
-            return image_endpoints.project_endpoint(servable)
+                return image_endpoints.edit_endpoint(
+                    servable, max_batch, directions(servable), stamp
+                )
+            return image_endpoints.project_endpoint(servable, stamp)
+
+    def verify_endpoint(servable: Servable, name: str) -> Response:
+        """:verify: the body is any image (PNG, GIF or JPEG), under the app's body limit as
+        :project's PNG is; its report as gan-verify --json gives it, and "served_model"."""
+        if request.args:
+            raise ServingError(f":verify takes no query parameters, got {sorted(request.args)}")
+        mimetype = request.mimetype or ""
+        if mimetype.startswith("multipart/") or mimetype == "application/x-www-form-urlencoded":
+            raise ServingError(
+                "send the image as the raw request body (curl --data-binary @image.png "
+                f"-H 'Content-Type: image/png'), not as {mimetype}"
+            )
+        report = provenance.verify_body(request.get_data(cache=False), servable, name)
+        response = json_response(report)
+        response.headers["X-Model-Version"] = str(servable.version)
+        return response
 
     return app

@@ -4,9 +4,14 @@ Each reads its query parameters (a 400 naming the one at fault) and the PNG
 body, checks them against the model and this server's --max_batch, and runs
 gan_keras.client on the resolved version. The routes and the endpoint list are
 gan_keras.serving.app's.
+
+Every image answered (and :project's reconstruction) goes through `stamp(data, signature,
+**recipe)` first: gan_keras.serving.credentials writes the model's facts and the request's
+recipe into it (signed C2PA credentials, or the unsigned metadata).
 """
 
 import base64
+from collections.abc import Callable
 
 import numpy as np
 from flask import Response, request
@@ -20,6 +25,7 @@ from gan_keras.client.model import (
     require_signature,
     task_name,
 )
+from gan_keras.provenance import facts as facts_lib
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.responses import image_response, json_response
@@ -30,6 +36,9 @@ MAX_EDIT_STRENGTHS = 64
 DEFAULT_EDIT_NUM = 4
 GIF_FRAME_MS_RANGE = (20, 10_000)
 INT64_RANGE = (-(2**63), 2**63 - 1)
+
+# stamp(image bytes, signature name, **recipe) -> the bytes carrying their provenance.
+Stamp = Callable[..., bytes]
 
 
 def _int_arg(name: str, default: int | None) -> int | None:
@@ -101,7 +110,7 @@ def _known_params(*names: str) -> None:
         raise ServingError(f"unknown query parameters {sorted(unknown)}: use {', '.join(names)}")
 
 
-def sample_endpoint(servable: Servable, max_batch: int) -> Response:
+def sample_endpoint(servable: Servable, max_batch: int, stamp: Stamp) -> Response:
     if "sample" not in servable.signatures:
         raise ServingError("this model has no 'sample' signature")
     n, seed = _int_arg("n", 16), _int_arg("seed", 0)
@@ -127,11 +136,23 @@ def sample_endpoint(servable: Servable, max_batch: int) -> Response:
         inputs["label"] = np.array([] if label is None else [label], np.int64)
     codec.check_limits(inputs, servable, max_batch)
     images = sampling.sample_images(servable, num=n, seed=seed, label=label, truncation=truncation)
-    grid = gan_images.make_grid(images, rows=rows if rows is None else min(rows, n))
-    return image_response(gan_images.encode_png(grid), "image/png", servable)
+    rows = rows if rows is None else min(rows, n)
+    grid = gan_images.make_grid(images, rows=rows)
+    png = stamp(
+        gan_images.encode_png(grid),
+        "sample" if truncation is None else "truncated_sample",
+        endpoint="sample",
+        layout="grid",
+        seed=seed,
+        num=n,
+        label=label,
+        truncation=truncation,
+        rows=rows,
+    )
+    return image_response(png, "image/png", servable)
 
 
-def interpolate_endpoint(servable: Servable, max_batch: int) -> Response:
+def interpolate_endpoint(servable: Servable, max_batch: int, stamp: Stamp) -> Response:
     _known_params("seed_a", "seed_b", "steps", "format", "label_a", "label_b", "duration_ms")
     require_signature(servable, "interpolate")
     seed_a = _seed_param("seed_a", required=True)
@@ -157,13 +178,28 @@ def interpolate_endpoint(servable: Servable, max_batch: int) -> Response:
     images = sampling.interpolate_images(
         servable, seed_a=seed_a, seed_b=seed_b, steps=steps, label_a=label_a, label_b=label_b
     )
+    recipe = {
+        "endpoint": "interpolate",
+        "layout": "walk",
+        "seed_a": seed_a,
+        "seed_b": seed_b,
+        "steps": steps,
+        "label_a": label_a,
+        "label_b": label_b,
+        "format": image_format,
+    }
     if image_format == "gif":
-        data = image_files.encode_gif(images, duration_ms or image_files.DEFAULT_GIF_FRAME_MS)
+        duration_ms = duration_ms or image_files.DEFAULT_GIF_FRAME_MS
+        data = image_files.encode_gif(images, duration_ms)
+        data = stamp(data, "interpolate", duration_ms=duration_ms, **recipe)
         return image_response(data, "image/gif", servable)
-    return image_response(image_files.strip_png(images), "image/png", servable)
+    data = stamp(image_files.strip_png(images), "interpolate", **recipe)
+    return image_response(data, "image/png", servable)
 
 
-def edit_endpoint(servable: Servable, max_batch: int, entries: list[dict]) -> Response:
+def edit_endpoint(
+    servable: Servable, max_batch: int, entries: list[dict], stamp: Stamp
+) -> Response:
     _known_params("direction", "seed", "num", "strengths", "label", "truncation")
     require_signature(servable, "edit")
     require_signature(servable, "truncated_sample")
@@ -201,12 +237,23 @@ def edit_endpoint(servable: Servable, max_batch: int, entries: list[dict]) -> Re
         label=label,
         truncation=truncation,
     )
-    return image_response(
-        gan_images.encode_png(image_files.edit_grid(images)), "image/png", servable
+    png = stamp(
+        gan_images.encode_png(image_files.edit_grid(images)),
+        "edit",
+        endpoint="edit",
+        layout="grid",
+        seed=seed,
+        num=num,
+        direction=raw_direction,
+        direction_index=direction,
+        strengths=strengths,
+        label=label,
+        truncation=truncation,
     )
+    return image_response(png, "image/png", servable)
 
 
-def project_endpoint(servable: Servable) -> Response:
+def project_endpoint(servable: Servable, stamp: Stamp) -> Response:
     _known_params("steps", "label")
     require_signature(servable, "project")
     steps = _int_param("steps", sampling.DEFAULT_PROJECT_STEPS, low=0, high=codec.MAX_PROJECT_STEPS)
@@ -229,7 +276,14 @@ def project_endpoint(servable: Servable) -> Response:
         raise ServingError(f"request body: {e}") from None
     out = sampling.project_image(servable, image, steps=steps, label=label)
     space = sampling.control_space(servable)  # "z", or "w" for a StyleGAN2 generator
-    png = gan_images.encode_png(out["reconstruction"])
+    png = stamp(
+        gan_images.encode_png(out["reconstruction"]),
+        "project",
+        endpoint="project",
+        input_sha256=facts_lib.sha256_hex(body),
+        steps=steps,
+        label=label,
+    )
     response = json_response(
         {
             space: codec.json_floats(out[space]),
@@ -286,7 +340,7 @@ def _transform_request(servable: Servable, shapes: dict) -> dict[str, bytes]:
     return {"image": body}
 
 
-def transform_endpoint(servable: Servable) -> Response:
+def transform_endpoint(servable: Servable, stamp: Stamp) -> Response:
     require_image_to_image(
         servable, ":transform", "use :sample, :interpolate, :edit or :project (or :predict)"
     )
@@ -305,4 +359,12 @@ def transform_endpoint(servable: Servable) -> Response:
         request.max_content_length = min(limit, request.max_content_length or limit)
     data = _transform_request(servable, shapes)
     png = transform.transform_png(servable, data["image"], data.get("mask"))
+    png = stamp(
+        png,
+        "transform",
+        endpoint="transform",
+        task=task_name(servable),
+        input_sha256=facts_lib.sha256_hex(data["image"]),
+        mask_sha256=facts_lib.sha256_hex(data["mask"]) if "mask" in data else None,
+    )
     return image_response(png, "image/png", servable)

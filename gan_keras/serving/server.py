@@ -31,6 +31,7 @@ def run_server(
     model_config_file=None,
     model_config_file_poll_wait_seconds: float = 0.0,
     allow_version_labels_for_unavailable_models: bool = False,
+    stamper=None,
 ) -> None:
     """Serves REST (waitress) and gRPC on one ServedModels until interrupted.
 
@@ -39,7 +40,8 @@ def run_server(
     concurrent :predict requests of both APIs (gan_keras.serving.batching). A port of 0
     binds a free one, which is logged; None leaves that API out. The REST server runs on
     this thread; the gRPC one (gan_keras.serving.grpc_service) on its own pool, and both
-    stop, with the pollers and the batch threads, on the way out.
+    stop, with the pollers and the batch threads, on the way out. `stamper`
+    (gan_keras.provenance.stamp.Stamper) writes every REST image's provenance; None: unsigned.
     """
     import waitress
 
@@ -62,6 +64,7 @@ def run_server(
         registry=registry,
         freeze_heap=True,
         batching=batching,
+        stamper=stamper,
     )
     registry = flask_app.config["REGISTRY"]
     names = ", ".join(registry.names())
