@@ -34,6 +34,10 @@ PNGs must have exactly the size and channels of model_info.json's "inputs"
 (nothing is resized or converted between grayscale and RGB). ``--input_dir``
 transforms every ``*.png`` in the directory (not recursively, in name order)
 into ``--out_dir`` under the same names; the first bad file stops the run.
+
+One concern, at ~530 lines: the command line's modes and their flags, each a thin call into
+gan_keras.client; the one part that could leave is the provenance writer around its outputs
+(``_Provenance``), whose stamping itself lives in gan_keras.provenance.
 """
 
 import io
