@@ -16,4 +16,7 @@ PYTHON="${PYTHON:-python3}"
 # Two workers, one per core: much of the suite is single-threaded Python (tracing, Beam,
 # subprocesses), so two cut its time on 2 cores; a test file stays on one worker, where its
 # module fixtures are built once. PYTEST_WORKERS=0 runs it in this process.
-exec .venv/bin/python -m pytest -q --timeout=900 -n "${PYTEST_WORKERS:-2}" --dist loadfile tests "$@"
+# The default leaves out the `heavy` runs (pyproject.toml); a later -m wins: `-m heavy` runs only
+# them, `-m ""` everything.
+exec .venv/bin/python -m pytest -q --timeout=900 -n "${PYTEST_WORKERS:-2}" --dist loadfile \
+  -m "not heavy" tests "$@"

@@ -217,6 +217,7 @@ def test_rerun_is_a_logged_no_op(smoke_workdir, tmp_path):
     assert files() == before
 
 
+@pytest.mark.heavy
 def test_conditional_pipeline_end_to_end(smoke_workdir, tmp_path):
     from helpers import copy_ingest_and_judge, run_pipeline
     from PIL import Image

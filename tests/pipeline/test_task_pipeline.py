@@ -45,6 +45,7 @@ CASES = {
 }
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 @pytest.mark.parametrize("task", list(CASES))
 def test_task_runs_end_to_end_with_its_references(task, smoke_workdir, tmp_path):

@@ -291,6 +291,7 @@ def test_two_replicas_match_one_replica_at_same_global_batch(options):
         assert two_m[name] == pytest.approx(one_m[name], rel=1e-4, abs=1e-5), name
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_checkpoint_resume_continues_exactly(tmp_path):
     options = dict(style_mixing_prob=0.9, r1=1.0, r1_every=2, pl_weight=2.0, pl_every=2)
@@ -349,6 +350,7 @@ def test_architecture_is_validated_against_the_registry():
     assert architectures.architecture(legacy) == "dcgan"
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_smoke_pipeline_with_stylegan2_exports_style_mix(smoke_workdir, tmp_path):
     from helpers import copy_ingest_and_judge, run_pipeline

@@ -139,6 +139,7 @@ def smoke_in_bucket(emulator):
     return killed_step, first, again
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_every_artifact_of_the_workdir_contract_is_in_the_bucket(smoke_in_bucket):
     objects = _objects(WORKDIR)
@@ -175,6 +176,7 @@ def test_every_artifact_of_the_workdir_contract_is_in_the_bucket(smoke_in_bucket
     assert f"SavedModel       {WORKDIR}/export/generator/1" in smoke_in_bucket[1].stdout
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_killed_training_resumes_from_the_buckets_checkpoint(smoke_in_bucket):
     killed_step, _, _ = smoke_in_bucket
@@ -183,6 +185,7 @@ def test_killed_training_resumes_from_the_buckets_checkpoint(smoke_in_bucket):
     assert summary["start_step"] == killed_step and summary["final_step"] == 300
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_unchanged_rerun_is_skipped_from_the_bucket(smoke_in_bucket):
     log = smoke_in_bucket[2].stderr
@@ -191,6 +194,7 @@ def test_unchanged_rerun_is_skipped_from_the_bucket(smoke_in_bucket):
     assert "[train] running" not in log
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_a_refused_run_names_the_bucket_not_its_local_working_copy(smoke_in_bucket, emulator):
     # Another G width against the bucket's checkpoints: the train stage refuses to resume.
@@ -211,6 +215,7 @@ def test_a_refused_run_names_the_bucket_not_its_local_working_copy(smoke_in_buck
     assert manifest["status"] == "complete" and manifest["summary"]["final_step"] == 300
 
 
+@pytest.mark.heavy
 @pytest.mark.slow
 def test_server_serves_the_bucket_and_picks_up_new_complete_versions(smoke_in_bucket):
     from gan_keras.serving import app as serving_app

@@ -292,6 +292,7 @@ def test_two_workers_train_like_one_process_and_only_the_chief_writes(smoke_work
     assert summary["latest_checkpoint"] == str(workdir / "train/checkpoints/ckpt-40")
 
 
+@pytest.mark.heavy
 def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoint(
     smoke_workdir, tmp_path
 ):
@@ -359,6 +360,7 @@ def test_sigkilled_worker_then_cluster_restart_resumes_from_the_chiefs_checkpoin
     assert tf.train.latest_checkpoint(str(ckpt_dir)).endswith(f"ckpt-{steps}")
 
 
+@pytest.mark.heavy
 def test_workers_that_cannot_see_the_chiefs_checkpoints_fail_instead_of_training_apart(
     smoke_workdir, tmp_path
 ):

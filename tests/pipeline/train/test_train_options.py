@@ -70,6 +70,7 @@ def test_xla_trains_and_really_compiles(smoke_workdir, tmp_path, float32_run):
     assert np.max(np.abs(weights - float32_run)) < 2 * config.train.g_learning_rate * STEPS
 
 
+@pytest.mark.heavy
 def test_xla_with_the_default_mirrored_strategy_from_the_command_line(
     smoke_workdir, tmp_path, float32_run
 ):
