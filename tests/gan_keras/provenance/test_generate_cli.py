@@ -12,7 +12,6 @@ import helpers
 import ml_collections
 import numpy as np
 import pytest
-from absl import flags
 
 from gan_keras import images as gan_images
 from gan_keras.export import sampling_model as gan_export
@@ -20,12 +19,13 @@ from gan_keras.export import transform_model
 from gan_keras.models import pix2pix
 from gan_keras.provenance import facts as facts_lib
 from gan_keras.provenance import metadata, verify
-from pipeline import generate as generate_cli
 
 # The module's exports take ~12 s on 2 cores.
 pytestmark = pytest.mark.slow
 
 LATENT = 8
+
+_cli = helpers.run_generate_cli
 
 
 @pytest.fixture(scope="module")
@@ -41,15 +41,6 @@ def bases(tmp_path_factory):
     )  # fmt: skip
     transform_model.export_image_to_image(sr, root / "sr", task_config=task)
     return root
-
-
-def _cli(*args):
-    """pipeline.generate's main in this process with these flags."""
-    try:
-        flags.FLAGS(["pipeline.generate", *args])
-        generate_cli.main(["pipeline.generate"])
-    finally:
-        flags.FLAGS.unparse_flags()
 
 
 def _signed_flags(credentials):

@@ -12,7 +12,6 @@ import helpers
 import numpy as np
 import pytest
 import requests
-from absl import flags
 from PIL import Image, ImageSequence
 
 from gan_keras import images as gan_images
@@ -20,7 +19,6 @@ from gan_keras.client import image_files, sampling
 from gan_keras.client.model import RequestError, load_model
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
-from pipeline import generate as generate_cli
 
 # Real servers and CLI subprocesses over exported models.
 pytestmark = pytest.mark.slow
@@ -515,25 +513,18 @@ def test_encode_gif_round_trip():
 # --- the command line --------------------------------------------------------------------------
 
 
-def _cli(*args):
-    """Runs pipeline.generate's main in this process with these flags."""
-    try:
-        flags.FLAGS(["pipeline.generate", *args])
-        generate_cli.main(["pipeline.generate"])
-    finally:
-        flags.FLAGS.unparse_flags()
-
-
 def _read(path):
     return np.array(Image.open(path))
 
 
 def test_cli_truncation_and_plain_sampling(bases, tmp_path):
     base = f"--model_base_path={bases / 'uncond'}"
-    _cli(base, "--num=4", "--seed=5", f"--out={tmp_path / 'plain.png'}")
-    _cli(base, "--num=4", "--seed=5", "--truncation=1", f"--out={tmp_path / 'one.png'}")
+    helpers.run_generate_cli(base, "--num=4", "--seed=5", f"--out={tmp_path / 'plain.png'}")
+    helpers.run_generate_cli(
+        base, "--num=4", "--seed=5", "--truncation=1", f"--out={tmp_path / 'one.png'}"
+    )
     np.testing.assert_array_equal(_read(tmp_path / "one.png"), _read(tmp_path / "plain.png"))
-    _cli(
+    helpers.run_generate_cli(
         base,
         "--num=4",
         "--seed=5",
@@ -544,12 +535,12 @@ def test_cli_truncation_and_plain_sampling(bases, tmp_path):
     images = [_read(tmp_path / "zero" / f"sample_{i:05d}.png") for i in range(4)]
     assert all(np.array_equal(image, images[0]) for image in images)
     with pytest.raises(SystemExit, match="truncation must be in"):
-        _cli(base, "--truncation=1.5", f"--out={tmp_path / 'bad.png'}")
+        helpers.run_generate_cli(base, "--truncation=1.5", f"--out={tmp_path / 'bad.png'}")
 
 
 def test_cli_interpolate(bases, tmp_path):
     base = f"--model_base_path={bases / 'cond'}"
-    _cli(
+    helpers.run_generate_cli(
         base,
         "--interpolate=3,9",
         "--steps=5",
@@ -567,21 +558,29 @@ def test_cli_interpolate(bases, tmp_path):
     np.testing.assert_array_equal(
         frames[-1], sampling.sample_images(model, num=1, seed=9, label=2)[0, ..., 0]
     )
-    _cli(base, "--interpolate=3,9", "--label=1", f"--out={tmp_path / 'walk.png'}")
+    helpers.run_generate_cli(
+        base, "--interpolate=3,9", "--label=1", f"--out={tmp_path / 'walk.png'}"
+    )
     assert _read(tmp_path / "walk.png").shape == (SIZE + 4, 8 * (SIZE + 2) + 2)
     with pytest.raises(Exception, match="--label is required"):
-        _cli(base, "--interpolate=3,9", f"--out={tmp_path / 'x.png'}")
+        helpers.run_generate_cli(base, "--interpolate=3,9", f"--out={tmp_path / 'x.png'}")
     with pytest.raises(SystemExit, match="label_a=5 is out of range"):
-        _cli(base, "--interpolate=3,9", "--label=5", f"--out={tmp_path / 'x.png'}")
+        helpers.run_generate_cli(
+            base, "--interpolate=3,9", "--label=5", f"--out={tmp_path / 'x.png'}"
+        )
     with pytest.raises(SystemExit, match="steps must be >= 2"):
-        _cli(base, "--interpolate=3,9", "--label=0", "--steps=1", f"--out={tmp_path / 'x.png'}")
+        helpers.run_generate_cli(
+            base, "--interpolate=3,9", "--label=0", "--steps=1", f"--out={tmp_path / 'x.png'}"
+        )
     with pytest.raises(SystemExit, match="two integers"):
-        _cli(base, "--interpolate=3", "--label=0", f"--out={tmp_path / 'x.png'}")
+        helpers.run_generate_cli(
+            base, "--interpolate=3", "--label=0", f"--out={tmp_path / 'x.png'}"
+        )
 
 
 def test_cli_edit(bases, tmp_path):
     base = f"--model_base_path={bases / 'uncond'}"
-    _cli(
+    helpers.run_generate_cli(
         base,
         "--edit=sefa_0",
         "--strengths=-3,0,3",
@@ -593,12 +592,16 @@ def test_cli_edit(bases, tmp_path):
     assert grid.shape == (2 * (SIZE + 2) + 2, 3 * (SIZE + 2) + 2)
     samples = sampling.sample_images(load_model(bases / "uncond"), num=2, seed=4)
     np.testing.assert_array_equal(_tile(grid, 1, 1), samples[1, ..., 0])
-    _cli(base, "--edit=0", "--strength=2", f"--out={tmp_path / 'one.png'}")  # 4 rows by default
+    helpers.run_generate_cli(
+        base, "--edit=0", "--strength=2", f"--out={tmp_path / 'one.png'}"
+    )  # 4 rows by default
     assert _read(tmp_path / "one.png").shape == (4 * (SIZE + 2) + 2, SIZE + 4)
     with pytest.raises(SystemExit, match="sefa_0, .*towards_x"):
-        _cli(base, "--edit=nope", f"--out={tmp_path / 'x.png'}")
+        helpers.run_generate_cli(base, "--edit=nope", f"--out={tmp_path / 'x.png'}")
     with pytest.raises(Exception, match="not both"):
-        _cli(base, "--edit=0", "--strength=1", "--strengths=1,2", f"--out={tmp_path / 'x.png'}")
+        helpers.run_generate_cli(
+            base, "--edit=0", "--strength=1", "--strengths=1,2", f"--out={tmp_path / 'x.png'}"
+        )
 
 
 def test_cli_project(bases, tmp_path, capsys):
@@ -606,7 +609,7 @@ def test_cli_project(bases, tmp_path, capsys):
     model = load_model(bases / "uncond")
     target = sampling.sample_images(model, num=1, seed=11)[0]
     gan_images.save_png(tmp_path / "photo.png", target)
-    _cli(
+    helpers.run_generate_cli(
         base,
         f"--project={tmp_path / 'photo.png'}",
         "--steps=150",
@@ -620,9 +623,11 @@ def test_cli_project(bases, tmp_path, capsys):
     np.testing.assert_array_equal(_read(tmp_path / "recon.png"), regenerated[..., 0])
     gan_images.save_png(tmp_path / "rgb.png", np.zeros((SIZE, SIZE, 3), np.uint8))
     with pytest.raises(SystemExit, match=r"must have shape \[8, 8, 1\]"):
-        _cli(base, f"--project={tmp_path / 'rgb.png'}", f"--latent_out={tmp_path / 'z2.npy'}")
+        helpers.run_generate_cli(
+            base, f"--project={tmp_path / 'rgb.png'}", f"--latent_out={tmp_path / 'z2.npy'}"
+        )
     with pytest.raises(Exception, match="Nothing to write"):
-        _cli(base, f"--project={tmp_path / 'photo.png'}")
+        helpers.run_generate_cli(base, f"--project={tmp_path / 'photo.png'}")
 
 
 def test_cli_flag_combinations(bases, tmp_path):
@@ -635,7 +640,7 @@ def test_cli_flag_combinations(bases, tmp_path):
         (["--edit=0", "--latent_out=z.npy"], "--latent_out applies only with --project"),
     ]:
         with pytest.raises(Exception, match=fragment):
-            _cli(base, *args, f"--out={tmp_path / 'x.png'}")
+            helpers.run_generate_cli(base, *args, f"--out={tmp_path / 'x.png'}")
 
 
 def test_cli_subprocess_walk(bases, tmp_path):

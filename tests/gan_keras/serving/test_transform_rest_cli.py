@@ -10,7 +10,7 @@ import helpers
 import ml_collections
 import numpy as np
 import pytest
-from absl import flags
+import tensorflow as tf
 from PIL import Image
 
 from gan_keras import images as gan_images
@@ -18,7 +18,6 @@ from gan_keras.export import sampling_model as gan_export
 from gan_keras.export import transform_model
 from gan_keras.models import pix2pix
 from gan_keras.serving import app as serving_app
-from pipeline import generate as generate_cli
 
 # Real servers and CLI subprocesses over exported task models.
 pytestmark = pytest.mark.slow
@@ -78,10 +77,17 @@ def clients(apps):
     return {name: flask_app.test_client() for name, flask_app in apps.items()}
 
 
+_LOADED: dict = {}
+
+
 def _run(apps, name, **inputs):
-    """serving_default itself, on the served version."""
-    servable = apps[name].config["REGISTRY"].current()
-    return servable.run("serving_default", {k: v[None] for k, v in inputs.items()})["images"][0]
+    """The expected output, from outside the server: the exported version's serving_default
+    signature, loaded with TensorFlow alone (not the server's Servable, which the endpoint uses)."""
+    if name not in _LOADED:
+        version_dir = apps[name].config["REGISTRY"].current().path
+        _LOADED[name] = tf.saved_model.load(str(version_dir)).signatures["serving_default"]
+    outputs = _LOADED[name](**{k: tf.constant(v[None]) for k, v in inputs.items()})
+    return outputs["images"].numpy()[0]
 
 
 def _png_bytes(pixels) -> bytes:
@@ -211,15 +217,6 @@ def test_endpoints_refuse_the_other_kind_of_model(clients):
 # --- the command line --------------------------------------------------------------------------
 
 
-def _cli(*args):
-    """Runs pipeline.generate's main in this process with these flags."""
-    try:
-        flags.FLAGS(["pipeline.generate", *args])
-        generate_cli.main(["pipeline.generate"])
-    finally:
-        flags.FLAGS.unparse_flags()
-
-
 def _read(path):
     return np.array(Image.open(path))
 
@@ -227,7 +224,9 @@ def _read(path):
 def test_cli_transform(apps, bases, tmp_path):
     sr, inpaint = f"--model_base_path={bases / 'sr'}", f"--model_base_path={bases / 'inpaint'}"
     gan_images.save_png(tmp_path / "low.png", LOW_IMAGE)
-    _cli(sr, f"--input={tmp_path / 'low.png'}", f"--out={tmp_path / 'high.png'}")
+    helpers.run_generate_cli(
+        sr, f"--input={tmp_path / 'low.png'}", f"--out={tmp_path / 'high.png'}"
+    )
     np.testing.assert_array_equal(
         _read(tmp_path / "high.png"), _run(apps, "sr", image=LOW_IMAGE)[..., 0]
     )
@@ -237,7 +236,7 @@ def test_cli_transform(apps, bases, tmp_path):
         gan_images.save_png(inputs / f"im{i}.png", np.roll(RGB_IMAGE, i, axis=0))
         gan_images.save_png(masks / f"im{i}.png", np.roll(MASK, i, axis=1))
     gan_images.save_png(tmp_path / "mask.png", MASK)
-    _cli(
+    helpers.run_generate_cli(
         inpaint,
         f"--input={inputs / 'im0.png'}",
         f"--mask={tmp_path / 'mask.png'}",
@@ -245,7 +244,9 @@ def test_cli_transform(apps, bases, tmp_path):
     )
     filled = _read(tmp_path / "filled.png")
     np.testing.assert_array_equal(filled[MASK[..., 0] < 128], RGB_IMAGE[MASK[..., 0] < 128])
-    _cli(inpaint, f"--input_dir={inputs}", f"--mask_dir={masks}", f"--out_dir={tmp_path / 'out'}")
+    helpers.run_generate_cli(
+        inpaint, f"--input_dir={inputs}", f"--mask_dir={masks}", f"--out_dir={tmp_path / 'out'}"
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["im0.png", "im1.png", "im2.png"]
     np.testing.assert_array_equal(_read(tmp_path / "out" / "im0.png"), filled)
     keep = np.roll(MASK, 2, axis=1)[..., 0] < 128
@@ -278,7 +279,7 @@ def test_cli_transform_errors(bases, tmp_path):
         ([sample, f"--input={tmp_path / 'low.png'}", out], "--input is for image-to-image"),
     ]:
         with pytest.raises(SystemExit, match=fragment):
-            _cli(*args)
+            helpers.run_generate_cli(*args)
     for args, fragment in [
         ([sr, f"--input={tmp_path / 'low.png'}", "--num=4", out], "--num is for sampling"),
         ([sr, f"--input={tmp_path / 'low.png'}"], "--input needs --out"),
@@ -286,7 +287,7 @@ def test_cli_transform_errors(bases, tmp_path):
         ([sr, f"--mask={tmp_path / 'low.png'}", out], "--mask applies only with --input"),
     ]:
         with pytest.raises(Exception, match=fragment):
-            _cli(*args)
+            helpers.run_generate_cli(*args)
 
 
 def test_cli_subprocess_error_is_one_line(bases, tmp_path):
