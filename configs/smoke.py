@@ -31,4 +31,6 @@ def get_config():
     # The controls' measurements in about 5 s: fewer, shorter projections.
     config.evaluate.projection_images = 64
     config.evaluate.projection_steps = 50
+    # The detector of this model's samples in a few seconds (its 5-pass bound is ~220 steps).
+    config.evaluate.detector_steps = 100
     return config

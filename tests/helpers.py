@@ -259,6 +259,8 @@ def small_config(conditional=False):
     ev.classifier_score_splits = 5
     # The controls' measurements have their own tests (test_control_metrics.py).
     ev.controls = False
+    # So has the detector (tests/pipeline/evaluate/test_detector_eval.py, on the smoke run).
+    ev.detector = False
     return config
 
 

@@ -34,6 +34,10 @@ Every version's ``assets.extra/tf_serving_warmup_requests`` holds warm-up
 requests for these four (gan_keras.export.warmup), which
 tensorflow_model_server and gan_keras.serve replay before serving it.
 
+``detect`` (exported with the evaluate stage's detector only)
+    ``images`` uint8 ``[N, H, W, C]`` -> ``probability`` float32 ``[N]`` that this model made
+    each image (gan_keras.export.detect_signature).
+
 Controls (gan_keras.controls has the math); conditional models take the
 labels named below, with the same range checks:
 
@@ -101,7 +105,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_keras.controls import edits, interpolation, latent_space, projection, style_mixing
-from gan_keras.export import warmup
+from gan_keras.export import detect_signature, warmup
 from gan_keras.export.layout import (
     DIRECTIONS_ASSET,
     MODEL_INFO_ASSET,
@@ -459,6 +463,7 @@ def export_generator(
     extra_assets: dict[str, bytes | str] | None = None,
     model_info: dict | None = None,
     directions: dict[str, np.ndarray] | None = None,
+    detector: keras.Model | None = None,
 ) -> tuple[int, pathlib.Path]:
     """Writes `generator` as the next version under `base_path`.
 
@@ -467,7 +472,8 @@ def export_generator(
     adds JSON fields to ``model_info.json`` (not replacing the ones it derives).
     `directions` maps names to latent vectors [latent_dim] (e.g. "towards class
     X") offered by the ``edit`` signature after the SeFa directions, which are
-    always computed (min(8, latent_dim) of them).
+    always computed (min(8, latent_dim) of them). `detector` (the evaluate stage's classifier,
+    gan_keras.provenance.detector) adds the ``detect`` signature (export.detect_signature).
     """
     if not isinstance(latent_dim, int) or isinstance(latent_dim, bool) or latent_dim <= 0:
         raise ValueError(f"latent_dim must be a positive int, got {latent_dim!r}")
@@ -489,6 +495,8 @@ def export_generator(
         "signatures": ["serving_default", "sample", *CONTROL_SIGNATURES, *PNG_SIGNATURES],
         "label_interpolation": None,
     }
+    if detector is not None:
+        info["signatures"].append(detect_signature.DETECT_SIGNATURE)
     space = latent_space.ControlSpace(generator, latent_dim)
     # Which latents project returns and edit takes ("z" [latent_dim] or "w" [w_dim]).
     info["control_space"] = {"name": space.name, "dim": space.dim}
@@ -507,6 +515,8 @@ def export_generator(
     archive, info["label_interpolation"] = _build_archive(
         generator, latent_dim, num_classes, direction_vectors
     )
+    if detector is not None:
+        detect_signature.add_detect_endpoint(archive, detector, (height, width, channels))
     assets = {
         MODEL_INFO_ASSET: json.dumps(info, indent=2) + "\n",
         DIRECTIONS_ASSET: json.dumps(direction_entries, indent=2) + "\n",

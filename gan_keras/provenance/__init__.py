@@ -11,6 +11,11 @@
     verify      what an image carries: credentials (who signed, which model, whether the
                 pixels still match), unsigned metadata, or nothing
     cli         the `gan-verify IMAGE...` console script
+    detector    a small CNN telling one model's samples from real images, with no metadata: its
+                training, held-out AUC (clean, JPEG 75, 0.5x resize) and files; the evaluate
+                stage trains it, the export ships it as the `detect` signature
+    detection   what `:verify` and `gan-verify --model` add when an image has no valid
+                credentials: the `detect` signature's probability that the model made it
 
 Unsigned metadata is a claim anyone can write or strip; only a C2PA manifest that validates
 says who made the image. Nothing here ever reports an image as signed unless c2pa's Reader

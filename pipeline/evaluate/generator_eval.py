@@ -7,8 +7,9 @@ distance, KID, classifier score, precision/recall, the real floor and noise
 ceiling, the one-line summary of pipeline.evaluate.summary), measures the
 export's controls (pipeline.evaluate.control_metrics), decides the export
 gate (pipeline.gate) and writes metrics.json and TensorBoard logs
-(pipeline.evaluate.tensorboard_logs). Image-to-image tasks go to
-pipeline.evaluate.task_eval.
+(pipeline.evaluate.tensorboard_logs). It also trains a detector of the generator's
+samples (pipeline.evaluate.detector_eval: evaluate/detector/, which the export ships as the
+`detect` signature). Image-to-image tasks go to pipeline.evaluate.task_eval.
 
 Library: `run_evaluate(config, workdir, out_dir)` (the stage; `run(context)` is
 the runner's hook), `validate_config(config)`, `evaluate_export(...)`.
@@ -30,7 +31,7 @@ from gan_keras.export import layout
 from gan_keras.storage import atomic
 from pipeline import judge
 from pipeline import workdir as workdir_layout
-from pipeline.evaluate import control_metrics
+from pipeline.evaluate import control_metrics, detector_eval
 from pipeline.evaluate.sample_fns import keras_sample_fn, saved_model_sample_fn, weights_fingerprint
 from pipeline.evaluate.scoring import compute_metrics
 from pipeline.evaluate.tensorboard_logs import SCALAR_METRICS, write_summaries
@@ -118,6 +119,7 @@ def validate_config(config) -> None:
         "max_near_copy_share",
         "must be a share in [0, 1] (the memorisation rule), or inf to turn the rule off",
     )
+    detector_eval.validate_config(config, need)
     control_metrics.validate_config(config)
 
 
@@ -163,6 +165,17 @@ def run_evaluate(config, workdir, out_dir) -> dict:
     )
     metrics["controls"] = control_metrics.evaluate_controls(
         config, workdir, generator, latent_dim, out_dir
+    )
+    # A classifier telling this generator's samples from real images: metrics.json's
+    # "detector" (its AUCs), and evaluate/detector/, which the export ships as `detect`.
+    metrics["detector"] = detector_eval.run_detector(
+        config,
+        workdir,
+        out_dir,
+        sample_fn,
+        samples,
+        conditional=conditional,
+        num_classes=int(config.model.num_classes) or None,
     )
     metrics["training_health"] = training_health(workdir)
     ev = config.evaluate

@@ -1,8 +1,8 @@
 """The evaluate stage's TensorBoard scalars and sample grid, in the training run's log directory.
 
 One concern: `write_summaries` logs `SCALAR_METRICS` of the model and of its reference points,
-whether the gate blessed it, and a grid of samples, at the step of the checkpoint scored (so
-the HParams table compares runs by them).
+the detector's AUCs (evaluate/detector/auc_*), whether the gate blessed it, and a grid of
+samples, at the step of the checkpoint scored (so the HParams table compares runs by them).
 """
 
 import math
@@ -46,6 +46,9 @@ def write_summaries(log_dir, metrics: dict, samples: np.ndarray | None, step: in
                     and math.isfinite(value)
                 ):
                     tf.summary.scalar(f"{prefix}/{key}", value)
+        for key, value in (metrics.get("detector") or {}).items():
+            if key.startswith("auc_") and isinstance(value, float):
+                tf.summary.scalar(f"evaluate/detector/{key}", value)
         if "gate" in metrics:
             tf.summary.scalar("evaluate/blessed", float(metrics["blessed"]))
         if samples is not None and len(samples):

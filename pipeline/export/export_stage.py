@@ -6,6 +6,9 @@ run is forced (``--force_export`` or ``config.export.force``). Versions are
 written atomically (see gan_keras.export.sampling_model), so the stage writes in place and a
 model server watching the directory picks the new version up.
 
+The evaluate stage's detector (evaluate/detector/, when it trained one) becomes the version's
+`detect` signature (gan_keras.export.detect_signature), its AUCs model_info.json's "detector".
+
 The evaluation that let a model through is kept with it in
 ``<version>/assets.extra/evaluation.json``, and ``model_info.json`` there names
 the training checkpoint exported (``checkpoint``: "best by in-training FD" or
@@ -103,14 +106,16 @@ def run_export(
         directions, direction_info = class_directions.export_directions(
             config, workdir, generator, num_classes, metrics_bytes
         )
+        detector, detector_info = _evaluated_detector(workdir)
         version, path = gan_export.export_generator(
             generator,
             base_path,
             latent_dim=int(config.model.latent_dim),
             num_classes=num_classes,
             extra_assets=extra_assets,
-            model_info={**model_info, **direction_info},
+            model_info={**model_info, **direction_info, **detector_info},
             directions=directions,
+            detector=detector,
         )
     logging.info(
         "Exported generator version %d (checkpoint step %d, %s) to %s",
@@ -135,6 +140,22 @@ def run(context) -> dict:
     return run_export(
         context.config, context.workdir, context.out_dir, force_export=context.force_export
     )
+
+
+def _evaluated_detector(workdir) -> tuple:
+    """(the evaluate stage's detector or None, model_info.json's "detector" entry or {}): none
+    when the evaluation trained none (evaluate.detector=False, or an older workdir); the
+    export then has no `detect` signature."""
+    from gan_keras.provenance import detector as detector_lib  # lazily: imports Keras
+
+    stage = workdir_layout.stage_dir(workdir, workdir_layout.EVALUATE)
+    found = detector_lib.load_detector(stage / detector_lib.STAGE_SUBDIR)
+    if found is None:
+        logging.info("No detector in %s: exporting without a detect signature", stage)
+        return None, {}
+    model, info = found
+    keys = ("auc_clean", "auc_jpeg75", "auc_resize0.5", "weights_sha256")
+    return model, {"detector": {k: info[k] for k in keys if k in info}}
 
 
 def _check_evaluated_checkpoint(metrics_bytes: bytes | None, checkpoint: dict) -> None:

@@ -8,6 +8,7 @@ without statistics) is said to be missing rather than left out.
 
 import json
 import pathlib
+import textwrap
 
 from gan_keras.data import records
 from gan_keras.storage import atomic
@@ -184,6 +185,25 @@ def _evaluation_section(metrics: dict | None) -> list[str]:
     return lines
 
 
+def _detector_lines(metrics: dict | None) -> list[str]:
+    """The intended-use section's line on detecting this model's output without metadata: the
+    detector's held-out AUCs (pipeline.evaluate.detector_eval) next to the FD."""
+    found = (metrics or {}).get("detector") or {}
+    if "auc_clean" not in found:
+        why = found.get("note") or "no detector was trained for this version"
+        return [f"- Detecting its output without metadata: not available ({why})."]
+    text = (
+        "- Detecting its output without metadata: the export's `detect` signature (used by "
+        "`POST :verify` and `gan-verify --model` when an image carries no credentials) gives "
+        "the probability that this model made an image. Held-out ROC AUC, this model's samples "
+        f"vs real eval images: {found['auc_clean']:.3f} clean, {found['auc_jpeg75']:.3f} after "
+        f"JPEG quality 75, {found['auc_resize0.5']:.3f} after a 0.5x resize (down and back up); "
+        f"FD {_number((metrics or {}).get('frechet_distance'))}. A stronger generator makes this "
+        "AUC lower: its samples are harder to tell from real images."
+    )
+    return [textwrap.fill(text, 100, subsequent_indent="  ", break_on_hyphens=False)]
+
+
 def model_card(config, workdir, *, metrics: dict | None, checkpoint: dict) -> str:
     """The card's markdown for the model exported from `workdir`."""
     workdir = pathlib.Path(workdir)
@@ -192,7 +212,7 @@ def model_card(config, workdir, *, metrics: dict | None, checkpoint: dict) -> st
         _data_section(config, workdir),
         _training_section(config, workdir, checkpoint),
         _evaluation_section(metrics),
-        ["## Intended use and limitations", "", _LIMITATIONS.rstrip()],
+        ["## Intended use and limitations", "", _LIMITATIONS.rstrip(), *_detector_lines(metrics)],
     ]
     return "\n".join("\n".join(section) + "\n" for section in sections)
 
