@@ -18,8 +18,12 @@ setuptools.setup(
     packages=setuptools.find_packages(
         include=["pipeline", "pipeline.*", "gan_keras", "gan_keras.*", "configs"]
     ),
-    # Reference scores (benchmarks.quality) that metrics.json places a model against.
-    package_data={"gan_keras.evaluation": ["reference_scores.json"]},
+    # Reference scores (benchmarks.quality) that metrics.json places a model against, and the
+    # model server's playground page (gan_keras.serving.playground serves that folder only).
+    package_data={
+        "gan_keras.evaluation": ["reference_scores.json"],
+        "gan_keras.serving": ["static/playground/*"],
+    },
     install_requires=[
         "keras==3.15.0",
         "apache-beam==2.77.0",
@@ -57,6 +61,9 @@ setuptools.setup(
             # gan_keras.provenance's tests: C2PA signing and a throwaway test CA.
             "c2pa-python>=0.38",
             "cryptography>=42",
+            # The playground's tests in a real headless Chromium (Debian's chromium and
+            # chromium-driver, which scripts/test.sh installs).
+            "selenium>=4.20",
         ],
         # Signed C2PA content credentials on generated images (gan_keras.provenance);
         # without it images carry unsigned provenance metadata only.

@@ -29,7 +29,13 @@ Endpoints (as documented for TF Serving's REST API):
     POST ...:verify                                   body: an image (PNG, GIF or JPEG)
                                                       -> JSON: the report of
                                                       `gan-verify --json` for it, plus
-                                                      "served_model" (docs/provenance.md)
+                                                      "served_model" and "detector"
+                                                      (docs/provenance.md)
+    GET  ...:card                                     JSON: model_info.json, the edit
+                                                      directions, model_card.md, the
+                                                      evaluation's figures, the limits
+    GET  /, /ui/<name>, /static/playground/<file>     the playground, a page in the
+                                                      browser (gan_keras.serving.playground)
 
 Every PNG and GIF answered (and :project's reconstruction) carries its provenance
 (gan_keras.serving.credentials): C2PA content credentials signed with `stamper`'s key, or
@@ -72,8 +78,9 @@ from flask import Flask, Response, g, request
 from gan_keras.client import sampling
 from gan_keras.client.model import RequestError, require_sampling_model
 from gan_keras.export import layout
+from gan_keras.provenance import detection
 from gan_keras.provenance.stamp import Stamper
-from gan_keras.serving import codec, image_endpoints
+from gan_keras.serving import codec, image_endpoints, playground
 from gan_keras.serving.batching import Batcher, BatchingParameters
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.credentials import ServerProvenance
@@ -154,7 +161,8 @@ def create_app(
     models.start()
     model_name = models.default_name
 
-    app = Flask(__name__)
+    # No Flask static route: the playground serves its own folder, and nothing else.
+    app = Flask(__name__, static_folder=None)
     app.config["REGISTRY"] = models
     app.config["MAX_BATCH"] = max_batch
     metrics = ServingMetrics(model_name, None, served_versions=models.served_versions)
@@ -297,6 +305,7 @@ def create_app(
             "project": "POST",
             "transform": "POST",
             "verify": "POST",
+            "card": "GET",
         }
         if verb not in expected:
             raise ServingError(f"Malformed request: unknown method ':{verb}'", 404)
@@ -331,6 +340,8 @@ def create_app(
                 )
             if verb == "verify":
                 return verify_endpoint(servable, name)
+            if verb == "card":
+                return playground.card_endpoint(servable, name, directions(servable), max_batch)
 
             def stamp(data: bytes, signature: str, **recipe) -> bytes:
                 return provenance.stamp(data, servable, name, signature, **recipe)
@@ -359,9 +370,21 @@ def create_app(
                 "send the image as the raw request body (curl --data-binary @image.png "
                 f"-H 'Content-Type: image/png'), not as {mimetype}"
             )
-        report = provenance.verify_body(request.get_data(cache=False), servable, name)
+        body = request.get_data(cache=False)
+        report = provenance.verify_body(body, servable, name)
+        # Without valid credentials, the version's `detect` signature (the evaluate stage's
+        # detector) says how likely this model made the image (gan_keras.provenance.detection).
+        detection.add_detector_report(
+            report,
+            body,
+            servable.info,
+            lambda images: run_predict(servable, name, "detect", {"images": images})["probability"],
+            name,
+            servable.version,
+        )
         response = json_response(report)
         response.headers["X-Model-Version"] = str(servable.version)
         return response
 
+    playground.register(app)
     return app
