@@ -49,9 +49,18 @@ def test_length_is_224k_images_or_three_passes_in_steps_of_500():
 def test_geometry_follows_the_data():
     resolved, _ = recipe.resolve(_auto(resolution=28, channels=1), _stats(60_000, channels=1))
     assert resolved.model.network_resolution == 32
+    assert (resolved.model.g_width, resolved.model.d_width) == (32, 32)  # grey: the demo's
     resolved, choices = recipe.resolve(_auto(resolution=64), _stats(5_000))
     assert (resolved.model.network_resolution, resolved.model.g_width) == (0, 64)
     assert "a guess" in {c.field: c.reason for c in choices}["model.g_width"]
+
+
+def test_a_colour_folder_gets_the_wider_generator_measured_on_noto_emoji():
+    resolved, choices = recipe.resolve(_auto(), _stats(1531))
+    assert (resolved.model.g_width, resolved.model.d_width) == (64, 32)
+    assert "Noto Emoji" in {c.field: c.reason for c in choices}["model.g_width"]
+    grey, _ = recipe.resolve(_auto(channels=1), _stats(1531, channels=1))
+    assert (grey.model.g_width, grey.model.d_width) == (32, 32)
 
 
 def test_a_users_setting_is_kept_and_said_to_be():
