@@ -1,7 +1,9 @@
 """Exports a generator as a TF SavedModel in TensorFlow Serving's layout.
 
 One concern, kept whole (over 500 lines): the sampling model's signatures (sample,
-interpolate, edit, project, style mix) and their shared input checks, traced into one archive.
+interpolate, edit, project, style mix) and their shared input checks, traced into one archive;
+the detector's ``detect`` signature is built in gan_keras.export.detect_signature, only
+added here.
 
 Layout: ``<base_path>/<version>/`` with integer versions, one more than the
 highest existing one per export. Each version is written to a dot-prefixed
