@@ -1,14 +1,14 @@
 r"""The playground's latency as a person feels it: from moving the truncation slider to the new
 images being painted, measured inside a real headless Chromium with the Performance API.
 
-    nice -n 19 .venv/bin/python benchmarks/playground_latency.py [--moves=100] [--count=8] \
+    nice -n 19 .venv/bin/python -m benchmarks.playground_latency [--moves=100] [--count=8] \
         [--model_base_path=<workdir>/export/generator] [--server_cpus=1 --browser_cpus=0] \
         [--out=result.json]
 
 Starts ``python -m gan_keras.serve`` as a subprocess on 127.0.0.1 (under ``taskset -c
 <server_cpus>``: the issue's target is for a server on one core) with the given export or, by
 default, a freshly exported untrained DCGAN-sized generator (28x28x1, latent 100: the demo's
-shape, as benchmarks/serve_load_test.py exports it). This process, and with it chromedriver
+shape, as benchmarks/serving_demo.py exports it). This process, and with it chromedriver
 and Chromium, is pinned to ``--browser_cpus`` so the two never share a core.
 
 Other work on the machine shares those cores, so beside the latencies it reports the CPU time
@@ -38,32 +38,10 @@ import sys
 import tempfile
 import time
 
+from benchmarks import serving_demo
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-
-
-def _percentile(values, q):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
-def _export_default(root: pathlib.Path) -> pathlib.Path:
-    """The untrained demo-shaped generator benchmarks/serve_load_test.py serves by default."""
-    import keras
-
-    from gan_keras.export import sampling_model
-
-    keras.utils.set_random_seed(0)
-    z = keras.Input((100,))
-    h = keras.layers.Dense(7 * 7 * 128, use_bias=False)(z)
-    h = keras.layers.ReLU()(keras.layers.BatchNormalization()(h))
-    h = keras.layers.Reshape((7, 7, 128))(h)
-    h = keras.layers.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False)(h)
-    h = keras.layers.ReLU()(keras.layers.BatchNormalization()(h))
-    out = keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(h)
-    sampling_model.export_generator(keras.Model(z, out), root / "generator", latent_dim=100)
-    return root / "generator"
 
 
 def _start_server(base: pathlib.Path, log_path: pathlib.Path, cpus: str):
@@ -222,7 +200,8 @@ def main() -> None:
         cpus = {int(c) for c in args.browser_cpus.split(",")}
         os.sched_setaffinity(0, cpus)  # chromedriver and Chromium inherit it
     with tempfile.TemporaryDirectory() as tmp:
-        base = pathlib.Path(args.model_base_path or _export_default(pathlib.Path(tmp)))
+        tmp_dir = pathlib.Path(tmp)
+        base = pathlib.Path(args.model_base_path or serving_demo.export_demo_generator(tmp_dir))
         proc, url = _start_server(base, pathlib.Path(tmp, "server.log"), args.server_cpus)
         load_before = os.getloadavg()[0]
         try:
@@ -234,20 +213,20 @@ def main() -> None:
     arrived = [a for _, a in moves]
     after_arrival = [duration - a for duration, a in moves]
     result = {
-        "command": " ".join(["python", "benchmarks/playground_latency.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "-m", "benchmarks.playground_latency", *sys.argv[1:]]),
         "model_base_path": args.model_base_path or "untrained 28x28x1 DCGAN (latent 100)",
         "count": args.count,
         "moves": len(durations),
         "server_cpus": args.server_cpus,
         "browser_cpus": args.browser_cpus,
-        "p50_ms": round(_percentile(durations, 50), 1),
-        "p95_ms": round(_percentile(durations, 95), 1),
+        "p50_ms": round(serving_demo.percentile(durations, 50), 1),
+        "p95_ms": round(serving_demo.percentile(durations, 95), 1),
         "mean_ms": round(statistics.fmean(durations), 1),
         "max_ms": round(max(durations), 1),
         # Where the time went: until the last image's bytes arrived (requests and server),
         # then decoding and painting in the browser.
-        "answers_arrived_p50_ms": round(_percentile(arrived, 50), 1),
-        "decode_and_paint_p50_ms": round(_percentile(after_arrival, 50), 1),
+        "answers_arrived_p50_ms": round(serving_demo.percentile(arrived, 50), 1),
+        "decode_and_paint_p50_ms": round(serving_demo.percentile(after_arrival, 50), 1),
         # The CPU each side used per move: what the latency needs when nothing else runs.
         "cpu_ms_per_move": cpu_ms,
         # Other work on the machine competes for the cores: the 1-minute load average.

@@ -1,7 +1,7 @@
 r"""What provenance adds to a 16-image :sample: latency with signed credentials, with the
 unsigned metadata only, and without stamping, in one process.
 
-    nice -n 19 .venv/bin/python benchmarks/provenance_latency.py [--requests=200] [--n=16] \
+    nice -n 19 .venv/bin/python -m benchmarks.provenance_latency [--requests=200] [--n=16] \
         [--model_base_path=<workdir>/export/generator] [--out=result.json]
 
 Without --model_base_path it exports an untrained DCGAN-sized generator (28x28x1, latent
@@ -22,13 +22,9 @@ import sys
 import tempfile
 import time
 
+from benchmarks import serving_demo
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _percentile(values, q):
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def _export_default(root: pathlib.Path) -> pathlib.Path:
@@ -104,7 +100,7 @@ def main(argv=None) -> int:
         "modes": {
             mode: {
                 "p50_ms": round(statistics.median(values), 2),
-                "p99_ms": round(_percentile(values, 99), 2),
+                "p99_ms": round(serving_demo.percentile(values, 99), 2),
                 "mean_ms": round(statistics.fmean(values), 2),
                 "body_bytes": sizes[mode],
             }
@@ -120,7 +116,7 @@ def main(argv=None) -> int:
         # Request i of each mode ran back to back with the same seed: the paired differences.
         paired = [a - b for a, b in zip(times[mode], times["no_stamping"], strict=True)]
         result["modes"][mode]["paired_added_p50_ms"] = round(statistics.median(paired), 2)
-        result["modes"][mode]["paired_added_p99_ms"] = round(_percentile(paired, 99), 2)
+        result["modes"][mode]["paired_added_p99_ms"] = round(serving_demo.percentile(paired, 99), 2)
     print(
         f"{'mode':<12} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'+p50':>7} {'+p99':>7} "
         f"{'bytes':>7} {'paired +p50':>11} {'paired +p99':>11}"

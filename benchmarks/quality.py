@@ -76,7 +76,8 @@ _ROWS = flags.DEFINE_list(
     "rows",
     ["article_dcgan", "previous_default", "default"],
     "Rows to run, in order: article_dcgan, previous_default, default, auto (configs/auto.py's "
-    "recipe for the data), or candidate names.",
+    "recipe for the data), auto+NAME (that recipe with candidate NAME's overrides on top, e.g. "
+    "auto+ada), or candidate names.",
 )
 _CANDIDATE = flags.DEFINE_multi_string(
     "candidate",
@@ -161,8 +162,10 @@ CANDIDATES: dict[str, dict] = {
     },
 }
 
-# The row of what configs/auto.py's recipe (pipeline.recipe) chooses for the benchmark's data.
+# The row of what configs/auto.py's recipe (pipeline.recipe) chooses for the benchmark's data;
+# "auto+NAME" is that recipe with candidate NAME's overrides on top.
 AUTO_ROW = "auto"
+AUTO_PREFIX = AUTO_ROW + "+"
 
 EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
 
@@ -221,6 +224,43 @@ def known_rows(extra: list[str], config_path: str = DEFAULT_CONFIG) -> dict[str,
         row = parse_candidate(text)
         rows[row.name] = row
     return rows
+
+
+def is_recipe_row(name: str) -> bool:
+    return name == AUTO_ROW or name.startswith(AUTO_PREFIX)
+
+
+def check_row_names(names: list[str], rows: dict[str, Row]) -> None:
+    """ValueError naming every row that is neither in `rows` nor a recipe row; auto+NAME needs
+    a candidate of overrides (the article's DCGAN has none to put on the recipe)."""
+
+    def known(name):
+        if name.startswith(AUTO_PREFIX):
+            return getattr(rows.get(name.removeprefix(AUTO_PREFIX)), "overrides", None) is not None
+        return name == AUTO_ROW or name in rows
+
+    unknown = [name for name in names if not known(name)]
+    if unknown:
+        raise ValueError(
+            f"unknown rows {unknown}; known: {sorted(rows)}, {AUTO_ROW} and "
+            f"{AUTO_PREFIX}NAME for a candidate NAME"
+        )
+
+
+def select_rows(names: list[str], rows: dict[str, Row], choices: dict | None) -> list[Row]:
+    """The rows named, in order; a recipe row trains the recipe's `choices` for the data (auto),
+    with a candidate's overrides on top (auto+NAME)."""
+    selected = []
+    for name in names:
+        if not is_recipe_row(name):
+            selected.append(rows[name])
+            continue
+        extra = rows[name.removeprefix(AUTO_PREFIX)].overrides if name != AUTO_ROW else {}
+        description = "pipeline.recipe's choices for this data"
+        if extra:
+            description += " + " + ", ".join(f"{k}={v}" for k, v in extra.items())
+        selected.append(Row(name, description, {**choices, **extra}))
+    return selected
 
 
 def base_config(config, idx_data_dir: str | None = None):
@@ -330,6 +370,14 @@ class ProjectContestant:
     def raw_samples(self, num, seed):
         return self._sample(self.model.generator, num, seed)
 
+    def training_metrics(self) -> dict:
+        """The train step's means since the last call (r_t as d_real_sign, ADA's p, D's
+        logits, the losses), then reset: what D and the augmentation did between snapshots."""
+        values = {name: float(t.result()) for name, t in self.model.trackers.items()}
+        for tracker in self.model.trackers.values():
+            tracker.reset_state()
+        return values
+
 
 def prepare_data(out_dir: pathlib.Path, base) -> pathlib.Path:
     """A workdir with `base`'s data through the pipeline's ingest stage (cached like any run);
@@ -420,6 +468,8 @@ def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
                 "fd_raw": judge.fd(contestant.raw_samples(_NUM_SAMPLES.value, seed=1000 + seed)),
                 **scores,
             }
+            if hasattr(contestant, "training_metrics"):
+                shot["train"] = contestant.training_metrics()
             snapshots.append(shot)
             logging.info(
                 "%s seed %d: %.0f s, %d images: FD %.2f (raw %.2f), KID %.4f, "
@@ -434,6 +484,13 @@ def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
                 shot["precision"],
                 shot["recall"],
             )
+            if "train" in shot:
+                logging.info(
+                    "%s seed %d since the last snapshot: %s",
+                    row.name,
+                    seed,
+                    ", ".join(f"{k} {v:.3f}" for k, v in sorted(shot["train"].items())),
+                )
             while next_s <= train_seconds:
                 next_s += every_s
             while next_img <= images:
@@ -755,20 +812,21 @@ def main(argv):
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     rows = known_rows(_CANDIDATE.value, config_path())
-    unknown = [name for name in _ROWS.value if name not in rows and name != AUTO_ROW]
-    if unknown:
-        raise app.UsageError(f"unknown rows {unknown}; known: {sorted(rows)}")
-    selected = [rows[name] for name in _ROWS.value if name != AUTO_ROW]
-    for row in selected:  # bad overrides fail before any training
-        if row.overrides is not None:
+    try:
+        check_row_names(_ROWS.value, rows)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    for name in _ROWS.value:  # bad overrides fail before any training (auto+NAME: NAME's)
+        row = None if name == AUTO_ROW else rows[name.removeprefix(AUTO_PREFIX)]
+        if row is not None and row.overrides is not None:
             validation.validate_config(row_config(row, 0, base))
     workdir = prepare_data(out_dir, base)
-    if AUTO_ROW in _ROWS.value:
+    choices = None
+    if any(is_recipe_row(name) for name in _ROWS.value):
         # What configs/auto.py would train on this data: the recipe's data-dependent choices
         # over the --config file's recipe (the same cache key as any row that trains it).
         choices = recipe.choices_for(base, recipe.read_stats(workdir / "ingest"))
-        rows[AUTO_ROW] = Row(AUTO_ROW, "pipeline.recipe's choices for this data", choices)
-        selected = [rows[name] for name in _ROWS.value]
+    selected = select_rows(_ROWS.value, rows, choices)
     judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)
     row_seeds = {name: int(n) for name, _, n in (text.partition(":") for text in _ROW_SEEDS.value)}

@@ -1,6 +1,6 @@
 r"""Load test for gan_keras.serve over loopback, REST or gRPC.
 
-    python benchmarks/serve_load_test.py [--model_base_path=<workdir>/export/generator] \
+    python -m benchmarks.serve_load_test [--model_base_path=<workdir>/export/generator] \
         [--protocol=rest|grpc] [--client_threads=1] [--seconds=20] [--batch=16] \
         [--signature=serving_default] [--repeats=3] [--server_cpus=1 --client_cpus=0] \
         [--out=result.json]
@@ -16,7 +16,7 @@ request failed. Never talks to anything but 127.0.0.1.
 Rows for batching off and on and several client counts, e.g. 1-image requests from 1, 8
 and 32 clients against a server without and one with --enable_batching:
 
-    python benchmarks/serve_load_test.py --protocol=grpc --batch=1 --batching=both \
+    python -m benchmarks.serve_load_test --protocol=grpc --batch=1 --batching=both \
         --client_threads_list=1,8,32 [--batching_parameters='max_batch_size { value: 64 } ...']
 
 print a table at the end (and ``--out`` holds ``{"rows": [...]}``); each row also has
@@ -46,6 +46,8 @@ import time
 import numpy as np
 import requests
 from absl import app, flags
+
+from benchmarks import serving_demo
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -100,18 +102,9 @@ flags.DEFINE_multi_string(
 )
 
 
-def _demo_generator(latent_dim: int = 100):
-    import keras
-
-    keras.utils.set_random_seed(0)
-    z = keras.Input((latent_dim,))
-    h = keras.layers.Dense(7 * 7 * 128, use_bias=False)(z)
-    h = keras.layers.ReLU()(keras.layers.BatchNormalization()(h))
-    h = keras.layers.Reshape((7, 7, 128))(h)
-    h = keras.layers.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False)(h)
-    h = keras.layers.ReLU()(keras.layers.BatchNormalization()(h))
-    out = keras.layers.Conv2DTranspose(1, 4, strides=2, padding="same", activation="tanh")(h)
-    return keras.Model(z, out)
+def _command() -> str:
+    """This run's command line, as a user would type it."""
+    return " ".join(["python", "-m", "benchmarks.serve_load_test", *sys.argv[1:]])
 
 
 def _cpu_list(text: str) -> set[int]:
@@ -385,12 +378,10 @@ def main(argv):
         os.sched_setaffinity(0, _cpu_list(FLAGS.client_cpus))
     with tempfile.TemporaryDirectory() as tmp:
         from gan_keras.export import layout
-        from gan_keras.export import sampling_model as gan_export
 
         base = FLAGS.model_base_path
         if base is None:
-            base = os.path.join(tmp, "generator")
-            gan_export.export_generator(_demo_generator(), base, latent_dim=100)
+            base = str(serving_demo.export_demo_generator(pathlib.Path(tmp)))
         info_path = layout.asset_path(layout.version_dir(base), layout.MODEL_INFO_ASSET)
         info = json.loads(info_path.read_text())
         inputs = _inputs(info, FLAGS.signature, FLAGS.batch)
@@ -398,7 +389,7 @@ def main(argv):
         if FLAGS.in_process_requests:
             body = RestClient("", FLAGS.signature, inputs).body
             result = profile_in_process(base, body, FLAGS.in_process_requests)
-            result["command"] = " ".join(["python", "benchmarks/serve_load_test.py", *sys.argv[1:]])
+            result["command"] = _command()
             print(json.dumps(result, indent=2))
             if FLAGS.out:
                 pathlib.Path(FLAGS.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -523,7 +514,7 @@ def _row(runs: list, client_threads: int, batching: bool, status: dict, server_v
         return round(statistics.median(values), 1) if values else None
 
     return {
-        "command": " ".join(["python", "benchmarks/serve_load_test.py", *sys.argv[1:]]),
+        "command": _command(),
         "protocol": FLAGS.protocol,
         "signature": FLAGS.signature,
         "batch": FLAGS.batch,

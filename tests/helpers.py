@@ -1,5 +1,5 @@
 """Helpers that tests import by name (`from helpers import ...`): the repo root, running the
-pipeline as a user would, a tiny generator, a real HTTP server on a thread, a small
+pipeline as a user would, a tiny generator, a task section, a real HTTP server on a thread, a small
 synthetic ingest dir with an evaluate config sized for it, and a throwaway test CA with a C2PA
 signing certificate (make_test_credentials).
 
@@ -129,6 +129,19 @@ def tiny_generator(
     h = keras.layers.Reshape((4, 4, 8))(keras.layers.Dense(4 * 4 * 8)(h))
     out = keras.layers.Conv2DTranspose(channels, 3, strides=2, padding="same", activation="tanh")(h)
     return keras.Model(inputs, out)
+
+
+def task_config(name: str, **overrides):
+    """configs/default.py's `task` section with `name` in use and `overrides` (the tests'
+    image-to-image models mostly take scale 2: 8x8 -> 16x16)."""
+    import ml_collections
+
+    from configs import default
+
+    # Built from a dict, not updated in place: a test may give a field a value of the wrong
+    # type on purpose (validation must name it), which a typed ConfigDict would refuse.
+    fields = default.get_config().task.to_dict()
+    return ml_collections.ConfigDict({**fields, "name": name, **overrides})
 
 
 # ----------------------------------------------------------------------------
@@ -393,3 +406,24 @@ def make_test_credentials(root) -> Credentials:
     ca_path = root / "ca.pem"
     ca_path.write_bytes(_cert_pem(ca))
     return Credentials(key_path, chain_path, _cert_pem(ca).decode(), ca_path, self_signed_path)
+
+
+def read_c2pa(data: bytes, mime: str = "image/png", anchors: bytes | str | None = None):
+    """c2pa.Reader's (validation state, active manifest, validation results) for an image,
+    trusting the PEM `anchors` when given (else no trust list: signed images read "Valid")."""
+    import io
+
+    import c2pa
+
+    context = None
+    if anchors:
+        settings = c2pa.Settings.from_dict(
+            {"trust": {"trust_anchors": anchors}, "verify": {"verify_trust": True}}
+        )
+        context = c2pa.Context(settings=settings)
+    with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
+        return (
+            reader.get_validation_state(),
+            reader.get_active_manifest(),
+            (reader.get_validation_results() or {}),
+        )

@@ -1,6 +1,7 @@
 """The quality benchmark's bookkeeping: budgets, comparisons at equal images, targets."""
 
 import math
+import re
 import sys
 
 import numpy as np
@@ -291,3 +292,23 @@ def test_each_snapshot_leaves_a_grid_of_its_scored_samples(tmp_path, monkeypatch
     factor = grid.shape[0] // side
     assert grid.shape == (side * factor, side * factor, 3) and factor >= 2
     np.testing.assert_array_equal(grid[::factor, ::factor][2:34, 2:34], samples[0])
+
+
+def test_recipe_rows_put_a_candidates_overrides_on_the_recipes_choices():
+    rows = quality.known_rows(["wide:model.d_width=64"])
+    choices = {"model.g_width": 64, "model.d_width": 32, "train.ada_target": 0.0}
+    names = ["article_dcgan", "auto", "auto+ada", "auto+wide", "default"]
+    quality.check_row_names(names, rows)
+    selected = quality.select_rows(names, rows, choices)
+    assert [row.name for row in selected] == names
+    assert selected[0].overrides is None and selected[4].overrides == {}
+    assert selected[1].overrides == choices
+    assert selected[2].overrides == {**choices, "train.ada_target": 0.6}
+    assert selected[3].overrides == {**choices, "model.d_width": 64}
+    assert "train.ada_target=0.6" in selected[2].description
+
+
+@pytest.mark.parametrize("name", ["auto+nope", "auto+article_dcgan", "autoada", "nope"])
+def test_unknown_rows_are_named(name):
+    with pytest.raises(ValueError, match=rf"unknown rows \['{re.escape(name)}'\]"):
+        quality.check_row_names(["auto", name], quality.known_rows([]))

@@ -9,7 +9,6 @@ import io
 
 import c2pa
 import helpers
-import ml_collections
 import numpy as np
 import pytest
 
@@ -34,11 +33,7 @@ def bases(tmp_path_factory):
     gan_export.export_generator(helpers.tiny_generator(False), root / "gen", latent_dim=LATENT)
     gan_export.export_generator(helpers.tiny_generator(False, 1), root / "gen", latent_dim=LATENT)
     sr = pix2pix.build_unet_generator(condition_shape=(8, 8, 1), image_shape=(16, 16, 1), width=8)
-    task = ml_collections.ConfigDict(
-        {"name": "super_resolution", "scale": 2, "hole": "center", "hole_fraction": 0.25,
-         "source": "edges", "seed": 0, "l1_weight": 100.0, "adversarial_weight": 1.0,
-         "l1_reference": True}
-    )  # fmt: skip
+    task = helpers.task_config("super_resolution", scale=2)
     transform_model.export_image_to_image(sr, root / "sr", task_config=task)
     return root
 

@@ -10,7 +10,7 @@ import io
 import struct
 import zlib
 
-import c2pa
+import helpers
 import numpy as np
 import pytest
 from PIL import Image
@@ -30,21 +30,6 @@ def _facts(**recipe):
 def _png(seed=0, shape=(16, 16, 1)):
     pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
     return gan_images.encode_png(pixels), pixels
-
-
-def _read(data, mime="image/png", anchors=None):
-    context = None
-    if anchors:
-        settings = c2pa.Settings.from_dict(
-            {"trust": {"trust_anchors": anchors}, "verify": {"verify_trust": True}}
-        )
-        context = c2pa.Context(settings=settings)
-    with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
-        return (
-            reader.get_validation_state(),
-            reader.get_active_manifest(),
-            (reader.get_validation_results() or {}),
-        )
 
 
 def _failure_codes(results):
@@ -80,11 +65,11 @@ def test_a_signed_png_validates_and_records_what_made_it(signer, credentials):
     signed = stamp.Stamper(signer).stamp(png, _facts(truncation=0.7), title="x.png")
     # The pixels are untouched.
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(signed)))[..., None], pixels)
-    state, manifest, results = _read(signed)
+    state, manifest, results = helpers.read_c2pa(signed)
     # Valid: signature and hashes check; the test CA is in no trust list.
     assert state == "Valid"
     assert _failure_codes(results) == {verify.UNTRUSTED}
-    assert _read(signed, anchors=credentials.ca_pem)[0] == "Trusted"
+    assert helpers.read_c2pa(signed, anchors=credentials.ca_pem)[0] == "Trusted"
     assert manifest["signature_info"]["common_name"] == credentials.common_name
     actions = next(a for a in manifest["assertions"] if a["label"].startswith("c2pa.actions"))
     created = actions["data"]["actions"][0]
@@ -109,7 +94,7 @@ def test_changing_pixels_after_signing_fails_validation(signer):
     changed[0, 0, 0] ^= 0xFF
     tampered = _replace_pixels(signed, changed)
     # The manifest is still there, and it no longer matches.
-    state, _, results = _read(tampered)
+    state, _, results = helpers.read_c2pa(tampered)
     assert state == "Invalid"
     assert "assertion.dataHash.mismatch" in _failure_codes(results)
     report = verify.verify_bytes(tampered)
@@ -117,7 +102,7 @@ def test_changing_pixels_after_signing_fails_validation(signer):
     assert report["pixels_match"] is False
     assert "pixels changed" in report["summary"]
     # The same surgery with the original pixels keeps it valid: the check is the pixels'.
-    assert _read(_replace_pixels(signed, pixels))[0] == "Valid"
+    assert helpers.read_c2pa(_replace_pixels(signed, pixels))[0] == "Valid"
 
 
 def test_re_encoding_strips_the_credentials(signer):
@@ -131,7 +116,7 @@ def test_a_signed_gif_validates(signer):
     frames = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 1), dtype=np.uint8)
     gif = image_files.encode_gif(frames)
     signed = stamp.Stamper(signer).stamp(gif, _facts())
-    state, manifest, _ = _read(signed, "image/gif")
+    state, manifest, _ = helpers.read_c2pa(signed, "image/gif")
     assert state == "Valid" and manifest["signature_info"]["common_name"]
     with Image.open(io.BytesIO(signed)) as image:
         assert image.n_frames == 3
@@ -146,7 +131,7 @@ def test_a_self_signed_certificate_signs_but_is_never_trusted(credentials):
     # anchor makes a signer "Trusted", and the test CA does not vouch for this one.
     self_signed = signing.C2paSigner(credentials.key_path, credentials.self_signed_chain_path)
     signed = stamp.Stamper(self_signed).stamp(_png()[0], _facts())
-    assert _read(signed, anchors=credentials.ca_pem)[0] == "Valid"
+    assert helpers.read_c2pa(signed, anchors=credentials.ca_pem)[0] == "Valid"
     report = verify.verify_bytes(signed, credentials.ca_pem)
     assert report["status"] == "signed" and report["trusted"] is False
     assert "signer not in a trust list" in report["summary"]

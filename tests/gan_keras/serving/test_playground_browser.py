@@ -21,7 +21,6 @@ import time
 import zlib
 
 import helpers
-import ml_collections
 import numpy as np
 import pytest
 import requests
@@ -61,10 +60,7 @@ CARD = "# Model card: `generate` model\n\n## Evaluation\n\n- Summary: FD 7.9\n- 
 
 
 def _task(name):
-    return ml_collections.ConfigDict(
-        {"name": name, "scale": 2, "hole": "center", "hole_fraction": 0.25, "source": "edges"}
-        | {"seed": 0, "l1_weight": 100.0, "adversarial_weight": 1.0, "l1_reference": True}
-    )
+    return helpers.task_config(name, scale=2)
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,7 @@ import sys
 import time
 import zlib
 
-import c2pa
 import helpers
-import ml_collections
 import numpy as np
 import pytest
 import requests
@@ -51,19 +49,7 @@ def bases(tmp_path_factory):
     sr = pix2pix.build_unet_generator(
         condition_shape=(LOW, LOW, 1), image_shape=(SIZE, SIZE, 1), width=8
     )
-    task = ml_collections.ConfigDict(
-        {
-            "name": "super_resolution",
-            "scale": 2,
-            "hole": "center",
-            "hole_fraction": 0.25,
-            "source": "edges",
-            "seed": 0,
-            "l1_weight": 100.0,
-            "adversarial_weight": 1.0,
-            "l1_reference": True,
-        }
-    )
+    task = helpers.task_config("super_resolution", scale=2)
     transform_model.export_image_to_image(sr, root / "sr", task_config=task)
     return root
 
@@ -204,17 +190,6 @@ def _model(bases, endpoint):
     }
 
 
-def _reader(data, mime, anchors=None):
-    context = None
-    if anchors:
-        settings = c2pa.Settings.from_dict(
-            {"trust": {"trust_anchors": anchors}, "verify": {"verify_trust": True}}
-        )
-        context = c2pa.Context(settings=settings)
-    with c2pa.Reader(mime, io.BytesIO(data), context=context) as reader:
-        return reader.get_validation_state(), reader.get_active_manifest()
-
-
 @pytest.mark.parametrize("endpoint", sorted(ENDPOINTS))
 def test_unsigned_images_carry_the_facts(unsigned, bases, endpoint):
     data = _call(unsigned, endpoint)
@@ -239,9 +214,9 @@ def test_signed_images_validate_and_record_what_made_them(signed, bases, ca, end
     data = _call(signed, endpoint)
     fmt = ENDPOINTS[endpoint][5]
     mime = signing.MIME_TYPES[fmt]
-    state, manifest = _reader(data, mime)
+    state, manifest, _ = helpers.read_c2pa(data, mime)
     assert state == "Valid", state  # the test CA is in no trust list
-    assert _reader(data, mime, anchors=ca.ca_pem)[0] == "Trusted"
+    assert helpers.read_c2pa(data, mime, anchors=ca.ca_pem)[0] == "Trusted"
     assert manifest["signature_info"]["common_name"] == ca.common_name
     report = verify.verify_bytes(data)
     assert report["status"] == "signed" and report["pixels_match"] is True
@@ -285,10 +260,10 @@ def _tampered(signed_png: bytes) -> bytes:
 def test_a_changed_pixel_fails_validation(signed):
     data = _call(signed, "sample")
     tampered = _tampered(data)
-    assert _reader(tampered, "image/png")[0] == "Invalid"
+    assert helpers.read_c2pa(tampered, "image/png")[0] == "Invalid"
     pixels = _pixels(data)
     same = _replace_pixels(data, pixels[..., None] if pixels.ndim == 2 else pixels)
-    assert _reader(same, "image/png")[0] == "Valid"  # the surgery alone changes nothing
+    assert helpers.read_c2pa(same, "image/png")[0] == "Valid"  # the surgery alone changes nothing
 
 
 def test_the_app_logs_once_that_its_images_are_unsigned(bases, signer, caplog):
@@ -531,7 +506,7 @@ def test_the_server_signs_with_its_flags(bases, ca, tmp_path):
             time.sleep(0.05)
         url = f"{match.group(1)}/v1/models/gen"
         data = requests.get(url + ":sample?n=2&seed=9", timeout=60).content
-        assert _reader(data, "image/png", anchors=ca.ca_pem)[0] == "Trusted"
+        assert helpers.read_c2pa(data, "image/png", anchors=ca.ca_pem)[0] == "Trusted"
         report = requests.post(
             url + ":verify", data=data, headers={"Content-Type": "image/png"}, timeout=60
         ).json()

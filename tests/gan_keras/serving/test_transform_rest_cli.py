@@ -29,19 +29,7 @@ URL = "/v1/models/g:transform"
 
 def _task(name: str) -> ml_collections.ConfigDict:
     """configs/default.py's task section for `name` (scale 2: 8x8 -> 16x16)."""
-    return ml_collections.ConfigDict(
-        {
-            "name": name,
-            "scale": 2,
-            "hole": "center",
-            "hole_fraction": 0.25,
-            "source": "edges",
-            "seed": 0,
-            "l1_weight": 100.0,
-            "adversarial_weight": 1.0,
-            "l1_reference": True,
-        }
-    )
+    return helpers.task_config(name, scale=2)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ against closed forms where one exists."""
 
 import math
 
+import helpers
 import ml_collections
 import numpy as np
 import pytest
@@ -25,17 +26,7 @@ OPTIONS = [
 
 def _config(name="inpainting", **overrides) -> ml_collections.ConfigDict:
     """A task section as the configs hold it: every field, the named task's in use."""
-    fields = {
-        "name": name,
-        "scale": 2,
-        "hole": "center",
-        "hole_fraction": 0.25,
-        "source": "edges",
-        "seed": 0,
-        "l1_weight": 100.0,
-        "adversarial_weight": 1.0,
-    }
-    return ml_collections.ConfigDict({**fields, **overrides})
+    return helpers.task_config(name, **{"scale": 2, **overrides})
 
 
 def _image(resolution, channels, seed=0):
