@@ -17,9 +17,10 @@ generator). What depends on the data, and which data each choice was measured on
 - network geometry: 28x28 data through the 32x32 networks (Fashion-MNIST), else the data's own
   size; at 32x32 a colour folder gets G 64 wide and D 32 (Noto Emoji), grey images the demo's
   32 and 32 (Fashion-MNIST); 64 and 64 from 64x64 (not measured at 64x64: a guess, logged as one);
-- augmentation: none. ADA (train.ada_target=0.6) was measured at 224k images on Noto Emoji
-  and Oxygen icons and was no better, at 1.8x the time; the health monitor names it as the fix
-  when D memorises a folder;
+- augmentation: ADA (train.ada_target=0.6) for a run of more than 250 passes over the folder
+  (its train.steps as set, else the recipe's), none below: at 224k images ADA was no better on
+  Noto Emoji and Oxygen icons, but by 672k images D memorised the emoji without it and the FD
+  rose 65% from its best, while ADA held; the health monitor names ADA when D memorises;
 - length: 224k images (3,500 steps of 64), more for a folder so large that this is under 3
   passes; in-training evaluation every 500 steps, and the export takes the best checkpoint,
   so a run that peaks early is not lost to a later decline;
@@ -43,6 +44,10 @@ PROVISIONAL_STATS = {"splits": {"train": {"count": 1000}, "eval": {"count": 250}
 JUDGE_SMALL_IMAGES = 10_000
 TARGET_IMAGES = 224_000
 MIN_EPOCHS = 3
+# ADA's overfitting target (StyleGAN2-ADA's 0.6) and the run length, in passes over the train
+# images, from which the recipe turns it on (measured: docs/your-own-images.md).
+ADA_TARGET = 0.6
+ADA_MIN_PASSES = 250
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,21 +110,33 @@ def _rules(config, stats) -> dict[str, tuple[object, str]]:
         why = f"the demo's widths for {channels}-channel images (Fashion-MNIST's recipe)"
         rules["model.g_width"] = (32, why)
         rules["model.d_width"] = (32, why)
-    # Measured at 224k images, 1 seed (docs/your-own-images.md): ADA at 0.6 gave FD 26.9 vs
-    # 21.9 without on Noto Emoji and 1.42 vs 1.33 on Oxygen icons, at 0.55x the throughput.
-    # Off, then; the training-health monitor names it as the fix when D starts to memorise.
-    rules["train.ada_target"] = (
-        0.0,
-        "no augmentation: at 224k images ADA was no better on two small colour folders and "
-        "1.8x slower; the health monitor suggests it if D memorises the "
-        f"{n:,} train images",
-    )
     steps = max(TARGET_IMAGES, MIN_EPOCHS * n) // 64
     steps = -(-steps // 500) * 500
     rules["train.steps"] = (
         steps,
         f"{steps * 64:,} images ({steps * 64 / max(n, 1):.0f} passes over {n:,} images)",
     )
+    # ADA by the run's passes over the folder (its length as the user set it, else the recipe's).
+    # Noto Emoji, 672k images, 1 seed (docs/your-own-images.md): without augmentation r_t rose
+    # to 0.87 by 224k images (146 passes) and 0.96 by 672k; FD was best at 336k (13.6, 219
+    # passes), then rose to 22.4 with recall falling 0.73 -> 0.64. ADA (target 0.6) held r_t at
+    # 0.62 with p rising to 0.32, and ended at 15.9 with recall 0.79. At 224k images ADA was no
+    # better on either colour set (emoji, Oxygen icons), so it starts above 250 passes.
+    planned = config.train.steps if config.train.steps is not None else steps
+    passes = int(planned) * int(config.train.batch_size) / max(n, 1)
+    if passes > ADA_MIN_PASSES:
+        rules["train.ada_target"] = (
+            ADA_TARGET,
+            f"ADA (target r_t {ADA_TARGET}): {passes:.0f} passes over {n:,} images is past the "
+            f"{ADA_MIN_PASSES} where D memorised Noto Emoji without augmentation",
+        )
+    else:
+        rules["train.ada_target"] = (
+            0.0,
+            f"no augmentation for {passes:.0f} passes over {n:,} images (ADA starts above "
+            f"{ADA_MIN_PASSES}: below, it was no better on two colour folders); the health "
+            "monitor suggests it if D memorises them",
+        )
     judge_steps = 1000 if n < JUDGE_SMALL_IMAGES else 0
     rules["evaluate.classifier_min_steps"] = (
         judge_steps,

@@ -55,6 +55,30 @@ def test_geometry_follows_the_data():
     assert "a guess" in {c.field: c.reason for c in choices}["model.g_width"]
 
 
+def test_ada_turns_on_for_a_run_of_more_than_250_passes_over_the_folder():
+    # The recipe's own length: 224k images is 146 passes over 1,531 emoji, 219 over 1,021 icons.
+    for n in (1531, 1021, 200_000):
+        resolved, _ = recipe.resolve(_auto(), _stats(n))
+        assert resolved.train.ada_target == 0.0, n
+    # A user who trains three times as long (672k images, where D memorised the emoji) gets ADA.
+    config = _auto()
+    config.train.steps = 10_500
+    resolved, choices = recipe.resolve(config, _stats(1531))
+    assert resolved.train.ada_target == recipe.ADA_TARGET == 0.6
+    assert "439 passes" in {c.field: c.reason for c in choices}["train.ada_target"]
+    # Passes count the run's batch: the same steps at batch 32 are half as many passes.
+    config.train.batch_size = 32
+    assert recipe.resolve(config, _stats(1531))[0].train.ada_target == 0.0
+    # Just over and just under the threshold.
+    config.train.batch_size = 64
+    config.train.steps = 6000  # 384,000 images
+    assert recipe.resolve(config, _stats(1535))[0].train.ada_target == 0.6  # 250.2 passes
+    assert recipe.resolve(config, _stats(1536))[0].train.ada_target == 0.0  # 250.0 passes
+    # The user's own choice is kept either way.
+    config.train.ada_target = 0.0
+    assert recipe.resolve(config, _stats(1000))[0].train.ada_target == 0.0
+
+
 def test_a_colour_folder_gets_the_wider_generator_measured_on_noto_emoji():
     resolved, choices = recipe.resolve(_auto(), _stats(1531))
     assert (resolved.model.g_width, resolved.model.d_width) == (64, 32)
