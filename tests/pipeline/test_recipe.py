@@ -6,7 +6,7 @@ import json
 import pytest
 from helpers import run_pipeline
 
-from configs import auto
+from configs import auto, fashion_mnist
 from pipeline import recipe
 from pipeline import workdir as workdir_layout
 
@@ -77,6 +77,16 @@ def test_ada_turns_on_for_a_run_of_more_than_250_passes_over_the_folder():
     # The user's own choice is kept either way.
     config.train.ada_target = 0.0
     assert recipe.resolve(config, _stats(1000))[0].train.ada_target == 0.0
+
+
+def test_on_fashion_mnist_the_recipe_trains_exactly_the_demo():
+    config = _auto(resolution=28, channels=1)
+    resolved, _ = recipe.resolve(config, _stats(60_000, 10_000, channels=1))
+    demo = fashion_mnist.get_config()
+    for section in ("model", "train"):
+        chosen = {k: v for k, v in resolved[section].items() if k != "recipe"}
+        assert chosen == {k: v for k, v in demo[section].items() if k != "recipe"}, section
+    assert resolved.evaluate.num_samples == demo.evaluate.num_samples
 
 
 def test_a_colour_folder_gets_the_wider_generator_measured_on_noto_emoji():
