@@ -32,7 +32,7 @@ Rows:
 - `previous_default`: the demo config before this benchmark existed (as
   overrides: Fashion-MNIST's recipe, on any config's data);
 - `default`: the `--config` file as it is;
-- named candidates (`CANDIDATES` below, or `--candidate=name:field=value,...`
+- named candidates (`benchmarks.quality_rows.CANDIDATES`, or `--candidate=name:field=value,...`
   as overrides of the `--config` file).
 Project rows train through the train stage's own code: `build.build_gan`, its
 distributed dataset and `loop.make_train_steps`. For each snapshot the
@@ -52,11 +52,9 @@ Timings on a shared machine are noisy: compare rows by the ratios in one run.
 """
 
 import copy
-import dataclasses
 import hashlib
 import json
 import pathlib
-import statistics
 import time
 
 import numpy as np
@@ -65,6 +63,18 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from benchmarks import article_dcgan
+from benchmarks.quality_report import at_images, mean_std, plot, summarize
+from benchmarks.quality_rows import (
+    AUTO_PREFIX,
+    AUTO_ROW,
+    DEFAULT_CONFIG,
+    Row,
+    check_row_names,
+    is_recipe_row,
+    known_rows,
+    recipe_choices,
+    select_rows,
+)
 from configs import fashion_mnist
 from gan_keras import images as gan_images
 from gan_keras.evaluation import reference_scores
@@ -101,7 +111,6 @@ _SNAPSHOT_SECONDS = flags.DEFINE_float(
 )
 _SNAPSHOT_IMAGES = flags.DEFINE_integer("snapshot_images", 60_000, "And every this many images.")
 _NUM_SAMPLES = flags.DEFINE_integer("num_samples", 5000, "Generated images per score.")
-DEFAULT_CONFIG = "configs/fashion_mnist.py"
 _CONFIG = config_flags.DEFINE_config_file(
     "config",
     DEFAULT_CONFIG,
@@ -128,139 +137,6 @@ _RECORD_REFERENCE = flags.DEFINE_bool(
     "the entry "
     "for the same judge, sample count and images), where the evaluate stage finds it.",
 )
-
-# The demo config as it was before this benchmark (configs/fashion_mnist.py at
-# commit 0b5684b): 28x28 DCGAN, widths 32, latent 64. Its EMA was a fixed
-# 0.999 decay; its half-life in images at batch 64 is 64 * ln(0.5) / ln(0.999).
-PREVIOUS_DEFAULT = {
-    "model.network_resolution": 0,
-    "model.latent_dim": 64,
-    "model.g_width": 32,
-    "model.d_width": 32,
-    "model.batch_norm_momentum": 0.99,
-    "train.batch_size": 64,
-    "train.g_learning_rate": 2e-4,
-    "train.d_learning_rate": 2e-4,
-    "train.beta_1": 0.5,
-    "train.beta_2": 0.999,
-    "train.ema_half_life_images": 44_339.0,
-    "train.ema_rampup": 0.0,
-}
-
-# Recipes tried while choosing the default (overrides of configs/fashion_mnist.py).
-# (The one-seed screening runs are listed in the README; this one has three seeds.)
-CANDIDATES: dict[str, dict] = {
-    "lr_8e-4": {"train.g_learning_rate": 8e-4, "train.d_learning_rate": 8e-4},
-    # Your own images (#28): augmentation and learning rate on small colour folders.
-    "ada": {"train.ada_target": 0.6},
-    "diffaugment": {"train.diffaugment": "color,translation,cutout"},
-    "lr_2e-4": {"train.g_learning_rate": 2e-4, "train.d_learning_rate": 2e-4},
-    "lr_2e-4_ada": {
-        "train.g_learning_rate": 2e-4,
-        "train.d_learning_rate": 2e-4,
-        "train.ada_target": 0.6,
-    },
-}
-
-# The row of what configs/auto.py's recipe (pipeline.recipe) chooses for the benchmark's data;
-# "auto+NAME" is that recipe with candidate NAME's overrides on top.
-AUTO_ROW = "auto"
-AUTO_PREFIX = AUTO_ROW + "+"
-
-EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
-
-# The export generator's scores in each snapshot: (key, column title, format).
-# KID's scale follows the judge's features (thousandths on Fashion-MNIST's judge, units on the
-# emoji judge's): three significant digits read well on both.
-SNAPSHOT_METRICS = (
-    ("fd", "FD", ".2f"),
-    ("kid", "KID", ".3g"),
-    ("precision", "precision", ".3f"),
-    ("recall", "recall", ".3f"),
-)
-
-
-@dataclasses.dataclass
-class Row:
-    name: str
-    description: str
-    overrides: dict | None  # None: the article's DCGAN
-
-    def spec(self) -> dict:
-        return {"name": self.name, "overrides": self.overrides}
-
-
-def parse_candidate(text: str) -> Row:
-    name, _, assignments = text.partition(":")
-    if not name or not assignments:
-        raise ValueError(f"--candidate must look like 'name:field=value,...', got {text!r}")
-    overrides = {}
-    for item in assignments.split(","):
-        field, _, value = item.partition("=")
-        overrides[field.strip()] = _parse_value(value.strip())
-    return Row(name, assignments, overrides)
-
-
-def _parse_value(value: str):
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return {"True": True, "False": False}.get(value, value)
-
-
-def known_rows(extra: list[str], config_path: str = DEFAULT_CONFIG) -> dict[str, Row]:
-    rows = {
-        "article_dcgan": Row("article_dcgan", "the article's DCGAN (reference)", None),
-        "previous_default": Row(
-            "previous_default", "the demo config before this benchmark", PREVIOUS_DEFAULT
-        ),
-        "default": Row("default", f"{config_path} as it is", {}),
-    }
-    for name, overrides in CANDIDATES.items():
-        rows[name] = Row(name, ", ".join(f"{k}={v}" for k, v in overrides.items()), overrides)
-    for text in extra:
-        row = parse_candidate(text)
-        rows[row.name] = row
-    return rows
-
-
-def is_recipe_row(name: str) -> bool:
-    return name == AUTO_ROW or name.startswith(AUTO_PREFIX)
-
-
-def check_row_names(names: list[str], rows: dict[str, Row]) -> None:
-    """ValueError naming every row that is neither in `rows` nor a recipe row; auto+NAME needs
-    a candidate of overrides (the article's DCGAN has none to put on the recipe)."""
-
-    def known(name):
-        if name.startswith(AUTO_PREFIX):
-            return getattr(rows.get(name.removeprefix(AUTO_PREFIX)), "overrides", None) is not None
-        return name == AUTO_ROW or name in rows
-
-    unknown = [name for name in names if not known(name)]
-    if unknown:
-        raise ValueError(
-            f"unknown rows {unknown}; known: {sorted(rows)}, {AUTO_ROW} and "
-            f"{AUTO_PREFIX}NAME for a candidate NAME"
-        )
-
-
-def select_rows(names: list[str], rows: dict[str, Row], choices: dict | None) -> list[Row]:
-    """The rows named, in order; a recipe row trains the recipe's `choices` for the data (auto),
-    with a candidate's overrides on top (auto+NAME)."""
-    selected = []
-    for name in names:
-        if not is_recipe_row(name):
-            selected.append(rows[name])
-            continue
-        extra = rows[name.removeprefix(AUTO_PREFIX)].overrides if name != AUTO_ROW else {}
-        description = "pipeline.recipe's choices for this data"
-        if extra:
-            description += " + " + ", ".join(f"{k}={v}" for k, v in extra.items())
-        selected.append(Row(name, description, {**choices, **extra}))
-    return selected
 
 
 def base_config(config, idx_data_dir: str | None = None):
@@ -525,210 +401,6 @@ def save_grid(samples, row_name: str, seed: int, images: int, num: int = 64) -> 
 # --------------------------------------------------------------------------- summaries
 
 
-def at_seconds(snapshots, seconds) -> dict:
-    """The last snapshot within `seconds` of training."""
-    within = [s for s in snapshots if s["seconds"] <= seconds + 1e-6]
-    return within[-1] if within else snapshots[0]
-
-
-def at_images(snapshots, images) -> dict | None:
-    """The snapshot taken on reaching `images` (runs land on milestones to within one batch)."""
-    hits = [s for s in snapshots if s["images"] >= images]
-    return hits[0] if hits else None
-
-
-def seconds_to_reach(snapshots, fd) -> float | None:
-    for s in snapshots:
-        if s["fd"] <= fd:
-            return s["seconds"]
-    return None
-
-
-def _mean_std(values) -> tuple[float, float]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def _fmt(values, spec=".2f") -> str:
-    """Mean ± std over the seeds that have a value; '–' when none has, and how many have when
-    only some have (rows cached before a score was recorded, runs short of a budget)."""
-    present = [v for v in values if v is not None]
-    if not present:
-        return "–"
-    mean, std = _mean_std(present)
-    text = f"{mean:{spec}} ± {std:{spec}}" if len(present) > 1 else f"{mean:{spec}}"
-    return text if len(present) == len(values) else f"{text} ({len(present)}/{len(values)} seeds)"
-
-
-def _snapshot_metric(snapshot: dict | None, key: str) -> float | None:
-    """`snapshot[key]`, None when the snapshot is missing or predates the score."""
-    return (snapshot or {}).get(key)
-
-
-def _scores_table(results: dict[str, list[dict]], images: int) -> tuple[list[str], dict]:
-    """Markdown lines comparing the export generator's SNAPSHOT_METRICS at each run's final
-    snapshot and at `images`, and their (mean, std) per row."""
-    at = f"@ {images // 1000}k"
-    lines = [
-        f"Export generator's scores at the final snapshot (both budgets spent) and {at} images, "
-        "mean ± std over seeds (–: not recorded; rows cached before KID and precision/recall "
-        "were recorded need --rerun).",
-        "",
-        "| row | seeds | final: s / images | "
-        + " | ".join(title for _, title, _ in SNAPSHOT_METRICS)
-        + " | "
-        + " | ".join(f"{title} {at}" for _, title, _ in SNAPSHOT_METRICS)
-        + " |",
-        "|---|---|---|" + "---|" * (2 * len(SNAPSHOT_METRICS)),
-    ]
-    stats = {}
-    for name, runs in results.items():
-        if not runs:
-            continue
-        finals = [r["snapshots"][-1] for r in runs]
-        at_budget = [at_images(r["snapshots"], images) for r in runs]
-        cells, stats[name] = [], {"final": {}, "at_images": {}}
-        for label, snapshots in (("final", finals), ("at_images", at_budget)):
-            for key, _, spec in SNAPSHOT_METRICS:
-                values = [_snapshot_metric(s, key) for s in snapshots]
-                cells.append(_fmt(values, spec))
-                stats[name][label][key] = _mean_std(values)
-        final_s = _mean_std([s["seconds"] for s in finals])[0]
-        final_images = _mean_std([s["images"] for s in finals])[0]
-        lines.append(
-            f"| {name} | {len(runs)} | {final_s:.0f} s / {final_images / 1000:.0f}k | "
-            + " | ".join(cells)
-            + " |"
-        )
-    return lines, stats
-
-
-def summarize(
-    results: dict[str, list[dict]], references: dict, seconds: float, images: int
-) -> tuple[str, dict]:
-    ref_runs = results.get("article_dcgan", [])
-    ref_fd_images = (
-        _mean_std([at_images(r["snapshots"], images)["fd"] for r in ref_runs])[0]
-        if ref_runs
-        else None
-    )
-    ref_rate = _mean_std([r["images_per_second"] for r in ref_runs])[0] if ref_runs else None
-    floor = references["real_floor_scores"]
-    lines = [
-        f"Judge: domain classifier, test accuracy {references['judge_test_accuracy']:.4f}; "
-        f"scores of {_NUM_SAMPLES.value} samples vs the {references['real_eval_images']:,} real "
-        f"eval images. Real floor ({references['real_floor_images']:,} train images): FD "
-        f"{references['real_floor']:.2f}, KID {floor['kid']:.3g}, precision "
-        f"{floor['precision']:.3f}, recall {floor['recall']:.3f}; uniform noise: FD "
-        f"{references['noise_ceiling']:.1f}.",
-        "",
-        f"| row | seeds | img/s | × ref speed | FD @ {seconds:.0f} s (export) | raw G @ "
-        f"{seconds:.0f} s "
-        f"| FD @ {images // 1000}k images | raw G @ {images // 1000}k | s to ref's FD @ "
-        f"{images // 1000}k |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    summary = {"references": references, "reference_fd_at_images": ref_fd_images, "rows": {}}
-    for name, runs in results.items():
-        if not runs:
-            continue
-        fd_s = [at_seconds(r["snapshots"], seconds)["fd"] for r in runs]
-        raw_s = [at_seconds(r["snapshots"], seconds)["fd_raw"] for r in runs]
-        fd_i = [(at_images(r["snapshots"], images) or {}).get("fd") for r in runs]
-        raw_i = [(at_images(r["snapshots"], images) or {}).get("fd_raw") for r in runs]
-        rate = [r["images_per_second"] for r in runs]
-        reach = (
-            [seconds_to_reach(r["snapshots"], ref_fd_images) for r in runs]
-            if ref_fd_images is not None
-            else []
-        )
-        speed = f"{_mean_std(rate)[0] / ref_rate:.2f}" if ref_rate else "–"
-        reach_text = (
-            _fmt(reach, ".0f")
-            if reach and None not in reach
-            else f"not in {sum(x is not None for x in reach)}/{len(reach)}"
-            if reach
-            else "–"
-        )
-        lines.append(
-            f"| {name} | {len(runs)} | {_mean_std(rate)[0]:.0f} | {speed} | {_fmt(fd_s)} | "
-            f"{_fmt(raw_s)} "
-            f"| {_fmt(fd_i)} | {_fmt(raw_i)} | {reach_text} |"
-        )
-        summary["rows"][name] = {
-            "fd_at_seconds": _mean_std(fd_s),
-            "fd_raw_at_seconds": _mean_std(raw_s),
-            "fd_at_images": _mean_std(fd_i),
-            "fd_raw_at_images": _mean_std(raw_i),
-            "images_per_second": _mean_std(rate),
-            "seeds": len(runs),
-        }
-    scores_lines, scores = _scores_table(results, images)
-    for name, row_scores in scores.items():
-        summary["rows"][name]["scores"] = row_scores
-    if ref_fd_images is not None and "default" in summary["rows"]:
-        d = summary["rows"]["default"]
-        checks = [
-            (
-                f"default FD @ {seconds:.0f} s <= article DCGAN FD @ {images // 1000}k images",
-                d["fd_at_seconds"][0],
-                ref_fd_images,
-            ),
-            (
-                f"default FD @ {images // 1000}k images <= {EQUAL_IMAGES_TARGET} x article DCGAN's",
-                d["fd_at_images"][0],
-                EQUAL_IMAGES_TARGET * ref_fd_images,
-            ),
-            (
-                "default: exported (EMA) generator no worse than raw G",
-                d["fd_at_seconds"][0],
-                d["fd_raw_at_seconds"][0],
-            ),
-        ]
-        lines.append("")
-        for text, value, bound in checks:
-            lines.append(
-                f"- {'MET' if value <= bound else 'NOT MET'}: {text} ({value:.2f} vs {bound:.2f})"
-            )
-        summary["targets"] = [
-            {"target": t, "value": v, "bound": b, "met": v <= b} for t, v, b in checks
-        ]
-    lines += ["", *scores_lines]
-    return "\n".join(lines), summary
-
-
-def plot(results, path, seconds, dataset_name: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    for i, (name, runs) in enumerate(results.items()):
-        color = f"C{i % 10}"
-        for j, r in enumerate(runs):
-            xs = [s["seconds"] for s in r["snapshots"]]
-            ax.plot(
-                xs,
-                [s["fd"] for s in r["snapshots"]],
-                color=color,
-                alpha=0.8,
-                label=name if j == 0 else None,
-            )
-    ax.axvline(seconds, color="gray", linestyle=":", linewidth=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("training seconds (this machine)")
-    ax.set_ylabel("judge FD (lower is better)")
-    ax.set_title(f"Time to quality on {dataset_name} (one line per seed)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def record_reference(runs: list[dict], references: dict, base) -> None:
     """The article DCGAN's FD at the images budget: evaluate places models against it."""
     values = [(at_images(r["snapshots"], _IMAGES.value) or {}).get("fd") for r in runs]
@@ -737,7 +409,7 @@ def record_reference(runs: list[dict], references: dict, base) -> None:
         raise SystemExit(
             "--record_reference needs the article_dcgan row with snapshots at --images"
         )
-    mean, std = _mean_std(values)
+    mean, std = mean_std(values)
     config_flag = "" if dataset_id(base) is None else f"--config={config_path()} "
     entry = {
         "judge_fingerprint": references["judge_fingerprint"],
@@ -823,9 +495,9 @@ def main(argv):
     workdir = prepare_data(out_dir, base)
     choices = None
     if any(is_recipe_row(name) for name in _ROWS.value):
-        # What configs/auto.py would train on this data: the recipe's data-dependent choices
+        # What configs/auto.py would train on this data for this budget: the recipe's choices
         # over the --config file's recipe (the same cache key as any row that trains it).
-        choices = recipe.choices_for(base, recipe.read_stats(workdir / "ingest"))
+        choices = recipe_choices(base, recipe.read_stats(workdir / "ingest"), _IMAGES.value)
     selected = select_rows(_ROWS.value, rows, choices)
     judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)
@@ -843,7 +515,9 @@ def main(argv):
                 result = run_row(row, seed, judge, workdir, base)
                 atomic.atomic_write_json(path, result)
             results[row.name].append(result)
-            table, summary = summarize(results, references, _SECONDS.value, _IMAGES.value)
+            table, summary = summarize(
+                results, references, _SECONDS.value, _IMAGES.value, _NUM_SAMPLES.value
+            )
             print(table, flush=True)
     (out_dir / "quality.md").write_text(table + "\n")
     atomic.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from benchmarks import quality
+from benchmarks import quality, quality_report, quality_rows
 from configs import fashion_mnist, noto_emoji, stylegan2_fashion_mnist
 from gan_keras.evaluation import feature_extractors, feature_scores
 from pipeline import judge as pipeline_judge
@@ -50,7 +50,9 @@ def test_targets_compare_with_the_reference_at_its_images_budget():
             _run([(150, 150_000, 12.0, 13.0), (280, 300_000, 3.5, 4.0), (300, 320_000, 3.4, 3.9)])
         ],
     }
-    table, summary = quality.summarize(results, REFERENCES, seconds=300, images=300_000)
+    table, summary = quality_report.summarize(
+        results, REFERENCES, seconds=300, images=300_000, num_samples=5000
+    )
     assert summary["reference_fd_at_images"] == 8.0
     targets = {t["target"].split(" (")[0]: t for t in summary["targets"]}
     assert all(t["met"] for t in summary["targets"]), summary["targets"]
@@ -65,7 +67,9 @@ def test_a_default_worse_than_half_the_reference_at_equal_images_misses_the_targ
         "article_dcgan": [_run([(900, 300_000, 8.0, 8.0)], rate=330)],
         "default": [_run([(300, 300_000, 5.0, 4.0)])],
     }
-    _, summary = quality.summarize(results, REFERENCES, seconds=300, images=300_000)
+    _, summary = quality_report.summarize(
+        results, REFERENCES, seconds=300, images=300_000, num_samples=5000
+    )
     met = [t["met"] for t in summary["targets"]]
     # 5.0 <= 8.0 (time target) but 5.0 > 0.5 x 8.0, and the export (5.0) is worse than raw G (4.0).
     assert met == [True, False, False]
@@ -75,19 +79,19 @@ def test_snapshot_lookups():
     snaps = _run([(30, 10_000, 50.0, 50.0), (60, 20_000, 30.0, 31.0), (95, 30_000, 20.0, 22.0)])[
         "snapshots"
     ]
-    assert quality.at_seconds(snaps, 60)["fd"] == 30.0
-    assert quality.at_seconds(snaps, 90)["fd"] == 30.0  # the last snapshot within the budget
-    assert quality.at_images(snaps, 30_000)["fd"] == 20.0
+    assert quality_report.at_seconds(snaps, 60)["fd"] == 30.0
+    assert quality_report.at_seconds(snaps, 90)["fd"] == 30.0  # the last snapshot within the budget
+    assert quality_report.at_images(snaps, 30_000)["fd"] == 20.0
     assert (
-        quality.at_images(snaps, 25_000)["fd"] == 20.0
+        quality_report.at_images(snaps, 25_000)["fd"] == 20.0
     )  # reached within the batch that crossed it
-    assert quality.at_images(snaps, 40_000) is None
-    assert quality.seconds_to_reach(snaps, 30.0) == 60
-    assert quality.seconds_to_reach(snaps, 1.0) is None
+    assert quality_report.at_images(snaps, 40_000) is None
+    assert quality_report.seconds_to_reach(snaps, 30.0) == 60
+    assert quality_report.seconds_to_reach(snaps, 1.0) is None
 
 
 def test_candidate_rows_are_config_overrides():
-    row = quality.parse_candidate(
+    row = quality_rows.parse_candidate(
         "wide:model.g_width=64,train.g_learning_rate=4e-4,model.spectral_norm=True"
     )
     assert row.overrides == {
@@ -102,9 +106,9 @@ def test_candidate_rows_are_config_overrides():
     )
     assert base.model.g_width == 32  # the base config is left as it was
     with pytest.raises(ValueError, match="name:field=value"):
-        quality.parse_candidate("no-overrides")
+        quality_rows.parse_candidate("no-overrides")
     with pytest.raises(ValueError, match="model.nope"):
-        quality.row_config(quality.parse_candidate("x:model.nope=1"), seed=0, base=base)
+        quality.row_config(quality_rows.parse_candidate("x:model.nope=1"), seed=0, base=base)
 
 
 def _scored_run(points, rate=1000.0):
@@ -129,7 +133,9 @@ def test_scores_table_shows_kid_precision_recall_and_a_dash_for_older_cached_run
             _run([(60, 60_000, 8.0, 8.0)]),
         ],
     }
-    table, summary = quality.summarize(results, REFERENCES, seconds=300, images=60_000)
+    table, summary = quality_report.summarize(
+        results, REFERENCES, seconds=300, images=60_000, num_samples=5000
+    )
     scores_table = table[table.index("| row | seeds | final") :]
     reference_line = next(line for line in scores_table.splitlines() if "article_dcgan" in line)
     assert reference_line.count("–") == 6  # KID, precision, recall, final and at 60k
@@ -160,7 +166,7 @@ def test_config_flag_selects_the_data_and_the_default_row_is_that_config(tmp_pat
     assert quality.config_path() == "configs/fashion_mnist.py"
     assert base.data.source.startswith("folder:") and base.data.source.endswith("noto-emoji")
     assert (base.data.resolution, base.data.channels) == (32, 3)
-    default_row = quality.known_rows([], "configs/noto_emoji.py")["default"]
+    default_row = quality_rows.known_rows([], "configs/noto_emoji.py")["default"]
     assert default_row.description == "configs/noto_emoji.py as it is"
     assert quality.row_config(default_row, seed=0, base=base).to_dict() == base.to_dict()
     assert quality.row_config(default_row, seed=0, base=base).to_dict() == (
@@ -194,15 +200,15 @@ def test_other_datasets_get_their_own_cache_keys_and_data_workdir_fashion_mnist_
     elsewhere.data.source = elsewhere.data.source.replace(quality._REPO_ROOT, "/elsewhere/clone")
     monkeypatch.setattr(quality, "_REPO_ROOT", "/elsewhere/clone")
     assert quality.dataset_id(elsewhere) == emoji_id
-    default_row = quality.known_rows([])["default"]
+    default_row = quality_rows.known_rows([])["default"]
     key_elsewhere = quality._cache_key(default_row, 0, elsewhere)
     monkeypatch.undo()
     assert key_elsewhere == quality._cache_key(default_row, 0, emoji)
-    reference = quality.known_rows([])["article_dcgan"]
+    reference = quality_rows.known_rows([])["article_dcgan"]
     # The key the reference's seed 0 has had since before --config (default budgets).
     assert quality._cache_key(reference, 0, fashion) == "2008cf063af3bf98"
     assert quality._cache_key(reference, 0, emoji) != quality._cache_key(reference, 0, fashion)
-    default = quality.known_rows([])["default"]
+    default = quality_rows.known_rows([])["default"]
     assert quality._cache_key(default, 0, emoji) != quality._cache_key(default, 0, fashion)
 
     ingested = []
@@ -272,7 +278,9 @@ def test_kid_reads_on_judges_of_any_feature_scale():
         "default": [_scored_run([(90, 60_000, 80.0, 0.757, 0.7, 0.5)])],
         "small": [_scored_run([(90, 60_000, 8.0, 0.000123, 0.7, 0.5)])],
     }
-    table, _ = quality.summarize(results, REFERENCES, seconds=300, images=60_000)
+    table, _ = quality_report.summarize(
+        results, REFERENCES, seconds=300, images=60_000, num_samples=5000
+    )
     assert "| 80.00 | 0.757 | 0.700 | 0.500 |" in table
     assert "| 8.00 | 0.000123 | 0.700 | 0.500 |" in table
     assert "KID 1e-05" in table  # the real floor's, from REFERENCES
@@ -295,11 +303,11 @@ def test_each_snapshot_leaves_a_grid_of_its_scored_samples(tmp_path, monkeypatch
 
 
 def test_recipe_rows_put_a_candidates_overrides_on_the_recipes_choices():
-    rows = quality.known_rows(["wide:model.d_width=64"])
+    rows = quality_rows.known_rows(["wide:model.d_width=64"])
     choices = {"model.g_width": 64, "model.d_width": 32, "train.ada_target": 0.0}
     names = ["article_dcgan", "auto", "auto+ada", "auto+wide", "default"]
-    quality.check_row_names(names, rows)
-    selected = quality.select_rows(names, rows, choices)
+    quality_rows.check_row_names(names, rows)
+    selected = quality_rows.select_rows(names, rows, choices)
     assert [row.name for row in selected] == names
     assert selected[0].overrides is None and selected[4].overrides == {}
     assert selected[1].overrides == choices
@@ -311,4 +319,15 @@ def test_recipe_rows_put_a_candidates_overrides_on_the_recipes_choices():
 @pytest.mark.parametrize("name", ["auto+nope", "auto+article_dcgan", "autoada", "nope"])
 def test_unknown_rows_are_named(name):
     with pytest.raises(ValueError, match=rf"unknown rows \['{re.escape(name)}'\]"):
-        quality.check_row_names(["auto", name], quality.known_rows([]))
+        quality_rows.check_row_names(["auto", name], quality_rows.known_rows([]))
+
+
+def test_the_recipe_row_is_chosen_for_the_benchmarks_budget_not_the_configs_length():
+    # 1,531 emoji: noto_emoji.py's 3,500 steps are 146 passes, the recipe's ADA rule needs 250.
+    emoji = quality.base_config(noto_emoji.get_config())
+    stats = {"splits": {"train": {"count": 1531}, "eval": {"count": 375}}, "channels": 3}
+    assert quality_rows.recipe_choices(emoji, stats, images=224_000)["train.ada_target"] == 0.0
+    assert quality_rows.recipe_choices(emoji, stats, images=672_000)["train.ada_target"] == 0.6
+    # Equal seconds (no images budget): the recipe's own length, 224k images.
+    assert quality_rows.recipe_choices(emoji, stats, images=0)["train.ada_target"] == 0.0
+    assert emoji.train.steps == 3500  # the base config is left as it was
