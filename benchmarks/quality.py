@@ -499,6 +499,12 @@ def main(argv):
         # over the --config file's recipe (the same cache key as any row that trains it).
         choices = recipe_choices(base, recipe.read_stats(workdir / "ingest"), _IMAGES.value)
     selected = select_rows(_ROWS.value, rows, choices)
+    for row in selected:  # a recipe row, now its choices are known (e.g. ADA with DiffAugment)
+        if is_recipe_row(row.name):
+            try:
+                validation.validate_config(row_config(row, 0, base))
+            except ValueError as e:
+                raise app.UsageError(f"row {row.name}: {e}") from e
     judge = Judge(base, workdir, _JUDGE_MIN_ACCURACY.value, config_path())
     references = judge.references(_NUM_SAMPLES.value)
     row_seeds = {name: int(n) for name, _, n in (text.partition(":") for text in _ROW_SEEDS.value)}

@@ -34,7 +34,8 @@ CANDIDATES: dict[str, dict] = {
     "lr_8e-4": {"train.g_learning_rate": 8e-4, "train.d_learning_rate": 8e-4},
     # Your own images (#28): augmentation and learning rate on small colour folders.
     "ada": {"train.ada_target": 0.6},
-    "diffaugment": {"train.diffaugment": "color,translation,cutout"},
+    # ADA off explicitly: on the recipe (auto+diffaugment) a long run would otherwise get both.
+    "diffaugment": {"train.diffaugment": "color,translation,cutout", "train.ada_target": 0.0},
     "lr_2e-4": {"train.g_learning_rate": 2e-4, "train.d_learning_rate": 2e-4},
     "lr_2e-4_ada": {
         "train.g_learning_rate": 2e-4,
