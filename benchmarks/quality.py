@@ -25,15 +25,7 @@ are the evaluate stage's: Frechet distance, KID and improved precision and
 recall. The clock counts training only (building, tracing and steps), not
 scoring.
 
-Rows:
-- `article_dcgan`: the article's DCGAN (`benchmarks.article_dcgan`, at the
-  data's size and channels), the outside reference every other row is
-  compared with;
-- `previous_default`: the demo config before this benchmark existed (as
-  overrides: Fashion-MNIST's recipe, on any config's data);
-- `default`: the `--config` file as it is;
-- named candidates (`benchmarks.quality_rows.CANDIDATES`, or `--candidate=name:field=value,...`
-  as overrides of the `--config` file).
+The rows (`--rows`, `--candidate`) are defined in benchmarks.quality_rows.
 Project rows train through the train stage's own code: `build.build_gan`, its
 distributed dataset and `loop.make_train_steps`. For each snapshot the
 generator an export would hold (EMA, BatchNorm statistics re-estimated) gets

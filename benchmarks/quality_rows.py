@@ -1,7 +1,15 @@
-"""The rows benchmarks.quality can train: the article's DCGAN (the outside reference), the demo
-config before the benchmark, the --config file as it is, named candidates of overrides, and the
-automatic recipe's choices for the benchmark's data (`auto`, or `auto+NAME` with a candidate's
-overrides on top)."""
+"""The rows benchmarks.quality can train, each a config the benchmark's --config file starts:
+
+- `article_dcgan`: the article's DCGAN (`benchmarks.article_dcgan`, at the data's size and
+  channels), the outside reference every other row is compared with;
+- `previous_default`: the demo config before the benchmark existed (as overrides:
+  Fashion-MNIST's recipe, on any config's data);
+- `default`: the `--config` file as it is;
+- named candidates (`CANDIDATES` below, or `--candidate=name:field=value,...`), overrides of
+  the `--config` file;
+- `auto`: what configs/auto.py's recipe (pipeline.recipe) chooses for the benchmark's data and
+  images budget, and `auto+NAME`, that with candidate NAME's overrides on top.
+"""
 
 import copy
 import dataclasses
