@@ -120,8 +120,9 @@ def _rules(config, stats) -> dict[str, tuple[object, str]]:
     # Noto Emoji, 672k images, 1 seed (docs/your-own-images.md): without augmentation r_t rose
     # to 0.87 by 224k images (146 passes) and 0.96 by 672k; FD was best at 336k (13.6, 219
     # passes), then rose to 22.4 with recall falling 0.73 -> 0.64. ADA (target 0.6) held r_t at
-    # 0.62 with p rising to 0.32, and ended at 15.9 with recall 0.79. At 224k images ADA was no
-    # better on either colour set (emoji, Oxygen icons), so it starts above 250 passes.
+    # 0.62 with p rising to 0.32, and ended at 15.9 with recall 0.79. Oxygen icons, the same: no
+    # augmentation best at 448k (1.15, 439 passes), 2.24 and recall 0.72 by 672k; ADA 1.87,
+    # recall 0.91. At 224k images ADA was no better on either set, so it starts above 250 passes.
     planned = config.train.steps if config.train.steps is not None else steps
     passes = int(planned) * int(config.train.batch_size) / max(n, 1)
     if passes > ADA_MIN_PASSES:
