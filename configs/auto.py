@@ -4,10 +4,11 @@
         --config.data.source=folder:/path/to/images
 
 Images in sub-folders are labelled by folder (for the judge; the generator is unconditional).
-Every field below that is None is chosen after ingest by pipeline.recipe from what the ingest
-stage found (train image count, channels, classes); the run logs each choice and its reason,
-writes them to <workdir>/recipe.json, and any of them set on the command line
-(e.g. --config.train.steps=2000) is kept as given.
+`data.channels` is chosen from the images before ingest (1 when every image is stored
+greyscale, else 3); every other field below that is None is chosen after ingest by
+pipeline.recipe from what the ingest stage found (train image count, channels, classes). The
+run logs each choice and its reason, writes them to <workdir>/recipe.json, and any of them set
+on the command line (e.g. --config.train.steps=2000) is kept as given.
 """
 
 from ml_collections import config_dict
@@ -26,7 +27,9 @@ def get_config():
     config = fashion_mnist.get_config()
     config.data.source = ""  # required: --config.data.source=folder:DIR (or tfds:, idx:)
     config.data.resolution = 32
-    config.data.channels = 3
+    # Chosen before ingest from the images (pipeline.ingest.channels): 1 for a folder stored
+    # greyscale, else 3.
+    config.data.channels = config_dict.placeholder(int)
     config.data.label_names = ""
     config.data.eval_fraction = 0.2
     config.evaluate.classifier_batch_size = 64

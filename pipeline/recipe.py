@@ -10,6 +10,10 @@ rule is a pure function of the statistics, so caching and fingerprints work as f
 written config. Before ingest, `resolve(config, PROVISIONAL_STATS)` lets every stage validate
 the user's overrides before any work starts.
 
+Before ingest, `resolve_data` chooses the channels (`data.channels`) from the images
+themselves (pipeline.ingest.channels: 1 for a folder stored greyscale, else 3), since ingest
+writes them.
+
 The rule. Everything that does not depend on the data is the demo's recipe
 (configs/fashion_mnist.py: the 32-wide DCGAN, batch 64, learning rate 1.6e-3, the EMA
 generator). What depends on the data, and which data each choice was measured on
@@ -35,6 +39,7 @@ from ml_collections import config_dict
 
 from gan_keras.data import records
 from gan_keras.storage import atomic, filesystem
+from pipeline.ingest import channels
 
 AUTO = "auto"
 RECIPE_FILE = "recipe.json"
@@ -176,6 +181,17 @@ def resolve(config, stats) -> tuple[object, list[Choice]]:
             f"train.recipe='auto' has no rule for {', '.join(missing)}: set them in the config"
         )
     return resolved, choices
+
+
+def resolve_data(config) -> tuple[object, list[Choice]]:
+    """(a copy of `config` with `data.channels` chosen from the source's images when it is unset,
+    the choice): made before ingest, which writes that many channels (pipeline.ingest.channels)."""
+    if config.data.get("channels", 0) is not None:
+        return config, []
+    value, reason = channels.source_channels(config.data)
+    resolved = config_dict.ConfigDict(config.to_dict())
+    resolved.data.channels = value
+    return resolved, [Choice("data.channels", value, reason, overridden=False)]
 
 
 def read_stats(ingest_dir) -> dict:

@@ -28,6 +28,7 @@ import sys
 import time
 
 from absl import logging
+from ml_collections import config_dict
 
 import gan_keras
 from gan_keras.export import layout
@@ -157,6 +158,7 @@ class Runner:
         beam_pipeline_args=None,
     ):
         self.config = config
+        self.data_choices: list[recipe.Choice] = []  # chosen before ingest (resolve_data)
         workdir = filesystem.check(workdir, "--workdir")
         self.copy = None  # the local working copy of an object-store workdir
         if filesystem.is_object_store(workdir):
@@ -189,6 +191,9 @@ class Runner:
         (pipeline.recipe) is checked as resolved for a provisional dataset: the user's own
         settings are checked before any work, the recipe's again once ingest has run."""
         config = self.config if config is None else config
+        if recipe.is_auto(config) and config.data.get("channels", 0) is None:
+            config = config_dict.ConfigDict(config.to_dict())
+            config.data.channels = recipe.PROVISIONAL_STATS["channels"]
         if recipe.is_auto(config) and recipe.unset_fields(config):
             config, _ = recipe.resolve(config, recipe.PROVISIONAL_STATS)
         for name in names:
@@ -205,14 +210,24 @@ class Runner:
         self.config, choices = recipe.resolve(self.config, stats)
         for line in recipe.log_lines(choices):
             logging.info("%s", line)
-        recipe.write_record(self.workdir / recipe.RECIPE_FILE, choices)
+        recipe.write_record(self.workdir / recipe.RECIPE_FILE, self.data_choices + choices)
         self.validate(names)
+
+    def resolve_data(self) -> None:
+        """Chooses what the automatic recipe takes from the images before ingest writes them
+        (data.channels, from the source's image modes): logged, and recorded with the rest."""
+        if not recipe.is_auto(self.config):
+            return
+        self.config, self.data_choices = recipe.resolve_data(self.config)
+        for line in recipe.log_lines(self.data_choices):
+            logging.info("%s", line)
 
     # -------------------------------------------------------------- running
     def run(self, names=None) -> dict:
         """Runs the named stages (default: all) in pipeline order; unknown names are ignored."""
         names = [name for name in stages.names() if names is None or name in names]
         self.validate(names)
+        self.resolve_data()
         if self.copy is not None:
             logging.info("Working copy of %s: %s", self.copy.remote, self.workdir)
             self.copy.pull()

@@ -248,13 +248,16 @@ def test_unset_field_passes_or_is_a_named_error(workdir, field):
 @pytest.mark.filterwarnings("ignore:the load_module:DeprecationWarning")
 def test_auto_config_with_its_recipe_off_is_a_named_error(workdir):
     """configs/auto.py leaves its recipe's fields None; with the recipe turned off on the
-    command line they reach validation unset."""
+    command line they reach validation unset: the first, data.channels (chosen before ingest),
+    and with it given, the train stage's."""
     argv = [
         "run",
         f"--config={REPO / 'configs/auto.py'}",
         "--config.data.source=digits",
         "--config.train.recipe=",
     ]
+    check_validation(parse_overrides(argv), "data.channels", workdir)
+    argv.append("--config.data.channels=1")
     check_validation(parse_overrides(argv), "train.steps", workdir)
 
 
