@@ -15,12 +15,12 @@ judged by eye alone; 64 samples per grid make it a screen for a leak, not a prec
 """
 
 import glob
-import math
 import re
 
 import numpy as np
 from absl import app, flags
 
+from gan_keras import images as gan_images
 from gan_keras.data import input_pipeline
 
 _INGEST_DIR = flags.DEFINE_string("ingest_dir", None, "The benchmark data's ingest dir.")
@@ -28,22 +28,19 @@ _GRIDS = flags.DEFINE_string("grids", None, "Glob of sample grids (benchmarks.qu
 _SQUARE = flags.DEFINE_integer("square", 8, "Side of the uniform grey square that counts.")
 _TOLERANCE = flags.DEFINE_integer("tolerance", 10, "Max |value - 128| per channel for 'grey'.")
 _SAMPLES = flags.DEFINE_integer("samples_per_grid", 64, "Samples tiled in each grid.")
-_PADDING = 2  # gan_keras.images.make_grid's default
 
 
 def grid_tiles(grid: np.ndarray, num: int, size: int) -> np.ndarray:
     """The `num` [size, size, C] samples of a make_grid + upscale_for_viewing image."""
-    rows = max(1, int(math.floor(math.sqrt(num))))
-    cols = int(math.ceil(num / rows))
-    width = cols * (size + _PADDING) + _PADDING
+    _, cols = gan_images.grid_layout(num)
+    width = cols * (size + gan_images.GRID_PADDING) + gan_images.GRID_PADDING
     factor = grid.shape[1] // width
     if factor < 1 or grid.shape[1] != width * factor:
         raise ValueError(f"a grid {grid.shape[1]} px wide is not {cols} tiles of {size} px")
     small = grid[::factor, ::factor]
     tiles = []
     for i in range(num):
-        r, c = divmod(i, cols)
-        top, left = _PADDING + r * (size + _PADDING), _PADDING + c * (size + _PADDING)
+        top, left = gan_images.grid_tile_origin(i, cols, size, size)
         tiles.append(small[top : top + size, left : left + size])
     return np.stack(tiles)
 

@@ -47,7 +47,23 @@ def to_uint8_grid_tensor(x: tf.Tensor) -> tf.Tensor:
     return tf.round((tf.clip_by_value(x, -1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
 
 
-def make_grid(images, rows: int | None = None, padding: int = 2) -> np.ndarray:
+GRID_PADDING = 2
+
+
+def grid_layout(n: int, rows: int | None = None) -> tuple[int, int]:
+    """(rows, cols) of `make_grid` for n images: `rows` defaults to a near-square layout."""
+    if rows is None:
+        rows = max(1, int(math.floor(math.sqrt(n))))
+    return rows, int(math.ceil(n / rows))
+
+
+def grid_tile_origin(i: int, cols: int, h: int, w: int, padding: int = GRID_PADDING):
+    """(top, left) pixel of image i in a `make_grid` of `cols` columns (filled row by row)."""
+    r, col = divmod(i, cols)
+    return padding + r * (h + padding), padding + col * (w + padding)
+
+
+def make_grid(images, rows: int | None = None, padding: int = GRID_PADDING) -> np.ndarray:
     """Tiles uint8 images [N, H, W, C] into one [H', W', C] image.
 
     `rows` defaults to a near-square layout; the grid is filled row by row.
@@ -58,17 +74,12 @@ def make_grid(images, rows: int | None = None, padding: int = 2) -> np.ndarray:
     n, h, w, c = images.shape
     if n == 0:
         raise ValueError("make_grid needs at least one image")
-    if rows is None:
-        rows = max(1, int(math.floor(math.sqrt(n))))
-    cols = int(math.ceil(n / rows))
+    rows, cols = grid_layout(n, rows)
     grid = np.zeros(
         (rows * (h + padding) + padding, cols * (w + padding) + padding, c), images.dtype
     )
-    for i, image in enumerate(images):
-        r, col = divmod(i, cols)
-        if r >= rows:
-            break
-        top, left = padding + r * (h + padding), padding + col * (w + padding)
+    for i, image in enumerate(images[: rows * cols]):
+        top, left = grid_tile_origin(i, cols, h, w, padding)
         grid[top : top + h, left : left + w] = image
     return grid
 
