@@ -64,6 +64,10 @@ setuptools.setup(
             # The playground's tests in a real headless Chromium (Debian's chromium and
             # chromium-driver, which scripts/test.sh installs).
             "selenium>=4.20",
+            # benchmarks/watermark_survival.py's dwt watermarks: what invisible-watermark really
+            # uses (scripts/test.sh installs it with --no-deps: it declares torch and GUI OpenCV).
+            "opencv-python-headless>=4.8",
+            "PyWavelets>=1.4",
         ],
         # Signed C2PA content credentials on generated images (gan_keras.provenance);
         # without it images carry unsigned provenance metadata only.

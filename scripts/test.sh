@@ -17,6 +17,9 @@ PYTHON="${PYTHON:-python3}"
 # The gRPC API's protos and stubs, without their declared dependency on the full `tensorflow`
 # wheel (which would land beside tensorflow-cpu); tests/gan_keras/serving/test_grpc_serving.py checks it did not.
 .venv/bin/python -m pip install --quiet --no-deps tensorflow-serving-api==2.21.0
+# invisible-watermark (benchmarks/watermark_survival.py) without its declared torch, onnx and GUI
+# OpenCV: its dwt methods need only opencv-python-headless and PyWavelets (the test extra).
+.venv/bin/python -m pip install --quiet --no-deps invisible-watermark==0.2.0
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # Two workers, one per core: much of the suite is single-threaded Python (tracing, Beam,
