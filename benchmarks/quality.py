@@ -55,7 +55,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from benchmarks import article_dcgan
-from benchmarks.quality_report import at_images, mean_std, plot, summarize
+from benchmarks.quality_report import plot, record_reference, save_grid, summarize
 from benchmarks.quality_rows import (
     AUTO_PREFIX,
     AUTO_ROW,
@@ -68,8 +68,6 @@ from benchmarks.quality_rows import (
     select_rows,
 )
 from configs import fashion_mnist
-from gan_keras import images as gan_images
-from gan_keras.evaluation import reference_scores
 from gan_keras.storage import atomic
 from pipeline import judge, recipe, runner
 from pipeline.train import build, loop, strategies, validation
@@ -328,7 +326,7 @@ def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
         if due and images > 0:
             samples = contestant.samples(_NUM_SAMPLES.value, seed=1000 + seed)
             scores = judge.scores(samples)
-            save_grid(samples, row.name, seed, images)
+            save_grid(pathlib.Path(_OUT_DIR.value), samples, row.name, seed, images)
             shot = {
                 "seconds": round(train_seconds, 2),
                 "images": images,
@@ -377,53 +375,6 @@ def run_row(row: Row, seed: int, judge: Judge, workdir, base) -> dict:
         "snapshots": snapshots,
         "images_per_second": images / train_seconds,
     }
-
-
-def save_grid(samples, row_name: str, seed: int, images: int, num: int = 64) -> pathlib.Path:
-    """The first `num` of a snapshot's scored samples as a grid a person can look at:
-    `--results_dir/grids/<row>-seed<seed>-<images // 1000>k.png`, upscaled for viewing, so rows
-    can be put side by side at equal images."""
-    path = pathlib.Path(_OUT_DIR.value) / "grids" / f"{row_name}-seed{seed}-{images // 1000}k.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    grid = gan_images.make_grid(samples[:num])
-    gan_images.save_png(path, gan_images.upscale_for_viewing(grid))
-    return path
-
-
-# --------------------------------------------------------------------------- summaries
-
-
-def record_reference(runs: list[dict], references: dict, base) -> None:
-    """The article DCGAN's FD at the images budget: evaluate places models against it."""
-    values = [(at_images(r["snapshots"], _IMAGES.value) or {}).get("fd") for r in runs]
-    values = [v for v in values if v is not None]
-    if not values:
-        raise SystemExit(
-            "--record_reference needs the article_dcgan row with snapshots at --images"
-        )
-    mean, std = mean_std(values)
-    config_flag = "" if dataset_id(base) is None else f"--config={config_path()} "
-    entry = {
-        "judge_fingerprint": references["judge_fingerprint"],
-        "num_samples": _NUM_SAMPLES.value,
-        "name": "article DCGAN",
-        "images": _IMAGES.value,
-        "frechet_distance": round(mean, 3),
-        "frechet_distance_std": round(std, 3),
-        "seeds": len(values),
-        "command": f"python -m benchmarks.quality {config_flag}--rows=article_dcgan "
-        f"--seeds={len(values)} --images={_IMAGES.value} --num_samples={_NUM_SAMPLES.value} "
-        "--record_reference",
-    }
-    path = pathlib.Path(reference_scores.__file__).with_name(reference_scores.REFERENCE_FILE)
-    entries = [
-        e
-        for e in reference_scores.load(path)
-        if (e["judge_fingerprint"], e["num_samples"], e["name"], e.get("images"))
-        != (entry["judge_fingerprint"], entry["num_samples"], entry["name"], entry["images"])
-    ]
-    atomic.atomic_write_text(path, json.dumps([*entries, entry], indent=2) + "\n")
-    print(f"Recorded {entry['name']} FD {mean:.2f} ± {std:.2f} at {_IMAGES.value} images in {path}")
 
 
 _LOOP_FIELDS = (
@@ -521,7 +472,14 @@ def main(argv):
     atomic.atomic_write_json(out_dir / "quality.json", {"summary": summary, "results": results})
     plot(results, out_dir / "quality.png", _SECONDS.value, pathlib.Path(config_path()).stem)
     if _RECORD_REFERENCE.value:
-        record_reference(results.get("article_dcgan", []), references, base)
+        config_flag = "" if dataset_id(base) is None else f"--config={config_path()} "
+        record_reference(
+            results.get("article_dcgan", []),
+            references["judge_fingerprint"],
+            _IMAGES.value,
+            _NUM_SAMPLES.value,
+            config_flag,
+        )
     print(
         f"\nWrote {out_dir / 'quality.md'}, {out_dir / 'quality.json'} and "
         f"{out_dir / 'quality.png'}"

@@ -1,8 +1,15 @@
 """benchmarks.quality's report: each row's scores at the seconds and images budgets, mean ± std
 over seeds, against the article DCGAN's and the real-data floor, as markdown tables, JSON and a
-plot of judge FD against training seconds."""
+plot of judge FD against training seconds; each snapshot's grid; and the reference's FD recorded
+for the evaluate stage."""
 
+import json
+import pathlib
 import statistics
+
+from gan_keras import images as gan_images
+from gan_keras.evaluation import reference_scores
+from gan_keras.storage import atomic
 
 EQUAL_IMAGES_TARGET = 0.5  # default's FD at the images budget <= this x the reference's
 
@@ -196,6 +203,54 @@ def summarize(
         ]
     lines += ["", *scores_lines]
     return "\n".join(lines), summary
+
+
+def save_grid(
+    out_dir: pathlib.Path, samples, row_name: str, seed: int, images: int, num: int = 64
+) -> pathlib.Path:
+    """The first `num` of a snapshot's scored samples as a grid a person can look at:
+    `<out_dir>/grids/<row>-seed<seed>-<images // 1000>k.png`, upscaled for viewing, so rows
+    can be put side by side at equal images."""
+    path = out_dir / "grids" / f"{row_name}-seed{seed}-{images // 1000}k.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid = gan_images.make_grid(samples[:num])
+    gan_images.save_png(path, gan_images.upscale_for_viewing(grid))
+    return path
+
+
+def record_reference(
+    runs: list[dict], judge_fingerprint: str, images: int, num_samples: int, config_flag: str
+) -> None:
+    """The article DCGAN's FD at the images budget, written into the evaluate stage's reference
+    scores (gan_keras/evaluation/reference_scores.json): evaluate places models against it."""
+    values = [(at_images(r["snapshots"], images) or {}).get("fd") for r in runs]
+    values = [v for v in values if v is not None]
+    if not values:
+        raise SystemExit(
+            "--record_reference needs the article_dcgan row with snapshots at --images"
+        )
+    mean, std = mean_std(values)
+    entry = {
+        "judge_fingerprint": judge_fingerprint,
+        "num_samples": num_samples,
+        "name": "article DCGAN",
+        "images": images,
+        "frechet_distance": round(mean, 3),
+        "frechet_distance_std": round(std, 3),
+        "seeds": len(values),
+        "command": f"python -m benchmarks.quality {config_flag}--rows=article_dcgan "
+        f"--seeds={len(values)} --images={images} --num_samples={num_samples} "
+        "--record_reference",
+    }
+    path = pathlib.Path(reference_scores.__file__).with_name(reference_scores.REFERENCE_FILE)
+    entries = [
+        e
+        for e in reference_scores.load(path)
+        if (e["judge_fingerprint"], e["num_samples"], e["name"], e.get("images"))
+        != (entry["judge_fingerprint"], entry["num_samples"], entry["name"], entry["images"])
+    ]
+    atomic.atomic_write_text(path, json.dumps([*entries, entry], indent=2) + "\n")
+    print(f"Recorded {entry['name']} FD {mean:.2f} ± {std:.2f} at {images} images in {path}")
 
 
 def plot(results, path, seconds, dataset_name: str):

@@ -286,13 +286,11 @@ def test_kid_reads_on_judges_of_any_feature_scale():
     assert "KID 1e-05" in table  # the real floor's, from REFERENCES
 
 
-def test_each_snapshot_leaves_a_grid_of_its_scored_samples(tmp_path, monkeypatch):
-    from absl import flags
+def test_each_snapshot_leaves_a_grid_of_its_scored_samples(tmp_path):
     from PIL import Image
 
-    monkeypatch.setattr(flags.FLAGS, "results_dir", str(tmp_path))
     samples = np.random.default_rng(0).integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
-    path = quality.save_grid(samples, "default", 2, 112_000)
+    path = quality_report.save_grid(tmp_path, samples, "default", 2, 112_000)
     assert path == tmp_path / "grids" / "default-seed2-112k.png"
     grid = np.asarray(Image.open(path))
     # 64 of them, 8x8 with 2 px padding, upscaled by a whole factor for viewing.
@@ -331,3 +329,28 @@ def test_the_recipe_row_is_chosen_for_the_benchmarks_budget_not_the_configs_leng
     # Equal seconds (no images budget): the recipe's own length, 224k images.
     assert quality_rows.recipe_choices(emoji, stats, images=0)["train.ada_target"] == 0.0
     assert emoji.train.steps == 3500  # the base config is left as it was
+
+
+def test_record_reference_replaces_only_its_own_entry(tmp_path, monkeypatch):
+    """--record_reference writes the reference's mean FD at the images budget for the evaluate
+    stage, replacing an entry for the same judge, sample count, name and budget, keeping others."""
+    import json
+
+    from gan_keras.evaluation import reference_scores
+
+    monkeypatch.setattr(reference_scores, "__file__", str(tmp_path / "reference_scores.py"))
+    path = tmp_path / reference_scores.REFERENCE_FILE
+    keep = {"judge_fingerprint": "j", "num_samples": 500, "name": "article DCGAN", "images": 1000}
+    stale = {**keep, "images": 2000}
+    fields = {"frechet_distance": 1.0, "frechet_distance_std": 0.0, "seeds": 1, "command": "x"}
+    path.write_text(json.dumps([{**keep, **fields}, {**stale, **fields}]))
+    runs = [
+        {"snapshots": [{"images": 2000, "seconds": 1.0, "fd": fd}]} for fd in (10.0, 14.0, 12.0)
+    ]
+    quality_report.record_reference(runs, "j", 2000, 500, "--config=c.py ")
+    entries = json.loads(path.read_text())
+    assert entries[0] == {**keep, **fields}
+    [new] = entries[1:]
+    assert (new["frechet_distance"], new["frechet_distance_std"], new["seeds"]) == (12.0, 2.0, 3)
+    assert new["command"].startswith("python -m benchmarks.quality --config=c.py --rows=")
+    assert reference_scores.load(path) == entries
