@@ -35,7 +35,6 @@ in the request handler and in the model call.
 import json
 import os
 import pathlib
-import socket
 import statistics
 import subprocess
 import sys
@@ -105,41 +104,6 @@ flags.DEFINE_multi_string(
 def _command() -> str:
     """This run's command line, as a user would type it."""
     return " ".join(["python", "-m", "benchmarks.serve_load_test", *sys.argv[1:]])
-
-
-def _cpu_list(text: str) -> set[int]:
-    cpus = set()
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return cpus
-
-
-def _process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far, from /proc."""
-    fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 180.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        try:
-            r = requests.get(url, timeout=2)
-            if r.status_code == 200:
-                return r.json()
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.25)
-    raise TimeoutError(f"server at {url} not ready after {timeout}s")
 
 
 def _inputs(info: dict, signature: str, batch: int) -> dict:
@@ -375,7 +339,7 @@ def profile_in_process(base: str, body: bytes, requests_count: int) -> dict:
 def main(argv):
     del argv
     if FLAGS.client_cpus:
-        os.sched_setaffinity(0, _cpu_list(FLAGS.client_cpus))
+        os.sched_setaffinity(0, serving_demo.cpu_list(FLAGS.client_cpus))
     with tempfile.TemporaryDirectory() as tmp:
         from gan_keras.export import layout
 
@@ -418,7 +382,7 @@ def main(argv):
 
 def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: bool) -> list:
     """Starts a server (batching on or off), runs every client count against it; the rows."""
-    rest_port, grpc_port = _free_port(), _free_port()
+    rest_port, grpc_port = serving_demo.free_port(), serving_demo.free_port()
     env = dict(
         os.environ,
         TF_CPP_MIN_LOG_LEVEL="2",
@@ -452,7 +416,7 @@ def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: boo
     try:
         url = f"http://127.0.0.1:{rest_port}/v1/models/generator"
         metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
-        status = _wait_ready(url, proc)
+        status = serving_demo.wait_ready(url, proc)
         if FLAGS.protocol == "rest":
             client = RestClient(url, FLAGS.signature, inputs)
         else:
@@ -466,9 +430,9 @@ def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: boo
             for _ in range(FLAGS.repeats):
                 # The server's CPU time per request does not depend on what else the machine
                 # runs (its latencies do): the measure to compare changes by.
-                cpu_before = _process_cpu_seconds(proc.pid)
+                cpu_before = serving_demo.process_cpu_seconds(proc.pid)
                 run = run_load(client, client_threads, seconds)
-                server_cpu = _process_cpu_seconds(proc.pid) - cpu_before
+                server_cpu = serving_demo.process_cpu_seconds(proc.pid) - cpu_before
                 run["server_cpu_ms_per_request"] = round(
                     1000.0 * server_cpu / max(run["requests"], 1), 2
                 )

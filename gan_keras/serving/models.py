@@ -126,10 +126,11 @@ class ServedModels:
 
     def _version_for(self, name: str, version: int | None, label: str | None):
         """(ModelVersions, version or None) for a request; unknown model -> 404, unknown
-        label -> 400 (TF Serving's INVALID_ARGUMENT)."""
-        with self._lock:
-            versions = self._models.get(name)
-            labels = self._labels.get(name, {})
+        label -> 400 (TF Serving's INVALID_ARGUMENT). Called with self._lock held: what the
+        caller then does with the version is done before a config change can move the label
+        (see `lease`)."""
+        versions = self._models.get(name)
+        labels = self._labels.get(name, {})
         if versions is None:
             spec = "Latest" if version is None else "Specific"
             detail = name if version is None else f"{name}, {version}"
@@ -142,23 +143,30 @@ class ServedModels:
 
     @contextlib.contextmanager
     def lease(self, name: str, version: int | None = None, label: str | None = None):
-        """The servable a request names, held (not unloaded) for the `with` block."""
-        versions, version = self._version_for(name, version, label)
-        with versions.lease(version) as servable:
+        """The servable a request names, held (not unloaded) for the `with` block.
+
+        The label is read and its version leased under self._lock, which a config change
+        holds to move labels (`_apply`): a request that read the old label has its version
+        leased before the change can retire it, so it finishes on it, and one that reads the
+        new label gets the new version; neither finds the version gone (a 404)."""
+        with contextlib.ExitStack() as held:
+            with self._lock:
+                versions, version = self._version_for(name, version, label)
+                servable = held.enter_context(versions.lease(version))
             yield servable
 
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
         """The servable a request names, not held: for reading its metadata."""
-        versions, version = self._version_for(name, version, label)
-        return versions.get(version)
+        with self._lock:
+            versions, version = self._version_for(name, version, label)
+            return versions.get(version)
 
     def status(self, name: str, version: int | None = None, label: str | None = None) -> list:
         with self._lock:
-            known = name in self._models
-        if not known:
-            raise ServingError(f"Could not find any versions of model {name}", 404)
-        versions, version = self._version_for(name, version, label)
-        return versions.status(version)
+            if name not in self._models:
+                raise ServingError(f"Could not find any versions of model {name}", 404)
+            versions, version = self._version_for(name, version, label)
+            return versions.status(version)
 
     def served_versions(self) -> dict[str, int | None]:
         """Model name -> the highest version served (None: none), for the metrics."""
@@ -233,6 +241,14 @@ class ServedModels:
         self._last_refused = message
 
     def _apply(self, specs: list[ModelSpec], labels: dict, old_models: dict) -> None:
+        names = {spec.name for spec in specs}
+        with self._lock:
+            # The labels move first, while every version they leave is still served (the new
+            # ones point at loaded versions: `_checked_labels`). Moving them after the
+            # versions below unloaded the ones a label left answered its requests with 404
+            # for as long as the unload took. Labels of models that leave go with them.
+            kept = {name: v for name, v in self._labels.items() if name not in names}
+            self._labels = kept | labels
         models, added = {}, []
         for spec in specs:
             versions = old_models.get(spec.name)

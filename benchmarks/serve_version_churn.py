@@ -1,0 +1,697 @@
+r"""Version pushes and label flips under load: does the server lose or misroute a request?
+
+    python -m benchmarks.serve_version_churn [--seconds=60] [--client_threads=8] \
+        [--push_interval=1] [--policy=specific|latest] [--keep=2] [--api=rest|grpc] \
+        [--server_cpus=1 --client_cpus=0] \
+        [--out=benchmarks/results/serve_version_churn/results.json]
+
+Issue #30's target: "During one minute of version pushes and label flips under 8 clients: 0
+failed or wrong-version requests, and memory back to its starting level (+-10%) once old
+versions are unloaded." This measures exactly that, against the real server
+(``python -m gan_keras.serve`` as a subprocess on 127.0.0.1, as benchmarks/serve_load_test.py
+starts it) with a --model_config_file it re-reads every second (model "generator", labels
+``stable`` and ``canary``, versions 1 and 2 of a freshly exported demo generator to start).
+
+Clients: `client_threads` threads ask, in turn, for ``labels/stable``, ``labels/canary`` and
+the latest version (no version in the path). The answer must name the version that answered:
+TF Serving's REST :predict does not, so over REST (the default) the requests are ``GET
+/v1/models/generator[/labels/L]:sample?n=1&seed=S``, whose PNG answer carries the server's
+``X-Model-Version`` header; with ``--api=grpc`` they are gRPC Predict calls of the ``sample``
+signature (``model_spec.version_label`` L, or no version), whose PredictResponse carries
+``model_spec.version``, as TF Serving's does. A request fails on any non-200 (non-OK) answer,
+exception or timeout, or an answer without a version or an image.
+
+Churn (every `push_interval` seconds at most): a push copies the export into version N+1 as a
+real push does (into a staging directory, then one rename into the base path), and the config
+file is rewritten (a temporary file, then one rename) so ``canary`` -> N+1 and, every other
+push, ``stable`` -> the previous canary. With ``--policy=specific`` (the default) the file's
+``specific { versions }`` list adds N+1 first (TF Serving's rule: a label may only point at a
+loaded version), then the labels move and the list keeps only the labelled versions and the
+newest others up to `keep`, so the old versions are unloaded by the same rewrite that moves
+the labels off them. With ``--policy=latest`` the policy is ``latest { num_versions: keep }``:
+the rename itself loads N+1 and unloads the oldest, so ``stable`` is moved first whenever the
+push would drop the version it is on. Each change waits until the server's status shows it
+applied (``/v1/models/generator/versions/N``, ``.../labels/L``), as a careful pusher does.
+
+Wrong version: every change is kept as a timeline: label L (or "latest") names version v from
+the moment the change was written until the moment the next change to L was seen applied. A
+request sent at s and answered at r may be answered by any version L named at some time in [s,
+r]; any other is wrong. Memory: the server's RSS (/proc/PID/status VmRSS) after a warm-up
+with the clients idle (start), every `rss_interval` seconds during the run (peak), and after
+the churn and the clients stop, the status shows no version left UNLOADING, and a few more
+polls have passed (end). The control is a second server, the same clients for the same time,
+without churn: the RSS drift and latencies of load alone, to compare with.
+
+Writes `--out` (JSON) and the markdown table beside it (.md); exits 1 if any request
+failed or was answered by a wrong version. Never talks to anything but 127.0.0.1.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import numpy as np
+import requests
+from absl import app, flags
+
+from benchmarks import serving_demo
+
+FLAGS = flags.FLAGS
+flags.DEFINE_float("seconds", 60.0, "How long the clients send requests, with and without churn.")
+flags.DEFINE_integer("client_threads", 8, "Concurrent client threads.")
+flags.DEFINE_float("push_interval", 1.0, "Seconds between the starts of two pushes, at least.")
+flags.DEFINE_enum("policy", "specific", ["specific", "latest"], "The config's version policy.")
+flags.DEFINE_integer("keep", 2, "Versions the policy keeps loaded after a push (>= 2).")
+flags.DEFINE_enum("api", "rest", ["rest", "grpc"], "REST :sample (X-Model-Version) or gRPC.")
+flags.DEFINE_float("poll_seconds", 1.0, "The server's config and file system poll periods.")
+flags.DEFINE_float("warmup_seconds", 5.0, "Load before the starting RSS is taken.")
+flags.DEFINE_float("rss_interval", 1.0, "Seconds between RSS samples during a run.")
+flags.DEFINE_float("request_timeout", 30.0, "A request not answered in this long failed.")
+flags.DEFINE_bool("control", True, "Also run the same load without churn (a second server).")
+flags.DEFINE_string("server_cpus", "", "taskset CPU list for the server, e.g. 1 ('': any).")
+flags.DEFINE_string("client_cpus", "", "CPU list for this client process, e.g. 0 ('': any).")
+flags.DEFINE_string("model_base_path", None, "An export to push copies of (default: a fresh one).")
+flags.DEFINE_string("out", None, "Write the result as JSON here, and the table beside it (.md).")
+
+MODEL = "generator"
+TARGETS = ("stable", "canary", "latest")
+# Failure guard for every wait on the server; each ends as soon as what it waits for happened.
+WAIT_SECONDS = 120.0
+
+
+def _command() -> str:
+    return " ".join(["python", "-m", "benchmarks.serve_version_churn", *sys.argv[1:]])
+
+
+class Timeline:
+    """Which versions each target (a label, or "latest") named, and when.
+
+    `change` records a change as written (the server may apply it any time after); `confirm`
+    records that the server was seen to have applied it, which ends every earlier version of
+    that target: a request sent after that moment can no longer get them.
+    """
+
+    def __init__(self):
+        self._spans: dict[str, list[list]] = {t: [] for t in TARGETS}  # [version, from, until]
+
+    def change(self, target: str, version: int, at: float) -> None:
+        spans = self._spans[target]
+        if not spans or spans[-1][0] != version or spans[-1][2] is not None:
+            spans.append([version, at, None])
+
+    def confirm(self, target: str, version: int, at: float) -> None:
+        for span in self._spans[target]:
+            if span[2] is None and span[0] != version:
+                span[2] = at
+
+    def allowed(self, target: str, sent: float, received: float) -> set[int]:
+        """The versions `target` named at some time in [sent, received]."""
+        return {
+            v
+            for v, start, end in self._spans[target]
+            if start <= received and (end is None or end >= sent)
+        }
+
+    def changes(self, target: str) -> int:
+        """How many times `target` moved."""
+        return max(0, len(self._spans[target]) - 1)
+
+
+@dataclasses.dataclass
+class Record:
+    """One request: what it asked for, when (time.monotonic), and the version or error."""
+
+    target: str
+    sent: float
+    received: float
+    version: int | None
+    error: str | None
+
+
+def config_text(policy: str, versions, labels: dict, keep: int, base: pathlib.Path) -> str:
+    """The ModelServerConfig of the one model, in text format."""
+    if policy == "specific":
+        listed = " ".join(f"versions: {v}" for v in sorted(versions))
+        policy_text = f"specific {{ {listed} }}"
+    else:
+        policy_text = f"latest {{ num_versions: {keep} }}"
+    label_text = "".join(
+        f'    version_labels {{ key: "{k}" value: {v} }}\n' for k, v in sorted(labels.items())
+    )
+    return (
+        "model_config_list {\n  config {\n"
+        f'    name: "{MODEL}"\n    base_path: "{base}"\n    model_platform: "tensorflow"\n'
+        f"    model_version_policy {{ {policy_text} }}\n{label_text}  }}\n}}\n"
+    )
+
+
+def write_atomically(path: pathlib.Path, text: str) -> None:
+    """`text` into `path` by one rename: the server's poll reads the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Status:
+    """The server's REST status endpoint: what is loaded, what a label points at."""
+
+    def __init__(self, url: str, wait_seconds: float = WAIT_SECONDS):
+        self.url, self.wait_seconds = url, wait_seconds
+        self.session = requests.Session()
+
+    def versions(self) -> dict[int, str]:
+        r = self.session.get(self.url, timeout=30)
+        r.raise_for_status()
+        return {int(s["version"]): s["state"] for s in r.json()["model_version_status"]}
+
+    def label(self, label: str) -> int | None:
+        r = self.session.get(f"{self.url}/labels/{label}", timeout=30)
+        if r.status_code != 200:
+            return None
+        states = r.json()["model_version_status"]
+        return int(states[0]["version"]) if states else None
+
+    def wait(self, what: str, check) -> None:
+        deadline = time.monotonic() + self.wait_seconds
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the server did not apply {what} in {self.wait_seconds:.0f} s")
+            time.sleep(0.02)
+
+
+class Churn:
+    """Pushes versions and moves labels, as described in the module docstring."""
+
+    def __init__(self, base, staging, config_path, status: Status, timeline, policy, keep):
+        if keep < 2:
+            raise ValueError(f"keep must be >= 2 (a stable and a canary), got {keep}")
+        self.base, self.staging = pathlib.Path(base), pathlib.Path(staging)
+        self.config_path, self.status, self.timeline = pathlib.Path(config_path), status, timeline
+        self.policy, self.keep = policy, keep
+        self.source = self.base / "1"  # what every push copies
+        self.labels = {"stable": 1, "canary": 2}
+        self.versions = {1, 2}  # the specific policy's list
+        self.pushed: list[int] = []
+        self.config_writes = 0
+        self.error: str | None = None
+        self.done = threading.Event()  # set when `run` returns
+
+    def write_config(self) -> None:
+        text = config_text(self.policy, self.versions, self.labels, self.keep, self.base)
+        write_atomically(self.config_path, text)
+        self.config_writes += 1
+
+    def start_config(self) -> None:
+        """Versions 1 and 2 on disk, stable -> 1 and canary -> 2: the state both runs start in."""
+        shutil.copytree(self.source, self.base / "2")
+        self.write_config()
+
+    def push_version(self, version: int) -> None:
+        """The export as `version`, appearing whole: copied aside, then one rename."""
+        staged = self.staging / str(version)
+        shutil.copytree(self.source, staged)
+        os.rename(staged, self.base / str(version))
+
+    def move_labels(self, labels: dict) -> None:
+        for label, version in labels.items():
+            if self.labels[label] != version:
+                self.timeline.change(label, version, time.monotonic())
+        self.labels.update(labels)
+        self.write_config()
+        for label, version in labels.items():
+            self.status.wait(
+                f"{label} -> {version}", lambda k=label, v=version: self.status.label(k) == v
+            )
+            self.timeline.confirm(label, version, time.monotonic())
+
+    def tick(self) -> None:
+        """One push: version N+1, canary -> N+1, and every other push stable -> old canary."""
+        new = max(self.versions | set(self.pushed)) + 1
+        old_canary = self.labels["canary"]
+        move_stable = len(self.pushed) % 2 == 1
+        if self.policy == "latest":
+            # The rename unloads all but the `keep` newest: stable must leave the one it drops.
+            if move_stable or self.labels["stable"] <= new - self.keep:
+                self.move_labels({"stable": old_canary})
+                move_stable = False
+            self.timeline.change("latest", new, time.monotonic())
+            self.push_version(new)
+        else:
+            self.push_version(new)
+            self.timeline.change("latest", new, time.monotonic())
+            self.versions.add(new)
+            self.write_config()
+        self.status.wait(f"version {new}", lambda: self.status.versions().get(new) == "AVAILABLE")
+        self.timeline.confirm("latest", new, time.monotonic())
+        self.pushed.append(new)
+        labels = {"canary": new}
+        if move_stable:
+            labels["stable"] = old_canary
+        if self.policy == "specific":
+            # The labelled versions, then the newest others, up to `keep`; the rest unload.
+            kept = set((self.labels | labels).values())
+            for version in sorted(self.versions, reverse=True):
+                if len(kept) >= self.keep:
+                    break
+                kept.add(version)
+            self.versions = kept
+        self.move_labels(labels)
+
+    def run(self, stop: threading.Event, interval: float, pushes: int | None = None) -> None:
+        """Pushes until `stop` is set (or `pushes` were made), one every `interval` s at most."""
+        try:
+            while not stop.is_set() and (pushes is None or len(self.pushed) < pushes):
+                started = time.monotonic()
+                self.tick()
+                stop.wait(max(0.0, started + interval - time.monotonic()))
+        except Exception as e:  # reported, and fails the run
+            self.error = f"{type(e).__name__}: {e}"
+        finally:
+            self.done.set()
+
+    def expected_final(self) -> set[int]:
+        """The versions the server should serve once everything settled."""
+        if self.policy == "specific":
+            return set(self.versions)
+        return set(sorted({1, 2} | set(self.pushed))[-self.keep :])
+
+
+class RequestFailed(Exception):
+    """An answer that is not a success: its status and the start of its body."""
+
+
+class RestSampler:
+    """``GET [/labels/L]:sample?n=1&seed=S``; the version from the PNG's X-Model-Version."""
+
+    def __init__(self, url: str, timeout: float):
+        self.url, self.timeout = url, timeout
+
+    def session(self):
+        return requests.Session()
+
+    def call(self, session, target: str, seed: int) -> int:
+        path = self.url if target == "latest" else f"{self.url}/labels/{target}"
+        r = session.get(f"{path}:sample", params={"n": 1, "seed": seed}, timeout=self.timeout)
+        if r.status_code != 200:
+            raise RequestFailed(f"{r.status_code}: {r.text[:200]}")
+        version = r.headers.get("X-Model-Version")
+        if version is None or not r.content.startswith(b"\x89PNG"):
+            raise RequestFailed(f"200 without a PNG or X-Model-Version: {r.headers}")
+        return int(version)
+
+    def close(self):
+        pass
+
+
+class GrpcSampler:
+    """gRPC Predict of the ``sample`` signature (version_label L, or no version); the
+    version from the PredictResponse's model_spec."""
+
+    def __init__(self, port: int, timeout: float):
+        import grpc
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+        self.grpc, self.tf, self.timeout = grpc, tf, timeout
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.request = predict_pb2.PredictRequest()
+        self.request.model_spec.name = MODEL
+        self.request.model_spec.signature_name = "sample"
+        self.request.inputs["num_samples"].CopyFrom(tf.make_tensor_proto(np.int32(1)))
+        self.predict_request = predict_pb2.PredictRequest
+
+    def session(self):
+        return self.stub
+
+    def call(self, stub, target: str, seed: int) -> int:
+        request = self.predict_request()
+        request.CopyFrom(self.request)
+        if target != "latest":
+            request.model_spec.version_label = target
+        request.inputs["seed"].CopyFrom(self.tf.make_tensor_proto(np.int64(seed)))
+        try:
+            response = stub.Predict(request, timeout=self.timeout)
+        except self.grpc.RpcError as e:
+            raise RequestFailed(f"{e.code().name}: {e.details()[:200]}") from None
+        if response.outputs["images"].tensor_shape.dim[0].size != 1:
+            raise RequestFailed("OK without the one image asked for")
+        return response.model_spec.version.value
+
+    def close(self):
+        self.channel.close()
+
+
+def run_clients(sampler, client_threads: int, seconds: float, until=None) -> list[Record]:
+    """`client_threads` threads asking for stable, canary and latest in turn for `seconds`
+    (or until the threading.Event `until` is set)."""
+    records: list[list[Record]] = [[] for _ in range(client_threads)]
+    deadline = time.monotonic() + seconds
+    until = until or threading.Event()
+
+    def worker(index: int) -> None:
+        session = sampler.session()
+        i = 0
+        while time.monotonic() < deadline and not until.is_set():
+            target = TARGETS[(index + i) % len(TARGETS)]
+            sent = time.monotonic()
+            version, error = None, None
+            try:
+                version = sampler.call(session, target, index * 1_000_000 + i)
+            except Exception as e:  # a refused or dropped connection, a timeout: failed
+                error = str(e) if isinstance(e, RequestFailed) else repr(e)
+            records[index].append(Record(target, sent, time.monotonic(), version, error))
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(client_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted((r for per in records for r in per), key=lambda r: r.sent)
+
+
+def rss_mb(pid: int) -> float:
+    """The process's resident set size, MB, from /proc/PID/status."""
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+class RssSampler:
+    """Samples a process's RSS every `interval` seconds on a thread, until `stop`."""
+
+    def __init__(self, pid: int, interval: float):
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic() - self._started, rss_mb(self.pid)))
+            if self._stop.wait(self.interval):
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def check(records: list[Record], timeline: Timeline) -> dict:
+    """Counts of failed and wrong-version requests, overall and per target, with examples."""
+    failed = [r for r in records if r.error is not None]
+    wrong = [
+        r
+        for r in records
+        if r.error is None and r.version not in timeline.allowed(r.target, r.sent, r.received)
+    ]
+    t0 = records[0].sent if records else 0.0
+
+    def example(r: Record) -> dict:
+        return {
+            "target": r.target,
+            "sent_s": round(r.sent - t0, 3),
+            "received_s": round(r.received - t0, 3),
+            "version": r.version,
+            "allowed": sorted(timeline.allowed(r.target, r.sent, r.received)),
+            "error": r.error,
+        }
+
+    by_target = {}
+    for target in TARGETS:
+        mine = [r for r in records if r.target == target]
+        by_target[target] = {
+            "requests": len(mine),
+            "failed": sum(r.error is not None for r in mine),
+            "wrong_version": sum(r in wrong for r in mine),
+            "versions_answering": len({r.version for r in mine if r.version is not None}),
+        }
+    return {
+        "failed": len(failed),
+        "wrong_version": len(wrong),
+        "first_failed": [example(r) for r in failed[:5]],
+        "first_wrong_version": [example(r) for r in wrong[:5]],
+        "by_target": by_target,
+    }
+
+
+def _latency(records: list[Record], elapsed: float) -> dict:
+    ok = np.array([r.received - r.sent for r in records if r.error is None]) * 1000.0
+
+    def pct(q):
+        return round(float(np.percentile(ok, q)), 1) if ok.size else None
+
+    return {
+        "requests_per_s": round(ok.size / elapsed, 1),
+        "latency_ms": {"p50": pct(50), "p99": pct(99), "max": pct(100)},
+    }
+
+
+def _start_server(config_path, log_path, rest_port, grpc_port, poll_seconds, server_cpus):
+    root = pathlib.Path(__file__).resolve().parent.parent
+    env = dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "gan_keras.serve",
+        f"--model_config_file={config_path}",
+        f"--model_config_file_poll_wait_seconds={poll_seconds}",
+        f"--file_system_poll_wait_seconds={poll_seconds}",
+        "--host=127.0.0.1",
+        f"--rest_api_port={rest_port}",
+        f"--port={grpc_port}",
+    ]
+    if server_cpus:
+        cmd = ["taskset", "-c", server_cpus, *cmd]  # taskset execs: the PID is the server's
+    with open(log_path, "w") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def run(
+    workdir,
+    export_version,
+    *,
+    churn: bool,
+    seconds: float,
+    client_threads: int = 8,
+    push_interval: float = 1.0,
+    policy: str = "specific",
+    keep: int = 2,
+    api: str = "rest",
+    poll_seconds: float = 1.0,
+    warmup_seconds: float = 5.0,
+    rss_interval: float = 1.0,
+    request_timeout: float = 30.0,
+    server_cpus: str = "",
+    pushes: int | None = None,
+    wait_seconds: float = WAIT_SECONDS,
+    trace: dict | None = None,
+) -> dict:
+    """One server, `client_threads` clients for `seconds`, with or without churn; its row.
+
+    `export_version` is a SavedModel version directory, copied as versions 1 and 2 (and every
+    push) under a fresh base path in `workdir`. With `pushes` the run ends after that many
+    pushes (`seconds` is then a limit). `trace`, a dict, receives the requests ("records")
+    and the timeline they were checked against ("timeline").
+    """
+    name = "churn" if churn else "control"
+    run_dir = pathlib.Path(workdir) / name
+    base, staging = run_dir / "generator", run_dir / "staging"
+    staging.mkdir(parents=True)
+    shutil.copytree(export_version, base / "1")
+    rest_port, grpc_port = serving_demo.free_port(), serving_demo.free_port()
+    url = f"http://127.0.0.1:{rest_port}/v1/models/{MODEL}"
+    status, timeline = Status(url, wait_seconds), Timeline()
+    pusher = Churn(base, staging, run_dir / "models.config", status, timeline, policy, keep)
+    pusher.start_config()
+    log_path = run_dir / "server.log"
+    proc = _start_server(
+        pusher.config_path, log_path, rest_port, grpc_port, poll_seconds, server_cpus
+    )
+    sampler = None
+    try:
+        serving_demo.wait_ready(url, proc)
+        status.wait(
+            "the starting config", lambda: status.versions() == {1: "AVAILABLE", 2: "AVAILABLE"}
+        )
+        for target, version in (("stable", 1), ("canary", 2), ("latest", 2)):
+            timeline.change(target, version, float("-inf"))
+        if api == "rest":
+            sampler = RestSampler(url, request_timeout)
+        else:
+            sampler = GrpcSampler(grpc_port, request_timeout)
+        warmup = run_clients(sampler, client_threads, warmup_seconds)
+        rss_start = rss_mb(proc.pid)
+        rss = RssSampler(proc.pid, rss_interval)
+        stop = threading.Event()
+        pushing = threading.Thread(target=pusher.run, args=(stop, push_interval, pushes))
+        started = time.monotonic()
+        if churn:
+            pushing.start()
+        records = run_clients(sampler, client_threads, seconds, pusher.done if churn else None)
+        elapsed = time.monotonic() - started
+        stop.set()
+        if churn:
+            pushing.join()
+        # Settled: exactly the versions the policy keeps, none still UNLOADING; then a few
+        # more polls, after which the server has collected what the unloads left.
+        expected = {v: "AVAILABLE" for v in pusher.expected_final()}
+        settle_error = None
+        try:
+            status.wait("the last unloads", lambda: status.versions() == expected)
+        except TimeoutError as e:  # a version that never unloads: reported, fails the run
+            settle_error = f"{e}; status: {status.versions()}"
+        time.sleep(3 * poll_seconds)
+        rss_end = rss_mb(proc.pid)
+        rss.stop()
+        final = status.versions()
+    finally:
+        if sampler is not None:
+            sampler.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    log = log_path.read_text()
+    if trace is not None:
+        trace.update(records=records, timeline=timeline)
+    loaded_ever = {1, 2} | set(pusher.pushed)
+    peak = max([rss_start, rss_end, *(mb for _, mb in rss.samples)])
+    result = {
+        "run": name,
+        "requests": len(records),
+        **check(records, timeline),
+        **_latency(records, elapsed),
+        "elapsed_s": round(elapsed, 1),
+        "warmup": {"requests": len(warmup), "failed": sum(r.error is not None for r in warmup)},
+        "versions_pushed": len(pusher.pushed),
+        "seconds_per_push": round(elapsed / len(pusher.pushed), 2) if pusher.pushed else None,
+        "label_changes": {t: timeline.changes(t) for t in ("stable", "canary")},
+        "config_writes": pusher.config_writes,
+        "final_versions": sorted(final),
+        # Loaded at some time, and no longer in the status: unloaded (the log says so too).
+        "versions_unloaded": len(loaded_ever - set(final)),
+        "unloads_logged": len(re.findall(rf"Unloaded {MODEL} version \d+", log)),
+        "server_5xx_logged": len(re.findall(r"Traceback|Exception on ", log)),
+        "churn_error": pusher.error,
+        "settle_error": settle_error,
+        "rss_mb": {
+            "start": round(rss_start, 1),
+            "peak": round(peak, 1),
+            "end": round(rss_end, 1),
+            "end_over_start": round(rss_end / rss_start, 3),
+        },
+        "rss_samples_mb": [[round(t, 1), round(mb, 1)] for t, mb in rss.samples],
+    }
+    return result
+
+
+def markdown(result: dict) -> str:
+    """results.md: the command, the conditions, the table of both runs, and the details."""
+    options = result["options"]
+    load = ", ".join(f"{x:.1f}" for x in result["load_average_at_end"])
+    lines = [
+        "# Version changes under load (issue #30)",
+        "",
+        f"`{result['command']}`",
+        "",
+        f"{options['client_threads']} client threads ({options['api']}), "
+        f"{options['seconds']:.0f} s per run, policy {options['policy']} keeping "
+        f"{options['keep']}, config and file system polls every {options['poll_seconds']} s; "
+        f"server on CPUs {options['server_cpus'] or 'any'}, clients on "
+        f"{result['client_cpus']}; load average at the end {load} (other jobs share the machine:"
+        " latencies are only comparable between the two rows).",
+        "",
+        "| run | requests | failed | wrong version | req/s | p50 ms | p99 ms | versions pushed "
+        "| versions unloaded | RSS start MB | RSS peak MB | RSS end MB | end/start |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["runs"]:
+        rss = row["rss_mb"]
+        lines.append(
+            f"| {row['run']} | {row['requests']} | {row['failed']} | {row['wrong_version']} "
+            f"| {row['requests_per_s']} | {row['latency_ms']['p50']} | {row['latency_ms']['p99']} "
+            f"| {row['versions_pushed']} | {row['versions_unloaded']} | {rss['start']} "
+            f"| {rss['peak']} | {rss['end']} | {rss['end_over_start']} |"
+        )
+    lines.append("")
+    for row in result["runs"]:
+        lines.append(
+            f"- {row['run']}: {row['seconds_per_push']} s per push, label moves "
+            f"{row['label_changes']}, {row['config_writes']} config writes, final versions "
+            f"{row['final_versions']}, unloads logged {row['unloads_logged']}, p50/p99/max "
+            f"{row['latency_ms']['p50']}/{row['latency_ms']['p99']}/{row['latency_ms']['max']} "
+            f"ms, churn error {row['churn_error']}, settle error {row['settle_error']}; "
+            f"first failed {row['first_failed'][:2]}, first wrong {row['first_wrong_version'][:2]}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    if FLAGS.client_cpus:
+        os.sched_setaffinity(0, serving_demo.cpu_list(FLAGS.client_cpus))
+    options = dict(
+        seconds=FLAGS.seconds,
+        client_threads=FLAGS.client_threads,
+        push_interval=FLAGS.push_interval,
+        policy=FLAGS.policy,
+        keep=FLAGS.keep,
+        api=FLAGS.api,
+        poll_seconds=FLAGS.poll_seconds,
+        warmup_seconds=FLAGS.warmup_seconds,
+        rss_interval=FLAGS.rss_interval,
+        request_timeout=FLAGS.request_timeout,
+        server_cpus=FLAGS.server_cpus,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        from gan_keras.export import layout
+
+        base = FLAGS.model_base_path or serving_demo.export_demo_generator(pathlib.Path(tmp))
+        export_version = layout.version_dir(base)
+        runs = [run(tmp, export_version, churn=True, **options)]
+        if FLAGS.control:
+            runs.append(run(tmp, export_version, churn=False, **options))
+    result = {
+        "command": _command(),
+        "options": options,
+        "client_cpus": FLAGS.client_cpus or "any",
+        "load_average_at_end": os.getloadavg(),
+        "runs": runs,
+    }
+    table = markdown(result)
+    print(table)
+    print(json.dumps(result, indent=2))
+    if FLAGS.out:
+        out = pathlib.Path(FLAGS.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        out.with_suffix(".md").write_text(table)
+    bad = [
+        r
+        for r in runs
+        if r["failed"] or r["wrong_version"] or r["churn_error"] or r["settle_error"]
+    ]
+    if bad:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    app.run(main)
