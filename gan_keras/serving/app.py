@@ -173,15 +173,19 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
 
     def run_predict(servable: Servable, name: str, signature_name: str, arrays: dict) -> dict:
+        """One :predict (REST or gRPC): the model call, merged with others' when batching,
+        then every PNG or GIF among its `_bytes` outputs stamped as the image endpoints' are."""
         if batcher is None:
-            return metrics.run_model(servable, signature_name, arrays, model_name=name)
-        return batcher.run(
-            servable,
-            signature_name,
-            arrays,
-            functools.partial(metrics.run_model, model_name=name),
-            model_name=name,
-        )
+            outputs = metrics.run_model(servable, signature_name, arrays, model_name=name)
+        else:
+            outputs = batcher.run(
+                servable,
+                signature_name,
+                arrays,
+                functools.partial(metrics.run_model, model_name=name),
+                model_name=name,
+            )
+        return provenance.stamp_outputs(outputs, servable, name, signature_name, arrays)
 
     app.config["RUN_PREDICT"] = run_predict
     provenance = ServerProvenance((stamper or Stamper()) if stamp_images else None)

@@ -1,7 +1,8 @@
 """Provenance on every image the REST API answers with, and the :verify endpoint's report.
 
 `ServerProvenance(stamper)` stamps the PNGs and GIFs of :sample, :interpolate, :edit,
-:transform and :project's reconstruction with gan_keras.provenance's facts: the served model
+:transform and :project's reconstruction, and those :predict answers in `_bytes` outputs over
+REST and gRPC (the `*_png` signatures), with gan_keras.provenance's facts: the served model
 (name as in the URL, version, export fingerprint; the fingerprint is hashed once per loaded
 version and kept while it is loaded) and the request's recipe. With a signing Stamper the
 answer carries C2PA content credentials, else the unsigned metadata (XMP + PNG text / GIF
@@ -12,14 +13,17 @@ comment), and the app logs once, when created, that its images are unsigned.
 recorded export fingerprint is the one of the version that answered.
 """
 
+import hashlib
 import logging
 import threading
 import weakref
 
+import numpy as np
+
 from gan_keras.provenance import facts as facts_lib
 from gan_keras.provenance import metadata, signing, verify
 from gan_keras.provenance.stamp import Stamper
-from gan_keras.serving.codec import ServingError
+from gan_keras.serving.codec import BINARY_OUTPUT_SUFFIX, ServingError
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +85,41 @@ class ServerProvenance:
         except (signing.SigningError, ValueError) as e:
             logger.error("Provenance not written for %s:%s: %s", name, signature, e)
             raise ServingError(f"could not write the image's provenance: {e}", 500) from None
+
+    def stamp_outputs(self, outputs: dict, servable, name: str, signature: str, inputs: dict):
+        """`outputs` of a :predict (REST or gRPC) with every PNG or GIF in a `_bytes` output (the
+        `*_png` signatures' answers) stamped: the recipe names the signature, the hash of the
+        request's inputs and the image's index in the answer, since a predict request has no
+        seed to record. Other outputs, and bytes that are not an image, are left as they are."""
+        keys = [k for k in outputs if k.endswith(BINARY_OUTPUT_SUFFIX)]
+        if self.stamper is None or not keys:
+            return outputs
+        digest = hashlib.sha256()
+        for key in sorted(inputs):
+            value = np.asarray(inputs[key])
+            digest.update(f"{key}:{value.dtype.str}:{value.shape};".encode())
+            if value.dtype != object:
+                digest.update(np.ascontiguousarray(value).tobytes())
+            else:
+                digest.update(b"".join(bytes(v) for v in value.reshape(-1)))
+        input_sha256 = digest.hexdigest()
+        stamped = dict(outputs)
+        for key in keys:
+            values = np.array(outputs[key], dtype=object)
+            flat = values.reshape(-1)
+            for index, data in enumerate(flat):
+                if isinstance(data, bytes) and metadata.image_format(data) in ("png", "gif"):
+                    flat[index] = self.stamp(
+                        data,
+                        servable,
+                        name,
+                        signature,
+                        endpoint="predict",
+                        input_sha256=input_sha256,
+                        index=index,
+                    )
+            stamped[key] = values
+        return stamped
 
     def verify_body(self, data: bytes, servable, name: str) -> dict:
         """:verify's JSON answer for an image body; a 400 for anything but an image."""

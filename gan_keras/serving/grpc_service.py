@@ -18,7 +18,8 @@ dtype, which must be the signature's exactly (REST converts JSON numbers).
 Request errors answer INVALID_ARGUMENT (HTTP 400 in REST) or NOT_FOUND (404), a full
 batching queue UNAVAILABLE (503); only a server bug is INTERNAL, and it is logged.
 Predict shares the REST app's model call (``run_predict``), so with --enable_batching
-requests of both APIs merge in one batcher.
+requests of both APIs merge in one batcher, and the PNGs of the ``*_png`` signatures carry
+their provenance over gRPC as over REST.
 
 Importing this module needs tensorflow-serving-api (``pip install --no-deps
 tensorflow-serving-api``: its wheel declares a dependency on the full
@@ -105,18 +106,14 @@ def _metrics_name(registry, name: str) -> str | None:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry, max_batch: int, metrics, run_predict=None):
+    def __init__(self, registry, max_batch: int, metrics, run_predict):
         """`registry`: a ServedModels; `run_predict(servable, model name, signature, inputs)`
-        the model call (the REST app's, with its batcher), or the plain timed one."""
+        the REST app's model call (its batcher, and the stamping of PNG outputs)."""
         self.registry = registry
         self.max_batch = max_batch
         self.metrics = metrics
         self.calls = _Calls(metrics)
-        self.run_predict = run_predict or (
-            lambda servable, name, signature_name, arrays: metrics.run_model(
-                servable, signature_name, arrays, model_name=name
-            )
-        )
+        self.run_predict = run_predict
 
     def Predict(self, request, context):  # noqa: N802 (the proto's method name)
         spec = request.model_spec
@@ -250,13 +247,14 @@ def start_server(
     port: int,
     max_batch: int,
     max_workers: int,
-    run_predict=None,
+    run_predict,
 ) -> tuple[grpc.Server, int]:
     """Starts serving on host:port (0: a free port); returns (server, the bound port).
 
     `registry` is a ServedModels (a ModelVersions is served as its only model);
     `run_predict` the REST app's model call (app.config["RUN_PREDICT"]), so both APIs share
-    one batcher."""
+    one batcher and the stamping of the PNGs :predict answers with (required: a server of
+    its own model call would answer them without their provenance)."""
     from gan_keras.serving.models import ServedModels
     from gan_keras.serving.versions import ModelVersions
 

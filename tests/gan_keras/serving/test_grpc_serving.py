@@ -54,6 +54,7 @@ class Server:
             port=0,
             max_batch=MAX_BATCH,
             max_workers=4,
+            run_predict=app.config["RUN_PREDICT"],
         )
         self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
