@@ -2,7 +2,11 @@ r"""What provenance adds to a 16-image :sample: latency with signed credentials,
 unsigned metadata only, and without stamping, in one process.
 
     nice -n 19 .venv/bin/python -m benchmarks.provenance_latency [--requests=200] [--n=16] \
-        [--model_base_path=<workdir>/export/generator] [--out=result.json]
+        [--endpoint=sample|predict_png] [--model_base_path=<workdir>/export/generator] \
+        [--out=result.json]
+
+`--endpoint=predict_png` measures a :predict of `serving_default_png` instead: n latents in,
+n PNGs out, each stamped on its own (one grid PNG for :sample).
 
 Without --model_base_path it exports an untrained DCGAN-sized generator (28x28x1, latent
 100, as benchmarks/serve_load_test.py does) into a temporary directory. A throwaway test CA
@@ -21,6 +25,8 @@ import statistics
 import sys
 import tempfile
 import time
+
+import numpy as np
 
 from benchmarks import serving_demo
 
@@ -48,7 +54,8 @@ def main(argv=None) -> int:
     parser.add_argument("--model_base_path", default=None)
     parser.add_argument("--requests", type=int, default=200, help="per mode")
     parser.add_argument("--warmup", type=int, default=10, help="per mode, not measured")
-    parser.add_argument("--n", type=int, default=16, help=":sample's n")
+    parser.add_argument("--n", type=int, default=16, help="images per request")
+    parser.add_argument("--endpoint", choices=("sample", "predict_png"), default="sample")
     parser.add_argument("--out", default=None, help="also write the result as JSON here")
     args = parser.parse_args(argv)
 
@@ -80,9 +87,13 @@ def main(argv=None) -> int:
             for i in range(args.warmup + args.requests):
                 for mode, client in clients.items():
                     # Different seeds per request, the same ones in every mode.
-                    url = f"/v1/models/g:sample?n={args.n}&seed={i}"
                     start = time.perf_counter()
-                    response = client.get(url)
+                    if args.endpoint == "sample":
+                        response = client.get(f"/v1/models/g:sample?n={args.n}&seed={i}")
+                    else:
+                        z = np.random.default_rng(i).standard_normal((args.n, 100))
+                        body = {"signature_name": "serving_default_png", "instances": z.tolist()}
+                        response = client.post("/v1/models/g:predict", json=body)
                     elapsed = time.perf_counter() - start
                     if response.status_code != 200:
                         print(response.get_data(as_text=True), file=sys.stderr)
@@ -94,6 +105,7 @@ def main(argv=None) -> int:
             for flask_app in apps.values():
                 flask_app.config["REGISTRY"].stop()
     result = {
+        "endpoint": args.endpoint,
         "n": args.n,
         "requests_per_mode": args.requests,
         "model_base_path": args.model_base_path or "untrained 28x28x1 DCGAN generator",
