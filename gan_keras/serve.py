@@ -14,12 +14,14 @@ of ``--model_config_file``) and picks up new versions every
 ``--file_system_poll_wait_seconds`` without a restart. The endpoints, the
 request formats and the version policy are described in gan_keras.serving.
 
-Every PNG and GIF the REST API answers with carries its provenance (docs/provenance.md):
-C2PA content credentials signed with ``--c2pa_key`` and ``--c2pa_cert``, or without them the
-unsigned metadata, which the server logs once at start.
+Every PNG and GIF the server answers with (REST, and :predict's PNGs over gRPC) carries its
+provenance (docs/provenance.md): C2PA content credentials signed with ``--c2pa_key`` and
+``--c2pa_cert``, or without them the unsigned metadata, which the server logs once at start.
+POST :verify trusts the CAs of ``--c2pa_trust_anchors``.
 """
 
 import logging
+import pathlib
 
 from absl import app, flags
 
@@ -114,6 +116,40 @@ _ALLOW_UNAVAILABLE_LABELS = flags.DEFINE_bool(
 )
 
 
+_TRUST_ANCHORS = flags.DEFINE_string(
+    "c2pa_trust_anchors",
+    None,
+    "PEM file of the CA certificates POST :verify trusts: an image signed by a certificate "
+    "chaining to one reports 'Trusted' (without it, a good signature is 'Valid' at best), "
+    "as gan-verify --trust_anchors does.",
+)
+
+
+def _trust_anchors() -> str | None:
+    """--c2pa_trust_anchors' PEM text, checked to hold certificates (a usage error if not)."""
+    path = _TRUST_ANCHORS.value
+    if path is None:
+        return None
+    try:
+        text = pathlib.Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise app.UsageError(f"--c2pa_trust_anchors: cannot read {path!r}: {e}") from None
+    try:
+        from cryptography import x509
+
+        x509.load_pem_x509_certificates(text.encode())
+    except ImportError:
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise app.UsageError(
+                f"--c2pa_trust_anchors: {path!r} holds no PEM certificate"
+            ) from None
+    except ValueError as e:
+        raise app.UsageError(
+            f"--c2pa_trust_anchors: {path!r} is not a PEM file of certificates: {e}"
+        ) from None
+    return text
+
+
 def _grpc_port() -> int | None:
     """--port, or None (REST only) when tensorflow-serving-api is missing and --port was not
     given; asking for gRPC explicitly without it is an error."""
@@ -166,6 +202,7 @@ def main(argv):
     elif _BATCHING_PARAMETERS_FILE.value:
         raise app.UsageError("--batching_parameters_file needs --enable_batching")
     stamper = provenance_flags.stamper_from_flags()  # before the models load: a bad key fails fast
+    trust_anchors = _trust_anchors()
     logging.getLogger().setLevel(logging.INFO)
     # Before TensorFlow runs anything: the pools are sized once.
     import tensorflow as tf
@@ -173,13 +210,13 @@ def main(argv):
     tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
     tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
     try:
-        _serve(config_file, batching_parameters, stamper)
+        _serve(config_file, batching_parameters, stamper, trust_anchors)
     except model_config.ModelConfigError as e:  # e.g. a startup label on a version that failed
         logging.error("ModelConfigError: %s", e)
         raise SystemExit(1) from None
 
 
-def _serve(config_file, batching_parameters, stamper=None):
+def _serve(config_file, batching_parameters, stamper=None, trust_anchors=None):
     server.run_server(
         _MODEL_BASE_PATH.value,
         _MODEL_NAME.value,
@@ -196,6 +233,7 @@ def _serve(config_file, batching_parameters, stamper=None):
         model_config_file_poll_wait_seconds=_MODEL_CONFIG_FILE_POLL.value,
         allow_version_labels_for_unavailable_models=_ALLOW_UNAVAILABLE_LABELS.value,
         stamper=stamper,
+        trust_anchors=trust_anchors,
     )
 
 

@@ -131,6 +131,7 @@ def create_app(
     batching: BatchingParameters | None = None,
     stamper: Stamper | None = None,
     stamp_images: bool = True,
+    trust_anchors: str | None = None,
 ) -> Flask:
     """The Flask app; ``app.config['REGISTRY']`` holds its ServedModels.
 
@@ -142,7 +143,8 @@ def create_app(
     `freeze_heap` is for a process that only serves (see ModelVersions).
     `stamper` writes the provenance into every image answered (gan_keras.provenance.stamp:
     signed with a C2paSigner; the default, Stamper(), writes the unsigned metadata);
-    `stamp_images=False` leaves it out, only to measure what it costs.
+    `stamp_images=False` leaves it out, only to measure what it costs. `trust_anchors`: PEM
+    text of the CA certificates :verify trusts (a signer chaining to one is "Trusted").
     """
     if max_batch < 1:
         raise ValueError(f"max_batch must be >= 1, got {max_batch}")
@@ -188,7 +190,9 @@ def create_app(
         return provenance.stamp_outputs(outputs, servable, name, signature_name, arrays)
 
     app.config["RUN_PREDICT"] = run_predict
-    provenance = ServerProvenance((stamper or Stamper()) if stamp_images else None)
+    provenance = ServerProvenance(
+        (stamper or Stamper()) if stamp_images else None, trust_anchors=trust_anchors
+    )
     provenance.log_mode()
     app.config["PROVENANCE"] = provenance
 

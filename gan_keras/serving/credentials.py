@@ -38,8 +38,9 @@ class ServerProvenance:
     (benchmarks/provenance_latency.py); the server always stamps.
     """
 
-    def __init__(self, stamper: Stamper | None):
+    def __init__(self, stamper: Stamper | None, trust_anchors: str | None = None):
         self.stamper = stamper
+        self.trust_anchors = trust_anchors  # PEM text of the CAs :verify trusts
         self._fingerprints = weakref.WeakKeyDictionary()  # Servable -> "sha256:..."
         self._lock = threading.Lock()
 
@@ -132,7 +133,7 @@ class ServerProvenance:
                 "body: curl --data-binary @image.png -H 'Content-Type: image/png')"
             )
         try:
-            report = verify.verify_bytes(data)
+            report = verify.verify_bytes(data, trust_anchors=self.trust_anchors)
         except (ValueError, IndexError, OverflowError) as e:  # a damaged file
             raise ServingError(f"request body: cannot read this {fmt} file: {e}") from None
         recorded = (report.get("model") or {}).get("export_fingerprint")

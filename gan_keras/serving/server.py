@@ -32,6 +32,7 @@ def run_server(
     model_config_file_poll_wait_seconds: float = 0.0,
     allow_version_labels_for_unavailable_models: bool = False,
     stamper=None,
+    trust_anchors: str | None = None,
 ) -> None:
     """Serves REST (waitress) and gRPC on one ServedModels until interrupted.
 
@@ -41,7 +42,8 @@ def run_server(
     binds a free one, which is logged; None leaves that API out. The REST server runs on
     this thread; the gRPC one (gan_keras.serving.grpc_service) on its own pool, and both
     stop, with the pollers and the batch threads, on the way out. `stamper`
-    (gan_keras.provenance.stamp.Stamper) writes every REST image's provenance; None: unsigned.
+    (gan_keras.provenance.stamp.Stamper) writes every image's provenance; None: unsigned.
+    `trust_anchors` (PEM text) are the CAs :verify trusts.
     """
     import waitress
 
@@ -65,6 +67,7 @@ def run_server(
         freeze_heap=True,
         batching=batching,
         stamper=stamper,
+        trust_anchors=trust_anchors,
     )
     registry = flask_app.config["REGISTRY"]
     names = ", ".join(registry.names())

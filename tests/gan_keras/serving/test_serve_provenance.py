@@ -482,6 +482,28 @@ def test_one_signing_flag_without_the_other_is_a_usage_error(bases, ca, given, m
 
 
 @pytest.mark.slow
+def test_trust_anchors_that_are_not_certificates_are_a_usage_error(bases, ca, tmp_path):
+    for path, message in ((tmp_path / "missing.pem", "cannot read"), (ca.key_path, "not a PEM")):
+        cmd, env = _serve_cmd(
+            f"--model_base_path={bases / 'uncond'}", f"--c2pa_trust_anchors={path}"
+        )
+        result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode != 0
+        assert "--c2pa_trust_anchors" in result.stderr and message in result.stderr, result.stderr
+        assert "Warmed up" not in result.stderr  # refused before any model loads
+
+
+def test_verify_without_trust_anchors_never_says_trusted(signed, unsigned):
+    data = _call(signed, "sample")
+    report = (
+        unsigned["uncond"]
+        .post("/v1/models/gen:verify", data=data, content_type="image/png")
+        .get_json()
+    )
+    assert (report["validation_state"], report["trusted"]) == ("Valid", False)
+
+
+@pytest.mark.slow
 def test_the_server_signs_with_its_flags(bases, ca, tmp_path):
     cmd, env = _serve_cmd(
         f"--model_base_path={bases / 'uncond'}",
@@ -492,6 +514,7 @@ def test_the_server_signs_with_its_flags(bases, ca, tmp_path):
         "--rest_api_num_threads=2",
         f"--c2pa_key={ca.key_path}",
         f"--c2pa_cert={ca.chain_path}",
+        f"--c2pa_trust_anchors={ca.ca_path}",
     )
     log = tmp_path / "serve.log"
     with open(log, "w") as out:
@@ -511,6 +534,8 @@ def test_the_server_signs_with_its_flags(bases, ca, tmp_path):
             url + ":verify", data=data, headers={"Content-Type": "image/png"}, timeout=60
         ).json()
         assert report["status"] == "signed", json.dumps(report)
+        # --c2pa_trust_anchors: the test CA is trusted, as gan-verify --trust_anchors trusts it.
+        assert (report["validation_state"], report["trusted"]) == ("Trusted", True)
         text = log.read_text()
         assert "signed by" in text and "NOT signed" not in text
     finally:
