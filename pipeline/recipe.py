@@ -39,6 +39,7 @@ from ml_collections import config_dict
 
 from gan_keras.data import records
 from gan_keras.storage import atomic, filesystem
+from gan_keras.training import ada
 from pipeline.ingest import channels
 
 AUTO = "auto"
@@ -51,8 +52,8 @@ TARGET_IMAGES = 224_000
 MIN_EPOCHS = 3
 # ADA's overfitting target (StyleGAN2-ADA's 0.6) and the run length, in passes over the train
 # images, from which the recipe turns it on (measured: docs/your-own-images.md).
-ADA_TARGET = 0.6
-ADA_MIN_PASSES = 250
+ADA_TARGET = ada.DEFAULT_TARGET
+ADA_MIN_PASSES = ada.PAYS_OFF_PASSES
 
 
 @dataclasses.dataclass(frozen=True)

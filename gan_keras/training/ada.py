@@ -37,6 +37,12 @@ DEFAULT_TARGET = 0.6
 DEFAULT_INTERVAL = 4  # steps between p updates
 # Images over which p can move from 0 to 1 (the paper's ada_kimg=500).
 DEFAULT_SPEED_IMAGES = 500_000
+# The run length, in passes over the train images, past which ADA paid off here: without it D
+# memorised Noto Emoji and Oxygen icons and their FD rose 65-95% by ~440-660 passes, while ADA
+# held it; below 250 passes it was no better (docs/your-own-images.md). The automatic recipe
+# (pipeline.recipe) turns ADA on from it, and the training-health advice (pipeline.train.health)
+# suggests ADA from it.
+PAYS_OFF_PASSES = 250
 TRANSLATE_STD = 0.125
 SCALE_STD = 0.2
 ANISO_STD = 0.2

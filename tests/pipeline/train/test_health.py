@@ -83,3 +83,24 @@ def test_divergence_trips_on_exploding_gradient_norms():
     out = monitor.observe_metrics(5, {"d_grad_norm": 500.0, "g_grad_norm": 1.0})
     assert out["health/d_grad_norm_ratio"] == pytest.approx(500.0 / 1.05)
     assert monitor.summary()["warnings"][0]["kind"] == "divergence"
+
+
+def test_the_overfitting_advice_follows_the_runs_ada_and_length():
+    """The recipe's own 146-pass emoji run memorises by design and is told ADA would not help
+    at that length; a run past 250 passes is told to turn it on; a run with ADA to lower it."""
+    from configs import auto
+
+    config = auto.get_config()
+    config.train.steps, config.train.ada_target = 3500, 0.0  # 224k images
+    short = health.overfitting_fix(config, 1531)  # 146 passes
+    assert "146 passes" in short and "pays off for runs past 250" in short
+    assert "best in-training FD" in short  # the recipe evaluates every 500 steps
+    config.train.steps = 10_500  # 672k images: 439 passes
+    long = health.overfitting_fix(config, 1531)
+    assert long.startswith("D is memorising the 1,531 training images over 439 passes: turn on")
+    config.train.ada_target = 0.6
+    assert "lower train.ada_target" in health.overfitting_fix(config, 1531)
+    # The monitor warns with the advice it was given.
+    monitor = health.HealthMonitor({"d_overfitting": short})
+    monitor.observe_discriminator(100, np.ones(100), -np.ones(100))
+    assert monitor.summary()["warnings"][0]["fix"] == short

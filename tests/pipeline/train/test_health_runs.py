@@ -46,5 +46,7 @@ def test_a_discriminator_memorising_90_images_is_reported(tmp_path):
     [warning] = [w for w in health["warnings"] if w["kind"] == "d_overfitting"]
     assert warning["value"] >= warning["threshold"]
     assert "ada_target" in warning["fix"]
+    # The run's own advice: 700 steps of 32 over its 90 train images, under ADA's 250 passes.
+    assert "the 90 training images" in warning["fix"] and "249 passes" in warning["fix"]
     assert "training health: d overfitting" in result.stderr
     assert json.loads(json.dumps(health)) == health  # the manifest holds it as JSON
