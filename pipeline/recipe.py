@@ -105,8 +105,8 @@ def _rules(config, stats) -> dict[str, tuple[object, str]]:
         # at about twice its speed; the demo's 32 and 32 scored 0.71x the DCGAN at 224k.
         rules["model.g_width"] = (
             64,
-            "a colour folder: G twice the demo's width (Noto Emoji: FD 0.36x the article's "
-            "DCGAN at 224k images, against 0.71x for the demo's 32)",
+            "a colour folder: G twice the demo's width (Noto Emoji, 224k images, one seed and "
+            "judge: FD 0.36x the article's DCGAN, against 0.71x for the demo's 32)",
         )
         rules["model.d_width"] = (
             32,
