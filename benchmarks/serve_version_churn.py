@@ -46,7 +46,6 @@ Writes `--out` (JSON) and the markdown table beside it (.md); exits 1 if any req
 failed or was answered by a wrong version. Never talks to anything but 127.0.0.1.
 """
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -63,26 +62,47 @@ import requests
 from absl import app, flags
 
 from benchmarks import serving_demo
+from benchmarks.serve_churn_clients import (
+    MODEL,
+    TARGETS,
+    GrpcSampler,
+    Record,
+    RestSampler,
+    RssSampler,
+    rss_mb,
+    run_clients,
+)
 
 FLAGS = flags.FLAGS
-flags.DEFINE_float("seconds", 60.0, "How long the clients send requests, with and without churn.")
-flags.DEFINE_integer("client_threads", 8, "Concurrent client threads.")
-flags.DEFINE_float("push_interval", 1.0, "Seconds between the starts of two pushes, at least.")
-flags.DEFINE_enum("policy", "specific", ["specific", "latest"], "The config's version policy.")
-flags.DEFINE_integer("keep", 2, "Versions the policy keeps loaded after a push (>= 2).")
-flags.DEFINE_enum("api", "rest", ["rest", "grpc"], "REST :sample (X-Model-Version) or gRPC.")
-flags.DEFINE_float("poll_seconds", 1.0, "The server's config and file system poll periods.")
-flags.DEFINE_float("warmup_seconds", 5.0, "Load before the starting RSS is taken.")
-flags.DEFINE_float("rss_interval", 1.0, "Seconds between RSS samples during a run.")
-flags.DEFINE_float("request_timeout", 30.0, "A request not answered in this long failed.")
-flags.DEFINE_bool("control", True, "Also run the same load without churn (a second server).")
-flags.DEFINE_string("server_cpus", "", "taskset CPU list for the server, e.g. 1 ('': any).")
-flags.DEFINE_string("client_cpus", "", "CPU list for this client process, e.g. 0 ('': any).")
-flags.DEFINE_string("model_base_path", None, "An export to push copies of (default: a fresh one).")
-flags.DEFINE_string("out", None, "Write the result as JSON here, and the table beside it (.md).")
 
-MODEL = "generator"
-TARGETS = ("stable", "canary", "latest")
+
+def define_flags() -> None:
+    """The command line's flags, defined only when this runs as a program: test workers import
+    many benchmarks into one process, and absl refuses a name defined twice (benchmarks.quality
+    has --seconds, serve_load_test --client_threads...)."""
+    flags.DEFINE_float(
+        "seconds", 60.0, "How long the clients send requests, with and without churn."
+    )
+    flags.DEFINE_integer("client_threads", 8, "Concurrent client threads.")
+    flags.DEFINE_float("push_interval", 1.0, "Seconds between the starts of two pushes, at least.")
+    flags.DEFINE_enum("policy", "specific", ["specific", "latest"], "The config's version policy.")
+    flags.DEFINE_integer("keep", 2, "Versions the policy keeps loaded after a push (>= 2).")
+    flags.DEFINE_enum("api", "rest", ["rest", "grpc"], "REST :sample (X-Model-Version) or gRPC.")
+    flags.DEFINE_float("poll_seconds", 1.0, "The server's config and file system poll periods.")
+    flags.DEFINE_float("warmup_seconds", 5.0, "Load before the starting RSS is taken.")
+    flags.DEFINE_float("rss_interval", 1.0, "Seconds between RSS samples during a run.")
+    flags.DEFINE_float("request_timeout", 30.0, "A request not answered in this long failed.")
+    flags.DEFINE_bool("control", True, "Also run the same load without churn (a second server).")
+    flags.DEFINE_string("server_cpus", "", "taskset CPU list for the server, e.g. 1 ('': any).")
+    flags.DEFINE_string("client_cpus", "", "CPU list for this client process, e.g. 0 ('': any).")
+    flags.DEFINE_string(
+        "model_base_path", None, "An export to push copies of (default: a fresh one)."
+    )
+    flags.DEFINE_string(
+        "out", None, "Write the result as JSON here, and the table beside it (.md)."
+    )
+
+
 # Failure guard for every wait on the server; each ends as soon as what it waits for happened.
 WAIT_SECONDS = 120.0
 
@@ -123,17 +143,6 @@ class Timeline:
     def changes(self, target: str) -> int:
         """How many times `target` moved."""
         return max(0, len(self._spans[target]) - 1)
-
-
-@dataclasses.dataclass
-class Record:
-    """One request: what it asked for, when (time.monotonic), and the version or error."""
-
-    target: str
-    sent: float
-    received: float
-    version: int | None
-    error: str | None
 
 
 def config_text(policy: str, versions, labels: dict, keep: int, base: pathlib.Path) -> str:
@@ -282,131 +291,6 @@ class Churn:
         if self.policy == "specific":
             return set(self.versions)
         return set(sorted({1, 2} | set(self.pushed))[-self.keep :])
-
-
-class RequestFailed(Exception):
-    """An answer that is not a success: its status and the start of its body."""
-
-
-class RestSampler:
-    """``GET [/labels/L]:sample?n=1&seed=S``; the version from the PNG's X-Model-Version."""
-
-    def __init__(self, url: str, timeout: float):
-        self.url, self.timeout = url, timeout
-
-    def session(self):
-        return requests.Session()
-
-    def call(self, session, target: str, seed: int) -> int:
-        path = self.url if target == "latest" else f"{self.url}/labels/{target}"
-        r = session.get(f"{path}:sample", params={"n": 1, "seed": seed}, timeout=self.timeout)
-        if r.status_code != 200:
-            raise RequestFailed(f"{r.status_code}: {r.text[:200]}")
-        version = r.headers.get("X-Model-Version")
-        if version is None or not r.content.startswith(b"\x89PNG"):
-            raise RequestFailed(f"200 without a PNG or X-Model-Version: {r.headers}")
-        return int(version)
-
-    def close(self):
-        pass
-
-
-class GrpcSampler:
-    """gRPC Predict of the ``sample`` signature (version_label L, or no version); the
-    version from the PredictResponse's model_spec."""
-
-    def __init__(self, port: int, timeout: float):
-        import grpc
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-        self.grpc, self.tf, self.timeout = grpc, tf, timeout
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.request = predict_pb2.PredictRequest()
-        self.request.model_spec.name = MODEL
-        self.request.model_spec.signature_name = "sample"
-        self.request.inputs["num_samples"].CopyFrom(tf.make_tensor_proto(np.int32(1)))
-        self.predict_request = predict_pb2.PredictRequest
-
-    def session(self):
-        return self.stub
-
-    def call(self, stub, target: str, seed: int) -> int:
-        request = self.predict_request()
-        request.CopyFrom(self.request)
-        if target != "latest":
-            request.model_spec.version_label = target
-        request.inputs["seed"].CopyFrom(self.tf.make_tensor_proto(np.int64(seed)))
-        try:
-            response = stub.Predict(request, timeout=self.timeout)
-        except self.grpc.RpcError as e:
-            raise RequestFailed(f"{e.code().name}: {e.details()[:200]}") from None
-        if response.outputs["images"].tensor_shape.dim[0].size != 1:
-            raise RequestFailed("OK without the one image asked for")
-        return response.model_spec.version.value
-
-    def close(self):
-        self.channel.close()
-
-
-def run_clients(sampler, client_threads: int, seconds: float, until=None) -> list[Record]:
-    """`client_threads` threads asking for stable, canary and latest in turn for `seconds`
-    (or until the threading.Event `until` is set)."""
-    records: list[list[Record]] = [[] for _ in range(client_threads)]
-    deadline = time.monotonic() + seconds
-    until = until or threading.Event()
-
-    def worker(index: int) -> None:
-        session = sampler.session()
-        i = 0
-        while time.monotonic() < deadline and not until.is_set():
-            target = TARGETS[(index + i) % len(TARGETS)]
-            sent = time.monotonic()
-            version, error = None, None
-            try:
-                version = sampler.call(session, target, index * 1_000_000 + i)
-            except Exception as e:  # a refused or dropped connection, a timeout: failed
-                error = str(e) if isinstance(e, RequestFailed) else repr(e)
-            records[index].append(Record(target, sent, time.monotonic(), version, error))
-            i += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(client_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sorted((r for per in records for r in per), key=lambda r: r.sent)
-
-
-def rss_mb(pid: int) -> float:
-    """The process's resident set size, MB, from /proc/PID/status."""
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-class RssSampler:
-    """Samples a process's RSS every `interval` seconds on a thread, until `stop`."""
-
-    def __init__(self, pid: int, interval: float):
-        self.pid, self.interval = pid, interval
-        self.samples: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._started = time.monotonic()
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            self.samples.append((time.monotonic() - self._started, rss_mb(self.pid)))
-            if self._stop.wait(self.interval):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def check(records: list[Record], timeline: Timeline) -> dict:
@@ -694,4 +578,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -2,6 +2,10 @@
 (server subprocess, pushes, label moves, clients) that must lose nothing and unload what it
 pushed past."""
 
+import subprocess
+import sys
+
+import helpers
 import pytest
 
 from benchmarks import serve_version_churn as churn
@@ -99,3 +103,18 @@ def test_pushes_and_label_moves_under_two_clients_lose_nothing(
     assert row["by_target"]["canary"]["versions_answering"] >= 2
     assert churn.check(trace["records"], _starting_timeline())["wrong_version"] > 0
     assert row["requests"] > 0 and row["rss_mb"]["start"] > 0
+
+
+def test_imports_beside_the_benchmarks_that_define_the_same_flag_names():
+    # xdist runs many test files in one process: absl refuses a flag name defined twice.
+    import benchmarks.quality  # noqa: F401  (--seconds)
+
+    # And run as a program it defines them: its --help lists them.
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.serve_version_churn", "--help"],
+        cwd=helpers.REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "--push_interval" in result.stdout, result.stderr[-2000:]  # absl's --help exits 1

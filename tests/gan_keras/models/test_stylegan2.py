@@ -213,7 +213,9 @@ def test_truncation_pulls_towards_w_avg():
     np.testing.assert_allclose(parts.truncate(w, 1.0), w, atol=1e-6)
     np.testing.assert_allclose(parts.truncate(w, 0.0), tf.fill([3, 16], 0.5), atol=1e-6)
     # The controls' truncated images: psi 1 = plain samples, psi 0 = one image, w_avg's.
-    np.testing.assert_allclose(latent_space.truncated_images(g, z, 1.0), g(z), atol=1e-6)
+    # Two float32 graphs for the same images (w -> truncation(1) -> synthesis, and G's own):
+    # their reductions differ by ~1e-6 (seen 1.04e-6 in CI), so images compare at 1e-5.
+    np.testing.assert_allclose(latent_space.truncated_images(g, z, 1.0), g(z), atol=1e-5)
     at_zero = latent_space.truncated_images(g, z, 0.0).numpy()
     np.testing.assert_allclose(at_zero, np.repeat(at_zero[:1], 3, axis=0), atol=1e-6)
     average = parts.synthesize(parts.broadcast(tf.fill([1, 16], 0.5))).numpy()
