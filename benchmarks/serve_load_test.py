@@ -383,11 +383,7 @@ def main(argv):
 def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: bool) -> list:
     """Starts a server (batching on or off), runs every client count against it; the rows."""
     rest_port, grpc_port = serving_demo.free_port(), serving_demo.free_port()
-    env = dict(
-        os.environ,
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    )
+    env = serving_demo.server_env()
     cmd = [
         sys.executable,
         "-m",

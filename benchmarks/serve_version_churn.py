@@ -344,12 +344,7 @@ def _latency(records: list[Record], elapsed: float) -> dict:
 
 
 def _start_server(config_path, log_path, rest_port, grpc_port, poll_seconds, server_cpus):
-    root = pathlib.Path(__file__).resolve().parent.parent
-    env = dict(
-        os.environ,
-        TF_CPP_MIN_LOG_LEVEL="2",
-        PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    )
+    env = serving_demo.server_env()
     cmd = [
         sys.executable,
         "-m",

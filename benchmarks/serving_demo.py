@@ -60,6 +60,17 @@ def process_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_env() -> dict:
+    """The environment a `python -m gan_keras.serve` subprocess runs in: this checkout first on
+    PYTHONPATH, TensorFlow's C++ logging quiet."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    return dict(
+        os.environ,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    )
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as s:
