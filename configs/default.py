@@ -69,6 +69,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.batch_size = 64  # global, across all replicas
     config.train.g_learning_rate = 2e-4
     config.train.d_learning_rate = 2e-4
+    # Both learning rates hold, then fall along a cosine to 0 over this final fraction of
+    # train.steps (0: constant; pipeline.train.build.learning_rate).
+    config.train.lr_decay_fraction = 0.0
     config.train.beta_1 = 0.5
     config.train.beta_2 = 0.999
     # non_saturating | minimax | hinge | wgan_gp | least_squares

@@ -106,7 +106,13 @@ def _training_section(config, workdir, checkpoint: dict) -> list[str]:
             f"- Checkpoint: step {_number(step)} ({checkpoint.get('checkpoint', MISSING)}), "
             f"{_number(images)} images seen at batch {t.batch_size}.",
             f"- Loss `{t.loss}`, Adam (G {t.g_learning_rate:g}, D {t.d_learning_rate:g}, "
-            f"betas {t.beta_1:g}/{t.beta_2:g}), EMA half-life {t.ema_half_life_images:g} images, "
+            f"betas {t.beta_1:g}/{t.beta_2:g}"
+            + (
+                f", cosine to 0 over the last {t.lr_decay_fraction:g} of the steps"
+                if t.get("lr_decay_fraction")
+                else ""
+            )
+            + f"), EMA half-life {t.ema_half_life_images:g} images, "
             f"strategy `{t.strategy}`, seed {t.seed}.",
             f"- Last training run: {manifest.get('started_at', MISSING)} to "
             f"{manifest.get('finished_at', MISSING)} "

@@ -54,15 +54,19 @@ def build_gan(
             seed=t.seed,
         )
 
-    def adam(lr):
-        opt = keras.optimizers.Adam(learning_rate=lr, beta_1=t.beta_1, beta_2=t.beta_2)
+    def adam(lr, updates_per_step=1):
+        opt = keras.optimizers.Adam(
+            learning_rate=learning_rate(lr, t.steps, t.lr_decay_fraction, updates_per_step),
+            beta_1=t.beta_1,
+            beta_2=t.beta_2,
+        )
         if keras.mixed_precision.global_policy().name == "mixed_float16":
             opt = keras.optimizers.LossScaleOptimizer(opt)
         return opt
 
     model.compile(
         adam(t.g_learning_rate),
-        adam(t.d_learning_rate),
+        adam(t.d_learning_rate, updates_per_step=t.n_critic),
         loss=t.loss,
         n_critic=t.n_critic,
         gp_weight=t.gp_weight,
@@ -72,6 +76,25 @@ def build_gan(
         **ada.options(t),
     )
     return model
+
+
+def learning_rate(base: float, steps: int, decay_fraction: float, updates_per_step: int = 1):
+    """`base`, or with `decay_fraction` > 0 a schedule (Keras' CosineDecay) that holds `base`
+    for the first 1 - decay_fraction of `steps` train steps, then falls along a cosine to 0
+    at the last step. `updates_per_step` is the optimizer's updates per train step (D's
+    n_critic), since a schedule counts the optimizer's own iterations. The schedule is a
+    function of those iterations, which checkpoints keep, so a resumed run continues it."""
+    if not decay_fraction:
+        return base
+    total = int(steps) * int(updates_per_step)
+    decay = max(1, round(total * float(decay_fraction)))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=base,
+        decay_steps=decay,
+        alpha=0.0,
+        warmup_target=base,  # a "warm-up" from base to base: the hold
+        warmup_steps=total - decay,
+    )
 
 
 class GridSampler:

@@ -353,7 +353,8 @@ def initialise(model, parent: Parent, *, config) -> dict:
             (model.d_optimizer, t.d_learning_rate),
         ):
             optimizer.iterations.assign(0)
-            optimizer.learning_rate.assign(rate)
+            if not t.lr_decay_fraction:  # a schedule is this run's already
+                optimizer.learning_rate.assign(rate)
     record.update(discriminator="parent", optimizer_state=bool(t.init_optimizer))
     logging.info(
         "[train] initialised G, D%s%s from %s (step %s of %s)",

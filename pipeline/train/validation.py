@@ -34,6 +34,10 @@ def validate_config(config) -> None:
     for field in ("g_learning_rate", "d_learning_rate"):
         if not t[field] > 0:
             raise ValueError(f"train.{field} must be > 0, got {t[field]}")
+    if not 0 <= t.lr_decay_fraction < 1:
+        raise ValueError(
+            f"train.lr_decay_fraction must be in [0, 1) (0: constant), got {t.lr_decay_fraction!r}"
+        )
     for field in ("beta_1", "beta_2"):
         if not 0 <= t[field] < 1:
             raise ValueError(f"train.{field} must be in [0, 1), got {t[field]}")
