@@ -33,7 +33,6 @@ generator). What depends on the data, and which data each choice was measured on
 """
 
 import dataclasses
-import json
 
 from ml_collections import config_dict
 
@@ -212,7 +211,3 @@ def write_record(path, choices: list[Choice]) -> None:
         path,
         {"recipe": AUTO, "choices": [dataclasses.asdict(c) for c in choices]},
     )
-
-
-def summary(choices: list[Choice]) -> str:
-    return json.dumps({c.field: c.value for c in choices}, default=str)

@@ -120,10 +120,6 @@ class ServedModels:
         with self._lock:
             return self._models.get(name)
 
-    def labels(self, name: str) -> dict[str, int]:
-        with self._lock:
-            return dict(self._labels.get(name, {}))
-
     def _version_for(self, name: str, version: int | None, label: str | None):
         """(ModelVersions, version or None) for a request; unknown model -> 404, unknown
         label -> 400 (TF Serving's INVALID_ARGUMENT). Called with self._lock held: what the

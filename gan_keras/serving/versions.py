@@ -225,15 +225,6 @@ class ModelVersions:
         detail = self.model_name if version is None else f"{self.model_name}, {version}"
         return ServingError(f"Servable not found for request: {spec}({detail})", 404)
 
-    def resolve(self, name: str, version: int | None = None) -> Servable:
-        """The servable a request for model `name` (and `version`, None: the latest) gets.
-        Anything else -> ServingError 404."""
-        if name != self.model_name:
-            spec = "Latest" if version is None else "Specific"
-            detail = name if version is None else f"{name}, {version}"
-            raise ServingError(f"Servable not found for request: {spec}({detail})", 404)
-        return self.get(version)
-
     def get(self, version: int | None = None) -> Servable:
         """A served version (None: the highest), without counting it as in flight: for
         reading its metadata. Requests that run the model use `lease`."""
