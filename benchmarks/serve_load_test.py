@@ -52,53 +52,63 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_base_path", None, "Export to serve (default: export a fresh one).")
-flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (:predict JSON) or gRPC Predict.")
-flags.DEFINE_integer("client_threads", 1, "Concurrent client threads (1: one sequential client).")
-flags.DEFINE_list(
-    "client_threads_list",
-    [],
-    "Several client counts, e.g. 1,8,32: a row each, against the same server (overrides "
-    "--client_threads).",
-)
-flags.DEFINE_enum(
-    "batching",
-    "off",
-    ["off", "on", "both"],
-    "The server's --enable_batching: off, on (with --batching_parameters), or both (a server "
-    "each, the same rows against each).",
-)
-flags.DEFINE_string(
-    "batching_parameters",
-    "max_batch_size { value: 64 } batch_timeout_micros { value: 0 } "
-    "max_enqueued_batches { value: 1000 } num_batch_threads { value: 1 }",
-    "With --batching=on/both: the server's --batching_parameters_file, as text.",
-)
-flags.DEFINE_float("seconds", 20.0, "How long each run sends requests (at most 120).")
-flags.DEFINE_integer("repeats", 1, "Runs against the same server; medians are reported.")
-flags.DEFINE_integer("batch", 16, "Images per request.")
-flags.DEFINE_enum(
-    "signature",
-    "serving_default",
-    ["serving_default", "serving_default_png", "sample", "sample_png"],
-    "serving_default(_png) send z (REST: row format); sample(_png) send num_samples/seed.",
-)
-flags.DEFINE_integer("server_threads", 0, "--rest_api_num_threads (0: the server's default).")
-flags.DEFINE_string("server_cpus", "", "taskset CPU list for the server, e.g. 1 ('': any).")
-flags.DEFINE_string("client_cpus", "", "CPU list for this client process, e.g. 0 ('': any).")
-flags.DEFINE_string("out", None, "Also write the result as JSON here.")
-flags.DEFINE_integer(
-    "in_process_requests",
-    0,
-    "Instead of the load test: time this many REST predict requests in this process, by "
-    "phase (parse, model, encode), with both JSON encoders, counting full GC passes.",
-)
-flags.DEFINE_bool("freeze_heap", True, "With --in_process_requests: gc.freeze as the server does.")
-flags.DEFINE_multi_string(
-    "server_flag",
-    [],
-    "Extra gan_keras.serve flags, e.g. --server_flag=--tensorflow_intra_op_parallelism=1.",
-)
+
+
+def define_flags() -> None:
+    """The command line's flags, defined only when this runs as a program: test workers import
+    many benchmarks into one process, and absl refuses a name defined twice (benchmarks.quality
+    has --seconds, serve_version_churn --client_threads...)."""
+    flags.DEFINE_string("model_base_path", None, "Export to serve (default: export a fresh one).")
+    flags.DEFINE_enum("protocol", "rest", ["rest", "grpc"], "REST (:predict JSON) or gRPC Predict.")
+    flags.DEFINE_integer(
+        "client_threads", 1, "Concurrent client threads (1: one sequential client)."
+    )
+    flags.DEFINE_list(
+        "client_threads_list",
+        [],
+        "Several client counts, e.g. 1,8,32: a row each, against the same server (overrides "
+        "--client_threads).",
+    )
+    flags.DEFINE_enum(
+        "batching",
+        "off",
+        ["off", "on", "both"],
+        "The server's --enable_batching: off, on (with --batching_parameters), or both (a server "
+        "each, the same rows against each).",
+    )
+    flags.DEFINE_string(
+        "batching_parameters",
+        "max_batch_size { value: 64 } batch_timeout_micros { value: 0 } "
+        "max_enqueued_batches { value: 1000 } num_batch_threads { value: 1 }",
+        "With --batching=on/both: the server's --batching_parameters_file, as text.",
+    )
+    flags.DEFINE_float("seconds", 20.0, "How long each run sends requests (at most 120).")
+    flags.DEFINE_integer("repeats", 1, "Runs against the same server; medians are reported.")
+    flags.DEFINE_integer("batch", 16, "Images per request.")
+    flags.DEFINE_enum(
+        "signature",
+        "serving_default",
+        ["serving_default", "serving_default_png", "sample", "sample_png"],
+        "serving_default(_png) send z (REST: row format); sample(_png) send num_samples/seed.",
+    )
+    flags.DEFINE_integer("server_threads", 0, "--rest_api_num_threads (0: the server's default).")
+    flags.DEFINE_string("server_cpus", "", "taskset CPU list for the server, e.g. 1 ('': any).")
+    flags.DEFINE_string("client_cpus", "", "CPU list for this client process, e.g. 0 ('': any).")
+    flags.DEFINE_string("out", None, "Also write the result as JSON here.")
+    flags.DEFINE_integer(
+        "in_process_requests",
+        0,
+        "Instead of the load test: time this many REST predict requests in this process, by "
+        "phase (parse, model, encode), with both JSON encoders, counting full GC passes.",
+    )
+    flags.DEFINE_bool(
+        "freeze_heap", True, "With --in_process_requests: gc.freeze as the server does."
+    )
+    flags.DEFINE_multi_string(
+        "server_flag",
+        [],
+        "Extra gan_keras.serve flags, e.g. --server_flag=--tensorflow_intra_op_parallelism=1.",
+    )
 
 
 def _command() -> str:
@@ -521,4 +531,5 @@ def _print_row(row: dict) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -1,6 +1,6 @@
-"""benchmarks.serve_version_churn: its wrong-version check, and a short run of the real thing
-(server subprocess, pushes, label moves, clients) that must lose nothing and unload what it
-pushed past."""
+"""benchmarks.serve_version_churn: its wrong-version check (benchmarks.serve_churn_pushes), and a
+short run of the real thing (server subprocess, pushes, label moves, clients) that must lose
+nothing and unload what it pushed past."""
 
 import subprocess
 import sys
@@ -10,14 +10,16 @@ import pytest
 
 from benchmarks import serve_version_churn as churn
 from benchmarks import serving_demo
+from benchmarks.serve_churn_clients import Record
+from benchmarks.serve_churn_pushes import Timeline, check
 from gan_keras.export import layout
 
 INF = float("inf")
 
 
-def _starting_timeline() -> churn.Timeline:
+def _starting_timeline() -> Timeline:
     """stable -> 1, canary -> 2, latest 2, from the start and never changed."""
-    timeline = churn.Timeline()
+    timeline = Timeline()
     for target, version in (("stable", 1), ("canary", 2), ("latest", 2)):
         timeline.change(target, version, -INF)
     return timeline
@@ -33,12 +35,12 @@ def test_a_version_is_right_only_if_its_target_named_it_during_the_request():
     assert timeline.allowed("stable", 12.5, 13.0) == {2}
     assert timeline.allowed("canary", 12.5, 13.0) == {2}
     records = [
-        churn.Record("stable", 12.5, 13.0, 2, None),
-        churn.Record("stable", 12.5, 13.0, 1, None),  # sent after the move was applied
-        churn.Record("canary", 5.0, 6.0, 1, None),  # canary never named 1
-        churn.Record("latest", 5.0, 6.0, None, "404: not found"),
+        Record("stable", 12.5, 13.0, 2, None),
+        Record("stable", 12.5, 13.0, 1, None),  # sent after the move was applied
+        Record("canary", 5.0, 6.0, 1, None),  # canary never named 1
+        Record("latest", 5.0, 6.0, None, "404: not found"),
     ]
-    result = churn.check(records, timeline)
+    result = check(records, timeline)
     assert (result["failed"], result["wrong_version"]) == (1, 2)
     assert result["by_target"]["stable"] == {
         "requests": 2,
@@ -101,7 +103,7 @@ def test_pushes_and_label_moves_under_two_clients_lose_nothing(
     # ...under the clients: the answers came from several versions, and a checker that
     # believed nothing ever moved would have found wrong ones among them.
     assert row["by_target"]["canary"]["versions_answering"] >= 2
-    assert churn.check(trace["records"], _starting_timeline())["wrong_version"] > 0
+    assert check(trace["records"], _starting_timeline())["wrong_version"] > 0
     assert row["requests"] > 0 and row["rss_mb"]["start"] > 0
 
 
