@@ -51,6 +51,10 @@ setuptools.setup(
             "pytest-timeout>=2.3",
             # scripts/test.sh runs the suite on two workers (one per core).
             "pytest-xdist>=3.5",
+            # The coverage figure (docs/development.md); pyproject.toml's [tool.coverage] also
+            # measures the CLIs the tests start as subprocesses.
+            "pytest-cov>=7",
+            "coverage>=7.10",
             "ruff>=0.6",
             "requests>=2.31",
             "matplotlib>=3.8",
