@@ -18,7 +18,7 @@ from configs import fashion_mnist
 # The fields the recipe chooses from the data (pipeline.recipe._rules); the rest is the demo's.
 CHOSEN = {
     "model": ("network_resolution", "g_width", "d_width"),
-    "train": ("ada_target", "steps"),
+    "train": ("ada_target", "steps", "ema_half_life_images", "ema_rampup"),
     "evaluate": ("classifier_min_steps", "num_samples"),
 }
 

@@ -55,6 +55,27 @@ def test_geometry_follows_the_data():
     assert "a guess" in {c.field: c.reason for c in choices}["model.g_width"]
 
 
+def test_a_colour_folder_at_32x32_averages_g_over_more_images_than_the_demo():
+    resolved, choices = recipe.resolve(_auto(), _stats(1531))
+    train = resolved.train
+    assert (train.ema_half_life_images, train.ema_rampup) == recipe.COLOUR_EMA == (30_000, 0.1)
+    reason = {c.field: c.reason for c in choices}["train.ema_half_life_images"]
+    assert "Noto Emoji" in reason and "Oxygen icons" in reason
+    # Grey images and 64x64 keep the demo's, which is configs/fashion_mnist.py's.
+    demo = fashion_mnist.get_config().train
+    assert recipe.DEMO_EMA == (demo.ema_half_life_images, demo.ema_rampup)
+    for config, stats in (
+        (_auto(resolution=28, channels=1), _stats(60_000, channels=1)),
+        (_auto(resolution=64), _stats(5_000)),
+    ):
+        train = recipe.resolve(config, stats)[0].train
+        assert (train.ema_half_life_images, train.ema_rampup) == recipe.DEMO_EMA
+    # The user's own EMA is kept.
+    config = _auto()
+    config.train.ema_rampup = 0.0
+    assert recipe.resolve(config, _stats(1531))[0].train.ema_rampup == 0.0
+
+
 def test_ada_turns_on_for_a_run_of_more_than_250_passes_over_the_folder():
     # The recipe's own length: 224k images is 146 passes over 1,531 emoji, 219 over 1,021 icons.
     for n in (1531, 1021, 200_000):
