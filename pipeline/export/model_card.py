@@ -112,7 +112,9 @@ def _training_section(config, workdir, checkpoint: dict) -> list[str]:
                 if t.get("lr_decay_fraction")
                 else ""
             )
-            + f"), EMA half-life {t.ema_half_life_images:g} images, "
+            + "), EMA half-life "
+            + (f"{t.ema_rampup:g} × images seen, up to " if t.get("ema_rampup") else "")
+            + f"{t.ema_half_life_images:g} images, "
             f"strategy `{t.strategy}`, seed {t.seed}.",
             f"- Last training run: {manifest.get('started_at', MISSING)} to "
             f"{manifest.get('finished_at', MISSING)} "
