@@ -55,7 +55,9 @@ _POLL_SECONDS = flags.DEFINE_float(
 _REST_API_NUM_THREADS = flags.DEFINE_integer(
     "rest_api_num_threads",
     0,
-    "Threads answering REST requests (0: 4 per CPU, as tensorflow_model_server sets it).",
+    "Threads answering REST requests (0: 4 per CPU, as tensorflow_model_server sets it; with "
+    "--enable_batching at least max_batch_size, up to 64, as a request holds its thread while "
+    "its batch forms).",
 )
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
     "rest_api_timeout_in_ms",
