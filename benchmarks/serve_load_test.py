@@ -29,7 +29,8 @@ On a small machine the client competes with the server for the cores. With
 own CPU time per request is measured (``client_cpu_ms_per_request``) and
 reported beside the latencies, so its cost can be judged or subtracted. The
 server's own view comes from its /monitoring/prometheus/metrics: the mean time
-in the request handler and in the model call.
+in the request handler and in the model call. The clients and the load loop are
+benchmarks/serve_load_clients.py.
 """
 
 import json
@@ -39,14 +40,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 import requests
 from absl import app, flags
 
-from benchmarks import serving_demo
+from benchmarks import serve_load_clients, serving_demo
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -114,143 +114,6 @@ def define_flags() -> None:
 def _command() -> str:
     """This run's command line, as a user would type it."""
     return " ".join(["python", "-m", "benchmarks.serve_load_test", *sys.argv[1:]])
-
-
-def _inputs(info: dict, signature: str, batch: int) -> dict:
-    if signature.startswith("serving_default"):
-        z = np.random.default_rng(0).standard_normal((batch, info["latent_dim"]))
-        inputs = {"z": z.astype(np.float32)}
-        if info["num_classes"]:
-            inputs["label"] = np.arange(batch, dtype=np.int32) % info["num_classes"]
-        return inputs
-    inputs = {"num_samples": np.int32(batch), "seed": np.int64(0)}
-    if info["num_classes"]:
-        inputs["label"] = np.zeros([0], np.int32)
-    return inputs
-
-
-class RestClient:
-    def __init__(self, base_url: str, signature: str, inputs: dict):
-        self.url = base_url + ":predict"
-        if signature.startswith("serving_default"):  # the row format, as most clients send
-            names = sorted(inputs)
-            rows = [{n: inputs[n][i].tolist() for n in names} for i in range(len(inputs["z"]))]
-            instances = [row["z"] for row in rows] if names == ["z"] else rows
-            payload = {"signature_name": signature, "instances": instances}
-            self.key = "predictions"
-        else:
-            payload = {
-                "signature_name": signature,
-                "inputs": {n: v.tolist() for n, v in inputs.items()},
-            }
-            self.key = "outputs"
-        self.body = json.dumps(payload).encode()
-        self.prefix = f'{{"{self.key}":'.encode()
-
-    def session(self):
-        return requests.Session()
-
-    def call(self, session) -> str | None:
-        """One request; None if it succeeded, else the error."""
-        r = session.post(
-            self.url, data=self.body, headers={"Content-Type": "application/json"}, timeout=60
-        )
-        # Parsing every response in 8 client threads would make the clients' GIL the
-        # bottleneck; check its start instead (one response is parsed fully first).
-        if r.status_code == 200 and r.content.startswith(self.prefix):
-            return None
-        return f"{r.status_code}: {r.text[:200]}"
-
-    def images(self, session) -> int:
-        payload = session.post(self.url, data=self.body, timeout=60).json()[self.key]
-        first = payload[0] if isinstance(payload, list) else next(iter(payload.values()))
-        return len(payload) if isinstance(payload, list) else len(first)
-
-
-class GrpcClient:
-    def __init__(self, port: int, signature: str, inputs: dict):
-        import grpc
-        import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
-        self.grpc = grpc
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.request = predict_pb2.PredictRequest()
-        self.request.model_spec.name = "generator"
-        self.request.model_spec.signature_name = signature
-        for name, value in inputs.items():
-            self.request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-
-    def session(self):
-        return self.stub
-
-    def call(self, stub) -> str | None:
-        try:
-            stub.Predict(self.request, timeout=60)
-        except self.grpc.RpcError as e:
-            return f"{e.code().name}: {e.details()[:200]}"
-        return None
-
-    def images(self, stub) -> int:
-        outputs = stub.Predict(self.request, timeout=60).outputs
-        return next(iter(outputs.values())).tensor_shape.dim[0].size
-
-
-def run_load(client, client_threads: int, seconds: float) -> dict:
-    latencies: list[list[float]] = [[] for _ in range(client_threads)]
-    errors: list[list[str]] = [[] for _ in range(client_threads)]
-    start_barrier = threading.Barrier(client_threads + 1)
-    deadline = [0.0]
-
-    def worker(i):
-        session = client.session()
-        start_barrier.wait()
-        while time.monotonic() < deadline[0]:
-            t0 = time.perf_counter()
-            try:
-                error = client.call(session)
-            except Exception as e:  # a dropped connection counts as a failed request
-                error = repr(e)
-            if error is None:
-                latencies[i].append(time.perf_counter() - t0)
-            else:
-                errors[i].append(error)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(client_threads)]
-    for t in threads:
-        t.start()
-    cpu_start = time.process_time()
-    t_start = time.monotonic()
-    deadline[0] = t_start + seconds
-    start_barrier.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - t_start
-    client_cpu = time.process_time() - cpu_start
-    lat = np.array([x for per in latencies for x in per]) * 1000.0
-    errs = [x for per in errors for x in per]
-    done = lat.size + len(errs)
-
-    def pct(q):
-        return round(float(np.percentile(lat, q)), 1) if lat.size else None
-
-    return {
-        "requests": int(done),
-        "errors": len(errs),
-        "first_errors": errs[:3],
-        "elapsed_s": round(elapsed, 2),
-        "requests_per_s": round(lat.size / elapsed, 1),
-        "latency_ms": {
-            "p50": pct(50),
-            "p90": pct(90),
-            "p99": pct(99),
-            "max": round(float(lat.max()), 1) if lat.size else None,
-        },
-        # All client threads' CPU time (this process) per request: what a client on the
-        # server's cores would have taken from it.
-        "client_cpu_ms_per_request": round(1000.0 * client_cpu / max(done, 1), 2),
-    }
 
 
 def _server_means(metrics_text: str) -> dict:
@@ -358,10 +221,10 @@ def main(argv):
             base = str(serving_demo.export_demo_generator(pathlib.Path(tmp)))
         info_path = layout.asset_path(layout.version_dir(base), layout.MODEL_INFO_ASSET)
         info = json.loads(info_path.read_text())
-        inputs = _inputs(info, FLAGS.signature, FLAGS.batch)
+        inputs = serve_load_clients.request_inputs(info, FLAGS.signature, FLAGS.batch)
 
         if FLAGS.in_process_requests:
-            body = RestClient("", FLAGS.signature, inputs).body
+            body = serve_load_clients.RestClient("", FLAGS.signature, inputs).body
             result = profile_in_process(base, body, FLAGS.in_process_requests)
             result["command"] = _command()
             print(json.dumps(result, indent=2))
@@ -424,9 +287,9 @@ def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: boo
         metrics_url = f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics"
         status = serving_demo.wait_ready(url, proc)
         if FLAGS.protocol == "rest":
-            client = RestClient(url, FLAGS.signature, inputs)
+            client = serve_load_clients.RestClient(url, FLAGS.signature, inputs)
         else:
-            client = GrpcClient(grpc_port, FLAGS.signature, inputs)
+            client = serve_load_clients.GrpcClient(grpc_port, FLAGS.signature, inputs)
         # One request outside the measurement, checked in full.
         if client.images(client.session()) != FLAGS.batch:
             raise AssertionError("the answer does not hold one image per requested one")
@@ -437,7 +300,7 @@ def _measure_server(tmp: str, base: str, info: dict, inputs: dict, batching: boo
                 # The server's CPU time per request does not depend on what else the machine
                 # runs (its latencies do): the measure to compare changes by.
                 cpu_before = serving_demo.process_cpu_seconds(proc.pid)
-                run = run_load(client, client_threads, seconds)
+                run = serve_load_clients.run_load(client, client_threads, seconds)
                 server_cpu = serving_demo.process_cpu_seconds(proc.pid) - cpu_before
                 run["server_cpu_ms_per_request"] = round(
                     1000.0 * server_cpu / max(run["requests"], 1), 2
