@@ -21,7 +21,7 @@ def default_rest_threads(batching: BatchingParameters | None = None) -> int:
     batching, a request holds its thread while its batch forms, so the threads bound how many
     requests one model call can merge: at least `max_batch_size` threads, up to 64. Measured
     (docs/serving.md, 32 clients of 1-image :predict, the server on one core): 4 threads made
-    2-row calls, 64 made 15-row ones and 1.15x (REST) and 1.34x (gRPC) the requests a second.
+    2-row calls, 64 made 11- to 15-row ones.
     """
     threads = 4 * len(os.sched_getaffinity(0))
     if batching is not None:
