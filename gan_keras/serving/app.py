@@ -6,6 +6,8 @@ Endpoints (as documented for TF Serving's REST API):
     GET  /v1/models/<name>[/versions/<v>]/metadata    signature defs
     POST /v1/models/<name>[/versions/<v>]:predict     row ("instances") or
                                                       columnar ("inputs") format
+                                                      (answered before Flask:
+                                                      gan_keras.serving.rest_predict)
     GET  /v1/models/<name>[/versions/<v>]:sample?n=16&seed=0[&label=3][&rows=4]
                                                       [&truncation=0.7]
                                                       a PNG grid, for browsers
@@ -80,13 +82,14 @@ from gan_keras.client.model import RequestError, require_sampling_model
 from gan_keras.export import layout
 from gan_keras.provenance import detection
 from gan_keras.provenance.stamp import Stamper
-from gan_keras.serving import codec, image_endpoints, playground
+from gan_keras.serving import image_endpoints, playground
 from gan_keras.serving.batching import Batcher, BatchingParameters
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.credentials import ServerProvenance
 from gan_keras.serving.models import ServedModels
 from gan_keras.serving.prometheus import ServingMetrics, status_for_http
 from gan_keras.serving.responses import json_response
+from gan_keras.serving.rest_predict import PredictRoute
 from gan_keras.serving.versions import ModelVersions, Servable
 
 logger = logging.getLogger(__name__)
@@ -213,7 +216,7 @@ def create_app(
             metrics.observe(
                 "REST",
                 api,
-                g.get("signature_name", ""),
+                "",  # only :predict names a signature (gan_keras.serving.rest_predict)
                 status_for_http(response.status_code),
                 time.perf_counter() - g.start,
                 # Only served names label the metrics: a client cannot add label values.
@@ -333,19 +336,11 @@ def create_app(
                     405,
                 )
             raise ServingError(f"Use {expected[verb]} for :{verb}, not {method}", 405)
+        if verb == "predict":  # POST :predict never reaches Flask: app.wsgi_app answers it
+            raise RuntimeError("POST :predict reached the Flask route past PredictRoute")
         # The version is held until the answer is built: a version swap meanwhile does not
         # unload it (gan_keras.serving.versions).
         with models.lease(name, version, label) as servable:
-            if verb == "predict":
-                signature_name, arrays, row_format = codec.decode_predict_request(
-                    request.get_data(cache=False), servable
-                )
-                g.signature_name = signature_name
-                codec.check_limits(arrays, servable, max_batch, signature_name)
-                outputs = run_predict(servable, name, signature_name, arrays)
-                return Response(
-                    codec.predict_response_json(outputs, row_format), mimetype="application/json"
-                )
             if verb == "verify":
                 return verify_endpoint(servable, name)
             if verb == "card":
@@ -395,4 +390,14 @@ def create_app(
         return response
 
     playground.register(app)
+    # POST :predict is answered before Flask's request machinery (gan_keras.serving.rest_predict).
+    app.wsgi_app = PredictRoute(
+        app.wsgi_app,
+        models=models,
+        max_batch=max_batch,
+        max_content_length=app.config["MAX_CONTENT_LENGTH"],
+        run_predict=run_predict,
+        metrics=metrics,
+        parse_path=_parse_path,
+    )
     return app
