@@ -10,7 +10,6 @@ Prometheus series and JSON errors as the Flask app's handlers. Every other reque
 any other method on a :predict path (Flask answers 405), goes to Flask.
 """
 
-import json
 import logging
 import time
 
@@ -22,6 +21,7 @@ from gan_keras.client.model import RequestError
 from gan_keras.serving import codec
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.prometheus import status_for_http
+from gan_keras.serving.responses import json_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def _status_line(status: int) -> str:
 
 
 def _error_body(message: str) -> bytes:
-    """The Flask app's error body (gan_keras.serving.responses.json_response)."""
-    return (json.dumps({"error": message}, separators=(",", ":")) + "\n").encode()
+    """The Flask app's error body."""
+    return json_bytes({"error": message})
 
 
 class PredictRoute:
