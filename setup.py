@@ -38,7 +38,13 @@ setuptools.setup(
         "scipy>=1.11",
         "scikit-learn>=1.4",
         "flask>=3.0",
-        "waitress>=3.0",
+        # The model server's REST front (gan_keras.serving.rest_server): one event loop
+        # (uvloop, httptools' C parser) answers :predict; a2wsgi runs the Flask app's other
+        # endpoints on worker threads. Measured against waitress in docs/serving.md#batching.
+        "uvicorn>=0.30",
+        "uvloop>=0.19",
+        "httptools>=0.6",
+        "a2wsgi>=1.10",
         # The model server's /monitoring/prometheus/metrics, and its :predict answers' JSON.
         "prometheus_client>=0.20",
         "orjson>=3.9",
@@ -58,6 +64,8 @@ setuptools.setup(
             "ruff>=0.6",
             "requests>=2.31",
             "matplotlib>=3.8",
+            # tests/helpers.ServerThread: a threaded WSGI server for the object-store emulator.
+            "waitress>=3.0",
             # A Cloud Storage emulator (pure Python), for the object-store tests.
             "gcp-storage-emulator>=2024.8",
             # Property-based fuzzing of the request codec and config validation.

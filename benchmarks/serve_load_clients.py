@@ -2,14 +2,18 @@
 
 `request_inputs` is the request (latent vectors for :predict's default signature, or the
 sampling signature's scalars); `RestClient` sends it as :predict JSON in the row format most
-clients use, `GrpcClient` as a TF Serving PredictRequest; `run_load` sends it from several
-threads for a fixed time and reports requests/s, latency percentiles, errors and the
-clients' own CPU time per request.
+clients use (on one keep-alive http.client connection per thread: `requests` took 0.6-0.8 ms
+of the clients' CPU per request against 0.1-0.2, so its clients' core ran out near the
+server's rate, docs/serving.md#batching), `GrpcClient` as a TF Serving PredictRequest;
+`run_load` sends it from several threads for a fixed time and reports requests/s, latency
+percentiles, errors and the clients' own CPU time per request.
 """
 
+import http.client
 import json
 import threading
 import time
+import urllib.parse
 
 import numpy as np
 import requests
@@ -47,21 +51,28 @@ class RestClient:
         self.prefix = f'{{"{self.key}":'.encode()
 
     def session(self):
-        return requests.Session()
+        parts = urllib.parse.urlsplit(self.url)
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
 
-    def call(self, session) -> str | None:
+    def call(self, connection) -> str | None:
         """One request; None if it succeeded, else the error."""
-        r = session.post(
-            self.url, data=self.body, headers={"Content-Type": "application/json"}, timeout=60
-        )
+        path = urllib.parse.urlsplit(self.url).path
+        try:
+            connection.request("POST", path, self.body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException):
+            connection.close()  # the next request reconnects
+            raise
         # Parsing every response in 8 client threads would make the clients' GIL the
         # bottleneck; check its start instead (one response is parsed fully first).
-        if r.status_code == 200 and r.content.startswith(self.prefix):
+        if response.status == 200 and data.startswith(self.prefix):
             return None
-        return f"{r.status_code}: {r.text[:200]}"
+        return f"{response.status}: {data[:200].decode(errors='replace')}"
 
-    def images(self, session) -> int:
-        payload = session.post(self.url, data=self.body, timeout=60).json()[self.key]
+    def images(self, connection) -> int:
+        connection.close()
+        payload = requests.post(self.url, data=self.body, timeout=60).json()[self.key]
         first = payload[0] if isinstance(payload, list) else next(iter(payload.values()))
         return len(payload) if isinstance(payload, list) else len(first)
 

@@ -55,17 +55,21 @@ _POLL_SECONDS = flags.DEFINE_float(
 _REST_API_NUM_THREADS = flags.DEFINE_integer(
     "rest_api_num_threads",
     0,
-    "Threads answering REST requests (0: 4 per CPU, as tensorflow_model_server sets it; with "
-    "--enable_batching at least max_batch_size, up to 64, as a request holds its thread while "
-    "its batch forms).",
+    "Worker threads of the REST server (0: 4 per CPU, as tensorflow_model_server sets it): "
+    "they run the non-:predict endpoints and the model calls that do not merge; a :predict "
+    "waiting for its merged call holds none.",
 )
 _REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
     "rest_api_timeout_in_ms",
     30_000,
-    "REST connections idle for this long are closed (rounded down to whole seconds, at least 1).",
+    "REST connections idle for this long are closed (at least 1 s).",
 )
 _GRPC_MAX_THREADS = flags.DEFINE_integer(
-    "grpc_max_threads", 0, "Threads answering gRPC requests (0: as --rest_api_num_threads)."
+    "grpc_max_threads",
+    0,
+    "Threads answering gRPC requests (0: --rest_api_num_threads if set, else 4 per CPU; with "
+    "--enable_batching at least max_batch_size, up to 64, as a request holds its thread while "
+    "its batch forms).",
 )
 _INTRA_OP = flags.DEFINE_integer(
     "tensorflow_intra_op_parallelism",

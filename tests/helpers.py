@@ -17,6 +17,7 @@ import pathlib
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 from cryptography import x509
@@ -142,6 +143,53 @@ def task_config(name: str, **overrides):
     # type on purpose (validation must name it), which a typed ConfigDict would refuse.
     fields = default.get_config().task.to_dict()
     return ml_collections.ConfigDict({**fields, "name": name, **overrides})
+
+
+# ----------------------------------------------------------------------------
+# The model server's REST front (gan_keras.serving.rest_server), on a background thread
+# ----------------------------------------------------------------------------
+
+
+class RestServerThread:
+    """The Flask app of gan_keras.serving.app.create_app behind the server `gan-serve` runs
+    (uvicorn and rest_server.RestApp), on a background thread. Port 0 picks a free port."""
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, threads: int = 4):
+        from gan_keras.serving import rest_server
+
+        self.socket = rest_server.bind(host, port)
+        self.host = host
+        self.port = self.socket.getsockname()[1]
+        self.app = rest_server.RestApp(app, threads)
+        self.server = rest_server.make_server(self.app)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, name="rest", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> "RestServerThread":
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the REST server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=30)
+        self.app.close()
+        self.socket.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
 
 
 # ----------------------------------------------------------------------------

@@ -12,8 +12,10 @@
                   endpoints' dispatch, /monitoring/prometheus/metrics) and their errors
     image_endpoints  :sample, :interpolate, :edit, :project, :transform and their query
                   parameters, on gan_keras.client
+    rest_predict  REST :predict's steps, shared by the WSGI route and the event-loop server
+    rest_server   the REST HTTP server: :predict on one event loop (uvicorn), Flask for the rest
     responses     the REST response bodies (compact JSON, images with X-Model-Version)
-    server        running REST (waitress) and gRPC side by side on one ServedModels
+    server        running REST (rest_server) and gRPC side by side on one ServedModels
     grpc_service  PredictionService (Predict, GetModelMetadata), ModelService (GetModelStatus)
                   on tensorflow-serving-api's protos
     prometheus    the Prometheus metrics, one registry per app

@@ -69,6 +69,7 @@ The ``sample`` signature takes scalars, so call it with the columnar format:
 conditional models).
 """
 
+import asyncio
 import functools
 import logging
 import threading
@@ -89,7 +90,7 @@ from gan_keras.serving.credentials import ServerProvenance
 from gan_keras.serving.models import ServedModels
 from gan_keras.serving.prometheus import ServingMetrics, status_for_http
 from gan_keras.serving.responses import json_response
-from gan_keras.serving.rest_predict import PredictRoute
+from gan_keras.serving.rest_predict import PredictEndpoint, PredictRoute
 from gan_keras.serving.versions import ModelVersions, Servable
 
 logger = logging.getLogger(__name__)
@@ -191,6 +192,29 @@ def create_app(
                 model_name=name,
             )
         return provenance.stamp_outputs(outputs, servable, name, signature_name, arrays)
+
+    async def run_predict_async(servable, name, signature_name, arrays, executor) -> dict:
+        """`run_predict` awaited on an event loop: with batching, a mergeable request waits in
+        the queue without holding a thread; every other model call, and stamping, runs on
+        `executor`."""
+        loop = asyncio.get_running_loop()
+        if batcher is None:
+            return await loop.run_in_executor(
+                executor, run_predict, servable, name, signature_name, arrays
+            )
+        outputs = await batcher.run_async(
+            servable,
+            signature_name,
+            arrays,
+            functools.partial(metrics.run_model, model_name=name),
+            name,
+            executor,
+        )
+        if not provenance.stamps(outputs):
+            return outputs
+        return await loop.run_in_executor(
+            executor, provenance.stamp_outputs, outputs, servable, name, signature_name, arrays
+        )
 
     app.config["RUN_PREDICT"] = run_predict
     provenance = ServerProvenance(
@@ -336,7 +360,7 @@ def create_app(
                     405,
                 )
             raise ServingError(f"Use {expected[verb]} for :{verb}, not {method}", 405)
-        if verb == "predict":  # POST :predict never reaches Flask: app.wsgi_app answers it
+        if verb == "predict":  # POST :predict never reaches Flask: PredictEndpoint answers it
             raise RuntimeError("POST :predict reached the Flask route past PredictRoute")
         # The version is held until the answer is built: a version swap meanwhile does not
         # unload it (gan_keras.serving.versions).
@@ -391,13 +415,16 @@ def create_app(
 
     playground.register(app)
     # POST :predict is answered before Flask's request machinery (gan_keras.serving.rest_predict).
-    app.wsgi_app = PredictRoute(
-        app.wsgi_app,
+    endpoint = PredictEndpoint(
         models=models,
         max_batch=max_batch,
         max_content_length=app.config["MAX_CONTENT_LENGTH"],
         run_predict=run_predict,
+        run_predict_async=run_predict_async,
         metrics=metrics,
         parse_path=_parse_path,
     )
+    # The event-loop server (gan_keras.serving.rest_server) answers with it directly.
+    app.config["PREDICT_ENDPOINT"] = endpoint
+    app.wsgi_app = PredictRoute(app.wsgi_app, endpoint)
     return app

@@ -37,6 +37,7 @@ Prometheus (gan_keras.serving.prometheus) records each merged call's size and ea
 request's wait in the queue.
 """
 
+import asyncio
 import collections
 import dataclasses
 import logging
@@ -205,17 +206,42 @@ def read_batching_parameters_file(path) -> BatchingParameters:
     return parse_batching_parameters(text, f"--batching_parameters_file {path}")
 
 
+class _LoopSignal:
+    """`done` of a request waiting on an event loop (Batcher.run_async): `set()`, called on a
+    batch thread, completes the loop's future from the loop's own thread."""
+
+    def __init__(self, loop, future):
+        self._loop, self._future, self._set = loop, future, False
+
+    def _complete(self):
+        if not self._future.done():  # the waiting request may have been cancelled
+            self._future.set_result(None)
+
+    def set(self) -> None:
+        self._set = True
+        self._loop.call_soon_threadsafe(self._complete)
+
+    def is_set(self) -> bool:
+        return self._set
+
+
 @dataclasses.dataclass(eq=False)
 class _Task:
-    """One request in a queue."""
+    """One request in a queue; `done` (a threading.Event or a _LoopSignal) is set once its
+    outputs or its error are in place."""
 
     inputs: dict
     rows: int
     run: object  # run(servable, signature_name, inputs) -> outputs
     enqueued: float
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    done: object
     outputs: dict | None = None
     error: BaseException | None = None
+
+    def result(self) -> dict:
+        if self.error is not None:
+            raise self.error
+        return self.outputs
 
 
 @dataclasses.dataclass(eq=False)
@@ -288,12 +314,39 @@ class Batcher:
     def run(self, servable, signature_name: str, inputs: dict, run, model_name: str = "") -> dict:
         """The outputs of `signature_name` on `inputs` (already validated), merged with other
         requests where possible; `run(servable, signature_name, inputs)` is the model call.
-        A full queue -> ServingError 503, at once."""
+        Blocks the calling thread until they are ready. A full queue -> ServingError 503, at
+        once."""
+        task = self.enqueue(servable, signature_name, inputs, run, model_name, threading.Event())
+        if task is None:
+            return run(servable, signature_name, inputs)
+        task.done.wait()
+        return task.result()
+
+    async def run_async(
+        self, servable, signature_name: str, inputs: dict, run, model_name: str, executor
+    ) -> dict:
+        """`run` for an event loop: the request waits in the queue without holding a thread,
+        and its batch's thread wakes the loop once it is done (one wake-up for all of a
+        batch's requests). A request that cannot merge runs on `executor`."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        task = self.enqueue(
+            servable, signature_name, inputs, run, model_name, _LoopSignal(loop, future)
+        )
+        if task is None:
+            return await loop.run_in_executor(executor, run, servable, signature_name, inputs)
+        await future
+        return task.result()
+
+    def enqueue(self, servable, signature_name, inputs, run, model_name, done):
+        """Queues the request with `done` (`set()` once its outputs or error are in place) and
+        returns its task; None if it cannot merge with others (the caller runs it on its own,
+        as with batching off). A full queue -> ServingError 503."""
         plan = self._plan(servable, signature_name, inputs)
         if plan is None:
-            return run(servable, signature_name, inputs)
+            return None
         key, batched, rows = plan
-        task = _Task(inputs, rows, run, time.perf_counter())
+        task = _Task(inputs, rows, run, time.perf_counter(), done)
         with self._cond:
             if self._stopped:
                 raise ServingError("The server is shutting down", 503)
@@ -317,10 +370,7 @@ class Batcher:
             batch.tasks.append(task)
             batch.rows += rows
             self._cond.notify()
-        task.done.wait()
-        if task.error is not None:
-            raise task.error
-        return task.outputs
+        return task
 
     def _next_batch(self):
         """The oldest batch ready to run, removed from its queue, or (None, seconds to wait).

@@ -87,14 +87,18 @@ class ServerProvenance:
             logger.error("Provenance not written for %s:%s: %s", name, signature, e)
             raise ServingError(f"could not write the image's provenance: {e}", 500) from None
 
+    def stamps(self, outputs: dict) -> bool:
+        """Whether `stamp_outputs` has anything to do for these outputs (it may take a while)."""
+        return self.stamper is not None and any(k.endswith(BINARY_OUTPUT_SUFFIX) for k in outputs)
+
     def stamp_outputs(self, outputs: dict, servable, name: str, signature: str, inputs: dict):
         """`outputs` of a :predict (REST or gRPC) with every PNG or GIF in a `_bytes` output (the
         `*_png` signatures' answers) stamped: the recipe names the signature, the hash of the
         request's inputs and the image's index in the answer, since a predict request has no
         seed to record. Other outputs, and bytes that are not an image, are left as they are."""
-        keys = [k for k in outputs if k.endswith(BINARY_OUTPUT_SUFFIX)]
-        if self.stamper is None or not keys:
+        if not self.stamps(outputs):
             return outputs
+        keys = [k for k in outputs if k.endswith(BINARY_OUTPUT_SUFFIX)]
         digest = hashlib.sha256()
         for key in sorted(inputs):
             value = np.asarray(inputs[key])

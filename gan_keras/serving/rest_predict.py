@@ -1,15 +1,22 @@
-"""REST ``POST /v1/models/<name>[/versions/<v> | /labels/<l>]:predict`` as a bare WSGI handler
-in front of the Flask app.
+"""REST ``POST /v1/models/<name>[/versions/<v> | /labels/<l>]:predict``, answered before Flask.
 
 :predict is the endpoint a batching server answers thousands of times a second, and on one core
 its throughput is bounded by the CPU each request costs outside the model
 (docs/serving.md#batching). Flask's request machinery (request context, URL map, before and
-after hooks, Response objects) was a large share of that, so :predict skips it: this handler
-decodes, runs and encodes with the same functions the gRPC service uses, and records the same
+after hooks, Response objects) was a large share of that, so :predict skips it: it decodes,
+runs and encodes with the same functions the gRPC service uses, and records the same
 Prometheus series and JSON errors as the Flask app's handlers. Every other request, including
 any other method on a :predict path (Flask answers 405), goes to Flask.
+
+`PredictEndpoint` holds those steps once; two fronts use them:
+
+- `PredictRoute`, WSGI middleware around the Flask app (its test client, any WSGI server);
+- `PredictEndpoint.answer_async`, the event-loop server's (gan_keras.serving.rest_server):
+  a small request is decoded and encoded on the loop and waits for its merged model call
+  without holding a thread; a large one runs the WSGI route's steps on a worker thread.
 """
 
+import asyncio
 import logging
 import time
 
@@ -28,66 +35,124 @@ logger = logging.getLogger(__name__)
 PREFIX = "/v1/models/"
 SUFFIX = ":predict"
 
+# Request bodies up to this size are decoded (and their answers encoded) on the event loop:
+# 1 to 16 latent vectors, the requests that come by the thousand. A larger body (images to
+# transform, hundreds of rows) would hold the loop for milliseconds, so it goes to a worker.
+LOOP_BODY_BYTES = 16 * 1024
 
-def _status_line(status: int) -> str:
+
+def status_line(status: int) -> str:
     """As werkzeug's Response writes it (e.g. '413 REQUEST ENTITY TOO LARGE')."""
     return f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}"
 
 
-def _error_body(message: str) -> bytes:
-    """The Flask app's error body."""
-    return json_bytes({"error": message})
-
-
-class PredictRoute:
-    """WSGI middleware: answers POST :predict itself, hands everything else to `flask_wsgi`.
+class PredictEndpoint:
+    """The steps of one REST :predict, for both fronts.
 
     `parse_path` is the Flask app's reading of '<name>[/versions/<v>][/metadata][:verb]'
-    (ServingError for a malformed one), `run_predict` its model call (batched or not, provenance
-    stamped), `metrics` its ServingMetrics.
+    (ServingError for a malformed one), `run_predict` its model call (batched or not,
+    provenance stamped) and `run_predict_async` the same awaited on an event loop, `metrics`
+    its ServingMetrics.
     """
 
     def __init__(
-        self, flask_wsgi, *, models, max_batch, max_content_length, run_predict, metrics, parse_path
+        self,
+        *,
+        models,
+        max_batch,
+        max_content_length,
+        run_predict,
+        run_predict_async,
+        metrics,
+        parse_path,
     ):
-        self.flask_wsgi = flask_wsgi
         self.models = models
         self.max_batch = max_batch
         self.max_content_length = max_content_length
         self.run_predict = run_predict
+        self.run_predict_async = run_predict_async
         self.metrics = metrics
         self.parse_path = parse_path
 
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "")
-        if (
-            environ.get("REQUEST_METHOD") != "POST"
-            or not path.startswith(PREFIX)
-            or not path.endswith(SUFFIX)
-        ):
-            return self.flask_wsgi(environ, start_response)
-        start = time.perf_counter()
-        name, signature_name = None, ""
+    @staticmethod
+    def handles(method: str, path: str) -> bool:
+        return method == "POST" and path.startswith(PREFIX) and path.endswith(SUFFIX)
+
+    def model_of(self, path: str):
+        """(name, version, label) the path addresses; ServingError if it addresses none."""
+        name, version, label, metadata, _ = self.parse_path(path[len(PREFIX) :])
+        if metadata:
+            raise ServingError(f"Malformed request: {path}", 404)
+        return name, version, label
+
+    def answer(self, path: str, read_body) -> tuple[int, bytes]:
+        """(status, JSON body) of :predict on `path`, the body read by `read_body()` once the
+        model is known; runs on the calling thread."""
+        start, name, signature_name = time.perf_counter(), None, ""
         try:
-            name, version, label, metadata, _ = self.parse_path(path[len(PREFIX) :])
-            if metadata:
-                raise ServingError(f"Malformed request: {path}", 404)
+            name, version, label = self.model_of(path)
             with self.models.lease(name, version, label) as servable:
-                stream = get_input_stream(environ, max_content_length=self.max_content_length)
-                body = stream.read()
-                signature_name, arrays, row_format = codec.decode_predict_request(body, servable)
-                codec.check_limits(arrays, servable, self.max_batch, signature_name)
-                outputs = self.run_predict(servable, name, signature_name, arrays)
-                status, data = 200, codec.predict_response_json(outputs, row_format)
-        except ServingError as e:
-            status, data = e.status, _error_body(e.message)
-        except RequestError as e:
-            status, data = 400, _error_body(str(e))
-        except RequestEntityTooLarge:
-            status, data = 413, _error_body("Request body too large")
-        except Exception:
-            logger.exception("Exception on %s [POST]", path)
-            status, data = 500, _error_body("Internal server error")
+                signature_name, arrays, row_format = codec.decode_predict_request(
+                    read_body(), servable
+                )
+                data = self._predict(servable, name, signature_name, arrays, row_format)
+                status = 200
+        except Exception as e:
+            status, data = self._error(e, path)
+        self._observe(start, name, signature_name, status)
+        return status, data
+
+    async def answer_async(self, path: str, receive_body, executor) -> tuple[int, bytes]:
+        """`answer` on an event loop. `await receive_body(limit)` reads the body (at most
+        `limit` bytes, else RequestEntityTooLarge); `executor` runs what would block the
+        loop."""
+        start, name, signature_name = time.perf_counter(), None, ""
+        try:
+            name, version, label = self.model_of(path)
+            with self.models.lease(name, version, label) as servable:
+                body = await receive_body(self.max_content_length)
+                if len(body) > LOOP_BODY_BYTES:
+                    loop = asyncio.get_running_loop()
+                    signature_name, arrays, row_format = await loop.run_in_executor(
+                        executor, codec.decode_predict_request, body, servable
+                    )
+                    data = await loop.run_in_executor(
+                        executor, self._predict, servable, name, signature_name, arrays, row_format
+                    )
+                else:
+                    signature_name, arrays, row_format = codec.decode_predict_request(
+                        body, servable
+                    )
+                    codec.check_limits(arrays, servable, self.max_batch, signature_name)
+                    outputs = await self.run_predict_async(
+                        servable, name, signature_name, arrays, executor
+                    )
+                    data = codec.predict_response_json(outputs, row_format)
+                status = 200
+        except Exception as e:
+            status, data = self._error(e, path)
+        self._observe(start, name, signature_name, status)
+        return status, data
+
+    def _predict(self, servable, name: str, signature_name, arrays, row_format) -> bytes:
+        """The JSON answer to decoded inputs, on this thread."""
+        codec.check_limits(arrays, servable, self.max_batch, signature_name)
+        outputs = self.run_predict(servable, name, signature_name, arrays)
+        return codec.predict_response_json(outputs, row_format)
+
+    @staticmethod
+    def _error(e: Exception, path: str) -> tuple[int, bytes]:
+        """The Flask app's status and JSON body for what :predict raised."""
+        if isinstance(e, ServingError):
+            return e.status, json_bytes({"error": e.message})
+        if isinstance(e, RequestError):
+            return 400, json_bytes({"error": str(e)})
+        if isinstance(e, RequestEntityTooLarge):
+            return 413, json_bytes({"error": "Request body too large"})
+        logger.error("Exception on %s [POST]", path, exc_info=e)
+        return 500, json_bytes({"error": "Internal server error"})
+
+    def _observe(self, start: float, name, signature_name: str, status: int) -> None:
         self.metrics.observe(
             "REST",
             "predict",
@@ -97,8 +162,28 @@ class PredictRoute:
             # Only served names label the metrics: a client cannot add label values.
             model_name=name if name in self.models.names() else None,
         )
+
+
+class PredictRoute:
+    """WSGI middleware: answers POST :predict with `endpoint`, hands everything else to
+    `flask_wsgi`."""
+
+    def __init__(self, flask_wsgi, endpoint: PredictEndpoint):
+        self.flask_wsgi = flask_wsgi
+        self.endpoint = endpoint
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if not self.endpoint.handles(environ.get("REQUEST_METHOD", ""), path):
+            return self.flask_wsgi(environ, start_response)
+
+        def read_body():
+            limit = self.endpoint.max_content_length
+            return get_input_stream(environ, max_content_length=limit).read()
+
+        status, data = self.endpoint.answer(path, read_body)
         start_response(
-            _status_line(status),
+            status_line(status),
             [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
         )
         return [data]

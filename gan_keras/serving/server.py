@@ -1,4 +1,5 @@
-"""Running the REST (waitress) and gRPC servers side by side on one set of model versions."""
+"""Running the REST (uvicorn, gan_keras.serving.rest_server) and gRPC servers side by side on one
+set of model versions."""
 
 import logging
 import os
@@ -10,20 +11,26 @@ from gan_keras.serving.models import ServedModels
 logger = logging.getLogger(__name__)
 
 
-# Most request threads the batching default asks for (the one setting measured beside 4).
+# Most gRPC threads the batching default asks for (the one setting measured beside 4).
 BATCHING_DEFAULT_THREADS = 64
 
 
-def default_rest_threads(batching: BatchingParameters | None = None) -> int:
-    """Threads answering requests when the flags leave it to the server.
+def default_rest_threads() -> int:
+    """REST worker threads when the flags leave it to the server: TF Serving's default for
+    --rest_api_num_threads, 4 per CPU this process may run on. A REST request waiting for its
+    merged model call holds none (gan_keras.serving.rest_server)."""
+    return 4 * len(os.sched_getaffinity(0))
 
-    TF Serving's default for --rest_api_num_threads is 4 per CPU this process may run on. With
-    batching, a request holds its thread while its batch forms, so the threads bound how many
-    requests one model call can merge: at least `max_batch_size` threads, up to 64. Measured
-    (docs/serving.md, 32 clients of 1-image :predict, the server on one core): 4 threads made
-    2-row calls, 64 made 11- to 15-row ones.
+
+def default_grpc_threads(batching: BatchingParameters | None = None) -> int:
+    """gRPC threads when the flags leave it to the server.
+
+    A gRPC request holds its thread while its batch forms, so with batching the threads bound
+    how many requests one model call can merge: at least `max_batch_size` threads, up to 64.
+    Measured (docs/serving.md, 32 clients of 1-image :predict, the server on one core): 4
+    threads made 2-row calls, 64 made 11- to 15-row ones.
     """
-    threads = 4 * len(os.sched_getaffinity(0))
+    threads = default_rest_threads()
     if batching is not None:
         threads = max(threads, min(batching.max_batch_size, BATCHING_DEFAULT_THREADS))
     return threads
@@ -48,7 +55,8 @@ def run_server(
     stamper=None,
     trust_anchors: str | None = None,
 ) -> None:
-    """Serves REST (waitress) and gRPC on one ServedModels until interrupted.
+    """Serves REST (gan_keras.serving.rest_server) and gRPC on one ServedModels until
+    interrupted.
 
     The models are `model_base_path` as `model_name`, or those of `model_config_file`
     (TF Serving's ModelServerConfig; gan_keras.serving.models). `batching` merges
@@ -59,7 +67,7 @@ def run_server(
     (gan_keras.provenance.stamp.Stamper) writes every image's provenance; None: unsigned.
     `trust_anchors` (PEM text) are the CAs :verify trusts.
     """
-    import waitress
+    from gan_keras.serving import rest_server
 
     if rest_api_port is None and grpc_port is None:
         raise ValueError("Nothing to serve: neither a REST nor a gRPC port")
@@ -86,7 +94,8 @@ def run_server(
     registry = flask_app.config["REGISTRY"]
     names = ", ".join(registry.names())
     grpc_server = None
-    rest_threads = rest_api_num_threads or default_rest_threads(batching)
+    rest_threads = rest_api_num_threads or default_rest_threads()
+    rest_app = None
     try:
         if grpc_port is not None:
             from gan_keras.serving import grpc_service
@@ -97,7 +106,9 @@ def run_server(
                 host=host,
                 port=grpc_port,
                 max_batch=max_batch,
-                max_workers=grpc_max_threads or rest_threads,
+                max_workers=(
+                    grpc_max_threads or rest_api_num_threads or default_grpc_threads(batching)
+                ),
                 run_predict=flask_app.config["RUN_PREDICT"],
             )
             # The bound port: --port=0 asks the OS for a free one, which clients then read here.
@@ -105,24 +116,24 @@ def run_server(
         if rest_api_port is None:
             grpc_server.wait_for_termination()
             return
-        server = waitress.create_server(
-            flask_app,
-            host=host,
-            port=rest_api_port,
-            threads=rest_threads,
-            # Closes connections idle this long, so slow clients cannot hold the threads.
-            channel_timeout=max(1, rest_api_timeout_in_ms // 1000),
+        sock = rest_server.bind(host, rest_api_port)
+        rest_app = rest_server.RestApp(flask_app, rest_threads)
+        # Idle connections are closed after this long.
+        server = rest_server.make_server(
+            rest_app, keep_alive_seconds=max(1.0, rest_api_timeout_in_ms / 1000)
         )
         logger.info(
             "Serving %s from %s on http://%s:%s/v1/models/%s",
             names,
             model_config_file or model_base_path,
             host,
-            server.effective_port,
+            sock.getsockname()[1],
             registry.default_name,
         )
-        server.run()
+        server.run(sockets=[sock])
     finally:
+        if rest_app is not None:
+            rest_app.close()
         if grpc_server is not None:
             grpc_server.stop(grace=1).wait()
         if flask_app.config["BATCHER"] is not None:

@@ -7,6 +7,7 @@ merge is decided by the test, not by timing; the end-to-end ones run the tiny ex
 REST and gRPC.
 """
 
+import asyncio
 import concurrent.futures
 import threading
 import time
@@ -474,3 +475,53 @@ def test_a_bad_request_is_refused_alone_and_a_full_queue_is_503_and_unavailable(
         assert {s.labels["entrypoint"] for s in unavailable} == {"REST", "gRPC"}
     finally:
         served.close()
+
+
+# ----------------------------------------------------------------------------
+# Requests waiting on an event loop (Batcher.run_async, the REST server's)
+# ----------------------------------------------------------------------------
+
+
+def test_requests_on_an_event_loop_merge_without_a_thread_each(harness):
+    """All of them wait on one thread (the loop's), yet queue together and merge; an error
+    stays with its request, and an unbatchable one runs on the executor."""
+    h = harness(max_batch_size=32)
+    held = h.hold_the_model()
+    sizes = [3, 1, 4, 2]
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+
+    async def main():
+        def start(inputs, signature_name="serving_default"):
+            coroutine = h.batcher.run_async(
+                h.model, signature_name, inputs, h.model.run, "m", executor
+            )
+            return asyncio.ensure_future(coroutine)
+
+        good = [start({"z": _z(n, 10 * i), "scale": np.float32(2)}) for i, n in enumerate(sizes)]
+        bad = start({"z": -_z(2, 1), "scale": np.float32(2)})
+        sample = start({"n": np.int32(3)}, "sample")
+        deadline = time.monotonic() + GUARD_SECONDS
+        while h.batcher.pending() < len(sizes) + 1:
+            assert time.monotonic() < deadline, "the requests never queued"
+            await asyncio.sleep(0.001)
+        h.release()
+        return (
+            await asyncio.gather(*good),
+            await asyncio.gather(bad, return_exceptions=True),
+            await sample,
+        )
+
+    try:
+        good, (bad,), sample = asyncio.run(main())
+    finally:
+        h.release()
+        executor.shutdown()
+    assert held.result(GUARD_SECONDS)["row"].tolist() == [1000.0]
+    for i, (n, outputs) in enumerate(zip(sizes, good, strict=True)):
+        np.testing.assert_array_equal(outputs["y"], _z(n, 10 * i) * 2)
+    assert isinstance(bad, ServingError) and "negative" in bad.message
+    assert sample["y"].tolist() == [0.0, 1.0, 2.0]
+    # One merged call of every queued row (it failed on the bad one: then one call each).
+    assert [b[2] for b in h.batches] == [1, sum(sizes) + 2]
+    merged = [c for c in h.model.calls if c[0] == "serving_default"][1]
+    assert merged[1]["z"].shape[0] == sum(sizes) + 2

@@ -446,13 +446,13 @@ def test_signature_shaped_requests_decode_or_are_a_400(servables):
 
 
 def test_http_status_is_never_5xx(bases):
-    """The same bodies through a fresh app on a real (waitress) server: 200 or a JSON 400,
+    """The same bodies through a fresh app on the real REST server: 200 or a JSON 400,
     never a 5xx, and the server's own metrics count no internal error."""
     app = serving_app.create_app(bases / "cond", "generator", max_batch=MAX_BATCH, poll_seconds=0)
     servable = app.config["REGISTRY"].current()
     statuses = collections.Counter()
     try:
-        with helpers.ServerThread(app, threads=2) as server, requests.Session() as session:
+        with helpers.RestServerThread(app, threads=2) as server, requests.Session() as session:
             # Mostly signature-shaped bodies (a quarter any JSON), so that some reach the model.
             bodies = predict_bodies(servable)
             any_json = json_values.map(lambda v: dump(v).encode())

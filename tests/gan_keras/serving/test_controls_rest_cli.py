@@ -434,10 +434,11 @@ def test_methods_and_predict_limits(uncond, cond):
 
 
 def test_over_real_http(bases):
-    """The endpoints through waitress, as clients send them (curl --data-binary's form type)."""
+    """The endpoints through the REST server, as clients send them (curl --data-binary's form
+    type)."""
     flask_app = _app(bases / "uncond")
     try:
-        with helpers.ServerThread(flask_app, threads=2) as server:
+        with helpers.RestServerThread(flask_app, threads=2) as server:
             url = f"{server.url}/v1/models/g"
             r = requests.get(url + ":interpolate?seed_a=0&seed_b=1&steps=3&format=gif", timeout=30)
             assert r.status_code == 200 and r.headers["Content-Type"] == "image/gif"

@@ -220,9 +220,9 @@ def test_traversal_is_404(client, path):
 
 
 def test_traversal_over_real_http(empty_app):
-    """The same paths as raw request lines through waitress (http.client sends them as given:
+    """The same paths as raw request lines through the REST server (http.client sends them as given:
     no client-side normalisation of `..`)."""
-    with helpers.ServerThread(empty_app, threads=2) as server:
+    with helpers.RestServerThread(empty_app, threads=2) as server:
         for path in [*TRAVERSALS, "/static/playground/../../../../../../../../etc/passwd"]:
             connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
             try:

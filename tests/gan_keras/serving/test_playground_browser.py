@@ -1,6 +1,6 @@
 """The playground in a real headless Chromium (selenium), against a real server on loopback.
 
-One server (waitress, on a thread) serves six tiny exports: a sampling model with named
+One server (the REST server, on a thread) serves six tiny exports: a sampling model with named
 directions, a model card and an evaluation; a conditional one; a StyleGAN2 export (style
 mixing); super-resolution and inpainting models. One browser runs every scenario. Each
 scenario checks what the page shows against the API's own answers and that the browser
@@ -98,7 +98,7 @@ def server(tmp_path_factory):
     config.write_text("model_config_list {\n" + "\n".join(entries) + "\n}\n")
     models = ServedModels.from_config_file(config, file_system_poll_seconds=0)
     flask_app = serving_app.create_app(registry=models, max_batch=32)
-    with helpers.ServerThread(flask_app, threads=4) as running:
+    with helpers.RestServerThread(flask_app, threads=4) as running:
         yield running
     models.stop()
 

@@ -64,7 +64,7 @@ def test_errors_are_the_flask_apps(app, method, path, body, status, fragment):
 
 
 def test_a_body_over_the_limit_is_413_and_only_read_for_a_served_model(app, monkeypatch):
-    monkeypatch.setattr(app.wsgi_app, "max_content_length", 64)
+    monkeypatch.setattr(app.wsgi_app.endpoint, "max_content_length", 64)
     client = app.test_client()
     r = client.post(URL, json={"instances": _z(2)})
     assert r.status_code == 413 and r.get_json() == {"error": "Request body too large"}

@@ -370,12 +370,12 @@ def test_hot_pickup_rollback_and_failed_version(tmp_path):
 
 @pytest.mark.slow
 def test_real_server_polls_and_serves_concurrently(tmp_path):
-    """Over loopback with waitress: polling picks up a new version with no restart."""
+    """Over loopback through the REST server: polling picks up a new version with no restart."""
     base = tmp_path / "generator"
     gan_export.export_generator(tiny_generator(False, seed=1), base, latent_dim=LATENT)
     app = serving_app.create_app(base, "generator", poll_seconds=0.2)
     try:
-        with helpers.ServerThread(app, threads=4) as server:
+        with helpers.RestServerThread(app, threads=4) as server:
             url = f"{server.url}/v1/models/generator"
             assert requests.get(url, timeout=60).json() == _ok_status("1")
             body = {"instances": _z(2).tolist()}

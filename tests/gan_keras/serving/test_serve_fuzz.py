@@ -3,7 +3,7 @@
 A seeded generator mutates valid requests (both formats, several signatures, conditional and
 unconditional models): byte edits, type swaps, deep nesting, huge numbers, NaN/Infinity,
 duplicate keys, ragged and oversized arrays, bad encodings. The bulk goes over loopback to real
-waitress servers (every few hundred bodies, the status endpoint must still answer); a thousand more
+REST servers (every few hundred bodies, the status endpoint must still answer); a thousand more
 go through Flask's test client.
 """
 
@@ -365,8 +365,8 @@ def test_fuzz_predict_over_loopback(apps):
     counts = collections.Counter()
     bodies = [("uncond", b"[" * 100_000)] + fuzz_bodies(seed=1, count=LOOPBACK_BODIES - 1)
     with (
-        helpers.ServerThread(apps["uncond"], threads=2) as uncond,
-        helpers.ServerThread(apps["cond"], threads=2) as cond,
+        helpers.RestServerThread(apps["uncond"], threads=2) as uncond,
+        helpers.RestServerThread(apps["cond"], threads=2) as cond,
         requests.Session() as session,
     ):
         urls = {"uncond": uncond.url, "cond": cond.url}
