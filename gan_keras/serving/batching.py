@@ -20,7 +20,10 @@ Why: one model call per request pays the call's fixed cost (Python dispatch, the
 concrete function's call, small matrix products) per request; under many concurrent
 clients, requests queue behind each other anyway, and merging the queued ones into one call
 turns that waiting into throughput. As in TF Serving, with ``batch_timeout_micros`` 0 a
-lone request is not delayed: a batch forms only out of requests that would have waited.
+lone request is not delayed: a batch forms only out of requests that would have waited. A
+lone request from a thread (gRPC) runs on that thread when nothing is queued and a batch slot
+is free, rather than being handed to a batch thread and back; one waiting on the REST
+server's event loop holds no thread, so it goes to a batch thread either way.
 
 Which requests merge (the batch key): the same `Servable` (model and version), the same
 signature, inputs with a free leading dimension (``[None, ...]`` in the signature) of equal
@@ -237,6 +240,8 @@ class _Task:
     done: object
     outputs: dict | None = None
     error: BaseException | None = None
+    # Set when the caller runs the request's batch on its own thread (Batcher.run).
+    batch_here: object = None
 
     def result(self) -> dict:
         if self.error is not None:
@@ -257,7 +262,10 @@ class _Batch:
 
 
 class Batcher:
-    """Queues batchable requests per batch key and runs them, merged, on its own threads."""
+    """Queues batchable requests per batch key and runs them, merged, on its own threads.
+
+    A request waits either on its own thread (`run`: the gRPC service, the WSGI route) or on an
+    event loop (`run_async`: the REST server), and both kinds merge in the same batches."""
 
     def __init__(self, params: BatchingParameters, observe_batch=None):
         """`observe_batch(model_name, signature_name, padded_size, queue_seconds_per_request)`
@@ -267,6 +275,9 @@ class Batcher:
         self._cond = threading.Condition()
         self._queues: dict[tuple, collections.deque] = {}
         self._stopped = False
+        # Batches running, on batch threads or on a caller's (Batcher.run), at most
+        # num_batch_threads.
+        self._running = 0
         # Servable -> signatures whose outputs turned out not to split by rows.
         self._unsplittable = weakref.WeakKeyDictionary()
         self._threads = [
@@ -316,9 +327,16 @@ class Batcher:
         requests where possible; `run(servable, signature_name, inputs)` is the model call.
         Blocks the calling thread until they are ready. A full queue -> ServingError 503, at
         once."""
-        task = self.enqueue(servable, signature_name, inputs, run, model_name, threading.Event())
+        task = self.enqueue(
+            servable, signature_name, inputs, run, model_name, threading.Event(), run_here=True
+        )
         if task is None:
             return run(servable, signature_name, inputs)
+        if task.batch_here is not None:
+            try:
+                self._execute(task.batch_here)
+            finally:
+                self._finished()
         task.done.wait()
         return task.result()
 
@@ -338,10 +356,17 @@ class Batcher:
         await future
         return task.result()
 
-    def enqueue(self, servable, signature_name, inputs, run, model_name, done):
+    def enqueue(self, servable, signature_name, inputs, run, model_name, done, run_here=False):
         """Queues the request with `done` (`set()` once its outputs or error are in place) and
         returns its task; None if it cannot merge with others (the caller runs it on its own,
-        as with batching off). A full queue -> ServingError 503."""
+        as with batching off). A full queue -> ServingError 503.
+
+        `run_here`: a caller that can run the model itself (a thread, not an event loop). When
+        nothing is queued, a batch slot is free and batches do not wait for more requests
+        (`batch_timeout_micros` 0), the request is not queued: its one-request batch is
+        `task.batch_here`, for the caller to run and then release (`_finished`). A lone client
+        then pays no hand-off to a batch thread and back; requests that come meanwhile queue
+        and merge as before."""
         plan = self._plan(servable, signature_name, inputs)
         if plan is None:
             return None
@@ -350,6 +375,17 @@ class Batcher:
         with self._cond:
             if self._stopped:
                 raise ServingError("The server is shutting down", 503)
+            if (
+                run_here
+                and not self._queues
+                and self._running < self.params.num_batch_threads
+                and self.params.batch_timeout_micros == 0
+            ):
+                self._running += 1
+                task.batch_here = _Batch(
+                    key, servable, signature_name, model_name, batched, task.enqueued, [task], rows
+                )
+                return task
             queue = self._queues.setdefault(key, collections.deque())
             if queue and queue[-1].rows + rows <= self.params.max_batch_size:
                 batch = queue[-1]
@@ -398,10 +434,14 @@ class Batcher:
         while True:
             with self._cond:
                 while True:
-                    batch, wait = self._next_batch()
-                    if batch is not None:
-                        break
-                    if self._stopped:
+                    if self._running < self.params.num_batch_threads:
+                        batch, wait = self._next_batch()
+                        if batch is not None:
+                            self._running += 1
+                            break
+                    else:  # every slot is taken (a caller runs a batch): wait for one
+                        wait = None
+                    if self._stopped and not self._queues:
                         return
                     self._cond.wait(wait)
             try:
@@ -412,6 +452,14 @@ class Batcher:
                     if not task.done.is_set():
                         task.error = e
                         task.done.set()
+            finally:
+                self._finished()
+
+    def _finished(self) -> None:
+        """A batch is done: its slot is free."""
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
 
     def _execute(self, batch: _Batch) -> None:
         start = time.perf_counter()

@@ -99,6 +99,7 @@ class FakeServable:
             "sample": {"n": tf.TensorSpec([], tf.int32)},
         }
         self.calls = []  # the inputs of every model call, in order
+        self.threads = []  # the thread of every model call
         self.gate = threading.Event()
         self.gate.set()
         self.running = threading.Event()
@@ -106,6 +107,7 @@ class FakeServable:
     def run(self, servable, signature_name, inputs):
         assert servable is self
         self.calls.append((signature_name, {k: np.array(v) for k, v in inputs.items()}))
+        self.threads.append(threading.current_thread().name)
         self.running.set()
         assert self.gate.wait(GUARD_SECONDS), "the test never released the model call"
         z = inputs.get("z")
@@ -475,6 +477,31 @@ def test_a_bad_request_is_refused_alone_and_a_full_queue_is_503_and_unavailable(
         assert {s.labels["entrypoint"] for s in unavailable} == {"REST", "gRPC"}
     finally:
         served.close()
+
+
+def test_a_lone_request_runs_on_its_callers_thread_within_the_bound(harness):
+    """Nothing queued and a batch slot free: no hand-off to a batch thread. The caller's run
+    takes the slot, so requests that come meanwhile queue, and merge, behind it."""
+    h = harness(max_batch_size=32)
+    held = h.hold_the_model()  # one request, alone: it runs on its pool thread
+    assert h.model.threads == [h.model.threads[0]] and h.model.threads[0].startswith("Thread")
+    later = [h.submit({"z": _z(2, 10 * i), "scale": np.float32(1)}) for i in range(3)]
+    assert len(h.model.calls) == 1  # one slot (num_batch_threads 1): the others wait
+    h.release()
+    assert held.result(GUARD_SECONDS)["row"].tolist() == [1000.0]
+    for i, future in enumerate(later):
+        assert future.result(GUARD_SECONDS)["row"].tolist() == [10.0 * i, 10.0 * i + 1]
+    assert [b[2] for b in h.batches] == [1, 6]
+    assert h.model.threads[1] == "batch-0"  # the merged call, on the batch thread
+
+
+def test_with_a_batch_timeout_a_lone_request_still_waits_for_company(harness):
+    h = harness(max_batch_size=2, batch_timeout_micros=3_600_000_000)
+    first = h.submit({"z": _z(1, 0), "scale": np.float32(1)})
+    second = h.submit({"z": _z(1, 5), "scale": np.float32(1)})
+    assert first.result(GUARD_SECONDS)["row"].tolist() == [0.0]
+    assert second.result(GUARD_SECONDS)["row"].tolist() == [5.0]
+    assert [b[2] for b in h.batches] == [2] and h.model.threads == ["batch-0"]
 
 
 # ----------------------------------------------------------------------------
