@@ -26,7 +26,12 @@ import pathlib
 from absl import app, flags
 
 from gan_keras.provenance import flags as provenance_flags
-from gan_keras.serving import batching, model_config, server
+from gan_keras.serving import model_config, server
+from gan_keras.serving.batching_parameters import (
+    BatchingConfigError,
+    BatchingParameters,
+    read_batching_parameters_file,
+)
 from gan_keras.storage import filesystem
 
 _PORT = flags.DEFINE_integer(
@@ -199,11 +204,11 @@ def main(argv):
     if _ENABLE_BATCHING.value:
         try:
             batching_parameters = (
-                batching.read_batching_parameters_file(_BATCHING_PARAMETERS_FILE.value)
+                read_batching_parameters_file(_BATCHING_PARAMETERS_FILE.value)
                 if _BATCHING_PARAMETERS_FILE.value
-                else batching.BatchingParameters()
+                else BatchingParameters()
             )
-        except batching.BatchingConfigError as e:
+        except BatchingConfigError as e:
             raise app.UsageError(str(e)) from None
     elif _BATCHING_PARAMETERS_FILE.value:
         raise app.UsageError("--batching_parameters_file needs --enable_batching")

@@ -6,6 +6,7 @@
                   version labels, config reloads; resolves a request's name, version, label
     model_config  --model_config_file: TF Serving's ModelServerConfig, parsed and checked
     batching      --enable_batching: concurrent :predict requests merged into one model call
+    batching_parameters  --batching_parameters_file: TF Serving's BatchingParameters, checked
     codec         signature lookup and input checks (both APIs); TF Serving's REST formats:
                   predict requests (row/columnar), responses (`_bytes` outputs as b64), errors
     app           the Flask app: the REST routes (status, metadata, :predict, the image

@@ -84,7 +84,8 @@ from gan_keras.export import layout
 from gan_keras.provenance import detection
 from gan_keras.provenance.stamp import Stamper
 from gan_keras.serving import image_endpoints, playground
-from gan_keras.serving.batching import Batcher, BatchingParameters
+from gan_keras.serving.batching import Batcher
+from gan_keras.serving.batching_parameters import BatchingParameters
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.credentials import ServerProvenance
 from gan_keras.serving.models import ServedModels

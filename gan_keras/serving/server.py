@@ -5,7 +5,7 @@ import logging
 import os
 
 from gan_keras.serving.app import create_app
-from gan_keras.serving.batching import BatchingParameters
+from gan_keras.serving.batching_parameters import BatchingParameters
 from gan_keras.serving.models import ServedModels
 
 logger = logging.getLogger(__name__)

@@ -21,8 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from gan_keras.serving import app as serving_app
-from gan_keras.serving import batching, grpc_service
-from gan_keras.serving.batching import BatchingConfigError, BatchingParameters
+from gan_keras.serving import batching, batching_parameters, grpc_service
+from gan_keras.serving.batching_parameters import BatchingConfigError, BatchingParameters
 from gan_keras.serving.codec import ServingError
 
 LATENT = 8
@@ -46,14 +46,14 @@ def test_parameters_file_in_tf_servings_text_format(tmp_path):
         'thread_pool_name { value: "ignored" }\n'
         "allowed_batch_sizes: 2\nallowed_batch_sizes: 4\nallowed_batch_sizes: 8\n"
     )
-    assert batching.read_batching_parameters_file(path) == BatchingParameters(
+    assert batching_parameters.read_batching_parameters_file(path) == BatchingParameters(
         max_batch_size=8,
         batch_timeout_micros=500,
         max_enqueued_batches=3,
         num_batch_threads=2,
         allowed_batch_sizes=(2, 4, 8),
     )
-    defaults = batching.parse_batching_parameters("")
+    defaults = batching_parameters.parse_batching_parameters("")
     assert (defaults.max_batch_size, defaults.batch_timeout_micros) == (1000, 0)
     assert defaults.max_enqueued_batches == 10 and defaults.num_batch_threads >= 1
 
@@ -78,7 +78,7 @@ def test_parameters_file_in_tf_servings_text_format(tmp_path):
 )
 def test_bad_parameters_are_refused_naming_the_field(text, fragment):
     with pytest.raises(BatchingConfigError, match=fragment):
-        batching.parse_batching_parameters(text)
+        batching_parameters.parse_batching_parameters(text)
 
 
 # ----------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import grpc_service, model_config
-from gan_keras.serving.batching import BatchingParameters
+from gan_keras.serving.batching_parameters import BatchingParameters
 from gan_keras.serving.codec import ServingError
 from gan_keras.serving.model_config import ModelConfigError
 from gan_keras.serving.models import ServedModels

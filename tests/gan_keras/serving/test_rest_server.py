@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from gan_keras.export import sampling_model as gan_export
 from gan_keras.serving import app as serving_app
 from gan_keras.serving import rest_predict
-from gan_keras.serving.batching import BatchingParameters
+from gan_keras.serving.batching_parameters import BatchingParameters
 
 LATENT = 8
 URL = "/v1/models/generator:predict"

@@ -4,7 +4,7 @@ default_grpc_threads)."""
 import pytest
 
 from gan_keras.serving import server
-from gan_keras.serving.batching import BatchingParameters
+from gan_keras.serving.batching_parameters import BatchingParameters
 
 
 @pytest.fixture
