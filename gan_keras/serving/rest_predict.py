@@ -12,8 +12,8 @@ any other method on a :predict path (Flask answers 405), goes to Flask.
 
 - `PredictRoute`, WSGI middleware around the Flask app (its test client, any WSGI server);
 - `PredictEndpoint.answer_async`, the event-loop server's (gan_keras.serving.rest_server):
-  a small request is decoded and encoded on the loop and waits for its merged model call
-  without holding a thread; a large one runs the WSGI route's steps on a worker thread.
+  a request waits for its merged model call without holding a thread, and is decoded and
+  encoded on the loop unless its body is large (then on a worker thread).
 """
 
 import asyncio
@@ -95,7 +95,9 @@ class PredictEndpoint:
                 signature_name, arrays, row_format = codec.decode_predict_request(
                     read_body(), servable
                 )
-                data = self._predict(servable, name, signature_name, arrays, row_format)
+                codec.check_limits(arrays, servable, self.max_batch, signature_name)
+                outputs = self.run_predict(servable, name, signature_name, arrays)
+                data = codec.predict_response_json(outputs, row_format)
                 status = 200
         except Exception as e:
             status, data = self._error(e, path)
@@ -111,34 +113,32 @@ class PredictEndpoint:
             name, version, label = self.model_of(path)
             with self.models.lease(name, version, label) as servable:
                 body = await receive_body(self.max_content_length)
-                if len(body) > LOOP_BODY_BYTES:
-                    loop = asyncio.get_running_loop()
+                # A large body's decoding and its answer's encoding would hold the loop.
+                on_worker = len(body) > LOOP_BODY_BYTES
+                loop = asyncio.get_running_loop()
+                if on_worker:
                     signature_name, arrays, row_format = await loop.run_in_executor(
                         executor, codec.decode_predict_request, body, servable
-                    )
-                    data = await loop.run_in_executor(
-                        executor, self._predict, servable, name, signature_name, arrays, row_format
                     )
                 else:
                     signature_name, arrays, row_format = codec.decode_predict_request(
                         body, servable
                     )
-                    codec.check_limits(arrays, servable, self.max_batch, signature_name)
-                    outputs = await self.run_predict_async(
-                        servable, name, signature_name, arrays, executor
+                codec.check_limits(arrays, servable, self.max_batch, signature_name)
+                outputs = await self.run_predict_async(
+                    servable, name, signature_name, arrays, executor
+                )
+                if on_worker:
+                    data = await loop.run_in_executor(
+                        executor, codec.predict_response_json, outputs, row_format
                     )
+                else:
                     data = codec.predict_response_json(outputs, row_format)
                 status = 200
         except Exception as e:
             status, data = self._error(e, path)
         self._observe(start, name, signature_name, status)
         return status, data
-
-    def _predict(self, servable, name: str, signature_name, arrays, row_format) -> bytes:
-        """The JSON answer to decoded inputs, on this thread."""
-        codec.check_limits(arrays, servable, self.max_batch, signature_name)
-        outputs = self.run_predict(servable, name, signature_name, arrays)
-        return codec.predict_response_json(outputs, row_format)
 
     @staticmethod
     def _error(e: Exception, path: str) -> tuple[int, bytes]:

@@ -17,7 +17,8 @@ thread for :predict behind uvicorn saved 0.1 ms of the 0.9 (one run): the thread
 not the parsing, were most of it.
 
 `--rest_api_num_threads` sizes the worker pool: Flask's requests, the model calls that do not
-merge (batching off, or an unbatchable signature) and large :predict bodies. A request waiting
+merge (batching off, or an unbatchable signature) and the decoding and encoding of large
+:predict bodies. A request waiting
 in a batch queue holds no thread.
 """
 

@@ -96,15 +96,18 @@ def test_answers_are_the_flask_apps_byte_for_byte(make_server, method, path, bod
     assert counted and all(value == 2 for _, value in counted), counted
 
 
-def test_waiting_requests_hold_no_thread_and_merge(make_server):
+@pytest.mark.parametrize("rows", [1, 120])  # 120 rows: a body decoded on the worker
+def test_waiting_requests_hold_no_thread_and_merge(make_server, rows):
     """One worker thread, eight concurrent requests, a batch that runs only once full: they
     can all be answered only if none holds a thread while it waits."""
     params = BatchingParameters(
-        max_batch_size=8, batch_timeout_micros=3_600_000_000, num_batch_threads=1
+        max_batch_size=8 * rows, batch_timeout_micros=3_600_000_000, num_batch_threads=1
     )
     app, server = make_server(batching=params, threads=1)
     servable = app.config["REGISTRY"].current()
-    cases = [_z(1, seed) for seed in range(8)]
+    cases = [_z(rows, seed) for seed in range(8)]
+    if rows > 1:
+        assert len(json.dumps({"instances": cases[0]})) > rest_predict.LOOP_BODY_BYTES
 
     def call(z):
         r = requests.post(server.url + URL, json={"instances": z}, timeout=GUARD_SECONDS)
@@ -123,7 +126,10 @@ def test_waiting_requests_hold_no_thread_and_merge(make_server):
         for s in family.samples
         if s.name in ("gan_serving_batch_size_count", "gan_serving_batch_size_sum")
     }
-    assert counts == {"gan_serving_batch_size_count": 1.0, "gan_serving_batch_size_sum": 8.0}
+    assert counts == {
+        "gan_serving_batch_size_count": 1.0,
+        "gan_serving_batch_size_sum": 8.0 * rows,
+    }
 
 
 @pytest.mark.parametrize("batching", [None, BatchingParameters(num_batch_threads=1)])
