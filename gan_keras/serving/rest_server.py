@@ -18,8 +18,7 @@ not the parsing, were most of it.
 
 `--rest_api_num_threads` sizes the worker pool: Flask's requests, the model calls that do not
 merge (batching off, or an unbatchable signature) and the decoding and encoding of large
-:predict bodies. A request waiting
-in a batch queue holds no thread.
+:predict bodies. A request waiting in a batch queue holds no thread.
 """
 
 import logging
